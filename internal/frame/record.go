@@ -1,0 +1,57 @@
+// Package frame holds what lablog records: frames and connection events of a
+// stream, and how a frame is split into the JSON messages glued inside it.
+// It does no I/O.
+package frame
+
+import (
+	"fmt"
+	"time"
+)
+
+// Kind says what a Record holds.
+type Kind uint8
+
+const (
+	// Text is a text websocket frame; Data holds its exact bytes.
+	Text Kind = 1
+	// Binary is a binary websocket frame; Data holds its exact bytes.
+	Binary Kind = 2
+	// Connected marks a (re)connection; Data holds the URL dialled (no secrets).
+	Connected Kind = 3
+	// Disconnected marks a lost connection; Data holds the reason.
+	Disconnected Kind = 4
+	// Oversize marks a frame longer than the read limit; Data holds the detail.
+	Oversize Kind = 5
+	// Overflow marks frames dropped because the writer queue was full; Data
+	// holds the count, so a gap is always visible in the data.
+	Overflow Kind = 6
+)
+
+var kindNames = map[Kind]string{
+	Text:         "text",
+	Binary:       "binary",
+	Connected:    "connected",
+	Disconnected: "disconnected",
+	Oversize:     "oversize",
+	Overflow:     "overflow",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// IsEvent reports whether the record describes the connection rather than
+// carrying a frame from the lab.
+func (k Kind) IsEvent() bool { return k != Text && k != Binary }
+
+// Record is one entry of a stream as received, before it is committed.
+type Record struct {
+	Stream      string
+	Received    time.Time // wall clock when the frame arrived
+	ClockSynced bool      // whether the wall clock was NTP-synced then
+	Kind        Kind
+	Data        []byte
+}

@@ -1,0 +1,338 @@
+package frame
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Message is one JSON value of a frame. Raw is a slice of the frame; the Raw of
+// all messages of a frame, concatenated, give back the frame byte for byte
+// (whitespace between glued values stays with the value before it).
+//
+// The typed fields are filled from a top-level object when present and of the
+// expected type; a missing or odd field is simply nil, the raw text keeps it.
+type Message struct {
+	Raw      []byte
+	User     *string
+	T        *int64 // milliseconds since the Unix epoch, as the lab UI sent it
+	Exp      *string
+	Hardware *string
+	Course   *string
+	Type     *string
+	Payload  []byte // the payload value's JSON text, as sent (may hold NaN)
+	Err      string // why the message could not be parsed; empty when it was
+}
+
+// Split cuts a text frame into its messages. The relay glues queued messages
+// into one frame ({..}{..}), and analytics responses may hold NaN or Infinity,
+// which encoding/json rejects, so the boundaries are found by a tolerant,
+// non-recursive scanner. Split never fails: what cannot be parsed becomes one
+// message carrying the rest of the frame and the reason.
+func Split(b []byte) []Message {
+	if len(b) == 0 {
+		return []Message{{Raw: b, Err: "empty frame"}}
+	}
+	if !utf8.Valid(b) {
+		return []Message{{Raw: b, Err: "invalid UTF-8"}}
+	}
+	var msgs []Message
+	start := 0 // start of the current message's raw span
+	for {
+		i := skipSpace(b, start)
+		if i == len(b) {
+			if len(msgs) == 0 {
+				return []Message{{Raw: b, Err: "no JSON value"}}
+			}
+			return msgs
+		}
+		end, err := scanValue(b, i)
+		if err != nil {
+			return append(msgs, Message{Raw: b[start:], Err: err.Error()})
+		}
+		next := skipSpace(b, end)
+		msg := Message{Raw: b[start:next]}
+		parseFields(&msg, b[i:end])
+		msgs = append(msgs, msg)
+		start = next
+	}
+}
+
+// parseFields fills the typed fields of msg from the JSON value v, which the
+// scanner has already checked.
+func parseFields(msg *Message, v []byte) {
+	if v[0] != '{' {
+		msg.Err = "not a JSON object"
+		return
+	}
+	i := skipSpace(v, 1)
+	for v[i] != '}' {
+		keyEnd, _ := scanString(v, i)
+		key := unquote(v[i:keyEnd])
+		i = skipSpace(v, keyEnd)
+		i = skipSpace(v, i+1) // past ':'
+		valEnd, _ := scanValue(v, i)
+		val := v[i:valEnd]
+		switch key {
+		case "user":
+			msg.User = stringValue(val)
+		case "exp":
+			msg.Exp = stringValue(val)
+		case "hardware":
+			msg.Hardware = stringValue(val)
+		case "course":
+			msg.Course = stringValue(val)
+		case "type":
+			msg.Type = stringValue(val)
+		case "t":
+			msg.T = millisValue(val)
+		case "payload":
+			msg.Payload = val
+		}
+		i = skipSpace(v, valEnd)
+		if v[i] == ',' {
+			i = skipSpace(v, i+1)
+		}
+	}
+}
+
+func unquote(s []byte) string {
+	var out string
+	if err := json.Unmarshal(s, &out); err != nil {
+		return ""
+	}
+	return out
+}
+
+func stringValue(v []byte) *string {
+	if v[0] != '"' {
+		return nil
+	}
+	s := unquote(v)
+	return &s
+}
+
+// millisValue reads a numeric timestamp; fractions are truncated, anything
+// else (strings, NaN, out of range) gives nil.
+func millisValue(v []byte) *int64 {
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		return &n
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) >= 1<<63 {
+		return nil
+	}
+	n := int64(f)
+	return &n
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// syntaxError describes where a JSON value went wrong.
+type syntaxError struct {
+	off int
+	msg string
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("invalid JSON at byte %d: %s", e.off, e.msg) }
+
+var errUnexpectedEnd = errors.New("unexpected end")
+
+func fail(off int, format string, args ...any) error {
+	return &syntaxError{off: off, msg: fmt.Sprintf(format, args...)}
+}
+
+// scanValue returns the end of the JSON value starting at b[i]. It keeps its
+// own stack of open containers, so deep nesting cannot overflow the goroutine
+// stack. NaN, Infinity and -Infinity are accepted as numbers.
+func scanValue(b []byte, i int) (int, error) {
+	var stack []byte // open containers: '{' or '['
+	for {
+		// Expecting a value at b[i].
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, fail(i, "%v, expected a value", errUnexpectedEnd)
+		}
+		switch c := b[i]; {
+		case c == '{':
+			i = skipSpace(b, i+1)
+			if i < len(b) && b[i] == '}' {
+				i++
+				break
+			}
+			stack = append(stack, '{')
+			var err error
+			if i, err = scanKey(b, i); err != nil {
+				return i, err
+			}
+			continue
+		case c == '[':
+			i = skipSpace(b, i+1)
+			if i < len(b) && b[i] == ']' {
+				i++
+				break
+			}
+			stack = append(stack, '[')
+			continue
+		case c == '"':
+			end, err := scanString(b, i)
+			if err != nil {
+				return end, err
+			}
+			i = end
+		default:
+			end, err := scanScalar(b, i)
+			if err != nil {
+				return end, err
+			}
+			i = end
+		}
+		// A value ended at i: close containers or move to the next element.
+		for {
+			if len(stack) == 0 {
+				return i, nil
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return i, fail(i, "%v inside %s", errUnexpectedEnd, containerName(stack[len(stack)-1]))
+			}
+			top := stack[len(stack)-1]
+			switch {
+			case b[i] == ',':
+				i++
+				if top == '{' {
+					var err error
+					if i, err = scanKey(b, i); err != nil {
+						return i, err
+					}
+				}
+			case top == '{' && b[i] == '}', top == '[' && b[i] == ']':
+				stack = stack[:len(stack)-1]
+				i++
+				continue
+			default:
+				return i, fail(i, "unexpected %q inside %s", b[i], containerName(top))
+			}
+			break
+		}
+	}
+}
+
+func containerName(c byte) string {
+	if c == '{' {
+		return "object"
+	}
+	return "array"
+}
+
+// scanKey reads `"key" :` and returns the index after the colon.
+func scanKey(b []byte, i int) (int, error) {
+	i = skipSpace(b, i)
+	if i >= len(b) || b[i] != '"' {
+		return i, fail(i, "expected a string key")
+	}
+	end, err := scanString(b, i)
+	if err != nil {
+		return end, err
+	}
+	i = skipSpace(b, end)
+	if i >= len(b) || b[i] != ':' {
+		return i, fail(i, "expected ':' after key")
+	}
+	return i + 1, nil
+}
+
+// scanString returns the end of the string literal starting at b[i] == '"'.
+func scanString(b []byte, i int) (int, error) {
+	start := i
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, nil
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return i, fail(i, "%v in string", errUnexpectedEnd)
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
+					return i, fail(i, "bad \\u escape")
+				}
+				i += 4
+			default:
+				return i, fail(i, "bad escape %q", b[i])
+			}
+		case c < 0x20:
+			return i, fail(i, "control character in string")
+		}
+	}
+	return i, fail(start, "%v in string", errUnexpectedEnd)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+var literals = []string{"true", "false", "null", "NaN", "Infinity", "-Infinity"}
+
+// scanScalar reads a literal or a number.
+func scanScalar(b []byte, i int) (int, error) {
+	for _, lit := range literals {
+		if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
+			return i + len(lit), nil
+		}
+	}
+	start := i
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = skipDigits(b, i)
+	default:
+		if i < len(b) {
+			return i, fail(i, "unexpected %q", b[i])
+		}
+		return i, fail(i, "%v in number", errUnexpectedEnd)
+	}
+	if i < len(b) && b[i] == '.' {
+		if i+1 >= len(b) || !isDigit(b[i+1]) {
+			return i, fail(start, "bad number")
+		}
+		i = skipDigits(b, i+1)
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, fail(start, "bad number")
+		}
+		i = skipDigits(b, i)
+	}
+	return i, nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && isDigit(b[i]) {
+		i++
+	}
+	return i
+}
