@@ -1,0 +1,242 @@
+// Package config reads lablog.yaml: the file format, its defaults and its
+// validation. It does no I/O beyond reading the file in Load.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a whole lablog.yaml. Keys left out of the file keep the values
+// from Default.
+type Config struct {
+	Buffer     Buffer     `yaml:"buffer"`
+	Archive    Archive    `yaml:"archive"`
+	Compaction Compaction `yaml:"compaction"`
+	Sources    Sources    `yaml:"sources"`
+	// StreamSpecs are the entries of the streams list as written; Streams
+	// expands them. (The field cannot share the method's name.)
+	StreamSpecs []StreamSpec `yaml:"streams"`
+}
+
+// Buffer configures the bbolt buffer on the SD card.
+type Buffer struct {
+	// Path of the bbolt file. A relative path is resolved against the
+	// directory of the config file by Load (Parse leaves it as written).
+	Path string `yaml:"path"`
+	// MaxSize is bbolt's Options.MaxSize: without it bbolt panics past
+	// 2 GiB on 32-bit ARM.
+	MaxSize Size `yaml:"max_size"`
+	// Queue is how many frames may wait between the sources and the writer.
+	Queue int `yaml:"queue"`
+}
+
+// Require says how the compactor decides that the archive drive is mounted,
+// so that it never fills the SD card's mount point by mistake.
+type Require string
+
+const (
+	// RequireMarker needs the file MarkerFile in the archive path.
+	RequireMarker Require = "marker"
+	// RequireMountpoint needs the archive path to be a mount point.
+	RequireMountpoint Require = "mountpoint"
+	// RequireNone writes wherever the path is.
+	RequireNone Require = "none"
+)
+
+// MarkerFile is the file that must exist in archive.path when
+// archive.require is "marker".
+const MarkerFile = ".lablog-archive"
+
+// Archive configures the Parquet archive on the USB drive.
+type Archive struct {
+	// Path of the archive root. A relative path is resolved against the
+	// directory of the config file by Load (Parse leaves it as written).
+	Path         string  `yaml:"path"`
+	Require      Require `yaml:"require"`
+	RowGroupRows int     `yaml:"row_group_rows"`
+}
+
+// Compaction schedules moves from the buffer to the archive.
+type Compaction struct {
+	// Grace is how long after the hour closes the run starts, so that
+	// frames still in flight for that hour are committed first.
+	Grace time.Duration `yaml:"grace"`
+	// Retry is the wait before running again after a failed compaction.
+	Retry    time.Duration `yaml:"retry"`
+	Interval time.Duration `yaml:"interval"`
+	// OpenHours also archives the current, still open hour at each run
+	// (demo and tests).
+	OpenHours bool `yaml:"open_hours"`
+}
+
+// Sources holds the websocket settings shared by every stream.
+type Sources struct {
+	ReadLimit    Size          `yaml:"read_limit"`
+	PingInterval time.Duration `yaml:"ping_interval"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	MinBackoff   time.Duration `yaml:"min_backoff"`
+	MaxBackoff   time.Duration `yaml:"max_backoff"`
+}
+
+// StreamSpec is one entry of the streams list. Name is a stream name or,
+// with RelayHost, a range: spin30-41 (or spin30-spin41) stands for
+// spin30..spin41, padded to the width of the first number (pend00-03 gives
+// pend00..pend03). A name whose last "-" has digits on both sides is always
+// read as a range.
+type StreamSpec struct {
+	Name string `yaml:"name"`
+	// URL is a plain ws or wss URL for this one stream.
+	URL string `yaml:"url"`
+	// RelayHost is a relay host's base URL (ws, wss, http or https); the
+	// stream is read from <base>/ws/<name>.
+	RelayHost string `yaml:"relay_host"`
+}
+
+// Stream is one stream to record, after ranges are expanded.
+type Stream struct {
+	Name string
+	URL  string // the websocket URL to dial
+}
+
+// Default returns the values used for every key a file leaves out:
+//
+//	buffer.path              /var/lib/lablog/buffer.db
+//	buffer.max_size          1GiB
+//	buffer.queue             16384
+//	archive.path             /media/lablog
+//	archive.require          marker
+//	archive.row_group_rows   50000
+//	compaction.grace         2m
+//	compaction.retry         1m
+//	compaction.interval      1h
+//	compaction.open_hours    false
+//	sources.read_limit       1MiB
+//	sources.ping_interval    20s
+//	sources.read_timeout     60s
+//	sources.min_backoff      1s
+//	sources.max_backoff      60s
+//
+// There is no default stream: a file must list at least one.
+func Default() Config {
+	return Config{
+		Buffer: Buffer{
+			Path:    "/var/lib/lablog/buffer.db",
+			MaxSize: 1 * GiB,
+			Queue:   16384,
+		},
+		Archive: Archive{
+			Path:         "/media/lablog",
+			Require:      RequireMarker,
+			RowGroupRows: 50000,
+		},
+		Compaction: Compaction{
+			Grace:    2 * time.Minute,
+			Retry:    time.Minute,
+			Interval: time.Hour,
+		},
+		Sources: Sources{
+			ReadLimit:    1 * MiB,
+			PingInterval: 20 * time.Second,
+			ReadTimeout:  60 * time.Second,
+			MinBackoff:   time.Second,
+			MaxBackoff:   60 * time.Second,
+		},
+	}
+}
+
+//go:embed example.yaml
+var example []byte
+
+// Example returns a commented lablog.yaml that documents every key with its
+// default value.
+func Example() []byte {
+	return bytes.Clone(example)
+}
+
+// Load reads, parses and validates the config file at path. Relative
+// buffer.path and archive.path are resolved against the file's directory, so
+// a config folder can be moved as a whole.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data, path)
+	if err != nil {
+		return Config{}, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return Config{}, fmt.Errorf("config dir: %w", err)
+	}
+	c.Buffer.Path = resolve(dir, c.Buffer.Path)
+	c.Archive.Path = resolve(dir, c.Archive.Path)
+	return c, nil
+}
+
+func resolve(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// Parse decodes and validates one YAML document. name is used in error
+// messages only. Relative paths are left as written (relative to the working
+// directory). Problems in the file are returned as Errors, every one at once.
+func Parse(data []byte, name string) (Config, error) {
+	root, errs := document(data)
+	if errs != nil {
+		return Config{}, errs.in(name)
+	}
+	idx := indexKeys(root)
+
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		// Fields that failed to decode keep their defaults, so validating
+		// now would only add noise: report the decode problems alone.
+		return Config{}, decodeErrors(err, idx).in(name)
+	}
+	if err := c.Validate(); err != nil {
+		errs := err.(Errors)
+		for i := range errs {
+			errs[i].Line = idx.line(errs[i].Field)
+		}
+		return Config{}, errs.in(name)
+	}
+	return c, nil
+}
+
+// document returns the single YAML document in data, rejecting an empty file
+// and a file of several documents (the decoder would silently read the first).
+func document(data []byte) (*yaml.Node, Errors) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) || err == nil && len(doc.Content) == 1 && doc.Content[0].Tag == "!!null" {
+		return nil, Errors{{Msg: "file is empty: it needs at least a streams list"}}
+	}
+	if err != nil {
+		return nil, decodeErrors(err, keyIndex{})
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, Errors{{Line: root.Line, Msg: "the top level must be a mapping of sections (buffer, archive, compaction, sources, streams)"}}
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return nil, Errors{{Line: next.Line, Msg: "more than one YAML document (---): the file must hold exactly one"}}
+	}
+	return root, nil
+}

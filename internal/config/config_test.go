@@ -1,0 +1,278 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const oneStream = "streams:\n  - name: spin30\n    relay_host: ws://h:8888\n"
+
+func mustParse(t *testing.T, src string) Config {
+	t.Helper()
+	c, err := Parse([]byte(src), "lablog.yaml")
+	if err != nil {
+		t.Fatalf("Parse:\n%v", err)
+	}
+	return c
+}
+
+// parseErr parses src, which must fail with Errors, and returns them printed.
+func parseErr(t *testing.T, src string) string {
+	t.Helper()
+	_, err := Parse([]byte(src), "lablog.yaml")
+	if err == nil {
+		t.Fatalf("Parse(%q) succeeded, want an error", src)
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse error is %T, want Errors: %v", err, err)
+	}
+	return err.Error()
+}
+
+func TestDefaultsApplied(t *testing.T) {
+	c := mustParse(t, oneStream)
+	want := Default()
+	want.StreamSpecs = []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got %+v\nwant %+v", c, want)
+	}
+	if err := Default().Validate(); err == nil || err.Error() != "streams: at least one stream is required" {
+		t.Errorf("Default().Validate() = %v, want only the missing streams", err)
+	}
+}
+
+func TestPartialSectionKeepsOtherDefaults(t *testing.T) {
+	c := mustParse(t, "buffer:\n  queue: 10\narchive:\ncompaction:\n  open_hours: true\n"+oneStream)
+	d := Default()
+	if c.Buffer.Queue != 10 || c.Buffer.Path != d.Buffer.Path || c.Buffer.MaxSize != d.Buffer.MaxSize {
+		t.Errorf("buffer = %+v, want queue 10 and default path and max_size", c.Buffer)
+	}
+	if c.Archive != d.Archive {
+		t.Errorf("empty archive section = %+v, want defaults %+v", c.Archive, d.Archive)
+	}
+	if !c.Compaction.OpenHours || c.Compaction.Grace != d.Compaction.Grace {
+		t.Errorf("compaction = %+v, want open_hours and default grace", c.Compaction)
+	}
+}
+
+func TestEveryKeyOverrides(t *testing.T) {
+	c := mustParse(t, `
+buffer: {path: /b.db, max_size: 2MiB, queue: 7}
+archive: {path: /a, require: none, row_group_rows: 9}
+compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
+sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s}
+`+oneStream)
+	want := Config{
+		Buffer:      Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
+		Archive:     Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9},
+		Compaction:  Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
+		Sources:     Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second},
+		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestExampleParsesWithDefaults(t *testing.T) {
+	c, err := Parse(Example(), "example.yaml")
+	if err != nil {
+		t.Fatalf("example does not parse:\n%v", err)
+	}
+	// The example claims to show every default: hold it to that.
+	d := Default()
+	d.StreamSpecs = c.StreamSpecs
+	if !reflect.DeepEqual(c, d) {
+		t.Errorf("example settings differ from Default():\n got %+v\nwant %+v", c, d)
+	}
+	s := c.Streams()
+	if len(s) != 13 || s[0] != (Stream{"spin30", "ws://127.0.0.1:8888/ws/spin30"}) || s[12] != (Stream{"pend00", "wss://example.org/path"}) {
+		t.Errorf("example streams = %v", s)
+	}
+}
+
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	root, err := document(Example())
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, k := range indexKeys(root) {
+		have[k.path] = true
+	}
+	var walk func(tt reflect.Type, path string)
+	walk = func(tt reflect.Type, path string) {
+		for i := range tt.NumField() {
+			p := path + tt.Field(i).Tag.Get("yaml")
+			ft := tt.Field(i).Type
+			if ft.Kind() == reflect.Slice {
+				// streams[0] uses relay_host, streams[1] url.
+				for _, k := range []string{"name", "relay_host"} {
+					if !have[p+"[0]."+k] {
+						t.Errorf("example lacks %s[0].%s", p, k)
+					}
+				}
+				if !have[p+"[1].url"] {
+					t.Errorf("example lacks %s[1].url", p)
+				}
+				continue
+			}
+			if ft.Kind() == reflect.Struct {
+				walk(ft, p+".")
+				continue
+			}
+			if !have[p] {
+				t.Errorf("example lacks key %s", p)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+}
+
+func TestExampleReturnsCopy(t *testing.T) {
+	Example()[0] = 'X'
+	if Example()[0] == 'X' {
+		t.Error("Example returns the embedded bytes, not a copy")
+	}
+}
+
+func TestUnknownKeysKeepLine(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"bogus: 1\n" + oneStream,
+			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, sources, streams)"},
+		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
+			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue)"},
+		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",
+			"lablog.yaml:3: streams[0].relayhost: unknown key (want one of: name, url, relay_host)"},
+		// Every unknown key is reported, not just the first.
+		{"archive:\n  pth: /a\nsources:\n  ping: 1s\n" + oneStream,
+			"lablog.yaml:2: archive.pth: unknown key (want one of: path, require, row_group_rows)\n" +
+				"lablog.yaml:4: sources.ping: unknown key (want one of: read_limit, ping_interval, read_timeout, min_backoff, max_backoff)"},
+	} {
+		if got := parseErr(t, tc.src); got != tc.want {
+			t.Errorf("Parse(%q):\n got %s\nwant %s", tc.src, got, tc.want)
+		}
+	}
+	// The line must survive into the structured error too.
+	_, err := Parse([]byte("buffer:\n  path: /x\n  bogus: 3\n"+oneStream), "f")
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Line != 3 || errs[0].Field != "buffer.bogus" {
+		t.Errorf("errs = %#v, want one error at line 3 on buffer.bogus", errs)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"buffer:\n  queue: many\n" + oneStream,
+			"lablog.yaml:2: buffer.queue: got !!str `many`, want an integer"},
+		{"compaction:\n  grace: 120\n" + oneStream,
+			"lablog.yaml:2: compaction.grace: got !!int `120`, want a duration such as 90s, 2m or 1h"},
+		{"compaction:\n  open_hours: maybe\n" + oneStream,
+			"lablog.yaml:2: compaction.open_hours: got !!str `maybe`, want true or false"},
+		{"buffer:\n  max_size: 1MB\n" + oneStream,
+			`lablog.yaml:2: buffer.max_size: invalid size unit "MB" in "1MB": want B, KiB, MiB or GiB`},
+		{"sources:\n  read_limit: [1]\n" + oneStream,
+			"lablog.yaml:2: sources.read_limit: want a size such as 512KiB, 1MiB or 1GiB"},
+		{"buffer: 3\n" + oneStream,
+			"lablog.yaml:1: buffer: got !!int `3`, want a mapping of keys"},
+		{"streams:\n  - spin30\n",
+			"lablog.yaml:2: streams[0]: got !!str `spin30`, want a mapping with name and url or relay_host"},
+		{"streams:\n  name: spin30\n",
+			"lablog.yaml:2: streams: got !!map, want a list of streams"},
+		{"buffer:\n  queue: 1\n  queue: 2\n" + oneStream,
+			`lablog.yaml:3: buffer.queue: mapping key "queue" already defined at line 2`},
+		{"buffer:\n  path: [\n",
+			"lablog.yaml:2: did not find expected node content"},
+	} {
+		if got := parseErr(t, tc.src); got != tc.want {
+			t.Errorf("Parse(%q):\n got %s\nwant %s", tc.src, got, tc.want)
+		}
+	}
+}
+
+func TestWholeFileErrors(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"", "lablog.yaml: file is empty: it needs at least a streams list"},
+		{"# only a comment\n", "lablog.yaml: file is empty: it needs at least a streams list"},
+		{"---\n", "lablog.yaml: file is empty: it needs at least a streams list"},
+		{oneStream + "---\n" + oneStream,
+			"lablog.yaml:4: more than one YAML document (---): the file must hold exactly one"},
+		{"- spin30\n", "lablog.yaml:1: the top level must be a mapping of sections (buffer, archive, compaction, sources, streams)"},
+		{"buffer:\n  path: /x\n", "lablog.yaml: streams: at least one stream is required"},
+	} {
+		if got := parseErr(t, tc.src); got != tc.want {
+			t.Errorf("Parse(%q):\n got %s\nwant %s", tc.src, got, tc.want)
+		}
+	}
+}
+
+func TestLoadResolvesRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "lablog.yaml")
+	src := "buffer:\n  path: data/buffer.db\narchive:\n  path: /abs/archive\n" + oneStream
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "data/buffer.db"); c.Buffer.Path != want {
+		t.Errorf("buffer.path = %q, want %q", c.Buffer.Path, want)
+	}
+	if c.Archive.Path != "/abs/archive" {
+		t.Errorf("archive.path = %q, want it unchanged", c.Archive.Path)
+	}
+	// Parse has no file, so it must not guess a directory.
+	if p := mustParse(t, src).Buffer.Path; p != "data/buffer.db" {
+		t.Errorf("Parse buffer.path = %q, want it as written", p)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want fs.ErrNotExist", err)
+	}
+	file := filepath.Join(t.TempDir(), "lablog.yaml")
+	if err := os.WriteFile(file, []byte("bogus: 1\n"+oneStream), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(file); err == nil || !strings.HasPrefix(err.Error(), file+":1: bogus: unknown key") {
+		t.Errorf("Load error = %v, want it to name the file and line", err)
+	}
+}
+
+func TestFieldErrorFormat(t *testing.T) {
+	for _, tc := range []struct {
+		e    FieldError
+		want string
+	}{
+		{FieldError{File: "lablog.yaml", Line: 12, Field: "streams[1].url", Msg: "scheme must be ws or wss"},
+			"lablog.yaml:12: streams[1].url: scheme must be ws or wss"},
+		{FieldError{File: "lablog.yaml", Field: "streams", Msg: "m"}, "lablog.yaml: streams: m"},
+		{FieldError{Line: 3, Msg: "m"}, "line 3: m"},
+		{FieldError{Field: "buffer.path", Msg: "m"}, "buffer.path: m"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestErrorsOnePerLine(t *testing.T) {
+	errs := Errors{
+		{File: "lablog.yaml", Line: 2, Field: "buffer.queue", Msg: "must be positive, got 0"},
+		{File: "lablog.yaml", Line: 12, Field: "streams[1].url", Msg: "scheme must be ws or wss"},
+	}
+	want := "lablog.yaml:2: buffer.queue: must be positive, got 0\nlablog.yaml:12: streams[1].url: scheme must be ws or wss"
+	if got := errs.Error(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

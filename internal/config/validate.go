@@ -1,0 +1,256 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxRange caps how many streams one range may expand to, so that a typo
+// such as spin0-99999 fails instead of dialling a hundred thousand streams.
+const maxRange = 1000
+
+// Stream names follow the relay host's rule ([a-zA-Z0-9\-/]+) without the
+// slash: a name is also a folder name in the archive (stream=<name>).
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9\-]+$`)
+
+// Validate checks the whole config and returns every problem at once, as
+// Errors (nil when the config is valid). Fields are named but lines are not
+// known here; Parse and Load add them.
+func (c Config) Validate() error {
+	var errs Errors
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	positive := func(field string, n int64, shown any) {
+		if n <= 0 {
+			add(field, "must be positive, got %v", shown)
+		}
+	}
+
+	if c.Buffer.Path == "" {
+		add("buffer.path", "must not be empty")
+	}
+	positive("buffer.max_size", int64(c.Buffer.MaxSize), c.Buffer.MaxSize)
+	if int64(int(c.Buffer.MaxSize)) != int64(c.Buffer.MaxSize) {
+		// bbolt's MaxSize is an int: on 32-bit ARM it would overflow.
+		add("buffer.max_size", "%v is too large for this platform", c.Buffer.MaxSize)
+	}
+	positive("buffer.queue", int64(c.Buffer.Queue), c.Buffer.Queue)
+
+	if c.Archive.Path == "" {
+		add("archive.path", "must not be empty")
+	}
+	switch c.Archive.Require {
+	case RequireMarker, RequireMountpoint, RequireNone:
+	default:
+		add("archive.require", "must be marker, mountpoint or none, got %q", c.Archive.Require)
+	}
+	positive("archive.row_group_rows", int64(c.Archive.RowGroupRows), c.Archive.RowGroupRows)
+
+	cp := c.Compaction
+	if cp.Interval < time.Second {
+		add("compaction.interval", "must be at least 1s, got %v", cp.Interval)
+	}
+	if cp.Grace < 0 || cp.Grace >= cp.Interval {
+		add("compaction.grace", "must be at least 0 and less than compaction.interval (%v), got %v", cp.Interval, cp.Grace)
+	}
+	positive("compaction.retry", int64(cp.Retry), cp.Retry)
+
+	s := c.Sources
+	positive("sources.read_limit", int64(s.ReadLimit), s.ReadLimit)
+	positive("sources.ping_interval", int64(s.PingInterval), s.PingInterval)
+	if s.ReadTimeout <= s.PingInterval {
+		// The pong to our ping is what keeps a quiet stream's read alive.
+		add("sources.read_timeout", "must exceed sources.ping_interval (%v), got %v", s.PingInterval, s.ReadTimeout)
+	}
+	positive("sources.min_backoff", int64(s.MinBackoff), s.MinBackoff)
+	if s.MaxBackoff < s.MinBackoff {
+		add("sources.max_backoff", "must be at least sources.min_backoff (%v), got %v", s.MinBackoff, s.MaxBackoff)
+	}
+
+	if len(c.StreamSpecs) == 0 {
+		add("streams", "at least one stream is required")
+	}
+	seen := map[string]int{} // stream name -> index of the spec that made it
+	for i, sp := range c.StreamSpecs {
+		f := fmt.Sprintf("streams[%d]", i)
+		names, isRange, err := expand(sp.Name)
+		if err != nil {
+			add(f+".name", "%v", err)
+		}
+		switch {
+		case sp.URL != "" && sp.RelayHost != "":
+			add(f, "set url or relay_host, not both")
+		case sp.URL == "" && sp.RelayHost == "":
+			add(f, "set url or relay_host")
+		case sp.URL != "":
+			if err := checkURL(sp.URL); err != nil {
+				add(f+".url", "%v", err)
+			}
+			if isRange {
+				add(f+".name", "%s is a range, which needs relay_host: with url every stream would share one URL", sp.Name)
+			}
+		default:
+			if _, err := relayBase(sp.RelayHost); err != nil {
+				add(f+".relay_host", "%v", err)
+			}
+		}
+		// Report each clash between two entries once, naming both.
+		dups := map[int][]string{}
+		var order []int
+		for _, n := range names {
+			if j, ok := seen[n]; ok {
+				if dups[j] == nil {
+					order = append(order, j)
+				}
+				dups[j] = append(dups[j], n)
+				continue
+			}
+			seen[n] = i
+		}
+		for _, j := range order {
+			add(f+".name", "%s repeats stream %s of streams[%d] (%s)", sp.Name, list(dups[j]), j, c.StreamSpecs[j].Name)
+		}
+	}
+	if errs == nil {
+		return nil
+	}
+	return errs
+}
+
+func list(names []string) string {
+	if len(names) > 3 {
+		return fmt.Sprintf("%s and %d more", strings.Join(names[:3], ", "), len(names)-3)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Streams returns every stream to record, ranges expanded, in file order.
+// It is meant for a valid Config; entries that do not validate are skipped.
+func (c Config) Streams() []Stream {
+	var out []Stream
+	for _, sp := range c.StreamSpecs {
+		names, isRange, err := expand(sp.Name)
+		if err != nil {
+			continue
+		}
+		if sp.URL != "" {
+			if !isRange && sp.RelayHost == "" {
+				out = append(out, Stream{Name: sp.Name, URL: sp.URL})
+			}
+			continue
+		}
+		base, err := relayBase(sp.RelayHost)
+		if err != nil {
+			continue
+		}
+		for _, n := range names {
+			out = append(out, Stream{Name: n, URL: base + "/ws/" + n})
+		}
+	}
+	return out
+}
+
+// expand turns a name or range into stream names. A name is a range when
+// the text on both sides of its last "-" ends in digits; the right side may
+// repeat the prefix (spin30-spin41) or not (spin30-41).
+func expand(name string) (names []string, isRange bool, err error) {
+	if name == "" {
+		return nil, false, fmt.Errorf("is required")
+	}
+	if !nameRE.MatchString(name) {
+		return nil, false, fmt.Errorf("%q: only letters, digits and - are allowed", name)
+	}
+	names = []string{name}
+	if i := strings.LastIndexByte(name, '-'); i >= 0 {
+		prefix, first := splitDigits(name[:i])
+		endPrefix, last := splitDigits(name[i+1:])
+		if first != "" && last != "" {
+			isRange = true
+			names, err = expandRange(name, prefix, first, endPrefix, last)
+			if err != nil {
+				return nil, true, err
+			}
+		}
+	}
+	for _, n := range names {
+		if n == "api" {
+			return nil, isRange, fmt.Errorf("api is reserved by the relay host")
+		}
+	}
+	return names, isRange, nil
+}
+
+func expandRange(name, prefix, first, endPrefix, last string) ([]string, error) {
+	if endPrefix != "" && endPrefix != prefix {
+		return nil, fmt.Errorf("range %s: both ends must have the prefix %q (write %s%s-%s)", name, prefix, prefix, first, last)
+	}
+	lo, err1 := strconv.Atoi(first)
+	hi, err2 := strconv.Atoi(last)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("range %s: numbers too large", name)
+	}
+	if lo > hi {
+		return nil, fmt.Errorf("range %s: start %s is after end %s", name, first, last)
+	}
+	if hi-lo >= maxRange {
+		return nil, fmt.Errorf("range %s: %d streams, more than the %d allowed", name, hi-lo+1, maxRange)
+	}
+	names := make([]string, 0, hi-lo+1)
+	for n := lo; n <= hi; n++ {
+		names = append(names, fmt.Sprintf("%s%0*d", prefix, len(first), n))
+	}
+	return names, nil
+}
+
+// splitDigits splits s into its text and its trailing digits.
+func splitDigits(s string) (text, digits string) {
+	i := len(s)
+	for i > 0 && s[i-1] >= '0' && s[i-1] <= '9' {
+		i--
+	}
+	return s[:i], s[i:]
+}
+
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("invalid URL: %v", err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("scheme must be ws or wss, got %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	return nil
+}
+
+// relayBase checks a relay_host and returns it as a ws or wss base with no
+// trailing slash (http becomes ws, https becomes wss).
+func relayBase(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("invalid URL: %v", err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("scheme must be ws, wss, http or https, got %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%q has no host", raw)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("%q must be only scheme://host[:port]: the stream path /ws/<name> is added for you", raw)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}

@@ -1,0 +1,251 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidationErrors(t *testing.T) {
+	// Each case is a whole file, so the wanted text pins the line as well.
+	for _, tc := range []struct{ name, src, want string }{
+		{"empty buffer path", "buffer:\n  path: \"\"\n" + oneStream,
+			"lablog.yaml:2: buffer.path: must not be empty"},
+		{"zero max_size", "buffer:\n  max_size: 0\n" + oneStream,
+			"lablog.yaml:2: buffer.max_size: must be positive, got 0B"},
+		{"zero queue", "buffer:\n  queue: 0\n" + oneStream,
+			"lablog.yaml:2: buffer.queue: must be positive, got 0"},
+		{"empty archive path", "archive:\n  path: ''\n" + oneStream,
+			"lablog.yaml:2: archive.path: must not be empty"},
+		{"bad require", "archive:\n  require: label\n" + oneStream,
+			`lablog.yaml:2: archive.require: must be marker, mountpoint or none, got "label"`},
+		{"negative row groups", "archive:\n  row_group_rows: -1\n" + oneStream,
+			"lablog.yaml:2: archive.row_group_rows: must be positive, got -1"},
+		{"interval under 1s", "compaction:\n  interval: 500ms\n  grace: 0s\n" + oneStream,
+			"lablog.yaml:2: compaction.interval: must be at least 1s, got 500ms"},
+		{"negative grace", "compaction:\n  grace: -1s\n" + oneStream,
+			"lablog.yaml:2: compaction.grace: must be at least 0 and less than compaction.interval (1h0m0s), got -1s"},
+		{"grace not under interval", "compaction:\n  interval: 1m\n  grace: 1m\n" + oneStream,
+			"lablog.yaml:3: compaction.grace: must be at least 0 and less than compaction.interval (1m0s), got 1m0s"},
+		{"zero retry", "compaction:\n  retry: 0s\n" + oneStream,
+			"lablog.yaml:2: compaction.retry: must be positive, got 0s"},
+		{"zero read_limit", "sources:\n  read_limit: 0B\n" + oneStream,
+			"lablog.yaml:2: sources.read_limit: must be positive, got 0B"},
+		{"zero ping", "sources:\n  ping_interval: 0s\n" + oneStream,
+			"lablog.yaml:2: sources.ping_interval: must be positive, got 0s"},
+		// read_timeout is not in the file, so the line is its section's.
+		{"read_timeout not above ping", "sources:\n  ping_interval: 60s\n" + oneStream,
+			"lablog.yaml:1: sources.read_timeout: must exceed sources.ping_interval (1m0s), got 1m0s"},
+		{"zero min_backoff", "sources:\n  min_backoff: 0s\n" + oneStream,
+			"lablog.yaml:2: sources.min_backoff: must be positive, got 0s"},
+		{"max under min backoff", "sources:\n  min_backoff: 5s\n  max_backoff: 2s\n" + oneStream,
+			"lablog.yaml:3: sources.max_backoff: must be at least sources.min_backoff (5s), got 2s"},
+		{"no streams", "streams: []\n",
+			"lablog.yaml:1: streams: at least one stream is required"},
+		{"no name", "streams:\n  - relay_host: ws://h\n",
+			"lablog.yaml:2: streams[0].name: is required"},
+		{"bad name chars", "streams:\n  - name: spin_30\n    relay_host: ws://h\n",
+			`lablog.yaml:2: streams[0].name: "spin_30": only letters, digits and - are allowed`},
+		{"slash in name", "streams:\n  - name: lab/b\n    relay_host: ws://h\n",
+			`lablog.yaml:2: streams[0].name: "lab/b": only letters, digits and - are allowed`},
+		{"reserved api", "streams:\n  - name: api\n    relay_host: ws://h\n",
+			"lablog.yaml:2: streams[0].name: api is reserved by the relay host"},
+		{"both url and relay_host", "streams:\n  - name: a\n    url: ws://h/a\n    relay_host: ws://h\n",
+			"lablog.yaml:2: streams[0]: set url or relay_host, not both"},
+		{"neither url nor relay_host", oneStream + "  - name: b\n",
+			"lablog.yaml:4: streams[1]: set url or relay_host"},
+		{"url scheme", oneStream + "  - name: b\n    url: https://h/b\n",
+			`lablog.yaml:5: streams[1].url: scheme must be ws or wss, got "https"`},
+		{"url no host", oneStream + "  - name: b\n    url: ws:///b\n",
+			`lablog.yaml:5: streams[1].url: "ws:///b" has no host`},
+		{"range with url", "streams:\n  - name: pend00-03\n    url: wss://h/p\n",
+			"lablog.yaml:2: streams[0].name: pend00-03 is a range, which needs relay_host: with url every stream would share one URL"},
+		{"relay_host scheme", "streams:\n  - name: a\n    relay_host: ftp://h\n",
+			`lablog.yaml:3: streams[0].relay_host: scheme must be ws, wss, http or https, got "ftp"`},
+		{"relay_host path", "streams:\n  - name: a\n    relay_host: ws://h:8888/ws\n",
+			`lablog.yaml:3: streams[0].relay_host: "ws://h:8888/ws" must be only scheme://host[:port]: the stream path /ws/<name> is added for you`},
+		{"relay_host no scheme", "streams:\n  - name: a\n    relay_host: localhost:8888\n",
+			`lablog.yaml:3: streams[0].relay_host: scheme must be ws, wss, http or https, got "localhost"`},
+		{"range backwards", "streams:\n  - name: spin41-30\n    relay_host: ws://h\n",
+			"lablog.yaml:2: streams[0].name: range spin41-30: start 41 is after end 30"},
+		{"range prefixes differ", "streams:\n  - name: spin30-pend41\n    relay_host: ws://h\n",
+			`lablog.yaml:2: streams[0].name: range spin30-pend41: both ends must have the prefix "spin" (write spin30-41)`},
+		{"range too long", "streams:\n  - name: s0-1000\n    relay_host: ws://h\n",
+			"lablog.yaml:2: streams[0].name: range s0-1000: 1001 streams, more than the 1000 allowed"},
+		{"range numbers overflow", "streams:\n  - name: s1-99999999999999999999\n    relay_host: ws://h\n",
+			"lablog.yaml:2: streams[0].name: range s1-99999999999999999999: numbers too large"},
+		{"duplicate in range", "streams:\n  - name: spin30-41\n    relay_host: ws://h\n  - name: spin35\n    url: ws://x/spin35\n",
+			"lablog.yaml:4: streams[1].name: spin35 repeats stream spin35 of streams[0] (spin30-41)"},
+		{"overlapping ranges", "streams:\n  - name: spin30-41\n    relay_host: ws://h\n  - name: spin36-45\n    relay_host: ws://g\n",
+			"lablog.yaml:4: streams[1].name: spin36-45 repeats stream spin36, spin37, spin38 and 3 more of streams[0] (spin30-41)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parseErr(t, tc.src); got != tc.want {
+				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.Buffer.Queue = 0
+	c.Archive.Require = "mountpoints"
+	c.Sources.MaxBackoff = 0
+	c.StreamSpecs = []StreamSpec{{Name: "a", URL: "http://h"}, {Name: "a", RelayHost: "ws://h"}}
+	err := c.Validate()
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Validate() = %v, want Errors", err)
+	}
+	var fields []string
+	for _, e := range errs {
+		if e.Line != 0 || e.File != "" {
+			t.Errorf("%v: Validate alone cannot know file or line", e)
+		}
+		fields = append(fields, e.Field)
+	}
+	want := []string{"buffer.queue", "archive.require", "sources.max_backoff", "streams[0].url", "streams[1].name"}
+	if !reflect.DeepEqual(fields, want) {
+		t.Errorf("fields = %v, want %v", fields, want)
+	}
+	if n := strings.Count(err.Error(), "\n"); n != len(want)-1 {
+		t.Errorf("Error() has %d newlines, want one problem per line:\n%v", n, err)
+	}
+}
+
+func TestValidateNilWhenValid(t *testing.T) {
+	c := Default()
+	c.StreamSpecs = []StreamSpec{{Name: "a", URL: "ws://h/a"}}
+	// A nil Errors inside a non-nil error would make err != nil always true.
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate() = %#v, want nil", err)
+	}
+}
+
+func TestStreamsExpandRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"spin30-41", []string{"spin30", "spin31", "spin32", "spin33", "spin34", "spin35", "spin36", "spin37", "spin38", "spin39", "spin40", "spin41"}},
+		{"pend00-03", []string{"pend00", "pend01", "pend02", "pend03"}},
+		{"pend008-010", []string{"pend008", "pend009", "pend010"}},
+		{"spin8-11", []string{"spin8", "spin9", "spin10", "spin11"}},
+		{"spin30-spin32", []string{"spin30", "spin31", "spin32"}},
+		{"spin30-30", []string{"spin30"}},
+		{"30-32", []string{"30", "31", "32"}},
+		{"lab-rig1-2", []string{"lab-rig1", "lab-rig2"}},
+		// Not ranges: the last "-" lacks digits on one side.
+		{"spin30-log", []string{"spin30-log"}},
+		{"spin-30", []string{"spin-30"}},
+		{"pend00", []string{"pend00"}},
+	} {
+		c := Config{StreamSpecs: []StreamSpec{{Name: tc.name, RelayHost: "ws://h"}}}
+		var got []string
+		for _, s := range c.Streams() {
+			got = append(got, s.Name)
+			if s.URL != "ws://h/ws/"+s.Name {
+				t.Errorf("%s: URL %q, want ws://h/ws/%s", tc.name, s.URL, s.Name)
+			}
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s expands to %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestStreamsInFileOrder(t *testing.T) {
+	c := mustParse(t, `
+streams:
+  - name: pend01
+    url: wss://example.org/path?x=1
+  - name: spin31-32
+    relay_host: ws://h
+  - name: lab-b
+    relay_host: ws://h
+`)
+	want := []Stream{
+		{"pend01", "wss://example.org/path?x=1"},
+		{"spin31", "ws://h/ws/spin31"},
+		{"spin32", "ws://h/ws/spin32"},
+		{"lab-b", "ws://h/ws/lab-b"},
+	}
+	if got := c.Streams(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestRelayHostNormalised(t *testing.T) {
+	for host, want := range map[string]string{
+		"ws://127.0.0.1:8888":  "ws://127.0.0.1:8888/ws/s",
+		"ws://127.0.0.1:8888/": "ws://127.0.0.1:8888/ws/s",
+		"http://host:8888":     "ws://host:8888/ws/s",
+		"HTTP://host":          "ws://host/ws/s",
+		"https://relay.org/":   "wss://relay.org/ws/s",
+		"wss://relay.org":      "wss://relay.org/ws/s",
+	} {
+		c := Config{StreamSpecs: []StreamSpec{{Name: "s", RelayHost: host}}}
+		got := c.Streams()
+		if len(got) != 1 || got[0].URL != want {
+			t.Errorf("relay_host %s: streams %v, want URL %s", host, got, want)
+		}
+	}
+	for _, bad := range []string{"ws://h/x", "ws://h?a=1", "ws://h/#f", "ws://u:p@h", "ws://", "h:8888", "%zz"} {
+		if _, err := relayBase(bad); err == nil {
+			t.Errorf("relay_host %q accepted", bad)
+		}
+	}
+}
+
+func TestStreamsSkipsInvalidEntries(t *testing.T) {
+	c := Config{StreamSpecs: []StreamSpec{
+		{Name: "spin41-30", RelayHost: "ws://h"},
+		{Name: "pend00-01", URL: "ws://h/p"},
+		{Name: "x", RelayHost: "ftp://h"},
+		{Name: "ok", RelayHost: "ws://h"},
+	}}
+	if got, want := c.Streams(), []Stream{{"ok", "ws://h/ws/ok"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]Size{
+		"100B": 100, "0": 0, "1048576": MiB, "512KiB": 512 * KiB, "1MiB": MiB,
+		"1GiB": GiB, "3 GiB": 3 * GiB, " 2KiB ": 2 * KiB,
+	} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %v, %v, want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "1MB", "1M", "1mib", "1.5GiB", "-1", "+1", "1TiB", "0x10", "1GiBB", "9999999999GiB"} {
+		if got, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) = %v, want an error", bad, got)
+		}
+	}
+}
+
+func TestSizeString(t *testing.T) {
+	for s, want := range map[Size]string{0: "0B", 100: "100B", 1536: "1536B", 2 * KiB: "2KiB", MiB: "1MiB", 1024 * MiB: "1GiB", 3 * GiB: "3GiB"} {
+		if got := s.String(); got != want {
+			t.Errorf("Size(%d).String() = %q, want %q", int64(s), got, want)
+		}
+	}
+}
+
+func TestSizesInYAML(t *testing.T) {
+	c := mustParse(t, "buffer:\n  max_size: 1073741824\nsources:\n  read_limit: 512KiB\n"+oneStream)
+	if c.Buffer.MaxSize != GiB || c.Sources.ReadLimit != 512*KiB {
+		t.Errorf("max_size %v, read_limit %v", c.Buffer.MaxSize, c.Sources.ReadLimit)
+	}
+}
+
+func TestDurationsInYAML(t *testing.T) {
+	c := mustParse(t, "compaction:\n  grace: 1m30s\n  interval: 2h\n"+oneStream)
+	if c.Compaction.Grace != 90*time.Second || c.Compaction.Interval != 2*time.Hour {
+		t.Errorf("compaction = %+v", c.Compaction)
+	}
+}
