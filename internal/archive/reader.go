@@ -1,0 +1,260 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+var rowSchema = parquet.SchemaOf(Row{})
+
+// ReadRows reads a whole file into memory: for tests and tools. Verify
+// streams instead.
+func ReadRows(path string) ([]Row, Meta, error) {
+	var rows []Row
+	meta, err := scan(path, func(r *Row) error {
+		rows = append(rows, *r)
+		return nil
+	})
+	return rows, meta, err
+}
+
+// ReadMeta reads only a file's footer metadata.
+func ReadMeta(path string) (Meta, error) {
+	f, pf, err := open(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	defer f.Close()
+	return metaOf(path, pf)
+}
+
+// Verify checks a published file against itself: footer metadata present
+// and well formed, the file name agreeing with it, row and frame counts,
+// the sequence range, each frame's parts 0..n-1, and the checksum of the
+// frames rebuilt from the rows. Errors wrap ErrCorrupt, ErrMetadata,
+// ErrMismatch or ErrChecksum.
+func Verify(path string) (Meta, error) {
+	v := verifier{sum: NewChecksum()}
+	meta, err := scan(path, v.row)
+	if err != nil {
+		return meta, err
+	}
+	if err := v.end(); err != nil {
+		return meta, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := v.check(path, meta); err != nil {
+		return meta, fmt.Errorf("%s: %w", path, err)
+	}
+	return meta, nil
+}
+
+// verifier rebuilds frames from the rows, one at a time, in file order.
+type verifier struct {
+	sum     *Checksum
+	rows    int64
+	frames  int64
+	first   int64
+	last    int64
+	cur     Row // first row of the current frame
+	parts   int32
+	data    []byte
+	started bool
+}
+
+func (v *verifier) row(r *Row) error {
+	if err := rowShape(r); err != nil {
+		return fmt.Errorf("%w: seq %d part %d: %v", ErrMismatch, r.Seq, r.Part, err)
+	}
+	v.rows++
+	if v.started && r.Seq == v.cur.Seq {
+		if r.Part != v.parts || r.Kind != v.cur.Kind {
+			return fmt.Errorf("%w: seq %d: part %d (%s) where part %d (%s) was expected", ErrMismatch, r.Seq, r.Part, r.Kind, v.parts, v.cur.Kind)
+		}
+		v.parts++
+		v.data = append(v.data, r.frameBytes()...)
+		return nil
+	}
+	if v.started && r.Seq <= v.cur.Seq {
+		return fmt.Errorf("%w: seq %d after seq %d", ErrMismatch, r.Seq, v.cur.Seq)
+	}
+	if r.Part != 0 {
+		return fmt.Errorf("%w: seq %d starts at part %d", ErrMismatch, r.Seq, r.Part)
+	}
+	if err := v.end(); err != nil {
+		return err
+	}
+	if !v.started {
+		v.first, v.started = r.Seq, true
+	}
+	v.cur, v.parts, v.last = *r, 1, r.Seq
+	v.data = append(v.data[:0], r.frameBytes()...)
+	v.frames++
+	return nil
+}
+
+// end hashes the frame in progress.
+func (v *verifier) end() error {
+	if !v.started || v.parts == 0 {
+		return nil
+	}
+	k, ok := kindOf(v.cur.Kind)
+	if !ok {
+		return fmt.Errorf("%w: seq %d: unknown kind %q", ErrMismatch, v.cur.Seq, v.cur.Kind)
+	}
+	v.sum.Add(uint64(v.cur.Seq), k, v.data)
+	v.parts = 0
+	return nil
+}
+
+// check compares what the rows said with the footer and the file name.
+func (v *verifier) check(path string, m Meta) error {
+	switch {
+	case v.rows != m.Rows:
+		return fmt.Errorf("%w: %d rows, metadata says %d", ErrMismatch, v.rows, m.Rows)
+	case v.frames != m.Frames:
+		return fmt.Errorf("%w: %d frames, metadata says %d", ErrMismatch, v.frames, m.Frames)
+	case v.frames > 0 && (uint64(v.first) != m.FirstSeq || uint64(v.last) != m.LastSeq):
+		return fmt.Errorf("%w: seqs %d-%d, metadata says %d-%d", ErrMismatch, v.first, v.last, m.FirstSeq, m.LastSeq)
+	}
+	if want := FileName(m.Stream, m.Hour, m.FirstSeq, m.LastSeq); filepath.Base(path) != want {
+		return fmt.Errorf("%w: metadata says the name should be %s", ErrMismatch, want)
+	}
+	if got := v.sum.String(); got != m.Checksum {
+		return fmt.Errorf("%w: rows hash to %s, metadata says %s", ErrChecksum, got, m.Checksum)
+	}
+	return nil
+}
+
+// rowShape checks that a row holds its bytes where its kind says.
+func rowShape(r *Row) error {
+	switch {
+	case r.Kind == KindMessage:
+		if (r.Raw == nil) == (r.RawBytes == nil) {
+			return errors.New("a message needs exactly one of raw and raw_bytes")
+		}
+	case r.Kind == "binary":
+		if r.RawBytes == nil || r.Raw != nil {
+			return errors.New("a binary frame needs raw_bytes and no raw")
+		}
+	default:
+		if r.Error == nil || r.Raw != nil {
+			return errors.New("an event needs its detail in error and no raw")
+		}
+	}
+	return nil
+}
+
+// scan opens a file, reads its metadata and feeds fn every row in order,
+// streaming in small batches so a whole hour never sits in memory. A panic
+// inside the Parquet reader (garbled pages) becomes an ErrCorrupt error.
+func scan(path string, fn func(*Row) error) (meta Meta, err error) {
+	f, pf, err := open(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	defer f.Close()
+	if meta, err = metaOf(path, pf); err != nil {
+		return meta, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: %w: %v", path, ErrCorrupt, p)
+		}
+	}()
+	r := parquet.NewGenericReader[Row](pf)
+	defer r.Close()
+	batch := make([]Row, 256)
+	for {
+		clear(batch) // the reader may leave old pointers in place of nulls
+		n, err := r.Read(batch)
+		for i := range batch[:n] {
+			if err := fn(&batch[i]); err != nil {
+				return meta, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		if err == io.EOF {
+			return meta, nil
+		}
+		if err != nil {
+			return meta, fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
+		}
+	}
+}
+
+func open(path string) (*os.File, *parquet.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
+	}
+	return f, pf, nil
+}
+
+// metaOf parses the lablog.* keys and checks the schema is ours.
+func metaOf(path string, pf *parquet.File) (Meta, error) {
+	bad := func(format string, args ...any) (Meta, error) {
+		return Meta{}, fmt.Errorf("%s: %w: %s", path, ErrMetadata, fmt.Sprintf(format, args...))
+	}
+	if !parquet.EqualNodes(pf.Schema(), rowSchema) {
+		return bad("schema is not lablog's format %s", Format)
+	}
+	kv := map[string]string{}
+	for _, k := range []string{KeyStream, KeyHour, KeyFirstSeq, KeyLastSeq, KeyFrames, KeyRows, KeyChecksum, KeyFormat} {
+		v, ok := pf.Lookup(k)
+		if !ok {
+			return bad("missing key %s", k)
+		}
+		kv[k] = v
+	}
+	if kv[KeyFormat] != Format {
+		return bad("%s is %q, this build reads %q", KeyFormat, kv[KeyFormat], Format)
+	}
+	var m Meta
+	var errs []error
+	m.Stream = kv[KeyStream]
+	if !ValidStream(m.Stream) {
+		errs = append(errs, fmt.Errorf("%s %q", KeyStream, m.Stream))
+	}
+	hour, err := time.Parse(time.RFC3339, kv[KeyHour])
+	if err == nil && !hour.Equal(Hour(hour)) {
+		err = errors.New("not a whole hour")
+	}
+	m.Hour = hour.UTC()
+	errs = append(errs, err)
+	m.FirstSeq, err = strconv.ParseUint(kv[KeyFirstSeq], 10, 64)
+	errs = append(errs, err)
+	m.LastSeq, err = strconv.ParseUint(kv[KeyLastSeq], 10, 64)
+	errs = append(errs, err)
+	m.Frames, err = strconv.ParseInt(kv[KeyFrames], 10, 64)
+	errs = append(errs, err)
+	m.Rows, err = strconv.ParseInt(kv[KeyRows], 10, 64)
+	errs = append(errs, err)
+	m.Checksum = kv[KeyChecksum]
+	if len(m.Checksum) != len("sha256:")+64 || !strings.HasPrefix(m.Checksum, "sha256:") {
+		errs = append(errs, fmt.Errorf("%s %q", KeyChecksum, m.Checksum))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return m, fmt.Errorf("%s: %w: %w", path, ErrMetadata, err)
+	}
+	if pf.NumRows() != m.Rows {
+		return m, fmt.Errorf("%s: %w: footer counts %d rows, %s says %d", path, ErrMismatch, pf.NumRows(), KeyRows, m.Rows)
+	}
+	return m, nil
+}

@@ -1,0 +1,152 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Problem is one thing wrong in an archive tree.
+type Problem struct {
+	Path string
+	Err  error
+}
+
+func (p Problem) String() string { return p.Err.Error() }
+
+// isTemp reports whether name is a writer's temporary file.
+func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") }
+
+// VerifyTree verifies every published file under root and checks that each
+// sits in the stream=/date= directory its metadata names and that no
+// (stream, seq, part) is in two files. Temporary files are ignored.
+func VerifyTree(root string) (files int, problems []Problem) {
+	add := func(path string, err error) { problems = append(problems, Problem{Path: path, Err: err}) }
+	byStream := map[string][]span{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			add(path, err)
+			return nil
+		}
+		if d.IsDir() || isTemp(d.Name()) || !strings.HasSuffix(d.Name(), ".parquet") {
+			return nil
+		}
+		files++
+		m, err := Verify(path)
+		if err != nil {
+			add(path, err)
+			return nil
+		}
+		if err := checkPlace(root, path, m); err != nil {
+			add(path, err)
+			return nil
+		}
+		byStream[m.Stream] = append(byStream[m.Stream], span{path, m.FirstSeq, m.LastSeq})
+		return nil
+	})
+	if err != nil {
+		add(root, err)
+	}
+	streams := make([]string, 0, len(byStream))
+	for s := range byStream {
+		streams = append(streams, s)
+	}
+	sort.Strings(streams)
+	for _, s := range streams {
+		problems = append(problems, duplicates(byStream[s])...)
+	}
+	return files, problems
+}
+
+// checkPlace checks that path is root/stream=<stream>/date=<date>/<name>.
+func checkPlace(root, path string, m Meta) error {
+	want := filepath.Join(PartitionDir(root, m.Stream, m.Hour), FileName(m.Stream, m.Hour, m.FirstSeq, m.LastSeq))
+	if filepath.Clean(path) != want {
+		return fmt.Errorf("%s: %w: metadata (stream %s, hour %s) places it at %s", path, ErrMismatch, m.Stream, m.Hour.Format("2006-01-02T15"), want)
+	}
+	return nil
+}
+
+type span struct {
+	path        string
+	first, last uint64
+}
+
+// duplicates finds rows of one stream present in two files. Sequence ranges
+// of different files rarely overlap (late frames can interleave), so only
+// files in an overlapping cluster are read, keeping memory small.
+func duplicates(spans []span) []Problem {
+	sort.Slice(spans, func(i, j int) bool { return spans[i].first < spans[j].first })
+	var problems []Problem
+	for i := 0; i < len(spans); {
+		j, end := i+1, spans[i].last
+		for j < len(spans) && spans[j].first <= end {
+			end = max(end, spans[j].last)
+			j++
+		}
+		if j-i > 1 {
+			problems = append(problems, clusterDuplicates(spans[i:j])...)
+		}
+		i = j
+	}
+	return problems
+}
+
+func clusterDuplicates(spans []span) []Problem {
+	type key struct {
+		seq  int64
+		part int32
+	}
+	seen := map[key]string{}
+	var problems []Problem
+	for _, s := range spans {
+		count := map[string]int{} // other file -> duplicated rows
+		firstDup := map[string]key{}
+		_, err := scan(s.path, func(r *Row) error {
+			k := key{r.Seq, r.Part}
+			if other, ok := seen[k]; ok {
+				if count[other] == 0 {
+					firstDup[other] = k
+				}
+				count[other]++
+				return nil
+			}
+			seen[k] = s.path
+			return nil
+		})
+		if err != nil {
+			problems = append(problems, Problem{s.path, err})
+			continue
+		}
+		for other, n := range count {
+			k := firstDup[other]
+			problems = append(problems, Problem{s.path, fmt.Errorf("%s: %w: %d rows also in %s (first: seq %d part %d)", s.path, ErrDuplicate, n, other, k.seq, k.part)})
+		}
+	}
+	return problems
+}
+
+// CleanTemp removes writers' temporary files left under root by a crash.
+// Call it only when no Writer is active on root.
+func CleanTemp(root string) (removed int, err error) {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && isTemp(d.Name()) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed++
+		}
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("archive %s: clean temporary files: %w", root, err)
+	}
+	return removed, nil
+}

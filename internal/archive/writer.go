@@ -1,0 +1,215 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/practable/lablog/internal/failpoint"
+)
+
+// DefaultRowGroupRows bounds a row group, and so the writer's memory: about
+// 15 MB live heap measured while writing 700k typical (~160-byte) messages,
+// against 29 MB with a single row group.
+const DefaultRowGroupRows = 50_000
+
+// Options tune a Writer. The zero value gives the defaults.
+type Options struct {
+	RowGroupRows int // rows per row group; DefaultRowGroupRows when <= 0
+}
+
+// Failpoints, in the order a write reaches them. FailMidWrite is hit once,
+// in the Add that completes the first row group, right after that row group
+// is flushed to the temporary file (a file smaller than one row group never
+// reaches it). The other two are in Publish, around the rename.
+const (
+	FailMidWrite               = "archive-mid-write"
+	FailAfterWriteBeforeRename = "archive-after-write-before-rename"
+	FailAfterRenameBeforeSync  = "archive-after-rename-before-dirsync"
+)
+
+// Writer streams one stream's hour into a hidden temporary file next to its
+// final place; Publish renames it into view. Use it from one goroutine.
+type Writer struct {
+	stream    string
+	hour      time.Time
+	dir       string
+	f         *os.File
+	pw        *parquet.GenericWriter[Row]
+	sum       *Checksum
+	groupRows int // rows per row group
+	inGroup   int // rows written to the current row group
+	groups    int // row groups flushed so far
+	first     uint64
+	last      uint64
+	frames    int64
+	rows      int64
+	buf       []Row
+	err       error // sticky: once a write failed the file is unusable
+	done      bool
+}
+
+// Create starts the file of stream's hour under root, which must already
+// exist (an absent drive must not turn into a directory on the SD card).
+// The temporary file is named .<stream>-<hour>-<random>.tmp, since the final
+// name needs the last sequence number; CleanTemp removes leftovers.
+func Create(root, stream string, hour time.Time, opts Options) (*Writer, error) {
+	hour = Hour(hour)
+	if !ValidStream(stream) {
+		return nil, fmt.Errorf("archive: invalid stream name %q", stream)
+	}
+	wrap := func(err error) error { return fmt.Errorf("archive %s: %w", label(stream, hour), err) }
+	if fi, err := os.Stat(root); err != nil {
+		return nil, wrap(err)
+	} else if !fi.IsDir() {
+		return nil, wrap(fmt.Errorf("%s is not a directory", root))
+	}
+	dir := PartitionDir(root, stream, hour)
+	if err := mkdirSync(root, dir); err != nil {
+		return nil, wrap(err)
+	}
+	f, err := os.CreateTemp(dir, "."+stream+"-"+hour.Format(hourLayout)+"-*.tmp")
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if opts.RowGroupRows <= 0 {
+		opts.RowGroupRows = DefaultRowGroupRows
+	}
+	pw := parquet.NewGenericWriter[Row](f,
+		parquet.Compression(smallZstd),
+		parquet.MaxRowsPerRowGroup(int64(opts.RowGroupRows)),
+	)
+	return &Writer{stream: stream, hour: hour, dir: dir, f: f, pw: pw, sum: NewChecksum(), groupRows: opts.RowGroupRows}, nil
+}
+
+func (w *Writer) wrap(err error) error {
+	return fmt.Errorf("archive %s: %w", label(w.stream, w.hour), err)
+}
+
+// Add appends one entry. Entries must come in increasing sequence order.
+func (w *Writer) Add(e Entry) error {
+	switch {
+	case w.err != nil:
+		return w.err
+	case w.done:
+		return w.wrap(errors.New("add after publish or abort"))
+	case e.Seq > math.MaxInt64:
+		return w.wrap(fmt.Errorf("seq %d does not fit the int64 seq column", e.Seq))
+	case e.Rec.Stream != "" && e.Rec.Stream != w.stream:
+		return w.wrap(fmt.Errorf("seq %d belongs to stream %q", e.Seq, e.Rec.Stream))
+	case w.frames > 0 && e.Seq <= w.last:
+		return w.wrap(fmt.Errorf("seq %d after %d: entries must be added in increasing seq order", e.Seq, w.last))
+	}
+	w.buf = appendRows(w.buf[:0], e)
+	// Write in pieces that end exactly on the row-group bound and flush
+	// there, so the column buffers never hold more than one row group.
+	for rows := w.buf; len(rows) > 0; {
+		n := min(len(rows), w.groupRows-w.inGroup)
+		if _, err := w.pw.Write(rows[:n]); err != nil {
+			w.err = w.wrap(err)
+			return w.err
+		}
+		rows = rows[n:]
+		if w.inGroup += n; w.inGroup == w.groupRows {
+			if err := w.pw.Flush(); err != nil {
+				w.err = w.wrap(err)
+				return w.err
+			}
+			w.inGroup = 0
+			if w.groups++; w.groups == 1 {
+				failpoint.Hit(FailMidWrite)
+			}
+		}
+	}
+	clear(w.buf) // drop references to this entry's strings
+	if w.frames == 0 {
+		w.first = e.Seq
+	}
+	w.last = e.Seq
+	w.frames++
+	w.rows += int64(len(w.buf))
+	w.sum.Add(e.Seq, e.Rec.Kind, e.Rec.Data)
+	return nil
+}
+
+// Rows returns the number of rows added so far.
+func (w *Writer) Rows() int64 { return w.rows }
+
+// Publish finishes the file and moves it to its final name. It returns the
+// final path; when a file of that name already exists it is left untouched,
+// the temporary file is removed, and the error wraps ErrExists: the caller
+// should Verify the existing file instead.
+func (w *Writer) Publish() (string, error) {
+	if w.err != nil || w.done {
+		w.Abort()
+		if w.err != nil {
+			return "", w.err
+		}
+		return "", w.wrap(errors.New("publish after publish or abort"))
+	}
+	if w.frames == 0 {
+		w.Abort()
+		return "", w.wrap(ErrEmpty)
+	}
+	for k, v := range w.meta() {
+		w.pw.SetKeyValueMetadata(k, v)
+	}
+	final := filepath.Join(w.dir, FileName(w.stream, w.hour, w.first, w.last))
+	if err := w.finish(final); err != nil {
+		w.Abort()
+		if errors.Is(err, ErrExists) {
+			return final, w.wrap(fmt.Errorf("%s: %w", final, ErrExists))
+		}
+		return "", w.wrap(err)
+	}
+	w.done = true
+	return final, nil
+}
+
+func (w *Writer) finish(final string) error {
+	if err := w.pw.Close(); err != nil {
+		return err
+	}
+	if err := w.f.Sync(); err != nil {
+		return err
+	}
+	if err := w.f.Close(); err != nil {
+		return err
+	}
+	failpoint.Hit(FailAfterWriteBeforeRename)
+	if err := renameNoReplace(w.f.Name(), final); err != nil {
+		return err
+	}
+	failpoint.Hit(FailAfterRenameBeforeSync)
+	return syncDir(w.dir)
+}
+
+func (w *Writer) meta() map[string]string {
+	return map[string]string{
+		KeyStream:   w.stream,
+		KeyHour:     w.hour.Format(time.RFC3339),
+		KeyFirstSeq: strconv.FormatUint(w.first, 10),
+		KeyLastSeq:  strconv.FormatUint(w.last, 10),
+		KeyFrames:   strconv.FormatInt(w.frames, 10),
+		KeyRows:     strconv.FormatInt(w.rows, 10),
+		KeyChecksum: w.sum.String(),
+		KeyFormat:   Format,
+	}
+}
+
+// Abort removes the temporary file. It is safe to call more than once and
+// after Publish (then it does nothing), so `defer w.Abort()` is the idiom.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	_ = w.f.Close()
+	_ = os.Remove(w.f.Name())
+}

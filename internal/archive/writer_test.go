@@ -1,0 +1,357 @@
+package archive_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/frame"
+)
+
+const (
+	full   = `{"user":"u1","t":1673351988406,"exp":"spinner","hardware":"spin30","course":"engdes1","type":"log","payload":{"log":"voltage","data":{"set":0}}}`
+	nanMsg = `{"user": "u1", "t": 1673351988407, "type": "response", "payload": {"score": NaN, "x": [Infinity]}}`
+	legacy = `{"user":"u2","t":1673351988408,"payload":{"log":"speed"}}`
+)
+
+// TestRoundTrip writes frames of every shape the relay and lablog produce and
+// checks every column of every row read back, and that each frame's bytes
+// come back exactly.
+func TestRoundTrip(t *testing.T) {
+	root := t.TempDir()
+	checkTree(t, root)
+	entries := []archive.Entry{
+		entry(10, frame.Text, full+nanMsg), // glued by the relay
+		entry(11, frame.Text, legacy),
+		entry(12, frame.Text, "hello world"),
+		entry(13, frame.Text, "{\"user\":\"\xff\"}"),
+		entry(14, frame.Binary, "\x00\x01\xfe\xff"),
+		entry(15, frame.Binary, "abc"),
+		entry(16, frame.Text, ""),
+		entry(17, frame.Connected, "ws://localhost:8888/ws/spin30"),
+		entry(18, frame.Disconnected, "websocket: close 1006 (abnormal closure): unexpected EOF"),
+		entry(19, frame.Oversize, "frame of 2000000 bytes exceeds 1048576"),
+		entry(20, frame.Overflow, "17"),
+		entry(21, frame.Text, " {\"a\":1} \n{\"user\":\"Zoë 😀\"}\n"),
+		entry(22, frame.Binary, ""),
+		entry(23, frame.Disconnected, "bad \xc3"),
+	}
+	path := write(t, root, "spin30", hour14.Add(30*time.Minute), archive.Options{}, entries...)
+	if want := filepath.Join(root, "stream=spin30", "date=2026-11-26",
+		"spin30-20261126T14-00000000000000000010-00000000000000000023.parquet"); path != want {
+		t.Fatalf("path = %s, want %s", path, want)
+	}
+	rows, meta, err := archive.ReadRows(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	at := func(seq int64) int64 {
+		return hour14.Add(time.Duration(seq)*time.Second + 123456*time.Microsecond).UnixMicro()
+	}
+	row := func(seq int64, part int32, kind string) archive.Row {
+		return archive.Row{ReceivedAt: at(seq), Seq: seq, Part: part, Kind: kind, ClockSynced: seq%2 == 0}
+	}
+	var want []archive.Row
+	r := row(10, 0, "message")
+	r.User, r.Exp, r.Hardware, r.Course, r.Type, r.T = s("u1"), s("spinner"), s("spin30"), s("engdes1"), s("log"), i64(1673351988406)
+	r.Payload, r.Raw = s(`{"log":"voltage","data":{"set":0}}`), s(full)
+	want = append(want, r)
+	r = row(10, 1, "message")
+	r.User, r.Type, r.T = s("u1"), s("response"), i64(1673351988407)
+	r.Payload, r.Raw = s(`{"score": NaN, "x": [Infinity]}`), s(nanMsg)
+	want = append(want, r)
+	r = row(11, 0, "message")
+	r.User, r.T, r.Payload, r.Raw = s("u2"), i64(1673351988408), s(`{"log":"speed"}`), s(legacy)
+	want = append(want, r)
+	r = row(12, 0, "message")
+	r.Raw, r.Error = s("hello world"), s("invalid JSON at byte 0: unexpected 'h'")
+	want = append(want, r)
+	r = row(13, 0, "message")
+	r.RawBytes, r.Error = []byte("{\"user\":\"\xff\"}"), s("invalid UTF-8")
+	want = append(want, r)
+	r = row(14, 0, "binary")
+	r.RawBytes = []byte("\x00\x01\xfe\xff")
+	want = append(want, r)
+	r = row(15, 0, "binary")
+	r.RawBytes = []byte("abc")
+	want = append(want, r)
+	r = row(16, 0, "message")
+	r.Raw, r.Error = s(""), s("empty frame")
+	want = append(want, r)
+	r = row(17, 0, "connected")
+	r.Error = s("ws://localhost:8888/ws/spin30")
+	want = append(want, r)
+	r = row(18, 0, "disconnected")
+	r.Error = s("websocket: close 1006 (abnormal closure): unexpected EOF")
+	want = append(want, r)
+	r = row(19, 0, "oversize")
+	r.Error = s("frame of 2000000 bytes exceeds 1048576")
+	want = append(want, r)
+	r = row(20, 0, "overflow")
+	r.Error = s("17")
+	want = append(want, r)
+	r = row(21, 0, "message")
+	r.Raw, r.Error = s(" {\"a\":1} \n"), nil
+	want = append(want, r)
+	r = row(21, 1, "message")
+	r.Raw, r.User = s("{\"user\":\"Zoë 😀\"}\n"), s("Zoë 😀")
+	want = append(want, r)
+	r = row(22, 0, "binary")
+	r.RawBytes = []byte{}
+	want = append(want, r)
+	r = row(23, 0, "disconnected")
+	r.Error, r.RawBytes = s("bad \uFFFD"), []byte("bad \xc3")
+	want = append(want, r)
+
+	if len(rows) != len(want) {
+		t.Fatalf("got %d rows, want %d", len(rows), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(rows[i], want[i]) {
+			t.Errorf("row %d:\n got %s\nwant %s", i, show(rows[i]), show(want[i]))
+		}
+	}
+	got := frames(rows)
+	for _, e := range entries {
+		if !bytes.Equal(got[int64(e.Seq)], e.Rec.Data) {
+			t.Errorf("seq %d: frame rebuilt as %q, want %q", e.Seq, got[int64(e.Seq)], e.Rec.Data)
+		}
+	}
+
+	sum := archive.NewChecksum()
+	for _, e := range entries {
+		sum.Add(e.Seq, e.Rec.Kind, e.Rec.Data)
+	}
+	wantMeta := archive.Meta{Stream: "spin30", Hour: hour14, FirstSeq: 10, LastSeq: 23, Frames: 14, Rows: int64(len(want)), Checksum: sum.String()}
+	if meta != wantMeta {
+		t.Errorf("meta = %+v, want %+v", meta, wantMeta)
+	}
+	if m, err := archive.Verify(path); err != nil || m != wantMeta {
+		t.Errorf("Verify = %+v, %v", m, err)
+	}
+	checkFileFormat(t, path)
+}
+
+// show prints a row with its pointers followed.
+func show(r archive.Row) string {
+	p := func(v *string) string {
+		if v == nil {
+			return "nil"
+		}
+		return fmt.Sprintf("%q", *v)
+	}
+	t := "nil"
+	if r.T != nil {
+		t = fmt.Sprint(*r.T)
+	}
+	return fmt.Sprintf("{at %d seq %d part %d kind %s synced %v user %s exp %s hw %s course %s type %s t %s payload %s raw %s raw_bytes %q (nil %v) error %s}",
+		r.ReceivedAt, r.Seq, r.Part, r.Kind, r.ClockSynced, p(r.User), p(r.Exp), p(r.Hardware), p(r.Course), p(r.Type), t,
+		p(r.Payload), p(r.Raw), r.RawBytes, r.RawBytes == nil, p(r.Error))
+}
+
+// checkFileFormat checks the promises of the layout in the file itself:
+// zstd everywhere, dictionary-encoded string columns, typed timestamps, no
+// stream or date column, and every lablog.* key.
+func checkFileFormat(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{archive.KeyStream, archive.KeyHour, archive.KeyFirstSeq, archive.KeyLastSeq,
+		archive.KeyFrames, archive.KeyRows, archive.KeyChecksum, archive.KeyFormat} {
+		if _, ok := pf.Lookup(k); !ok {
+			t.Errorf("metadata key %s missing", k)
+		}
+	}
+	if v, _ := pf.Lookup(archive.KeyHour); v != "2026-11-26T14:00:00Z" {
+		t.Errorf("%s = %q", archive.KeyHour, v)
+	}
+	schema := pf.Schema()
+	for _, col := range []string{"stream", "date"} {
+		if _, ok := schema.Lookup(col); ok {
+			t.Errorf("column %s would clash with the hive partition key", col)
+		}
+	}
+	for name, want := range map[string]string{
+		"received_at": "TIMESTAMP(isAdjustedToUTC=true,unit=MICROS)",
+		"t":           "TIMESTAMP(isAdjustedToUTC=true,unit=MILLIS)",
+		"user":        "STRING",
+		"raw_bytes":   "BYTE_ARRAY",
+	} {
+		leaf, ok := schema.Lookup(name)
+		if !ok {
+			t.Errorf("column %s missing", name)
+			continue
+		}
+		if got := leaf.Node.Type().String(); got != want {
+			t.Errorf("column %s type %s, want %s", name, got, want)
+		}
+	}
+	dict := map[string]bool{"kind": true, "user": true, "exp": true, "hardware": true, "course": true, "type": true}
+	for _, rg := range pf.Metadata().RowGroups {
+		for _, cc := range rg.Columns {
+			md := cc.MetaData
+			if md.Codec.String() != "ZSTD" {
+				t.Errorf("column %v codec %v, want ZSTD", md.PathInSchema, md.Codec)
+			}
+			if dict[md.PathInSchema[0]] && md.DictionaryPageOffset == 0 {
+				t.Errorf("column %v has no dictionary page", md.PathInSchema)
+			}
+		}
+	}
+}
+
+// TestRowGroupsBounded checks that the writer cuts row groups at the bound,
+// even when a frame's messages straddle it.
+func TestRowGroupsBounded(t *testing.T) {
+	root := t.TempDir()
+	checkTree(t, root)
+	var entries []archive.Entry
+	for seq := uint64(1); seq <= 250; seq++ {
+		data := fmt.Sprintf(`{"user":"u%d","t":%d,"payload":{}}`, seq%7, 1700000000000+seq)
+		if seq%10 == 0 {
+			data += data + data // three messages in one frame
+		}
+		entries = append(entries, entry(seq, frame.Text, data))
+	}
+	path := write(t, root, "spin30", hour14, archive.Options{RowGroupRows: 64}, entries...)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(250 + 25*2)
+	var sizes []int64
+	for _, rg := range pf.RowGroups() {
+		sizes = append(sizes, rg.NumRows())
+	}
+	want := []int64{64, 64, 64, 64, total - 4*64}
+	if !reflect.DeepEqual(sizes, want) {
+		t.Errorf("row group sizes %v, want %v", sizes, want)
+	}
+	if pf.NumRows() != total {
+		t.Errorf("rows = %d, want %d", pf.NumRows(), total)
+	}
+}
+
+func TestPublishRefusesToOverwrite(t *testing.T) {
+	root := t.TempDir()
+	checkTree(t, root)
+	e := []archive.Entry{entry(1, frame.Text, legacy), entry(2, frame.Text, full)}
+	path := write(t, root, "spin30", hour14, archive.Options{}, e...)
+	before, _ := os.ReadFile(path)
+
+	w, err := archive.Create(root, "spin30", hour14, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []archive.Entry{entry(1, frame.Text, "other"), entry(2, frame.Text, "bytes")} {
+		if err := w.Add(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := w.Publish()
+	if !errors.Is(err, archive.ErrExists) {
+		t.Fatalf("republish: err = %v, want ErrExists", err)
+	}
+	if got != path {
+		t.Errorf("ErrExists path = %s, want the existing %s", got, path)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before, after) {
+		t.Error("existing file was changed")
+	}
+}
+
+func TestWriterRejectsMisuse(t *testing.T) {
+	root := t.TempDir()
+	checkTree(t, root)
+	if _, err := archive.Create(filepath.Join(root, "absent"), "spin30", hour14, archive.Options{}); err == nil {
+		t.Error("Create under a missing root must fail, not create it")
+	}
+	if _, err := os.Stat(filepath.Join(root, "absent")); err == nil {
+		t.Error("Create made the missing root")
+	}
+	for _, bad := range []string{"", ".hidden", "a/b", "../x"} {
+		if _, err := archive.Create(root, bad, hour14, archive.Options{}); err == nil {
+			t.Errorf("Create accepted stream %q", bad)
+		}
+	}
+
+	w, err := archive.Create(root, "spin30", hour14, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(entry(5, frame.Text, legacy)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(entry(5, frame.Text, legacy)); err == nil {
+		t.Error("Add accepted a repeated seq")
+	}
+	other := entry(6, frame.Text, legacy)
+	other.Rec.Stream = "spin31"
+	if err := w.Add(other); err == nil {
+		t.Error("Add accepted another stream's record")
+	}
+	w.Abort()
+	w.Abort() // twice is fine
+
+	w, err = archive.Create(root, "spin30", hour14, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Publish(); !errors.Is(err, archive.ErrEmpty) {
+		t.Errorf("empty Publish: err = %v, want ErrEmpty", err)
+	}
+}
+
+func TestFileNames(t *testing.T) {
+	h := time.Date(2026, 11, 26, 14, 59, 59, 0, time.FixedZone("x", 3600)) // 13:59:59 UTC
+	name := archive.FileName("spin-30", h, 123, 456)
+	if name != "spin-30-20261126T13-00000000000000000123-00000000000000000456.parquet" {
+		t.Fatalf("FileName = %s", name)
+	}
+	stream, hour, first, last, ok := archive.ParseFileName(name)
+	if !ok || stream != "spin-30" || !hour.Equal(time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)) || first != 123 || last != 456 {
+		t.Errorf("ParseFileName = %q %v %d %d %v", stream, hour, first, last, ok)
+	}
+	if dir := archive.PartitionDir("/a", "spin30", h); dir != "/a/stream=spin30/date=2026-11-26" {
+		t.Errorf("PartitionDir = %s", dir)
+	}
+	for _, bad := range []string{
+		"spin30-20261126T13-123-456.parquet",
+		"spin30-20261126T13-00000000000000000456-00000000000000000123.parquet",
+		"20261126T13-00000000000000000123-00000000000000000456.parquet",
+		"spin30-20261126T13-00000000000000000123-00000000000000000456.parquet.tmp",
+		"spin30-2026112613-00000000000000000123-00000000000000000456.parquet",
+	} {
+		if _, _, _, _, ok := archive.ParseFileName(bad); ok {
+			t.Errorf("ParseFileName accepted %s", bad)
+		}
+	}
+	// Fixed-width seqs sort in name order.
+	if a, b := archive.FileName("s", h, 9, 9), archive.FileName("s", h, 10, 10); a >= b {
+		t.Errorf("%s does not sort before %s", a, b)
+	}
+}
