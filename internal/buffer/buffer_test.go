@@ -308,3 +308,20 @@ func TestSimulation(t *testing.T) {
 		})
 	}
 }
+
+func TestHasRange(t *testing.T) {
+	db := openTest(t)
+	_ = db.Append([]frame.Record{rec("s", t0, "1"), rec("s", t0.Add(time.Hour), "2"), rec("s", t0, "3")})
+	h := HourOf(t0)
+	for _, c := range []struct {
+		first, last uint64
+		want        bool
+	}{{1, 1, true}, {2, 2, false}, {2, 3, true}, {4, 9, false}, {1, 3, true}} {
+		if got, err := db.HasRange("s", h, c.first, c.last); err != nil || got != c.want {
+			t.Errorf("HasRange(%d,%d) = %v, %v; want %v", c.first, c.last, got, err, c.want)
+		}
+	}
+	if got, _ := db.HasRange("nope", h, 1, 9); got {
+		t.Error("HasRange on an unknown stream")
+	}
+}

@@ -158,3 +158,22 @@ func (d *DB) Pending() ([]Pending, error) {
 	}
 	return out, nil
 }
+
+// HasRange reports whether any record of stream in hour has a sequence number
+// in [first, last].
+func (d *DB) HasRange(stream string, hour time.Time, first, last uint64) (bool, error) {
+	found := false
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(streamsBucket).Bucket([]byte(stream))
+		if b == nil {
+			return nil
+		}
+		k, _ := b.Cursor().Seek(makeKey(hour, first))
+		found = k != nil && bytes.Compare(k, makeKey(hour, last)) <= 0
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("buffer %s: %w", stream, err)
+	}
+	return found, nil
+}
