@@ -1,0 +1,55 @@
+# lablog: the one entry point for building, testing and running.
+# `make demo` records a simulated lab; `make test` runs every test.
+
+GO        ?= go
+PKG       := github.com/practable/lablog
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
+GOFLAGS   := -trimpath
+DUCKDB    := internal/duckdbtest/node
+# Packages whose tests also run under qemu-user for linux/arm64.
+ARM64_PKGS ?= ./...
+
+export CGO_ENABLED := 0
+
+.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench fuzz deps-test clean
+
+build:
+	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
+
+build-arm64:
+	GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog-linux-arm64 ./cmd/lablog
+
+# The independent Parquet reader (DuckDB through node) used by the tests.
+deps-test: $(DUCKDB)/node_modules/.installed
+
+$(DUCKDB)/node_modules/.installed: $(DUCKDB)/package.json $(DUCKDB)/package-lock.json
+	cd $(DUCKDB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: lint deps-test
+	LABLOG_REQUIRE_DUCKDB=1 $(GO) test -count=1 -timeout 15m ./...
+	$(MAKE) test-arm64
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+# Cross-compiled test binaries run under Debian's qemu-user-static.
+test-arm64:
+	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -short -timeout 15m -exec qemu-aarch64-static $(ARM64_PKGS)
+
+lint:
+	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo:
+	$(GO) run $(GOFLAGS) -ldflags '$(LDFLAGS)' ./cmd/lablog demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime 60s ./internal/frame
+
+clean:
+	rm -rf dist lablog-demo

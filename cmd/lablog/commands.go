@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/version"
+)
+
+const defaultConfig = "/etc/lablog/lablog.yaml"
+
+func versionString() string { return version.Version }
+
+// parseFlags parses args with fs, printing errors and help to stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("lablog run", flag.ContinueOnError)
+	path := fs.String("config", defaultConfig, "configuration `file`")
+	debug := fs.Bool("debug", false, "log at debug level")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := newLogger(stderr, level)
+	rec, err := recorder.Open(cfg, log)
+	if err != nil {
+		return err
+	}
+	// SIGUSR1 asks for a compaction now (`systemctl kill -s USR1 lablog`).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			log.Info("compaction requested by SIGUSR1")
+			rec.Compactor().Trigger()
+		}
+	}()
+	log.Info("lablog recording", "version", versionString(), "streams", len(cfg.Streams()),
+		"buffer", cfg.Buffer.Path, "archive", cfg.Archive.Path)
+	return rec.Run(ctx)
+}
+
+func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("lablog compact", flag.ContinueOnError)
+	path := fs.String("config", defaultConfig, "configuration `file`")
+	open := fs.Bool("open-hours", false, "also archive the current, still open hour")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, slog.LevelInfo)
+	db, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+	if errors.Is(err, buffer.ErrLocked) {
+		return fmt.Errorf("%w\nthe running daemon compacts on its own schedule; to compact now, send it SIGUSR1 (systemctl kill -s USR1 lablog)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	opts := recorder.CompactorOptions(cfg, log)
+	opts.OpenHours = opts.OpenHours || *open
+	res := compactor.New(db, opts).RunOnce(ctx)
+	fmt.Fprintf(stdout, "published %d files, %d records, %d bytes\n", res.Files, res.Records, res.Bytes)
+	return res.Err
+}
+
+func cmdVerify(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("lablog verify", flag.ContinueOnError)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: lablog verify DIR")
+		return errUsage
+	}
+	dir := fs.Arg(0)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("verify: %s is not a directory", dir)
+	}
+	files, problems := archive.VerifyTree(dir)
+	for _, p := range problems {
+		fmt.Fprintf(stdout, "FAIL %s: %v\n", p.Path, p.Err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("verify %s: %d problems in %d files", dir, len(problems), files)
+	}
+	fmt.Fprintf(stdout, "ok: %d files verified under %s\n", files, dir)
+	return nil
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	switch {
+	case len(args) == 2 && args[0] == "check":
+		cfg, err := config.Load(args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "ok: %s: %d streams\n", args[1], len(cfg.Streams()))
+		return nil
+	case len(args) == 1 && args[0] == "example":
+		_, err := stdout.Write(config.Example())
+		return err
+	}
+	fmt.Fprintln(stderr, "usage: lablog config check FILE | lablog config example")
+	return errUsage
+}

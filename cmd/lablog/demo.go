@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/recorder"
+)
+
+// cmdDemo records a simulated lab with the real pipeline: a fake relay host
+// on loopback, simulated UIs, and lablog compacting every few seconds.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("lablog demo", flag.ContinueOnError)
+	dir := fs.String("dir", "lablog-demo", "`folder` for the buffer, the archive and the log")
+	duration := fs.Duration("duration", 30*time.Second, "how long the lab runs (0: until Ctrl-C)")
+	streams := fs.Int("streams", 12, "number of simulated lab devices")
+	rate := fs.Float64("rate", 5, "average messages per second per device")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *streams < 1 || *streams > 500 {
+		return fmt.Errorf("demo: --streams must be between 1 and 500, got %d", *streams)
+	}
+
+	host, err := labsim.NewHost("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	host.CountOnly = true
+
+	names := demoStreams(*streams)
+	cfg := demoConfig(*dir, host.URL(), names)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Archive.Path, 0o755); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	logPath := filepath.Join(*dir, "lablog.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer logFile.Close()
+	log := newLogger(logFile, slog.LevelInfo)
+
+	rec, err := recorder.Open(cfg, log)
+	if err != nil {
+		return err
+	}
+	recCtx, stopRec := context.WithCancel(context.Background())
+	defer stopRec()
+	recDone := make(chan error, 1)
+	go func() { recDone <- rec.Run(recCtx) }()
+
+	fmt.Fprintf(stdout, "lablog demo: recording %d simulated devices (%s ... %s) from %s\n",
+		len(names), names[0], names[len(names)-1], host.URL())
+	fmt.Fprintf(stdout, "buffer %s, archive %s, log %s; Ctrl-C stops\n", cfg.Buffer.Path, cfg.Archive.Path, logPath)
+
+	labCtx, stopLab := context.WithCancel(ctx)
+	if *duration > 0 {
+		labCtx, stopLab = context.WithTimeout(ctx, *duration)
+	}
+	defer stopLab()
+	lab := labsim.NewLab(host, labsim.LabOptions{Streams: names, Rate: *rate, JoinProb: 0.15,
+		BadFrames: true, Seed: uint64(time.Now().UnixNano())})
+	labDone := make(chan struct{})
+	go func() { defer close(labDone); _ = lab.Run(labCtx) }()
+
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	live := isTerminal(stdout)
+	for running := true; running; {
+		select {
+		case <-labDone:
+			running = false
+		case <-tick.C:
+			line := demoSummary(time.Since(start), rec, cfg.Archive.Path)
+			if live {
+				fmt.Fprintf(stdout, "\r\033[K%s", line)
+			} else {
+				fmt.Fprintln(stdout, line)
+			}
+		}
+	}
+	if live {
+		fmt.Fprintln(stdout)
+	}
+	awaitReceived(host, rec, names, 3*time.Second)
+	stopRec()
+	if err := <-recDone; err != nil {
+		return err
+	}
+	if err := flushArchive(cfg, log); err != nil {
+		return err
+	}
+	return demoReport(stdout, cfg.Archive.Path)
+}
+
+// demoStreams names n devices: two spinners for each pendulum.
+func demoStreams(n int) []string {
+	var names []string
+	for i := 0; len(names) < n; i++ {
+		names = append(names, fmt.Sprintf("spin%02d", 30+i))
+		if len(names) < n && i%2 == 1 {
+			names = append(names, fmt.Sprintf("pend%02d", i/2))
+		}
+	}
+	return names
+}
+
+func demoConfig(dir, hostURL string, names []string) config.Config {
+	cfg := config.Default()
+	cfg.Buffer.Path = filepath.Join(dir, "buffer.db")
+	cfg.Archive.Path = filepath.Join(dir, "archive")
+	cfg.Archive.Require = config.RequireNone
+	cfg.Compaction.Interval = 10 * time.Second
+	cfg.Compaction.Grace = 0
+	cfg.Compaction.OpenHours = true
+	for _, n := range names {
+		cfg.StreamSpecs = append(cfg.StreamSpecs, config.StreamSpec{Name: n, RelayHost: hostURL})
+	}
+	return cfg
+}
+
+func demoSummary(elapsed time.Duration, rec *recorder.Recorder, archiveDir string) string {
+	connected, frames := 0, int64(0)
+	srcs := rec.Sources()
+	for _, s := range srcs {
+		if s.Connected {
+			connected++
+		}
+		frames += s.Frames
+	}
+	w := rec.Writer().Stats()
+	files, size := archiveSize(archiveDir)
+	last := rec.Compactor().Last()
+	status := "ok"
+	if last.Err != nil {
+		status = "error: " + last.Err.Error()
+	}
+	return fmt.Sprintf("[%3.0fs] %d/%d connected | %d frames | %d committed | queue %d | dropped %d | archive %d files %s | compaction %s",
+		elapsed.Seconds(), connected, len(srcs), frames, w.Committed, w.Queued, w.Dropped, files, humanBytes(size), status)
+}
+
+// awaitReceived waits, within limit, until the sources have read every frame
+// the host delivered, so the demo's final numbers add up.
+func awaitReceived(host *labsim.Host, rec *recorder.Recorder, names []string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		var delivered, received int64
+		for _, n := range names {
+			delivered += host.DeliveredCount(n)
+		}
+		for _, s := range rec.Sources() {
+			received += s.Frames
+		}
+		if received >= delivered {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// flushArchive archives everything left in the buffer, the open hour too.
+func flushArchive(cfg config.Config, log *slog.Logger) error {
+	db, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return compactor.New(db, recorder.CompactorOptions(cfg, log)).RunOnce(context.Background()).Err
+}
+
+func demoReport(w io.Writer, root string) error {
+	var files []string
+	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
+			files = append(files, path)
+		}
+		return nil
+	})
+	fmt.Fprintf(w, "\n%d Parquet files under %s:\n", len(files), root)
+	const show = 8
+	for i, f := range files {
+		if i == show {
+			fmt.Fprintf(w, "  ... and %d more\n", len(files)-show)
+			break
+		}
+		st, _ := os.Stat(f)
+		fmt.Fprintf(w, "  %s (%s)\n", f, humanBytes(st.Size()))
+	}
+	n, problems := archive.VerifyTree(root)
+	for _, p := range problems {
+		fmt.Fprintf(w, "  FAIL %s: %v\n", p.Path, p.Err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("demo: %d archive problems", len(problems))
+	}
+	fmt.Fprintf(w, "all %d files verified (lablog verify %s)\n", n, root)
+	fmt.Fprintf(w, `
+Read them with DuckDB:
+
+  duckdb -c "SELECT stream, kind, count(*) AS rows, count(DISTINCT \"user\") AS users,
+             min(received_at) AS first, max(received_at) AS last
+             FROM read_parquet('%s/**/*.parquet', hive_partitioning = true)
+             GROUP BY ALL ORDER BY ALL"
+`, root)
+	return nil
+}
+
+func archiveSize(root string) (files int, bytes int64) {
+	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
+			if info, err := d.Info(); err == nil {
+				files++
+				bytes += info.Size()
+			}
+		}
+		return nil
+	})
+	return files, bytes
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

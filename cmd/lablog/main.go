@@ -1,0 +1,76 @@
+// Command lablog records the logging streams of remote laboratories durably
+// and archives them as Parquet. main only wires: the work is in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "lablog:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errUsage means the usage was already printed.
+var errUsage = errors.New("usage")
+
+const usage = `lablog records remote-lab logging streams and archives them as Parquet.
+
+Usage:
+  lablog run [--config FILE]          record the configured streams (the daemon)
+  lablog demo [--dir D] [--duration 30s] [--streams N]
+                                      record a simulated lab, then show the files
+  lablog compact [--config FILE] [--open-hours]
+                                      archive closed hours now (daemon stopped)
+  lablog verify DIR                   check every Parquet file under DIR
+  lablog config check FILE            validate a configuration file
+  lablog config example               print a commented example configuration
+  lablog version                      print the version
+`
+
+// run is main without the process: tests call it in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, stdout, stderr)
+	case "compact":
+		return cmdCompact(ctx, rest, stdout, stderr)
+	case "verify":
+		return cmdVerify(rest, stdout, stderr)
+	case "config":
+		return cmdConfig(rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "lablog", versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "lablog: unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

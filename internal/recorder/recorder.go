@@ -1,0 +1,131 @@
+// Package recorder wires lablog's pipeline: one source per stream feeding the
+// buffer's writer, and the compactor moving closed hours to the archive. It
+// owns their goroutines: Open starts nothing, Run runs them all until its
+// context ends and then shuts down in order, so nothing queued is lost.
+package recorder
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/source"
+)
+
+// Recorder is an assembled pipeline.
+type Recorder struct {
+	cfg       config.Config
+	log       *slog.Logger
+	db        *buffer.DB
+	writer    *buffer.Writer
+	sources   []*source.Source
+	compactor *compactor.Compactor
+}
+
+// Open opens the buffer and assembles the pipeline. It fails at once when
+// another process holds the buffer.
+func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	db, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	r := &Recorder{cfg: cfg, log: log, db: db}
+	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
+	for _, s := range cfg.Streams() {
+		r.sources = append(r.sources, source.New(source.Config{
+			Stream:       s.Name,
+			URL:          s.URL,
+			ReadLimit:    int64(cfg.Sources.ReadLimit),
+			PingInterval: cfg.Sources.PingInterval,
+			ReadTimeout:  cfg.Sources.ReadTimeout,
+			MinBackoff:   cfg.Sources.MinBackoff,
+			MaxBackoff:   cfg.Sources.MaxBackoff,
+		}, r.writer, log))
+	}
+	r.compactor = compactor.New(db, CompactorOptions(cfg, log))
+	return r, nil
+}
+
+// CompactorOptions derives the compactor's options from the configuration.
+func CompactorOptions(cfg config.Config, log *slog.Logger) compactor.Options {
+	return compactor.Options{
+		Root:         cfg.Archive.Path,
+		Require:      string(cfg.Archive.Require),
+		RowGroupRows: cfg.Archive.RowGroupRows,
+		Interval:     cfg.Compaction.Interval,
+		Grace:        cfg.Compaction.Grace,
+		Retry:        cfg.Compaction.Retry,
+		OpenHours:    cfg.Compaction.OpenHours,
+		Logger:       log,
+	}
+}
+
+// Buffer is the open buffer.
+func (r *Recorder) Buffer() *buffer.DB { return r.db }
+
+// Writer is the buffer's writer.
+func (r *Recorder) Writer() *buffer.Writer { return r.writer }
+
+// Compactor is the archive's compactor.
+func (r *Recorder) Compactor() *compactor.Compactor { return r.compactor }
+
+// Sources reports every stream's state.
+func (r *Recorder) Sources() []source.Stats {
+	out := make([]source.Stats, len(r.sources))
+	for i, s := range r.sources {
+		out[i] = s.Stats()
+	}
+	return out
+}
+
+// Run records until ctx is done, then stops the sources, commits what they
+// queued and closes the buffer. Shutdown order matters: the writer drains
+// only after every source has returned, so no record is enqueued after it.
+func (r *Recorder) Run(ctx context.Context) error {
+	if q := r.db.Quarantined(); q != "" {
+		r.log.Error("BUFFER WAS CORRUPT: it was set aside and recording started on a fresh one",
+			"quarantined", q)
+	}
+	go r.writer.Run()
+	srcCtx, stopSources := context.WithCancel(context.Background())
+	var sources sync.WaitGroup
+	for _, s := range r.sources {
+		sources.Add(1)
+		go func() {
+			defer sources.Done()
+			if err := s.Run(srcCtx); err != nil {
+				r.log.Error("source stopped", "err", err)
+			}
+		}()
+	}
+	compCtx, stopCompactor := context.WithCancel(context.Background())
+	compDone := make(chan struct{})
+	go func() {
+		defer close(compDone)
+		r.compactor.Run(compCtx)
+	}()
+
+	<-ctx.Done()
+	start := time.Now()
+	stopSources()
+	stopCompactor()
+	sources.Wait()
+	r.writer.Stop()
+	<-compDone
+	st := r.writer.Stats()
+	err := r.db.Close()
+	r.log.Info("stopped", "committed", st.Committed, "dropped", st.Dropped,
+		"took", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("recorder: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+// Package source reads one stream's websocket and hands every frame, and every
+// change of the connection, to a sink as frame.Records. It never waits on the
+// sink: a full sink costs counted drops, later marked by an Overflow record.
+package source
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Config describes the client of one stream. A zero field takes the default
+// stated next to it (see WithDefaults).
+type Config struct {
+	Stream string // name stored with every record
+	URL    string // ws:// or wss:// URL of the stream
+
+	ReadLimit        int64         // largest frame accepted, in bytes; default 1 MiB
+	PingInterval     time.Duration // how often we ping the peer; default 20s
+	ReadTimeout      time.Duration // no frame or pong for this long ends the connection; default 60s
+	HandshakeTimeout time.Duration // websocket handshake limit; default 10s
+	MinBackoff       time.Duration // first reconnect wait ceiling; default 1s
+	MaxBackoff       time.Duration // largest reconnect wait; default 60s
+	StableAfter      time.Duration // a connection lasting this long resets the backoff; default 30s
+
+	// Now gives the wall clock and whether it is NTP synced; default SystemNow.
+	Now func() (time.Time, bool)
+}
+
+// Defaults of Config.
+const (
+	DefaultReadLimit        = 1 << 20
+	DefaultPingInterval     = 20 * time.Second
+	DefaultReadTimeout      = 60 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMinBackoff       = 1 * time.Second
+	DefaultMaxBackoff       = 60 * time.Second
+	DefaultStableAfter      = 30 * time.Second
+)
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	setDefault(&c.ReadLimit, DefaultReadLimit)
+	setDefault(&c.PingInterval, DefaultPingInterval)
+	setDefault(&c.ReadTimeout, DefaultReadTimeout)
+	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&c.MinBackoff, DefaultMinBackoff)
+	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
+	setDefault(&c.StableAfter, DefaultStableAfter)
+	if c.Now == nil {
+		c.Now = SystemNow
+	}
+	return c
+}
+
+func setDefault[T int64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// validate reports settings that would make Run useless rather than merely slow.
+func (c Config) validate() error {
+	if c.Stream == "" {
+		return errors.New("config: empty stream name")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return fmt.Errorf("config: url: %w", err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("config: url %q: scheme must be ws or wss", redactURL(c.URL))
+	}
+	if c.ReadTimeout <= c.PingInterval {
+		// The pong of our ping must be able to arrive before the deadline.
+		return fmt.Errorf("config: read timeout %v must exceed ping interval %v", c.ReadTimeout, c.PingInterval)
+	}
+	if c.ReadLimit < 0 || c.MinBackoff < 0 || c.MaxBackoff < 0 {
+		return errors.New("config: negative read limit or backoff")
+	}
+	return nil
+}
+
+// redactURL drops the query string, fragment and user info, which may hold
+// single-use codes or credentials, so the URL can be stored and logged.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.ForceQuery = false
+	u.Fragment = ""
+	u.RawFragment = ""
+	return u.String()
+}

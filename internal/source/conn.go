@@ -1,0 +1,191 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/practable/lablog/internal/frame"
+)
+
+// writeWait bounds control-frame writes, so a stuck peer cannot stall pings
+// or shutdown.
+const writeWait = 5 * time.Second
+
+// dial connects to the stream. Gorilla heeds ctx only until TCP is up, so the
+// raw connection is also closed if ctx ends during the handshake.
+func (s *Source) dial(ctx context.Context) (*websocket.Conn, error) {
+	var mu sync.Mutex
+	var raw net.Conn
+	d := websocket.Dialer{
+		HandshakeTimeout: s.cfg.HandshakeTimeout,
+		Proxy:            http.ProxyFromEnvironment,
+		NetDialContext: func(dctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(dctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ctx.Err() != nil { // ctx ended before raw was set
+				c.Close()
+				return nil, ctx.Err()
+			}
+			raw = c
+			return c, nil
+		},
+	}
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if raw != nil {
+			raw.Close()
+		}
+	})
+	conn, resp, err := d.DialContext(ctx, s.cfg.URL, nil)
+	if !stop() && err == nil {
+		conn.Close() // ctx ended: the handshake may have been cut
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		if resp != nil {
+			err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
+		}
+		return nil, fmt.Errorf("dial %s: %w", s.redacted, err)
+	}
+	return conn, nil
+}
+
+// serve reads conn until it fails or ctx ends, bracketing the frames with
+// Connected and Disconnected records.
+func (s *Source) serve(ctx context.Context, conn *websocket.Conn) {
+	now, _ := s.cfg.Now()
+	s.stats.connected(now)
+	s.log.Info("connected", "url", s.redacted)
+	s.event(frame.Connected, s.redacted)
+
+	conn.SetReadLimit(s.cfg.ReadLimit)
+	s.extendDeadline(conn)
+	conn.SetPongHandler(func(string) error { s.extendDeadline(conn); return nil })
+	conn.SetPingHandler(func(data string) error {
+		s.extendDeadline(conn)
+		// A failed pong is not an error of its own: a broken connection
+		// shows up on the next read.
+		_ = conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+		return nil
+	})
+
+	stop := make(chan struct{})
+	pingFailed := make(chan error, 1)
+	pinger := make(chan struct{})
+	go func() {
+		defer close(pinger)
+		s.keepAlive(ctx, conn, stop, pingFailed)
+	}()
+	err := s.read(conn)
+	close(stop)
+	<-pinger
+	conn.Close()
+
+	reason := s.reason(ctx, err, pingFailed)
+	now, _ = s.cfg.Now()
+	s.stats.disconnected(now, reason)
+	level := slog.LevelWarn
+	if reason == "shutdown" {
+		level = slog.LevelInfo
+	}
+	s.log.Log(ctx, level, "disconnected", "reason", reason)
+	s.event(frame.Disconnected, reason)
+}
+
+// read hands every frame to the sink until the connection fails.
+func (s *Source) read(conn *websocket.Conn) error {
+	for {
+		typ, data, err := conn.ReadMessage()
+		if err != nil {
+			return err
+		}
+		s.extendDeadline(conn)
+		kind := frame.Text
+		if typ == websocket.BinaryMessage {
+			kind = frame.Binary
+		}
+		now, _ := s.cfg.Now()
+		s.stats.frame(now, len(data))
+		// An exact-size copy: the record owns its bytes whatever the
+		// websocket library does with its buffers, and a small frame does
+		// not pin a large read buffer while it waits in the queue.
+		s.emit(kind, bytes.Clone(data))
+	}
+}
+
+// reason says why the connection ended, given the read error.
+func (s *Source) reason(ctx context.Context, err error, pingFailed <-chan error) string {
+	if ctx.Err() != nil {
+		return "shutdown"
+	}
+	select {
+	case perr := <-pingFailed:
+		if errors.Is(err, net.ErrClosed) { // the pinger closed it
+			return "ping: " + perr.Error()
+		}
+	default:
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		// The frame was not read and the connection is out of step: record
+		// the fact; the caller reconnects.
+		s.event(frame.Oversize, fmt.Sprintf("frame over read limit of %d bytes", s.cfg.ReadLimit))
+		return "read: " + err.Error()
+	case errors.As(err, &ne) && ne.Timeout():
+		return "read timeout: no frame or pong for " + seconds(s.cfg.ReadTimeout)
+	default:
+		return "read: " + err.Error()
+	}
+}
+
+func (s *Source) extendDeadline(conn *websocket.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+}
+
+// keepAlive pings every PingInterval, so the peer's pongs keep the read
+// deadline moving on a quiet stream and a half-open connection times out.
+// When ctx ends it closes the connection politely, which ends the read.
+func (s *Source) keepAlive(ctx context.Context, conn *websocket.Conn, stop <-chan struct{}, failed chan<- error) {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "lablog stopping")
+			_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			conn.Close()
+			return
+		case <-t.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				failed <- err
+				conn.Close()
+				return
+			}
+		}
+	}
+}
+
+// seconds prints whole seconds as "60s" rather than Duration's "1m0s".
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}

@@ -1,0 +1,97 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/practable/lablog/internal/frame"
+)
+
+// Source is the websocket client of one stream.
+type Source struct {
+	cfg      Config
+	sink     Sink
+	log      *slog.Logger
+	redacted string // the URL without secrets, for records and logs
+	stats    stats
+
+	// Owned by the Run goroutine.
+	backoff  Backoff
+	pending  int64     // records dropped since the last Overflow record
+	lastWarn time.Time // of the last queue-full warning
+}
+
+// New makes the source of cfg.Stream feeding sink. It starts nothing; see Run.
+func New(cfg Config, sink Sink, log *slog.Logger) *Source {
+	cfg = cfg.WithDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Source{
+		cfg:      cfg,
+		sink:     sink,
+		log:      log.With("stream", cfg.Stream),
+		redacted: redactURL(cfg.URL),
+		backoff:  Backoff{Min: cfg.MinBackoff, Max: cfg.MaxBackoff, StableAfter: cfg.StableAfter},
+	}
+	s.stats.s.Stream = cfg.Stream
+	return s
+}
+
+// Stats returns the current state; it is safe to call from any goroutine.
+func (s *Source) Stats() Stats { return s.stats.snapshot() }
+
+// Run connects, reads and reconnects until ctx is done, then returns nil. It
+// returns an error only for a configuration it cannot work with. Call it once.
+func (s *Source) Run(ctx context.Context) error {
+	if err := s.cfg.validate(); err != nil {
+		return fmt.Errorf("source %s: %w", s.cfg.Stream, err)
+	}
+	now, _ := s.cfg.Now()
+	s.stats.started(now)
+	quiet := false // a repeated dial error is logged at debug level
+	for ctx.Err() == nil {
+		conn, err := s.dial(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			s.stats.failed(err.Error())
+			level := slog.LevelWarn
+			if quiet {
+				level = slog.LevelDebug
+			}
+			quiet = true
+			s.log.Log(ctx, level, "cannot connect", "err", err)
+		default:
+			quiet = false
+			start := time.Now()
+			s.serve(ctx, conn)
+			s.backoff.Ended(time.Since(start))
+		}
+		if !sleep(ctx, s.backoff.Next()) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// sleep waits d unless ctx ends first; it reports whether to go on.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// event records a change of the connection.
+func (s *Source) event(kind frame.Kind, detail string) { s.emit(kind, []byte(detail)) }
