@@ -36,7 +36,8 @@ test-unit:
 
 # Cross-compiled test binaries run under Debian's qemu-user-static.
 test-arm64:
-	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -short -timeout 15m -exec qemu-aarch64-static $(ARM64_PKGS)
+	GOOS=linux GOARCH=arm64 LABLOG_TEST_EXEC=qemu-aarch64-static \
+		$(GO) test -count=1 -short -timeout 15m -exec qemu-aarch64-static $(ARM64_PKGS)
 
 lint:
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -49,7 +49,7 @@ func TestCrashWindows(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.point, func(t *testing.T) {
 			root := t.TempDir()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
+			cmd := selfCommand("-test.run=^TestCrashHelper$")
 			cmd.Env = append(os.Environ(), crashRootEnv+"="+root, failpoint.EnvVar+"="+c.point)
 			out, err := cmd.CombinedOutput()
 			var exit *exec.ExitError
@@ -90,4 +90,14 @@ func TestCrashWindows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// selfCommand re-runs this test binary. Under qemu-user without binfmt the
+// kernel cannot exec a foreign binary, so `make test-arm64` names the
+// emulator in LABLOG_TEST_EXEC.
+func selfCommand(args ...string) *exec.Cmd {
+	if emu := os.Getenv("LABLOG_TEST_EXEC"); emu != "" {
+		return exec.Command(emu, append([]string{os.Args[0]}, args...)...)
+	}
+	return exec.Command(os.Args[0], args...)
 }
