@@ -22,6 +22,8 @@ type Config struct {
 	Archive    Archive    `yaml:"archive"`
 	Compaction Compaction `yaml:"compaction"`
 	Sources    Sources    `yaml:"sources"`
+	Status     Status     `yaml:"status"`
+	LED        LED        `yaml:"led"`
 	// StreamSpecs are the entries of the streams list as written; Streams
 	// expands them. (The field cannot share the method's name.)
 	StreamSpecs []StreamSpec `yaml:"streams"`
@@ -87,6 +89,20 @@ type Sources struct {
 	MaxBackoff   time.Duration `yaml:"max_backoff"`
 }
 
+// Status configures the status page, its JSON API and /metrics.
+type Status struct {
+	// Listen is the HTTP address (host:port; ":80" is every interface).
+	// Empty turns the status server off.
+	Listen string `yaml:"listen"`
+}
+
+// LED configures the board LED that shows lablog's health at a glance.
+type LED struct {
+	// Path is the LED's sysfs folder (it holds trigger and brightness).
+	// Empty leaves every LED alone.
+	Path string `yaml:"path"`
+}
+
 // StreamSpec is one entry of the streams list. Name is a stream name or,
 // with RelayHost, a range: spin30-41 (or spin30-spin41) stands for
 // spin30..spin41, padded to the width of the first number (pend00-03 gives
@@ -124,6 +140,8 @@ type Stream struct {
 //	sources.read_timeout     60s
 //	sources.min_backoff      1s
 //	sources.max_backoff      60s
+//	status.listen            :80
+//	led.path                 /sys/class/leds/ACT
 //
 // There is no default stream: a file must list at least one.
 func Default() Config {
@@ -150,6 +168,8 @@ func Default() Config {
 			MinBackoff:   time.Second,
 			MaxBackoff:   60 * time.Second,
 		},
+		Status: Status{Listen: ":80"},
+		LED:    LED{Path: "/sys/class/leds/ACT"},
 	}
 }
 

@@ -68,12 +68,16 @@ buffer: {path: /b.db, max_size: 2MiB, queue: 7}
 archive: {path: /a, require: none, row_group_rows: 9}
 compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
 sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s}
+status: {listen: "127.0.0.1:8080"}
+led: {path: /sys/class/leds/led0}
 `+oneStream)
 	want := Config{
 		Buffer:      Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
 		Archive:     Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9},
 		Compaction:  Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
 		Sources:     Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second},
+		Status:      Status{Listen: "127.0.0.1:8080"},
+		LED:         LED{Path: "/sys/class/leds/led0"},
 		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -136,6 +140,13 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	walk(reflect.TypeOf(Config{}), "")
 }
 
+func TestEmptyStatusAndLEDTurnThemOff(t *testing.T) {
+	c := mustParse(t, "status:\n  listen: \"\"\nled:\n  path: \"\"\n"+oneStream)
+	if c.Status.Listen != "" || c.LED.Path != "" {
+		t.Errorf("status %+v, led %+v: want both empty (off)", c.Status, c.LED)
+	}
+}
+
 func TestExampleReturnsCopy(t *testing.T) {
 	Example()[0] = 'X'
 	if Example()[0] == 'X' {
@@ -146,7 +157,7 @@ func TestExampleReturnsCopy(t *testing.T) {
 func TestUnknownKeysKeepLine(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"bogus: 1\n" + oneStream,
-			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, sources, streams)"},
+			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, sources, status, led, streams)"},
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
 			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",

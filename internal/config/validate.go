@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -70,6 +72,15 @@ func (c Config) Validate() error {
 	positive("sources.min_backoff", int64(s.MinBackoff), s.MinBackoff)
 	if s.MaxBackoff < s.MinBackoff {
 		add("sources.max_backoff", "must be at least sources.min_backoff (%v), got %v", s.MinBackoff, s.MaxBackoff)
+	}
+
+	if c.Status.Listen != "" {
+		if err := checkListen(c.Status.Listen); err != nil {
+			add("status.listen", "%v", err)
+		}
+	}
+	if c.LED.Path != "" && !filepath.IsAbs(c.LED.Path) {
+		add("led.path", "must be an absolute path (a sysfs LED folder), got %q", c.LED.Path)
 	}
 
 	if len(c.StreamSpecs) == 0 {
@@ -214,6 +225,18 @@ func splitDigits(s string) (text, digits string) {
 		i--
 	}
 	return s[:i], s[i:]
+}
+
+// checkListen accepts what net.Listen("tcp", ...) takes: [host]:port.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port or :port (%v)", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
+	}
+	return nil
 }
 
 func checkURL(raw string) error {
