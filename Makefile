@@ -47,7 +47,7 @@ demo:
 	$(GO) run $(GOFLAGS) -ldflags '$(LDFLAGS)' ./cmd/lablog demo
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime 60s ./internal/frame

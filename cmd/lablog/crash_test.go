@@ -29,7 +29,7 @@ var (
 )
 
 // lablogBinary builds the real binary once per test run.
-func lablogBinary(t *testing.T) string {
+func lablogBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "lablog-bin-")
