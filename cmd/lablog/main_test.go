@@ -220,3 +220,19 @@ func TestCorruptBufferStartsFreshAndSaysSo(t *testing.T) {
 		t.Error("the quarantined file is not the corrupt buffer")
 	}
 }
+
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	out, err := runCmd(t, "demo", "--dir", dir, "--duration", "3s", "--streams", "4", "--rate", "20")
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"4/4 connected", "all 4 files verified", "read_parquet('" + dir + "/archive/**/*.parquet', hive_partitioning = true)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, problems := archive.VerifyTree(filepath.Join(dir, "archive")); len(problems) > 0 {
+		t.Errorf("demo archive: %v", problems)
+	}
+}
