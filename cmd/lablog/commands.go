@@ -27,10 +27,7 @@ func versionString() string { return version.Version }
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
-		return errUsage
+		return errUsage // flag has printed the problem (or -h's help)
 	}
 	return nil
 }

@@ -164,19 +164,25 @@ func daemonConfig(t *testing.T, hostURL string) (cfgPath, bufPath string) {
 	return cfgPath, bufPath
 }
 
-func TestSecondInstanceFailsFast(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the real binary; not in -short")
-	}
+func newTestHost(t *testing.T) *labsim.Host {
+	t.Helper()
 	host, err := labsim.NewHost("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer host.Close()
+	t.Cleanup(func() { _ = host.Close() })
+	return host
+}
+
+func TestSecondInstanceFailsFast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the real binary; not in -short")
+	}
+	host := newTestHost(t)
 	cfgPath, _ := daemonConfig(t, host.URL())
 	startDaemon(t, cfgPath, "lablog recording")
 	start := time.Now()
-	_, err = runCmd(t, "run", "--config", cfgPath)
+	_, err := runCmd(t, "run", "--config", cfgPath)
 	if err == nil || !strings.Contains(err.Error(), "locked by another process (is another lablog running?)") {
 		t.Fatalf("second instance: %v", err)
 	}
@@ -193,11 +199,7 @@ func TestCorruptBufferStartsFreshAndSaysSo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the real binary; not in -short")
 	}
-	host, err := labsim.NewHost("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Close()
+	host := newTestHost(t)
 	cfgPath, bufPath := daemonConfig(t, host.URL())
 	if err := os.WriteFile(bufPath, bytes.Repeat([]byte("garbage!"), 4096), 0o600); err != nil {
 		t.Fatal(err)
