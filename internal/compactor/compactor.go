@@ -33,6 +33,9 @@ type Options struct {
 	OpenHours    bool          // also archive the hour still being recorded
 	Now          func() time.Time
 	Logger       *slog.Logger
+	// OnResult, when set, is called after every run with its result, so
+	// metrics see each run rather than sampling Last.
+	OnResult func(Result)
 }
 
 // Result describes one run.
@@ -142,6 +145,9 @@ func (c *Compactor) RunOnce(ctx context.Context) Result {
 	c.mu.Lock()
 	c.last = res
 	c.mu.Unlock()
+	if c.opts.OnResult != nil {
+		c.opts.OnResult(res)
+	}
 	return res
 }
 

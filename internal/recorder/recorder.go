@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +26,66 @@ type Recorder struct {
 	writer    *buffer.Writer
 	sources   []*source.Source
 	compactor *compactor.Compactor
+
+	// onCompaction is set by installHooks before the compactor starts.
+	onCompaction func(compactor.Result)
+
+	hookMu sync.Mutex
+	hooks  []Hooks
+	ran    bool
+}
+
+// Hooks observe the pipeline for metrics. Every field is optional. They are
+// called on the writer's or the compactor's goroutine, so they must be quick.
+type Hooks struct {
+	// OnCommit follows each successful commit of the writer.
+	OnCommit func(records int, took time.Duration)
+	// OnCommitFailure follows each failed commit (the writer retries).
+	OnCommitFailure func(err error)
+	// OnCompaction follows each compaction run.
+	OnCompaction func(compactor.Result)
+}
+
+// AddHooks registers h. Call it before Run: the writer's hooks are fixed
+// when it starts.
+func (r *Recorder) AddHooks(h Hooks) error {
+	r.hookMu.Lock()
+	defer r.hookMu.Unlock()
+	if r.ran {
+		return fmt.Errorf("recorder: AddHooks after Run")
+	}
+	r.hooks = append(r.hooks, h)
+	return nil
+}
+
+// installHooks points the writer's and the compactor's callbacks at every
+// registered hook, before their goroutines start.
+func (r *Recorder) installHooks() {
+	r.hookMu.Lock()
+	defer r.hookMu.Unlock()
+	r.ran = true
+	hooks := slices.Clone(r.hooks)
+	r.writer.OnCommit = func(n int, took time.Duration) {
+		for _, h := range hooks {
+			if h.OnCommit != nil {
+				h.OnCommit(n, took)
+			}
+		}
+	}
+	r.writer.OnFailure = func(err error) {
+		for _, h := range hooks {
+			if h.OnCommitFailure != nil {
+				h.OnCommitFailure(err)
+			}
+		}
+	}
+	r.onCompaction = func(res compactor.Result) {
+		for _, h := range hooks {
+			if h.OnCompaction != nil {
+				h.OnCompaction(res)
+			}
+		}
+	}
 }
 
 // Open opens the buffer and assembles the pipeline. It fails at once when
@@ -50,7 +111,13 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 			MaxBackoff:   cfg.Sources.MaxBackoff,
 		}, r.writer, log))
 	}
-	r.compactor = compactor.New(db, CompactorOptions(cfg, log))
+	opts := CompactorOptions(cfg, log)
+	opts.OnResult = func(res compactor.Result) {
+		if f := r.onCompaction; f != nil {
+			f(res)
+		}
+	}
+	r.compactor = compactor.New(db, opts)
 	return r, nil
 }
 
@@ -94,6 +161,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		r.log.Error("BUFFER WAS CORRUPT: it was set aside and recording started on a fresh one",
 			"quarantined", q)
 	}
+	r.installHooks()
 	go r.writer.Run()
 	srcCtx, stopSources := context.WithCancel(context.Background())
 	var sources sync.WaitGroup
