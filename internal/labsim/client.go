@@ -35,17 +35,22 @@ func (h *Host) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	h.mu.Lock()
+	s := h.stream(name)
+	drops := s.drops
+	h.mu.Unlock()
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // Upgrade has answered the client
 	}
 	h.mu.Lock()
-	if h.closed {
+	if h.closed || s.drops != drops {
+		// Cut while being set up: the client may have seen the handshake
+		// succeed already, so it is cut rather than never accepted.
 		h.mu.Unlock()
-		conn.Close()
+		conn.NetConn().Close()
 		return
 	}
-	s := h.stream(name)
 	if h.hang {
 		s.hung = append(s.hung, conn.NetConn())
 		h.mu.Unlock()

@@ -40,7 +40,7 @@ type client struct {
 
 func dial(t *testing.T, h *Host, stream string) *client {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial(h.URL()+"/ws/"+stream, nil)
+	conn, _, err := websocket.DefaultDialer.Dial(h.StreamURL(stream), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +75,18 @@ func (c *client) read(t *testing.T, n int) []received {
 		}
 	}
 	return out
+}
+
+// closed waits for the read error that ends the client.
+func (c *client) closed(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-c.err:
+		return err
+	case <-time.After(wait):
+		t.Fatalf("client still open after %v", wait)
+	}
+	return nil
 }
 
 // dialStreams connects one client per stream and waits until the host

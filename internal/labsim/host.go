@@ -59,6 +59,7 @@ type hostStream struct {
 	count     int64 // frames delivered
 	lost      int64 // frames dropped for a busy client (Lossy)
 	inflight  int   // frames handed to a writer but not yet written
+	drops     int   // DropClients calls, to cut connections still being set up
 }
 
 // NewHost listens on addr ("127.0.0.1:0" picks a free port) and serves.
@@ -83,6 +84,9 @@ func NewHost(addr string) (*Host, error) {
 // URL is the base websocket URL, e.g. ws://127.0.0.1:40123; streams are at
 // URL()+"/ws/"+stream.
 func (h *Host) URL() string { return "ws://" + h.ln.Addr().String() }
+
+// StreamURL is the websocket URL of stream.
+func (h *Host) StreamURL(stream string) string { return h.URL() + "/ws/" + stream }
 
 // Addr is the listening address.
 func (h *Host) Addr() string { return h.ln.Addr().String() }
@@ -178,7 +182,7 @@ func (h *Host) WaitIdle(ctx context.Context, stream string) error {
 
 // Delivered returns the frames of stream whose write to a client succeeded,
 // in the order written (with several clients, once per client). It is nil
-// when CountOnly is set.
+// when CountOnly is set. The frames are shared: do not modify them.
 func (h *Host) Delivered(stream string) [][]byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -209,12 +213,14 @@ func (h *Host) Lost(stream string) int64 {
 }
 
 // DropClients cuts the TCP connections of stream's clients without a close
-// frame, as a network failure would. They stop counting as clients at once,
-// so WaitClients afterwards waits for new connections.
+// frame, as a network failure would; connections still in their handshake
+// and hung ones (see Hang) are cut too. They stop counting as clients at
+// once, so WaitClients afterwards waits for new connections.
 func (h *Host) DropClients(stream string) {
 	h.mu.Lock()
 	var conns []net.Conn
 	if s := h.streams[stream]; s != nil {
+		s.drops++
 		for c := range s.clients {
 			delete(s.clients, c)
 			conns = append(conns, c.conn.NetConn())

@@ -126,7 +126,7 @@ func TestHostDropClientsCutsWithoutCloseFrame(t *testing.T) {
 	if n := h.Clients("spin30"); n != 0 {
 		t.Fatalf("%d clients after DropClients", n)
 	}
-	err := <-c.err
+	err := c.closed(t)
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseAbnormalClosure {
 		t.Fatalf("client read error %v, want abnormal closure", err)
@@ -197,7 +197,7 @@ func TestHostHangNeverAnswers(t *testing.T) {
 		t.Fatal("delivered to a hung connection")
 	}
 	h.DropClients("spin30") // ends hung connections too
-	if err := <-c.err; err == nil {
+	if err := c.closed(t); err == nil {
 		t.Fatal("hung connection survived DropClients")
 	}
 }
@@ -215,7 +215,7 @@ func TestHostCloseEndsClients(t *testing.T) {
 	hung := dial(t, h, "spin30")
 	h.Close() // returns only after the host's goroutines ended
 	for _, cl := range []*client{c, hung} {
-		if err := <-cl.err; err == nil {
+		if err := cl.closed(t); err == nil {
 			t.Fatal("client survived Close")
 		}
 	}

@@ -16,6 +16,9 @@ import (
 	"github.com/practable/lablog/internal/frame"
 )
 
+// shutdown is the Disconnected reason when Run's context ends.
+const shutdown = "shutdown"
+
 // writeWait bounds control-frame writes, so a stuck peer cannot stall pings
 // or shutdown.
 const writeWait = 5 * time.Second
@@ -95,13 +98,18 @@ func (s *Source) serve(ctx context.Context, conn *websocket.Conn) {
 	<-pinger
 	conn.Close()
 
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// The frame was not read and the connection is out of step: record
+		// the fact, then reconnect.
+		s.event(frame.Oversize, fmt.Sprintf("frame over read limit of %d bytes", s.cfg.ReadLimit))
+	}
 	reason := s.reason(ctx, err, pingFailed)
 	now, _ = s.cfg.Now()
-	s.stats.disconnected(now, reason)
-	level := slog.LevelWarn
-	if reason == "shutdown" {
-		level = slog.LevelInfo
+	level, errText := slog.LevelWarn, reason
+	if reason == shutdown {
+		level, errText = slog.LevelInfo, ""
 	}
+	s.stats.disconnected(now, errText)
 	s.log.Log(ctx, level, "disconnected", "reason", reason)
 	s.event(frame.Disconnected, reason)
 }
@@ -130,7 +138,7 @@ func (s *Source) read(conn *websocket.Conn) error {
 // reason says why the connection ended, given the read error.
 func (s *Source) reason(ctx context.Context, err error, pingFailed <-chan error) string {
 	if ctx.Err() != nil {
-		return "shutdown"
+		return shutdown
 	}
 	select {
 	case perr := <-pingFailed:
@@ -139,18 +147,10 @@ func (s *Source) reason(ctx context.Context, err error, pingFailed <-chan error)
 		}
 	default:
 	}
-	var ne net.Error
-	switch {
-	case errors.Is(err, websocket.ErrReadLimit):
-		// The frame was not read and the connection is out of step: record
-		// the fact; the caller reconnects.
-		s.event(frame.Oversize, fmt.Sprintf("frame over read limit of %d bytes", s.cfg.ReadLimit))
-		return "read: " + err.Error()
-	case errors.As(err, &ne) && ne.Timeout():
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		return "read timeout: no frame or pong for " + seconds(s.cfg.ReadTimeout)
-	default:
-		return "read: " + err.Error()
 	}
+	return "read: " + err.Error()
 }
 
 func (s *Source) extendDeadline(conn *websocket.Conn) {

@@ -188,3 +188,16 @@ func (r *running) stop(t *testing.T) {
 		t.Fatal("Run did not return within 2s of cancel")
 	}
 }
+
+// recv receives from ch, failing the test after the usual wait.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(wait):
+		t.Fatalf("nothing received within %v", wait)
+	}
+	var zero T
+	return zero
+}

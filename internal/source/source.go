@@ -55,7 +55,7 @@ func (s *Source) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		conn, err := s.dial(ctx)
 		switch {
-		case ctx.Err() != nil:
+		case err != nil && ctx.Err() != nil:
 			return nil
 		case err != nil:
 			s.stats.failed(err.Error())

@@ -47,12 +47,16 @@ func (st *stats) connected(now time.Time) {
 	st.s.Since = now
 }
 
-func (st *stats) disconnected(now time.Time, reason string) {
+// disconnected records the end of a connection; an empty errText (a normal
+// shutdown) keeps the previous LastError.
+func (st *stats) disconnected(now time.Time, errText string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.s.Connected = false
 	st.s.Since = now
-	st.s.LastError = reason
+	if errText != "" {
+		st.s.LastError = errText
+	}
 }
 
 func (st *stats) failed(err string) {
