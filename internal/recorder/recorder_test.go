@@ -25,7 +25,7 @@ import (
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func testConfig(t *testing.T, hostURL string, names []string) config.Config {
+func testConfig(t testing.TB, hostURL string, names []string) config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
@@ -47,7 +47,7 @@ func testConfig(t *testing.T, hostURL string, names []string) config.Config {
 
 // eventually polls cond until it holds or limit passes: for counters that
 // have no event to wait on.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
