@@ -86,19 +86,16 @@ func ValidStream(s string) bool {
 	return true
 }
 
-// Hour returns t as an archive hour: UTC, truncated to the hour.
-func Hour(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
-
 // PartitionDir returns the directory that holds a stream's files of the day
 // of hour.
 func PartitionDir(root, stream string, hour time.Time) string {
-	return filepath.Join(root, "stream="+stream, "date="+Hour(hour).Format(dateLayout))
+	return filepath.Join(root, "stream="+stream, "date="+frame.Hour(hour).Format(dateLayout))
 }
 
 // FileName returns the deterministic name of a stream's file for hour holding
 // sequence numbers first to last.
 func FileName(stream string, hour time.Time, first, last uint64) string {
-	return fmt.Sprintf("%s-%s-%0*d-%0*d.parquet", stream, Hour(hour).Format(hourLayout), seqWidth, first, seqWidth, last)
+	return fmt.Sprintf("%s-%s-%0*d-%0*d.parquet", stream, frame.Hour(hour).Format(hourLayout), seqWidth, first, seqWidth, last)
 }
 
 // ParseFileName reverses FileName. The stream may itself contain '-', so the
@@ -132,5 +129,5 @@ func ParseFileName(name string) (stream string, hour time.Time, first, last uint
 
 // label names a stream's hour in error messages: "spin30 2026-11-26T14".
 func label(stream string, hour time.Time) string {
-	return stream + " " + Hour(hour).Format("2006-01-02T15")
+	return stream + " " + frame.Hour(hour).Format("2006-01-02T15")
 }

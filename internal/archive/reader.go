@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/practable/lablog/internal/frame"
 )
 
 var rowSchema = parquet.SchemaOf(Row{})
@@ -233,7 +235,7 @@ func metaOf(path string, pf *parquet.File) (Meta, error) {
 		errs = append(errs, fmt.Errorf("%s %q", KeyStream, m.Stream))
 	}
 	hour, err := time.Parse(time.RFC3339, kv[KeyHour])
-	if err == nil && !hour.Equal(Hour(hour)) {
+	if err == nil && !hour.Equal(frame.Hour(hour)) {
 		err = errors.New("not a whole hour")
 	}
 	m.Hour = hour.UTC()

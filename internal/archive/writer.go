@@ -12,6 +12,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/practable/lablog/internal/failpoint"
+	"github.com/practable/lablog/internal/frame"
 )
 
 // DefaultRowGroupRows bounds a row group, and so the writer's memory: about
@@ -60,7 +61,7 @@ type Writer struct {
 // The temporary file is named .<stream>-<hour>-<random>.tmp, since the final
 // name needs the last sequence number; CleanTemp removes leftovers.
 func Create(root, stream string, hour time.Time, opts Options) (*Writer, error) {
-	hour = Hour(hour)
+	hour = frame.Hour(hour)
 	if !ValidStream(stream) {
 		return nil, fmt.Errorf("archive: invalid stream name %q", stream)
 	}

@@ -174,7 +174,7 @@ func (d *DB) Append(recs []frame.Record) error {
 			if err != nil {
 				return err
 			}
-			if err := b.Put(makeKey(HourOf(r.Received), seq), encodeValue(r)); err != nil {
+			if err := b.Put(makeKey(frame.Hour(r.Received), seq), encodeValue(r)); err != nil {
 				return fmt.Errorf("stream %q: %w", r.Stream, err)
 			}
 		}
@@ -185,9 +185,6 @@ func (d *DB) Append(recs []frame.Record) error {
 	}
 	return nil
 }
-
-// HourOf is the UTC hour a record received at t belongs to.
-func HourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
 func makeKey(hour time.Time, seq uint64) []byte {
 	k := make([]byte, 16)

@@ -85,7 +85,7 @@ func TestAppendScanByHour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h14, h15 := HourOf(t0), HourOf(t0).Add(time.Hour)
+	h14, h15 := frame.Hour(t0), frame.Hour(t0).Add(time.Hour)
 	if len(hours) != 2 || !hours[0].Equal(h14) || !hours[1].Equal(h15) {
 		t.Fatalf("hours = %v, want [%v %v]", hours, h14, h15)
 	}
@@ -110,7 +110,7 @@ func TestSequenceSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Append([]frame.Record{rec("s", t0, "1"), rec("s", t0, "2")})
-	if n, err := db.DeleteRange("s", HourOf(t0), 1, 2); err != nil || n != 2 {
+	if n, err := db.DeleteRange("s", frame.Hour(t0), 1, 2); err != nil || n != 2 {
 		t.Fatalf("delete = %d, %v", n, err)
 	}
 	_ = db.Close()
@@ -120,7 +120,7 @@ func TestSequenceSurvivesReopen(t *testing.T) {
 	}
 	defer db.Close()
 	_ = db.Append([]frame.Record{rec("s", t0, "3")})
-	got := scanAll(t, db, "s", HourOf(t0))
+	got := scanAll(t, db, "s", frame.Hour(t0))
 	if len(got) != 1 || got[0].seq != 3 {
 		t.Fatalf("after reopen got %+v, want seq 3: sequence numbers must never be reused", got)
 	}
@@ -210,11 +210,11 @@ func TestDeleteRangeOnlyTouchesRange(t *testing.T) {
 	if err := db.Append(recs); err != nil {
 		t.Fatal(err)
 	}
-	n, err := db.DeleteRange("s", HourOf(t0), 2, 9999)
+	n, err := db.DeleteRange("s", frame.Hour(t0), 2, 9999)
 	if err != nil || n != 9998 {
 		t.Fatalf("deleted %d, %v; want 9998", n, err)
 	}
-	got := scanAll(t, db, "s", HourOf(t0))
+	got := scanAll(t, db, "s", frame.Hour(t0))
 	if len(got) != 2 || got[0].seq != 1 || got[1].seq != 10000 {
 		t.Fatalf("left %d records: %+v", len(got), got)
 	}
@@ -278,7 +278,7 @@ func TestSimulation(t *testing.T) {
 						r := rec(s, now, fmt.Sprintf(`{"op":%d}`, op))
 						recs = append(recs, r)
 						next[s]++
-						k := key{s, HourOf(now)}
+						k := key{s, frame.Hour(now)}
 						model[k] = append(model[k], scanned{next[s], r})
 					}
 					if err := db.Append(recs); err != nil {
@@ -312,7 +312,7 @@ func TestSimulation(t *testing.T) {
 func TestHasRange(t *testing.T) {
 	db := openTest(t)
 	_ = db.Append([]frame.Record{rec("s", t0, "1"), rec("s", t0.Add(time.Hour), "2"), rec("s", t0, "3")})
-	h := HourOf(t0)
+	h := frame.Hour(t0)
 	for _, c := range []struct {
 		first, last uint64
 		want        bool

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/frame"
 )
 
 func TestWriterCommitsEverythingQueued(t *testing.T) {
@@ -42,7 +44,7 @@ func TestWriterCommitsEverythingQueued(t *testing.T) {
 		t.Fatalf("commits saw %d records in %d batches, stats %+v", total, len(batches), st)
 	}
 	for s := range 12 {
-		got := scanAll(t, db, fmt.Sprintf("spin%d", 30+s), HourOf(t0))
+		got := scanAll(t, db, fmt.Sprintf("spin%d", 30+s), frame.Hour(t0))
 		if len(got) != 1000 {
 			t.Fatalf("stream %d has %d records", s, len(got))
 		}
@@ -84,7 +86,7 @@ func TestWriterCountsOverflow(t *testing.T) {
 	}
 	go w.Run()
 	w.Stop()
-	if got := len(scanAll(t, db, "s", HourOf(t0))); got != 10 {
+	if got := len(scanAll(t, db, "s", frame.Hour(t0))); got != 10 {
 		t.Fatalf("committed %d, want the 10 accepted", got)
 	}
 }

@@ -152,7 +152,7 @@ func TestLateFramesGoToANewFile(t *testing.T) {
 // for the same hour arrived.
 func TestCrashBetweenPublishAndDelete(t *testing.T) {
 	f := newFixture(t)
-	h := buffer.HourOf(t0.Add(-2 * time.Hour))
+	h := frame.Hour(t0.Add(-2 * time.Hour))
 	f.record(h, 30, "spin30")
 	w, err := archive.Create(f.root, "spin30", h, archive.Options{})
 	if err != nil {
@@ -181,7 +181,7 @@ func TestCrashBetweenPublishAndDelete(t *testing.T) {
 
 func TestDamagedFileIsSetAsideAndRewritten(t *testing.T) {
 	f := newFixture(t)
-	h := buffer.HourOf(t0.Add(-2 * time.Hour))
+	h := frame.Hour(t0.Add(-2 * time.Hour))
 	f.record(h, 30, "spin30")
 	dir := archive.PartitionDir(f.root, "spin30", h)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -55,3 +55,7 @@ type Record struct {
 	Kind        Kind
 	Data        []byte
 }
+
+// Hour is the UTC hour a record received at t belongs to: the unit of the
+// buffer's key ranges and of the archive's files.
+func Hour(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
