@@ -1,0 +1,79 @@
+package status
+
+import (
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/source"
+)
+
+// fakePipeline is a Pipeline whose every value the test sets.
+type fakePipeline struct {
+	mu      sync.Mutex
+	sources []source.Stats
+	writer  buffer.WriterStats
+	size    int64
+	pending []buffer.Pending
+	last    compactor.Result
+}
+
+func (f *fakePipeline) set(fn func(f *fakePipeline)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakePipeline) Sources() []source.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]source.Stats(nil), f.sources...)
+}
+
+func (f *fakePipeline) WriterStats() buffer.WriterStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.writer
+}
+
+func (f *fakePipeline) BufferSize() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size
+}
+
+func (f *fakePipeline) Pending() ([]buffer.Pending, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]buffer.Pending(nil), f.pending...), nil
+}
+
+func (f *fakePipeline) LastCompaction() compactor.Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

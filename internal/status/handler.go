@@ -1,0 +1,196 @@
+package status
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+//go:embed page.html
+var pageSource string
+
+var page = template.Must(template.New("page").Parse(pageSource))
+
+// Handler serves the status endpoints:
+//
+//	GET /            the status page (HTML, refreshes itself)
+//	GET /api/status  the Snapshot as JSON
+//	GET /healthz     200 "recording", or 503 with one reason per line
+//	GET /metrics     Prometheus text format
+func (m *Monitor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", m.servePage)
+	mux.HandleFunc("GET /api/status", m.serveJSON)
+	mux.HandleFunc("GET /healthz", m.serveHealthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (m *Monitor) servePage(w http.ResponseWriter, r *http.Request) {
+	// Render to a buffer first, so a template error is a clean 500 rather
+	// than half a page.
+	var buf bytes.Buffer
+	if err := page.Execute(&buf, m.view(m.Snapshot())); err != nil {
+		m.opts.Logger.Error("status page", "err", err)
+		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (m *Monitor) serveJSON(w http.ResponseWriter, r *http.Request) {
+	body, err := json.MarshalIndent(m.Snapshot(), "", "  ")
+	if err != nil {
+		http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func (m *Monitor) serveHealthz(w http.ResponseWriter, r *http.Request) {
+	s := m.Snapshot()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if s.Recording {
+		fmt.Fprintln(w, "recording")
+		return
+	}
+	var b strings.Builder
+	b.WriteString("not recording\n")
+	for _, p := range s.Problems {
+		if p.Level == HealthFailing {
+			b.WriteString(p.Message + "\n")
+		}
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// pageView is the Snapshot in words, for the template. The page's script
+// renders the same words from /api/status; keep the two in step.
+type pageView struct {
+	Health, Word, Version, Uptime, Updated string
+	ClockSynced                            bool
+	Problems                               []Problem
+	Streams                                []streamView
+	Buffer                                 struct{ Size, Waiting, Oldest, Writer, Dropped string }
+	Archive                                struct {
+		Available                                 bool
+		Drive, Free, Today, Compaction, LastError string
+	}
+	RefreshMillis int64
+}
+
+type streamView struct {
+	Name, State, StateText string
+	Min, Hour, Reconnects  int64
+	Age                    string
+}
+
+func (m *Monitor) view(s Snapshot) pageView {
+	clock := func(t *time.Time) string {
+		if t == nil {
+			return "–"
+		}
+		return t.Local().Format("15:04:05")
+	}
+	ago := func(t *time.Time) string {
+		if t == nil {
+			return "never"
+		}
+		return humanDuration(s.Time.Sub(*t)) + " ago"
+	}
+	v := pageView{
+		Health:        s.Health,
+		Word:          strings.ToUpper(s.Health),
+		Version:       s.Version,
+		Uptime:        humanDuration(time.Duration(s.UptimeSeconds) * time.Second),
+		Updated:       s.Time.Local().Format("15:04:05"),
+		ClockSynced:   s.ClockSynced,
+		Problems:      s.Problems,
+		RefreshMillis: m.opts.Refresh.Milliseconds(),
+	}
+	for _, st := range s.Streams {
+		sv := streamView{Name: st.Name, State: st.State, Min: st.MessagesLastMinute, Hour: st.MessagesLastHour,
+			Reconnects: st.ReconnectsToday, Age: "never"}
+		if st.LastMessageAgeSeconds != nil {
+			sv.Age = humanDuration(time.Duration(*st.LastMessageAgeSeconds*float64(time.Second))) + " ago"
+		}
+		switch st.State {
+		case StateReconnecting:
+			sv.StateText = "reconnecting since " + clock(st.Since) + " (" + ago(st.Since) + ")"
+		case StateError:
+			msg := st.LastError
+			if msg == "" {
+				msg = "not connected"
+			}
+			sv.StateText = "error: " + msg + " (since " + clock(st.Since) + ")"
+		case StateTokenExpiring:
+			sv.StateText = "token expiring " + st.TokenExpiresAt.UTC().Format(time.DateOnly)
+		case StateTokenExpired:
+			sv.StateText = "token expired " + st.TokenExpiresAt.UTC().Format(time.DateOnly)
+		default:
+			sv.StateText = st.State
+		}
+		v.Streams = append(v.Streams, sv)
+	}
+	b := s.Buffer
+	v.Buffer.Size = humanBytes(b.SizeBytes)
+	if b.MaxBytes > 0 {
+		v.Buffer.Size += " of " + humanBytes(b.MaxBytes)
+	}
+	v.Buffer.Waiting = fmt.Sprint(b.RecordsWaiting)
+	v.Buffer.Oldest = "–"
+	if b.OldestWaiting != nil {
+		v.Buffer.Oldest = b.OldestWaiting.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	v.Buffer.Writer = fmt.Sprintf("ok, queue %d of %d", b.QueueDepth, b.QueueCapacity)
+	if b.WriterStalled {
+		v.Buffer.Writer = "STALLED"
+		if b.WriterError != "" {
+			v.Buffer.Writer += ": " + b.WriterError
+		}
+	}
+	v.Buffer.Dropped = fmt.Sprintf("%d (%d in the last hour)", b.DroppedTotal, b.DroppedLastHour)
+
+	a := s.Archive
+	v.Archive.Available = a.Available
+	v.Archive.Drive = "mounted at " + a.Path
+	if !a.Available {
+		p := a.Problem
+		if p == "" {
+			p = "not checked yet"
+		}
+		v.Archive.Drive = "NOT available: " + p
+	}
+	v.Archive.Free = "–"
+	if a.FreeBytes != nil {
+		v.Archive.Free = humanBytes(int64(*a.FreeBytes))
+	}
+	v.Archive.Today = fmt.Sprintf("%d files, %s", a.FilesToday, humanBytes(a.BytesToday))
+	v.Archive.Compaction = "not yet"
+	if c := a.LastCompaction; c != nil {
+		v.Archive.Compaction = clock(&c.FinishedAt) + " (" + ago(&c.FinishedAt) + "): "
+		if c.OK {
+			v.Archive.Compaction += fmt.Sprintf("ok, %d files, %s", c.Files, humanBytes(c.Bytes))
+		} else {
+			v.Archive.Compaction += "FAILED: " + c.Error
+		}
+	}
+	v.Archive.LastError = "none"
+	if a.LastError != "" {
+		v.Archive.LastError = a.LastError + " (" + ago(a.LastErrorAt) + ")"
+	}
+	return v
+}
