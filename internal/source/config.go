@@ -4,6 +4,7 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -24,6 +25,14 @@ type Config struct {
 	MaxBackoff       time.Duration // largest reconnect wait; default 60s
 	StableAfter      time.Duration // a connection lasting this long resets the backoff; default 30s
 
+	// Prepare, when set, runs before every dial and says what to dial: the
+	// relay access protocol's one-time URI, or URL with the expiry of the
+	// token behind it. A *Blocked error stops dialling until it succeeds
+	// again; other errors count as failed dials. URL may then be empty.
+	Prepare      func(ctx context.Context) (Target, error)
+	BlockedRetry time.Duration // how often Prepare is asked again while Blocked; default 10s
+	TokenWarning time.Duration // warn when the token expires within this; default 30 days
+
 	// Now gives the wall clock and whether it is NTP synced; default SystemNow.
 	Now func() (time.Time, bool)
 }
@@ -37,6 +46,8 @@ const (
 	DefaultMinBackoff       = 1 * time.Second
 	DefaultMaxBackoff       = 60 * time.Second
 	DefaultStableAfter      = 30 * time.Second
+	DefaultBlockedRetry     = 10 * time.Second
+	DefaultTokenWarning     = 30 * 24 * time.Hour
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -48,6 +59,8 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.MinBackoff, DefaultMinBackoff)
 	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
 	setDefault(&c.StableAfter, DefaultStableAfter)
+	setDefault(&c.BlockedRetry, DefaultBlockedRetry)
+	setDefault(&c.TokenWarning, DefaultTokenWarning)
 	if c.Now == nil {
 		c.Now = SystemNow
 	}
@@ -65,6 +78,9 @@ func (c Config) validate() error {
 	if c.Stream == "" {
 		return errors.New("config: empty stream name")
 	}
+	if c.Prepare != nil && c.URL == "" {
+		return c.checkTimes()
+	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return fmt.Errorf("config: url: %w", err)
@@ -72,6 +88,10 @@ func (c Config) validate() error {
 	if u.Scheme != "ws" && u.Scheme != "wss" {
 		return fmt.Errorf("config: url %q: scheme must be ws or wss", redactURL(c.URL))
 	}
+	return c.checkTimes()
+}
+
+func (c Config) checkTimes() error {
 	if c.ReadTimeout <= c.PingInterval {
 		// The pong of our ping must be able to arrive before the deadline.
 		return fmt.Errorf("config: read timeout %v must exceed ping interval %v", c.ReadTimeout, c.PingInterval)

@@ -23,9 +23,10 @@ const shutdown = "shutdown"
 // or shutdown.
 const writeWait = 5 * time.Second
 
-// dial connects to the stream. Gorilla heeds ctx only until TCP is up, so the
-// raw connection is also closed if ctx ends during the handshake.
-func (s *Source) dial(ctx context.Context) (*websocket.Conn, error) {
+// dial connects to url. Gorilla heeds ctx only until TCP is up, so the raw
+// connection is also closed if ctx ends during the handshake.
+func (s *Source) dial(ctx context.Context, url string) (*websocket.Conn, error) {
+	s.redacted = redactURL(url)
 	var mu sync.Mutex
 	var raw net.Conn
 	d := websocket.Dialer{
@@ -53,7 +54,7 @@ func (s *Source) dial(ctx context.Context) (*websocket.Conn, error) {
 			raw.Close()
 		}
 	})
-	conn, resp, err := d.DialContext(ctx, s.cfg.URL, nil)
+	conn, resp, err := d.DialContext(ctx, url, nil)
 	if !stop() && err == nil {
 		conn.Close() // ctx ended: the handshake may have been cut
 		return nil, ctx.Err()
@@ -67,9 +68,9 @@ func (s *Source) dial(ctx context.Context) (*websocket.Conn, error) {
 	return conn, nil
 }
 
-// serve reads conn until it fails or ctx ends, bracketing the frames with
-// Connected and Disconnected records.
-func (s *Source) serve(ctx context.Context, conn *websocket.Conn) {
+// serve reads conn until it fails, ctx ends or the target's token expires,
+// bracketing the frames with Connected and Disconnected records.
+func (s *Source) serve(ctx context.Context, conn *websocket.Conn, target Target) {
 	now, _ := s.cfg.Now()
 	s.stats.connected(now)
 	s.log.Info("connected", "url", s.redacted)
@@ -89,9 +90,10 @@ func (s *Source) serve(ctx context.Context, conn *websocket.Conn) {
 	stop := make(chan struct{})
 	pingFailed := make(chan error, 1)
 	pinger := make(chan struct{})
+	expired := make(chan struct{})
 	go func() {
 		defer close(pinger)
-		s.keepAlive(ctx, conn, stop, pingFailed)
+		s.keepAlive(ctx, conn, stop, pingFailed, target.TokenExpiry, expired)
 	}()
 	err := s.read(conn)
 	close(stop)
@@ -104,6 +106,15 @@ func (s *Source) serve(ctx context.Context, conn *websocket.Conn) {
 		s.event(frame.Oversize, fmt.Sprintf("frame over read limit of %d bytes", s.cfg.ReadLimit))
 	}
 	reason := s.reason(ctx, err, pingFailed)
+	select {
+	case <-expired:
+		reason = "token expired on " + DateOnly(target.TokenExpiry)
+	default:
+		// The relay may close at expiry a moment before our own timer.
+		if now, _ := s.cfg.Now(); reason != shutdown && !target.TokenExpiry.IsZero() && !now.Before(target.TokenExpiry) {
+			reason = "token expired on " + DateOnly(target.TokenExpiry)
+		}
+	}
 	now, _ = s.cfg.Now()
 	level, errText := slog.LevelWarn, reason
 	if reason == shutdown {
@@ -159,18 +170,42 @@ func (s *Source) extendDeadline(conn *websocket.Conn) {
 
 // keepAlive pings every PingInterval, so the peer's pongs keep the read
 // deadline moving on a quiet stream and a half-open connection times out.
-// When ctx ends it closes the connection politely, which ends the read.
-func (s *Source) keepAlive(ctx context.Context, conn *websocket.Conn, stop <-chan struct{}, failed chan<- error) {
+// When ctx ends, or the token expires (closing expired), it closes the
+// connection politely, which ends the read. It also warns when the token
+// comes within TokenWarning of its expiry while connected.
+func (s *Source) keepAlive(ctx context.Context, conn *websocket.Conn, stop <-chan struct{}, failed chan<- error,
+	tokenExpiry time.Time, expired chan<- struct{}) {
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
+	var expiry, warn <-chan time.Time
+	if !tokenExpiry.IsZero() {
+		now, _ := s.cfg.Now()
+		et := time.NewTimer(tokenExpiry.Sub(now))
+		defer et.Stop()
+		expiry = et.C
+		if d := tokenExpiry.Sub(now) - s.cfg.TokenWarning; d > 0 {
+			wt := time.NewTimer(d)
+			defer wt.Stop()
+			warn = wt.C
+		}
+	}
+	bye := func(reason string) {
+		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, reason)
+		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		conn.Close()
+	}
 	for {
 		select {
 		case <-stop:
 			return
 		case <-ctx.Done():
-			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "lablog stopping")
-			_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			conn.Close()
+			bye("lablog stopping")
+			return
+		case <-warn:
+			s.warnExpiry(tokenExpiry)
+		case <-expiry:
+			close(expired)
+			bye("token expired")
 			return
 		case <-t.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {

@@ -2,9 +2,12 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/practable/lablog/internal/frame"
 )
@@ -18,9 +21,11 @@ type Source struct {
 	stats    stats
 
 	// Owned by the Run goroutine.
-	backoff  Backoff
-	pending  int64     // records dropped since the last Overflow record
-	lastWarn time.Time // of the last queue-full warning
+	backoff     Backoff
+	pending     int64     // records dropped since the last Overflow record
+	lastWarn    time.Time // of the last queue-full warning
+	lastBlocked string    // the Blocked state last logged
+	warned      time.Time // expiry of the token last warned about
 }
 
 // New makes the source of cfg.Stream feeding sink. It starts nothing; see Run.
@@ -41,7 +46,10 @@ func New(cfg Config, sink Sink, log *slog.Logger) *Source {
 }
 
 // Stats returns the current state; it is safe to call from any goroutine.
-func (s *Source) Stats() Stats { return s.stats.snapshot() }
+func (s *Source) Stats() Stats {
+	now, _ := s.cfg.Now()
+	return s.stats.snapshot(now, s.cfg.TokenWarning)
+}
 
 // Run connects, reads and reconnects until ctx is done, then returns nil. It
 // returns an error only for a configuration it cannot work with. Call it once.
@@ -53,22 +61,31 @@ func (s *Source) Run(ctx context.Context) error {
 	s.stats.started(now)
 	quiet := false // a repeated dial error is logged at debug level
 	for ctx.Err() == nil {
-		conn, err := s.dial(ctx)
+		target, err := s.prepare(ctx)
+		var blocked *Blocked
+		if errors.As(err, &blocked) {
+			// Retrying cannot help: look again later, without backoff
+			// growth or failure noise, for a renewed token.
+			if !sleep(ctx, s.cfg.BlockedRetry) {
+				return nil
+			}
+			continue
+		}
+		var conn *websocket.Conn
+		if err == nil {
+			conn, err = s.dial(ctx, target.URL)
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil
 		case err != nil:
 			s.stats.failed(err.Error())
-			level := slog.LevelWarn
-			if quiet {
-				level = slog.LevelDebug
-			}
+			s.log.Log(ctx, logLevel(quiet), "cannot connect", "err", err)
 			quiet = true
-			s.log.Log(ctx, level, "cannot connect", "err", err)
 		default:
 			quiet = false
 			start := time.Now()
-			s.serve(ctx, conn)
+			s.serve(ctx, conn, target)
 			s.backoff.Ended(time.Since(start))
 		}
 		if !sleep(ctx, s.backoff.Next()) {

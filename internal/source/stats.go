@@ -16,6 +16,18 @@ type Stats struct {
 	Bytes      int64     // their total size
 	Dropped    int64     // records the sink refused
 	LastFrame  time.Time // wall clock of the last frame
+
+	// State is StateConnecting, StateConnected, StateReconnecting, or, for
+	// a stream stopped until someone acts, why: "token expired on
+	// 2026-11-26", "token is for topic spin31-log, not spin30-log", ...
+	State string
+	// TokenState is one of the Token* constants: TokenNone for a stream
+	// without a relay token; TokenExpired, TokenWrongTopic and TokenInvalid
+	// mean the stream is stopped (see State).
+	TokenState string
+	// TokenExpiry is when the stream's relay token expires; zero if none
+	// or not known.
+	TokenExpiry time.Time
 }
 
 // stats guards the Stats of a source; the read loop updates it and any
@@ -24,12 +36,60 @@ type stats struct {
 	mu       sync.Mutex
 	s        Stats
 	connects int64
+	stopped  string // the Blocked state while blocked
 }
 
-func (st *stats) snapshot() Stats {
+// snapshot fills in the states, which depend on the time: a token comes
+// within warn of its expiry without any event.
+func (st *stats) snapshot(now time.Time, warn time.Duration) Stats {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.s
+	s := st.s
+	switch {
+	case st.stopped != "":
+		s.State = st.stopped
+	case s.Connected:
+		s.State = StateConnected
+	case st.connects == 0 && s.LastError == "":
+		s.State = StateConnecting
+	default:
+		s.State = StateReconnecting
+	}
+	if st.stopped == "" && !s.TokenExpiry.IsZero() {
+		switch left := s.TokenExpiry.Sub(now); {
+		case left <= 0:
+			s.TokenState = TokenExpired
+		case left < warn:
+			s.TokenState = TokenExpiring
+		default:
+			s.TokenState = TokenOK
+		}
+	}
+	return s
+}
+
+// blocked records that the stream is stopped, and why.
+func (st *stats) blocked(now time.Time, b *Blocked) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped != b.State {
+		st.s.Since = now
+	}
+	st.stopped = b.State
+	st.s.LastError = b.State
+	st.s.TokenState = b.TokenState
+	st.s.TokenExpiry = b.TokenExpiry
+}
+
+// token records a usable token (zero expiry: none) and ends a stop.
+func (st *stats) token(expiry time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.stopped = ""
+	st.s.TokenExpiry = expiry
+	if expiry.IsZero() {
+		st.s.TokenState = TokenNone
+	}
 }
 
 func (st *stats) started(now time.Time) {

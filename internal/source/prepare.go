@@ -1,0 +1,104 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Target is what Config.Prepare decides before a dial.
+type Target struct {
+	// URL is the ws or wss URL to dial now; empty means Config.URL. It may
+	// carry a single-use code: only its redacted form is recorded.
+	URL string
+	// TokenExpiry is when the credentials behind URL expire (zero: none).
+	// The source ends the connection then, and warns ahead of it.
+	TokenExpiry time.Time
+}
+
+// Blocked is the error Config.Prepare returns when dialling cannot succeed
+// until someone acts: a token expired, or made for another topic. The
+// source stops dialling, shows State, and asks Prepare again every
+// Config.BlockedRetry, so a renewed token file is used without a restart.
+type Blocked struct {
+	State       string    // shown as Stats.State, e.g. "token expired on 2026-11-26"
+	TokenState  string    // TokenExpired, TokenWrongTopic or TokenInvalid
+	TokenExpiry time.Time // when known
+}
+
+func (b *Blocked) Error() string { return b.State }
+
+// Token states (Stats.TokenState).
+const (
+	TokenNone       = ""            // the stream uses no relay token
+	TokenOK         = "ok"          // valid for longer than Config.TokenWarning
+	TokenExpiring   = "expiring"    // expires within Config.TokenWarning
+	TokenExpired    = "expired"     // expired: the stream is stopped
+	TokenWrongTopic = "wrong_topic" // made for another topic: the stream is stopped
+	TokenInvalid    = "invalid"     // missing, unreadable or unusable: the stream is stopped
+)
+
+// Connection states (Stats.State). A stopped stream shows Blocked.State
+// instead.
+const (
+	StateConnecting   = "connecting"   // no connection yet
+	StateConnected    = "connected"    // reading frames
+	StateReconnecting = "reconnecting" // lost or refused; retrying with backoff
+)
+
+// DateOnly formats a token's expiry in states: "token expired on 2026-11-26".
+func DateOnly(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// prepare asks Config.Prepare, if any, for the dial target and keeps the
+// token's state in Stats. A *Blocked error comes back as is.
+func (s *Source) prepare(ctx context.Context) (Target, error) {
+	if s.cfg.Prepare == nil {
+		return Target{URL: s.cfg.URL}, nil
+	}
+	t, err := s.cfg.Prepare(ctx)
+	var b *Blocked
+	if errors.As(err, &b) {
+		now, _ := s.cfg.Now()
+		s.stats.blocked(now, b)
+		if b.State != s.lastBlocked {
+			s.lastBlocked = b.State
+			s.log.Error("stream stopped: "+b.State, "token_expiry", b.TokenExpiry)
+		}
+		return Target{}, b
+	}
+	if err != nil {
+		return Target{}, err
+	}
+	if s.lastBlocked != "" {
+		s.log.Info("token usable again: resuming", "was", s.lastBlocked)
+		s.lastBlocked = ""
+	}
+	if t.URL == "" {
+		t.URL = s.cfg.URL
+	}
+	s.stats.token(t.TokenExpiry)
+	s.warnExpiry(t.TokenExpiry)
+	return t, nil
+}
+
+// warnExpiry logs, once per token, that it expires within TokenWarning.
+func (s *Source) warnExpiry(exp time.Time) {
+	if exp.IsZero() || exp.Equal(s.warned) {
+		return
+	}
+	now, _ := s.cfg.Now()
+	if left := exp.Sub(now); left < s.cfg.TokenWarning {
+		s.warned = exp
+		s.log.Warn("relay token expires soon: renew it", "expires", exp.UTC().Format(time.RFC3339),
+			"days_left", int(left.Hours()/24))
+	}
+}
+
+// logLevel is Warn for the first of a run of failures, then Debug.
+func logLevel(quiet bool) slog.Level {
+	if quiet {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
