@@ -37,8 +37,12 @@ func (h *Host) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	s := h.stream(name)
-	drops := s.drops
+	drops, refused := s.drops, s.refused
 	h.mu.Unlock()
+	if refused {
+		http.Error(w, "stream unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // Upgrade has answered the client

@@ -60,6 +60,7 @@ type hostStream struct {
 	lost      int64 // frames dropped for a busy client (Lossy)
 	inflight  int   // frames handed to a writer but not yet written
 	drops     int   // DropClients calls, to cut connections still being set up
+	refused   bool  // new connections are answered 503 (see Refuse)
 }
 
 // NewHost listens on addr ("127.0.0.1:0" picks a free port) and serves.
@@ -233,6 +234,15 @@ func (h *Host) DropClients(stream string) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// Refuse makes new connections to stream, while on, fail with HTTP 503, as
+// when the relay host has lost the stream upstream. Together with
+// DropClients it cuts a stream until Refuse(stream, false).
+func (h *Host) Refuse(stream string, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stream(stream).refused = on
 }
 
 // Hang makes new connections, while on, complete the websocket handshake and
