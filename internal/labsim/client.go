@@ -84,6 +84,9 @@ func (h *Host) read(name string, c *hostClient) {
 			return
 		}
 		h.publish(name, data, typ == websocket.BinaryMessage, c)
+		if h.FromClient != nil {
+			h.FromClient(name, data, typ == websocket.BinaryMessage)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 )
@@ -40,9 +41,13 @@ type Host struct {
 	// CountOnly keeps counts of delivered frames but not their bytes, so a
 	// long demo does not grow without bound. Set it before publishing.
 	CountOnly bool
+	// FromClient, when set, also gets what local clients send, as the real
+	// host's upstream does. Set it before clients connect.
+	FromClient func(stream string, data []byte, binary bool)
 
 	ln  net.Listener
 	srv *http.Server
+	mux *http.ServeMux
 	wg  sync.WaitGroup // connection handlers and client writers
 
 	mu      sync.Mutex
@@ -69,8 +74,8 @@ func NewHost(addr string) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("labsim host: %w", err)
 	}
-	h := &Host{ln: ln, streams: map[string]*hostStream{}, changed: make(chan struct{})}
 	mux := http.NewServeMux()
+	h := &Host{ln: ln, mux: mux, streams: map[string]*hostStream{}, changed: make(chan struct{})}
 	mux.HandleFunc("/healthcheck", h.healthcheck)
 	mux.HandleFunc("/ws/", h.serveWS)
 	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -91,6 +96,22 @@ func (h *Host) StreamURL(stream string) string { return h.URL() + "/ws/" + strea
 
 // Addr is the listening address.
 func (h *Host) Addr() string { return h.ln.Addr().String() }
+
+// Handle serves more of a host's API (see package relaytest) beside
+// /ws/{stream} and /healthcheck.
+func (h *Host) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
+
+// Streams lists the streams that have had clients or frames.
+func (h *Host) Streams() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := make([]string, 0, len(h.streams))
+	for n := range h.streams {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
 
 // Close stops serving, cuts every client and waits for the host's goroutines.
 func (h *Host) Close() error {

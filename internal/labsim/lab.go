@@ -26,19 +26,28 @@ const (
 	meanBurst   = 2.5 // messages in an unglued burst, 1 to 4
 )
 
+// Publisher takes the frames a Lab makes: a Host (frames from upstream), or
+// the UIs of a relay double (package relaytest).
+type Publisher interface {
+	Publish(stream string, frame []byte, binary bool)
+}
+
 // Lab publishes the traffic of a lab's logging streams on a Host: UI logs,
 // analytics events, legacy messages, dashboard requests, feedback, analytics
 // server responses (Python style, with NaN) and achievement logs, in bursts.
 // Each message carries a per-stream counter in its payload ("n": 1, 2, ...),
 // so a recording can be checked for gaps and duplicates.
 type Lab struct {
-	host *Host
+	host Publisher
 	opts LabOptions
 	gens map[string]*gen
 }
 
 // NewLab prepares traffic for opts.Streams on host.
-func NewLab(host *Host, opts LabOptions) *Lab {
+func NewLab(host *Host, opts LabOptions) *Lab { return NewLabOn(host, opts) }
+
+// NewLabOn prepares traffic for opts.Streams, published on p.
+func NewLabOn(host Publisher, opts LabOptions) *Lab {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
