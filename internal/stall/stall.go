@@ -56,7 +56,15 @@ func (d *Detector) Observe(now time.Time, st buffer.WriterStats) (stalled bool, 
 		return false, ""
 	}
 	if st.LastError != "" {
-		return true, fmt.Sprintf("writer: commits failing for %s: %s", stuck.Round(time.Second), st.LastError)
+		return true, fmt.Sprintf("writer: commits failing for %s: %s", roughly(stuck), st.LastError)
 	}
-	return true, fmt.Sprintf("writer: %d records queued and nothing committed for %s", st.Queued, stuck.Round(time.Second))
+	return true, fmt.Sprintf("writer: %d records queued and nothing committed for %s", st.Queued, roughly(stuck))
+}
+
+// roughly rounds d for people: whole seconds, or milliseconds under one.
+func roughly(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }

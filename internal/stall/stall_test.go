@@ -62,6 +62,16 @@ func TestDetector(t *testing.T) {
 	}
 }
 
+func TestReasonUnderOneSecond(t *testing.T) {
+	d := Detector{After: 100 * time.Millisecond}
+	t0 := time.Now()
+	d.Observe(t0, buffer.WriterStats{Queued: 1})
+	_, why := d.Observe(t0.Add(250*time.Millisecond), buffer.WriterStats{Queued: 1})
+	if why != "writer: 1 records queued and nothing committed for 250ms" {
+		t.Errorf("reason %q", why)
+	}
+}
+
 func TestDefaultAfter(t *testing.T) {
 	var d Detector
 	t0 := time.Now()

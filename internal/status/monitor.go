@@ -7,6 +7,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -307,8 +308,13 @@ func (m *Monitor) Snapshot() Snapshot {
 	a.Path = m.opts.ArchiveRoot
 	a.CheckedAt = timePtr(m.arch.at)
 	a.Available = !m.arch.at.IsZero() && m.arch.err == nil
-	if m.arch.err != nil {
-		a.Problem = m.arch.err.Error()
+	if err := m.arch.err; err != nil {
+		// The drive's path is on the page already: say just what is wrong.
+		a.Problem = err.Error()
+		var te *archive.TargetError
+		if errors.As(err, &te) {
+			a.Problem = te.Reason
+		}
 	}
 	a.FreeBytes = m.arch.free
 	a.FilesToday, a.BytesToday = m.arch.filesToday, m.arch.bytesToday

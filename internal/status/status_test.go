@@ -359,8 +359,8 @@ func TestArchiveCheckedPeriodically(t *testing.T) {
 	m.checkArchive(clk.Advance(5 * time.Second))
 	s := m.Snapshot()
 	a := s.Archive
-	if a.Available || !strings.Contains(a.Problem, "does not exist") || a.FreeBytes != nil || a.FilesToday != 0 ||
-		a.LastError != a.Problem || !a.LastErrorAt.Equal(t0.Add(5*time.Second)) {
+	if a.Available || a.Problem != "does not exist" || a.FreeBytes != nil || a.FilesToday != 0 ||
+		a.LastError != "archive "+root+": does not exist" || !a.LastErrorAt.Equal(t0.Add(5*time.Second)) {
 		t.Errorf("after removal: %+v", a)
 	}
 	if s.Health != HealthWarning || !s.Recording {
