@@ -16,6 +16,7 @@ import (
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/sdnotify"
 	"github.com/practable/lablog/internal/version"
 )
 
@@ -52,6 +53,17 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ops, err := startOps(rec, cfg, log, opsOptions{Listen: cfg.Status.Listen, LEDPath: cfg.LED.Path, Notify: true})
+	if err != nil {
+		_ = rec.Buffer().Close()
+		return err
+	}
+	defer ops.Stop()
+	// The buffer is open: tell systemd, and tell it again when stopping.
+	notifier := sdnotify.Notifier{Log: log}
+	notifier.Ready()
+	stopping := context.AfterFunc(ctx, notifier.Stopping)
+	defer stopping()
 	// SIGUSR1 asks for a compaction now (`systemctl kill -s USR1 lablog`).
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)

@@ -158,6 +158,8 @@ func TestCrashUnderLoad(t *testing.T) {
 archive: {path: %s, require: none, row_group_rows: 20}
 compaction: {interval: 1s, grace: 0s, open_hours: true, retry: 1s}
 sources: {min_backoff: 100ms, max_backoff: 500ms}
+status: {listen: "127.0.0.1:0"}
+led: {path: ""}
 streams:
 `, bufPath, root)
 	for _, n := range names {

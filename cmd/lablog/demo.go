@@ -27,6 +27,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 30*time.Second, "how long the lab runs (0: until Ctrl-C)")
 	streams := fs.Int("streams", 12, "number of simulated lab devices")
 	rate := fs.Float64("rate", 5, "average messages per second per device")
+	listen := fs.String("listen", "127.0.0.1:8080", "`address` of the status page, JSON and metrics (\"\" for none)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -61,6 +62,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	ops, err := startOps(rec, cfg, log, opsOptions{Listen: *listen})
+	if err != nil {
+		_ = rec.Buffer().Close()
+		return err
+	}
+	defer ops.Stop()
 	recCtx, stopRec := context.WithCancel(context.Background())
 	defer stopRec()
 	recDone := make(chan error, 1)
@@ -69,6 +76,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "lablog demo: recording %d simulated devices (%s ... %s) from %s\n",
 		len(names), names[0], names[len(names)-1], host.URL())
 	fmt.Fprintf(stdout, "buffer %s, archive %s, log %s; Ctrl-C stops\n", cfg.Buffer.Path, cfg.Archive.Path, logPath)
+	switch {
+	case ops.URL != "":
+		fmt.Fprintf(stdout, "status page: %s/ (JSON: %s/api/status, metrics: %s/metrics)\n", ops.URL, ops.URL, ops.URL)
+	case *listen != "":
+		fmt.Fprintf(stdout, "status page unavailable: cannot listen on %s (see the log)\n", *listen)
+	}
 
 	labCtx, stopLab := context.WithCancel(ctx)
 	if *duration > 0 {
@@ -105,6 +118,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := <-recDone; err != nil {
 		return err
 	}
+	ops.Stop() // before the buffer is reopened to flush it
 	if err := flushArchive(cfg, log); err != nil {
 		return err
 	}

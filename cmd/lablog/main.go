@@ -32,13 +32,17 @@ const usage = `lablog records remote-lab logging streams and archives them as Pa
 
 Usage:
   lablog run [--config FILE]          record the configured streams (the daemon)
-  lablog demo [--dir D] [--duration 30s] [--streams N]
+  lablog demo [--dir D] [--duration 30s] [--streams N] [--listen ADDR]
                                       record a simulated lab, then show the files
   lablog compact [--config FILE] [--open-hours]
                                       archive closed hours now (daemon stopped)
   lablog verify DIR                   check every Parquet file under DIR
   lablog config check FILE            validate a configuration file
   lablog config example               print a commented example configuration
+  lablog install [--config FILE] [--print] [--root DIR]
+                                      install and enable the systemd service
+  lablog uninstall                    stop, disable and remove the service
+  lablog start | stop | status        control the installed service
   lablog version                      print the version
 `
 
@@ -54,12 +58,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
+	case "simlab": // hidden: the simulated lab alone, for the emulated image test
+		return cmdSimlab(ctx, rest, stdout, stderr)
 	case "compact":
 		return cmdCompact(ctx, rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
+	case "install":
+		return cmdInstall(ctx, rest, stdout, stderr)
+	case "uninstall":
+		return cmdUninstall(ctx, rest, stdout, stderr)
+	case "start", "stop":
+		return cmdControl(cmd, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "lablog", versionString())
 		return nil

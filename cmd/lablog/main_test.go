@@ -156,7 +156,7 @@ func daemonConfig(t *testing.T, hostURL string) (cfgPath, bufPath string) {
 	root := filepath.Join(dir, "archive")
 	_ = os.Mkdir(root, 0o755)
 	cfgPath = filepath.Join(dir, "lablog.yaml")
-	cfg := fmt.Sprintf("buffer: {path: %s}\narchive: {path: %s, require: none}\nstreams:\n  - {name: spin30, relay_host: %s}\n",
+	cfg := fmt.Sprintf("buffer: {path: %s}\narchive: {path: %s, require: none}\nstatus: {listen: \"127.0.0.1:0\"}\nled: {path: \"\"}\nstreams:\n  - {name: spin30, relay_host: %s}\n",
 		bufPath, root, hostURL)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestCorruptBufferStartsFreshAndSaysSo(t *testing.T) {
 
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
-	out, err := runCmd(t, "demo", "--dir", dir, "--duration", "3s", "--streams", "4", "--rate", "20")
+	out, err := runCmd(t, "demo", "--dir", dir, "--duration", "3s", "--streams", "4", "--rate", "20", "--listen", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}

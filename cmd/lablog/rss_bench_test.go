@@ -34,7 +34,7 @@ func BenchmarkRSS80Streams(b *testing.B) {
 		host.CountOnly = true
 		dir := b.TempDir()
 		cfgPath := filepath.Join(dir, "lablog.yaml")
-		cfg := fmt.Sprintf("buffer: {path: %s/buffer.db}\narchive: {path: %s, require: none}\nstreams:\n  - {name: spin00-79, relay_host: %s}\n",
+		cfg := fmt.Sprintf("buffer: {path: %s/buffer.db}\narchive: {path: %s, require: none}\nstatus: {listen: \"\"}\nled: {path: \"\"}\nstreams:\n  - {name: spin00-79, relay_host: %s}\n",
 			dir, dir, host.URL())
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			b.Fatal(err)

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/practable/lablog/internal/labsim"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// browser starts Debian's headless Chromium with a fresh profile, sized
+// like a phone, since that is how a technician often looks.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := exec.LookPath(chromium); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s missing in CI (apt-get install chromium)", chromium)
+		}
+		t.Skipf("%s not installed", chromium)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// pageState is what the page shows, read from its DOM.
+type pageState struct {
+	Health  string `json:"health"`
+	Updated string `json:"updated"`
+	Drive   string `json:"drive"`
+	Rows    []struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+		Min   int64  `json:"min"`
+	} `json:"rows"`
+	Overflow bool `json:"overflow"` // the page is wider than the phone
+}
+
+const readPage = `JSON.stringify({
+  health: document.getElementById("health").textContent,
+  updated: document.getElementById("updated").textContent,
+  drive: document.getElementById("archive-drive").textContent,
+  rows: Array.from(document.querySelectorAll("#streams tr")).map(function (tr) {
+    return {name: tr.dataset.stream, state: tr.querySelector(".state").textContent, min: +tr.querySelector(".min").textContent};
+  }),
+  overflow: document.documentElement.scrollWidth > window.innerWidth
+})`
+
+func read(t *testing.T, ctx context.Context) pageState {
+	t.Helper()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](readPage))
+	if err != nil {
+		t.Fatalf("read the page: %v", err)
+	}
+	var p pageState
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// awaitPage polls the page (which refreshes itself) until cond holds.
+func awaitPage(t *testing.T, ctx context.Context, limit time.Duration, what string, cond func(pageState) bool) pageState {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		p := read(t, ctx)
+		if cond(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("page never showed %s within %v; last: %+v", what, limit, p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The acceptance test of the status page, in a real browser: a lablog
+// recording a simulated lab shows every stream connected with counts
+// rising, a cut stream turning to reconnecting, and the archive turning
+// unavailable when its folder goes away.
+func TestStatusPageInChromium(t *testing.T) {
+	if testing.Short() {
+		// make test runs it in full; the -short pass under qemu-user for
+		// arm64 would only drive the same amd64 browser much slower.
+		t.Skip("browser test skipped in -short mode")
+	}
+	ctx := browser(t)
+	names := []string{"spin30", "spin31", "pend00"}
+	d := runInProcess(t, names, "", "")
+	labCtx, stopLab := context.WithCancel(context.Background())
+	lab := labsim.NewLab(d.host, labsim.LabOptions{Streams: names, Rate: 20, Seed: 3})
+	labDone := make(chan struct{})
+	go func() { defer close(labDone); _ = lab.Run(labCtx) }()
+	t.Cleanup(func() { stopLab(); <-labDone })
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(d.url+"/"), chromedp.WaitVisible(chromedp.ID("health"))); err != nil {
+		t.Fatal(err)
+	}
+	first := awaitPage(t, ctx, 30*time.Second, "every stream connected and counting", func(p pageState) bool {
+		if len(p.Rows) != len(names) {
+			return false
+		}
+		for _, r := range p.Rows {
+			if r.State != "connected" || r.Min == 0 {
+				return false
+			}
+		}
+		return strings.HasPrefix(p.Drive, "mounted at ")
+	})
+	if first.Overflow {
+		t.Error("the page is wider than a phone's screen")
+	}
+	if first.Health != "OK" && first.Health != "WARNING" { // WARNING only for an unsynced clock
+		t.Errorf("health %q at the start", first.Health)
+	}
+	rising := awaitPage(t, ctx, 30*time.Second, "counts rising after a refresh", func(p pageState) bool {
+		if p.Updated == first.Updated {
+			return false
+		}
+		for i, r := range p.Rows {
+			if r.Min <= first.Rows[i].Min {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("messages in the last minute: %+v then %+v", first.Rows, rising.Rows)
+
+	// Cut spin31: its connection drops and the host refuses it.
+	d.host.Refuse("spin31", true)
+	d.host.DropClients("spin31")
+	awaitPage(t, ctx, 30*time.Second, "spin31 reconnecting", func(p pageState) bool {
+		for _, r := range p.Rows {
+			if r.Name == "spin31" && !strings.HasPrefix(r.State, "reconnecting since ") {
+				return false
+			}
+			if r.Name != "spin31" && r.State != "connected" {
+				return false
+			}
+		}
+		return p.Health == "WARNING"
+	})
+
+	// Take the archive away: the status checks the drive on its own schedule.
+	if err := os.RemoveAll(d.archive); err != nil {
+		t.Fatal(err)
+	}
+	last := awaitPage(t, ctx, 30*time.Second, "the archive unavailable", func(p pageState) bool {
+		return p.Drive == "NOT available: does not exist"
+	})
+	if last.Overflow {
+		t.Error("with long error messages the page is wider than a phone's screen")
+	}
+	if last.Health != "WARNING" {
+		t.Errorf("health %q with a stream reconnecting and no archive, want WARNING", last.Health)
+	}
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(t.TempDir(), "status-page.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if keep := os.Getenv("LABLOG_SCREENSHOT"); keep != "" {
+		_ = os.WriteFile(keep, png, 0o644)
+	}
+	t.Logf("screenshot %s (%d bytes)", shot, len(png))
+}

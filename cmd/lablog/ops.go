@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/led"
+	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/sdnotify"
+	"github.com/practable/lablog/internal/stall"
+	"github.com/practable/lablog/internal/status"
+)
+
+// opsOptions say which of the operations around a recorder to start.
+type opsOptions struct {
+	Listen  string // status server address; "" for none
+	LEDPath string // sysfs LED folder; "" for none
+	Notify  bool   // talk to systemd (READY, WATCHDOG, STOPPING)
+	// MonitorOptions tunes the status monitor (tests shorten its periods).
+	Monitor status.Options
+}
+
+// ops runs what lets people and systemd see a recorder: the status monitor
+// and its HTTP server, the LED and the systemd watchdog. None of them can
+// stop the recording: each failure is logged and the recorder goes on.
+type ops struct {
+	Monitor *status.Monitor
+	URL     string // of the status page, "" when not serving
+	log     *slog.Logger
+	srv     *http.Server
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// startOps must run after recorder.Open and before rec.Run: it registers
+// the recorder hooks that feed the metrics.
+func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o opsOptions) (*ops, error) {
+	mo := o.Monitor
+	mo.ArchiveRoot = cfg.Archive.Path
+	mo.Require = string(cfg.Archive.Require)
+	mo.BufferMax = int64(cfg.Buffer.MaxSize)
+	mo.Version = versionString()
+	mo.Logger = log
+	// mo.TokenExpiry is the hook for relay tokens: set it once the sources
+	// know their tokens' expiry, and the page, /api/status and
+	// lablog_token_expiry_timestamp_seconds show it.
+	mon := status.New(status.ForRecorder(rec), mo)
+	err := rec.AddHooks(recorder.Hooks{OnCommit: mon.ObserveCommit, OnCompaction: mon.ObserveCompaction})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	x := &ops{Monitor: mon, log: log, stop: cancel}
+	x.go_(func() { mon.Run(ctx) })
+
+	if o.Listen != "" {
+		if err := x.serve(o.Listen); err != nil {
+			log.Error("status page unavailable; recording goes on without it", "listen", o.Listen, "err", err)
+		}
+	}
+	if o.LEDPath != "" {
+		l := led.Open(o.LEDPath, log)
+		x.go_(func() {
+			led.Run(ctx, l, func() led.State { return status.LEDState(mon.Snapshot()) }, time.Second)
+		})
+	}
+	if o.Notify {
+		if timeout := sdnotify.Interval(); timeout > 0 {
+			// Stalled well within one WatchdogSec (20s of the unit's 30s),
+			// so a stuck writer ends in a restart rather than a long wait.
+			det := &stall.Detector{After: min(stall.DefaultAfter, timeout*2/3)}
+			check := func(now time.Time) (bool, string) {
+				stalled, why := det.Observe(now, rec.Writer().Stats())
+				return !stalled, why
+			}
+			n := sdnotify.Notifier{Log: log}
+			x.go_(func() { n.Watchdog(ctx, timeout, check) })
+		}
+	}
+	return x, nil
+}
+
+func (x *ops) go_(f func()) {
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		f()
+	}()
+}
+
+func (x *ops) serve(listen string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	x.srv = &http.Server{Handler: x.Monitor.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	x.URL = "http://" + displayAddr(ln.Addr())
+	x.log.Info("status page", "url", x.URL)
+	x.go_(func() {
+		if err := x.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			x.log.Error("status server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// displayAddr turns a wildcard listen address into one a browser on this
+// machine can open.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Stop ends the server, the LED (restoring its trigger) and the watchdog.
+func (x *ops) Stop() {
+	if x.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := x.srv.Shutdown(ctx); err != nil {
+			x.srv.Close()
+		}
+		cancel()
+	}
+	x.stop()
+	x.wg.Wait()
+}
