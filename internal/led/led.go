@@ -53,6 +53,8 @@ type LED struct {
 	current  State
 	shown    bool // current has been written
 	broken   bool
+	// slowWarned: the blink's timing could not be set, and it was logged.
+	slowWarned bool
 
 	// write sets one attribute; tests record the order of writes.
 	write func(path, value string) error
@@ -98,8 +100,17 @@ func (l *LED) Set(s State) {
 	case Heartbeat:
 		err = l.attr("trigger", "heartbeat")
 	case Blink:
-		// The timer trigger creates delay_on and delay_off when chosen.
-		err = errors.Join(l.attr("trigger", "timer"), l.attr("delay_on", blinkMillis), l.attr("delay_off", blinkMillis))
+		// The timer trigger creates delay_on and delay_off when chosen,
+		// owned by root: the service user may not write them. Blinking at
+		// the kernel's default rate still says "not heartbeat".
+		err = l.attr("trigger", "timer")
+		if err == nil {
+			derr := errors.Join(l.attr("delay_on", blinkMillis), l.attr("delay_off", blinkMillis))
+			if derr != nil && !l.slowWarned {
+				l.slowWarned = true
+				l.log.Warn("cannot set the fast blink's timing; blinking at the kernel's default rate", "err", derr)
+			}
+		}
 	case Solid:
 		err = l.attr("trigger", "default-on")
 	default:

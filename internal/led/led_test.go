@@ -113,22 +113,53 @@ func TestMissingLEDLogsOnce(t *testing.T) {
 	}
 }
 
-// A write that fails (say, no permission) is logged once and the LED is
-// left alone after that.
-func TestWriteFailureLogsOnce(t *testing.T) {
-	dir := fakeLED(t, "[mmc0] heartbeat")
-	if err := os.Remove(filepath.Join(dir, "delay_on")); err != nil {
-		t.Fatal(err)
+// The timer's delay attributes appear owned by root, so the service user
+// may not write them: the LED still blinks, at the kernel's default rate,
+// and says so once.
+func TestBlinkWithoutDelayAttributes(t *testing.T) {
+	dir := fakeLED(t, "[mmc0] timer heartbeat")
+	for _, f := range []string{"delay_on", "delay_off"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	log, logs := logger()
 	l := Open(dir, log)
 	l.Set(Blink)
 	l.Set(Heartbeat)
+	l.Set(Blink)
+	if got := read(t, dir, "trigger"); got != "timer" {
+		t.Errorf("trigger %q, want timer", got)
+	}
+	l.Close()
+	if got := read(t, dir, "trigger"); got != "mmc0" {
+		t.Errorf("trigger after Close %q, want mmc0", got)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), "default rate") {
+		t.Errorf("want exactly one log line, got %d:\n%s", n, logs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "delay_on")); err == nil {
+		t.Error("a missing attribute was created")
+	}
+}
+
+// A trigger that cannot be written (the LED went away) is logged once and
+// the LED is left alone after that.
+func TestWriteFailureLogsOnce(t *testing.T) {
+	dir := fakeLED(t, "[mmc0] heartbeat")
+	log, logs := logger()
+	l := Open(dir, log)
+	l.Set(Heartbeat)
+	if err := os.Remove(filepath.Join(dir, "trigger")); err != nil {
+		t.Fatal(err)
+	}
+	l.Set(Solid)
+	l.Set(Blink)
 	l.Close()
 	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), "cannot drive the LED") {
 		t.Errorf("want exactly one log line, got %d:\n%s", n, logs)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "delay_on")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "trigger")); err == nil {
 		t.Error("a missing attribute was created")
 	}
 }
