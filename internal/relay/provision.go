@@ -1,0 +1,225 @@
+package relay
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Provisioner keeps a relay host's destination rules in place for a set of
+// streams, replacing the old session-rules script and its "sleep 10": it
+// waits for the host's healthcheck, posts one rule per stream (ID = stream
+// name), then checks every Interval that each rule is there and current,
+// re-posting what a restarted host lost or what a renewed token file
+// changed. A stream whose token cannot work gets no rule (the host would
+// retry it forever); other rules for the same stream are deleted, since
+// each would deliver every frame once more.
+type Provisioner struct {
+	API      *HostAPI
+	Streams  []Credentials
+	Interval time.Duration    // between checks; default 5s
+	Now      func() time.Time // default time.Now
+	Log      *slog.Logger     // default slog.Default()
+
+	mu    sync.Mutex
+	stats ProvisionStats
+	told  map[string]string // stream -> what was last logged about it
+}
+
+// ProvisionStats tell how a host's rules are kept, for the status page.
+type ProvisionStats struct {
+	Host      string
+	Healthy   bool      // the last healthcheck or check succeeded
+	LastSync  time.Time // when the rules were last found (or made) complete
+	Rules     int       // rules lablog wants on the host
+	Posts     int64     // rules posted: added, replaced after a restart, renewed
+	Deletes   int64     // rules deleted: unusable tokens, duplicates
+	LastError string
+}
+
+// DefaultInterval is how often a Provisioner checks the host's rules.
+const DefaultInterval = 5 * time.Second
+
+// Stats returns a snapshot; safe from any goroutine.
+func (p *Provisioner) Stats() ProvisionStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Host = p.API.Base()
+	return s
+}
+
+// Run keeps the rules until ctx ends, then returns nil.
+func (p *Provisioner) Run(ctx context.Context) error {
+	if p.Interval <= 0 {
+		p.Interval = DefaultInterval
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+	p.Log = p.Log.With("relay_host", p.API.Base())
+	p.told = map[string]string{}
+	for ctx.Err() == nil {
+		if !p.awaitHealthy(ctx) {
+			return nil
+		}
+		p.Log.Info("relay host is up: provisioning rules", "streams", len(p.Streams))
+		for {
+			err := p.sync(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				p.failed(err)
+				p.Log.Warn("cannot check relay host rules: waiting for the host", "err", err)
+				break
+			}
+			if !sleep(ctx, p.Interval) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// awaitHealthy polls the healthcheck, quickly at first, until it answers
+// ok or ctx ends.
+func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
+	wait := 100 * time.Millisecond
+	for logged := false; ; {
+		err := p.API.Healthy(ctx)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		p.failed(err)
+		if !logged {
+			p.Log.Info("waiting for the relay host", "err", err)
+			logged = true
+		}
+		if !sleep(ctx, wait) {
+			return false
+		}
+		wait = min(2*wait, p.Interval)
+	}
+}
+
+// sync makes the host's rules what they should be.
+func (p *Provisioner) sync(ctx context.Context) error {
+	have, err := p.API.All(ctx)
+	if err != nil {
+		return err
+	}
+	now := p.Now()
+	want := 0
+	for _, c := range p.Streams {
+		rule, problem := p.desired(c, now)
+		cur, ok := have[c.Stream]
+		switch {
+		case problem != nil:
+			p.tell(c.Stream, slog.LevelError, "no relay host rule: "+problem.Error())
+			if ok {
+				if err := p.API.Delete(ctx, c.Stream); err != nil {
+					return err
+				}
+				p.count(0, 1)
+			}
+		case !ok || cur != rule:
+			why := "rule missing: posting it"
+			if ok {
+				why = "rule differs: replacing it"
+			}
+			// Every post is news (start, host restart, renewal): always
+			// logged, before it is done.
+			p.told[c.Stream] = why
+			p.Log.Info(why, "stream", c.Stream, "destination", redact(rule.Destination))
+			if err := p.API.Put(ctx, rule); err != nil {
+				return err
+			}
+			p.count(1, 0)
+			want++
+		default:
+			want++
+			p.tell(c.Stream, slog.LevelDebug, "rule in place")
+		}
+		if err := p.dropDuplicates(ctx, have, c.Stream); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	p.stats.Healthy, p.stats.LastSync, p.stats.Rules, p.stats.LastError = true, now, want, ""
+	p.mu.Unlock()
+	return nil
+}
+
+// desired is the rule stream c should have, or why it should have none.
+func (p *Provisioner) desired(c Credentials, now time.Time) (Rule, error) {
+	l, err := c.Load(now)
+	if err != nil {
+		return Rule{}, err
+	}
+	return Rule{ID: c.Stream, Stream: c.Stream, Destination: l.Access, Token: l.Token}, nil
+}
+
+// dropDuplicates deletes rules with another ID for the same stream: the
+// host would open a second upstream and every frame would arrive twice.
+func (p *Provisioner) dropDuplicates(ctx context.Context, have map[string]Rule, stream string) error {
+	var ids []string
+	for id, r := range have {
+		if id != stream && r.Stream == stream {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p.Log.Warn("deleting another rule for a stream lablog provisions (it would duplicate every frame)",
+			"stream", stream, "rule", have[id])
+		if err := p.API.Delete(ctx, id); err != nil {
+			return err
+		}
+		p.count(0, 1)
+	}
+	return nil
+}
+
+// tell logs a stream's state when it changes, so a steady state (or a
+// steady problem) is quiet.
+func (p *Provisioner) tell(stream string, level slog.Level, msg string) {
+	if p.told[stream] == msg {
+		return
+	}
+	p.told[stream] = msg
+	p.Log.Log(context.Background(), level, msg, "stream", stream)
+}
+
+func (p *Provisioner) count(posts, deletes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats.Posts += posts
+	p.stats.Deletes += deletes
+}
+
+func (p *Provisioner) failed(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats.Healthy = false
+	p.stats.LastError = err.Error()
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
