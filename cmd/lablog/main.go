@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
+	case "simlab": // hidden: the simulated lab alone, for the emulated image test
+		return cmdSimlab(ctx, rest, stdout, stderr)
 	case "compact":
 		return cmdCompact(ctx, rest, stdout, stderr)
 	case "verify":

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/labsim"
+)
+
+// cmdSimlab serves a simulated lab and nothing else: a fake relay host on a
+// loopback address and simulated UIs publishing on its streams, until
+// stopped. Not in the usage text: the emulated image test runs it inside the
+// guest so that the real `lablog run` service records it through relay_host.
+func cmdSimlab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("lablog simlab", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8888", "loopback `address` of the fake relay host")
+	streams := fs.String("streams", "spin30-33", "comma-separated stream `names` or ranges (spin30-33)")
+	rate := fs.Float64("rate", 5, "average messages per second per stream")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := loopbackOnly(*listen); err != nil {
+		return fmt.Errorf("simlab: %w", err)
+	}
+	names, err := expandStreams(*streams)
+	if err != nil {
+		return fmt.Errorf("simlab: %w", err)
+	}
+	host, err := labsim.NewHost(*listen)
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	host.CountOnly = true
+	lab := labsim.NewLab(host, labsim.LabOptions{Streams: names, Rate: *rate, JoinProb: 0.15,
+		BadFrames: true, Seed: uint64(time.Now().UnixNano())})
+	fmt.Fprintf(stdout, "simlab: %d streams (%s ... %s) on %s/ws/<stream>\n",
+		len(names), names[0], names[len(names)-1], host.URL())
+	return lab.Run(ctx)
+}
+
+// loopbackOnly refuses any address a network could reach.
+func loopbackOnly(addr string) error {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--listen %s: only a loopback address is allowed", addr)
+	}
+	return nil
+}
+
+// expandStreams turns "spin30-33,pend00" into names, with the config's rules
+// for names and ranges.
+func expandStreams(list string) ([]string, error) {
+	cfg := config.Default()
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.StreamSpecs = append(cfg.StreamSpecs, config.StreamSpec{Name: n, RelayHost: "ws://127.0.0.1:1"})
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("--streams %q: %w", list, err)
+	}
+	var names []string
+	for _, s := range cfg.Streams() {
+		names = append(names, s.Name)
+	}
+	return names, nil
+}
