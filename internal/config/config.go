@@ -87,6 +87,18 @@ type Sources struct {
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	MinBackoff   time.Duration `yaml:"min_backoff"`
 	MaxBackoff   time.Duration `yaml:"max_backoff"`
+	// TokensDir holds the relay streams' token files, as `lablog tokens`
+	// and the old scripts write them: log.token.<stream> (and
+	// log.access.<stream>). A relative path is resolved against the config
+	// file's directory by Load. relay_host streams do not use it unless
+	// they set their own tokens_dir.
+	TokensDir string `yaml:"tokens_dir"`
+	// TokenWarning is how long before a relay token expires lablog starts
+	// warning about it.
+	TokenWarning time.Duration `yaml:"token_warning"`
+	// RulesInterval is how often lablog checks the rules it provisions on a
+	// relay host, re-posting those a restart lost.
+	RulesInterval time.Duration `yaml:"rules_interval"`
 }
 
 // Status configures the status page, its JSON API and /metrics.
@@ -113,15 +125,53 @@ type StreamSpec struct {
 	// URL is a plain ws or wss URL for this one stream.
 	URL string `yaml:"url"`
 	// RelayHost is a relay host's base URL (ws, wss, http or https); the
-	// stream is read from <base>/ws/<name>.
+	// stream is read from <base>/ws/<name>. With a token (TokensDir or
+	// Token) lablog also keeps the host's destination rule for the stream.
 	RelayHost string `yaml:"relay_host"`
+	// Relay is the relay's access base URL (http or https, e.g.
+	// https://relay-access.practable.io): lablog joins topic <name>-log
+	// itself, through the access protocol, with the stream's token.
+	Relay string `yaml:"relay"`
+	// TokensDir overrides sources.tokens_dir for this entry; on a
+	// relay_host entry it turns rule provisioning on.
+	TokensDir string `yaml:"tokens_dir"`
+	// Token is the stream's relay token itself (one stream, not a range).
+	Token string `yaml:"token"`
+	// Access is the access URL of a relay_host stream's rule,
+	// {relay}/session/{topic}, when it is not in a log.access.<name> file.
+	Access string `yaml:"access"`
 }
+
+// Kind is how a stream is read.
+type Kind string
+
+// Kinds of stream.
+const (
+	KindURL       Kind = "url"        // a plain websocket URL
+	KindRelayHost Kind = "relay_host" // a relay host's local websocket
+	KindRelay     Kind = "relay"      // the relay itself, through the access protocol
+)
 
 // Stream is one stream to record, after ranges are expanded.
 type Stream struct {
 	Name string
-	URL  string // the websocket URL to dial
+	Kind Kind
+	URL  string // the websocket URL to dial; empty for KindRelay
+	// RelayHost is the host's base URL (KindRelayHost).
+	RelayHost string
+	// Relay is the relay's access base URL, no trailing slash (KindRelay).
+	Relay string
+	// Where the relay token comes from: Token itself, or the files of
+	// TokensDir. Neither set: no token (a relay_host stream whose rules
+	// someone else keeps). Access is a relay_host stream's access URL when
+	// given inline.
+	TokensDir string
+	Token     string
+	Access    string
 }
+
+// HasToken reports whether the stream uses a relay token.
+func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 
 // Default returns the values used for every key a file leaves out:
 //
@@ -140,6 +190,9 @@ type Stream struct {
 //	sources.read_timeout     60s
 //	sources.min_backoff      1s
 //	sources.max_backoff      60s
+//	sources.tokens_dir       tokens (next to the config file)
+//	sources.token_warning    720h (30 days)
+//	sources.rules_interval   5s
 //	status.listen            :80
 //	led.path                 /sys/class/leds/ACT
 //
@@ -162,11 +215,14 @@ func Default() Config {
 			Interval: time.Hour,
 		},
 		Sources: Sources{
-			ReadLimit:    1 * MiB,
-			PingInterval: 20 * time.Second,
-			ReadTimeout:  60 * time.Second,
-			MinBackoff:   time.Second,
-			MaxBackoff:   60 * time.Second,
+			ReadLimit:     1 * MiB,
+			PingInterval:  20 * time.Second,
+			ReadTimeout:   60 * time.Second,
+			MinBackoff:    time.Second,
+			MaxBackoff:    60 * time.Second,
+			TokensDir:     "tokens",
+			TokenWarning:  30 * 24 * time.Hour,
+			RulesInterval: 5 * time.Second,
 		},
 		Status: Status{Listen: ":80"},
 		LED:    LED{Path: "/sys/class/leds/ACT"},
@@ -183,8 +239,8 @@ func Example() []byte {
 }
 
 // Load reads, parses and validates the config file at path. Relative
-// buffer.path and archive.path are resolved against the file's directory, so
-// a config folder can be moved as a whole.
+// buffer.path, archive.path and tokens_dir are resolved against the file's
+// directory, so a config folder can be moved as a whole.
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -200,6 +256,14 @@ func Load(path string) (Config, error) {
 	}
 	c.Buffer.Path = resolve(dir, c.Buffer.Path)
 	c.Archive.Path = resolve(dir, c.Archive.Path)
+	if c.Sources.TokensDir != "" {
+		c.Sources.TokensDir = resolve(dir, c.Sources.TokensDir)
+	}
+	for i := range c.StreamSpecs {
+		if d := c.StreamSpecs[i].TokensDir; d != "" {
+			c.StreamSpecs[i].TokensDir = resolve(dir, d)
+		}
+	}
 	return c, nil
 }
 

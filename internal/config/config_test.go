@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -67,15 +68,17 @@ func TestEveryKeyOverrides(t *testing.T) {
 buffer: {path: /b.db, max_size: 2MiB, queue: 7}
 archive: {path: /a, require: none, row_group_rows: 9}
 compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
-sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s}
+sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s,
+  tokens_dir: /t, token_warning: 48h, rules_interval: 2s}
 status: {listen: "127.0.0.1:8080"}
 led: {path: /sys/class/leds/led0}
 `+oneStream)
 	want := Config{
-		Buffer:      Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
-		Archive:     Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9},
-		Compaction:  Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
-		Sources:     Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second},
+		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
+		Archive:    Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9},
+		Compaction: Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
+		Sources: Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second,
+			TokensDir: "/t", TokenWarning: 48 * time.Hour, RulesInterval: 2 * time.Second},
 		Status:      Status{Listen: "127.0.0.1:8080"},
 		LED:         LED{Path: "/sys/class/leds/led0"},
 		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
@@ -97,8 +100,11 @@ func TestExampleParsesWithDefaults(t *testing.T) {
 		t.Errorf("example settings differ from Default():\n got %+v\nwant %+v", c, d)
 	}
 	s := c.Streams()
-	if len(s) != 13 || s[0] != (Stream{"spin30", "ws://127.0.0.1:8888/ws/spin30"}) || s[12] != (Stream{"pend00", "wss://example.org/path"}) {
-		t.Errorf("example streams = %v", s)
+	first := Stream{Name: "spin30", Kind: KindRelay, Relay: "https://relay-access.practable.io", TokensDir: "tokens"}
+	host := Stream{Name: "pend00", Kind: KindRelayHost, URL: "ws://127.0.0.1:8888/ws/pend00", RelayHost: "ws://127.0.0.1:8888", TokensDir: "/etc/practable"}
+	if len(s) != 18 || s[0] != first || s[12] != host || s[16].Token == "" || s[16].Access == "" ||
+		s[17] != (Stream{Name: "cam0", Kind: KindURL, URL: "wss://example.org/path"}) {
+		t.Errorf("example streams = %+v", s)
 	}
 }
 
@@ -117,14 +123,17 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 			p := path + tt.Field(i).Tag.Get("yaml")
 			ft := tt.Field(i).Type
 			if ft.Kind() == reflect.Slice {
-				// streams[0] uses relay_host, streams[1] url.
-				for _, k := range []string{"name", "relay_host"} {
-					if !have[p+"[0]."+k] {
-						t.Errorf("example lacks %s[0].%s", p, k)
+				// Every key of an entry is shown by at least one entry.
+				et := ft.Elem()
+				for j := range et.NumField() {
+					k := et.Field(j).Tag.Get("yaml")
+					found := false
+					for e := 0; have[fmt.Sprintf("%s[%d]", p, e)]; e++ {
+						found = found || have[fmt.Sprintf("%s[%d].%s", p, e, k)]
 					}
-				}
-				if !have[p+"[1].url"] {
-					t.Errorf("example lacks %s[1].url", p)
+					if !found {
+						t.Errorf("no entry of the example's %s shows %s", p, k)
+					}
 				}
 				continue
 			}
@@ -161,11 +170,11 @@ func TestUnknownKeysKeepLine(t *testing.T) {
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
 			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",
-			"lablog.yaml:3: streams[0].relayhost: unknown key (want one of: name, url, relay_host)"},
+			"lablog.yaml:3: streams[0].relayhost: unknown key (want one of: name, url, relay_host, relay, tokens_dir, token, access)"},
 		// Every unknown key is reported, not just the first.
 		{"archive:\n  pth: /a\nsources:\n  ping: 1s\n" + oneStream,
 			"lablog.yaml:2: archive.pth: unknown key (want one of: path, require, row_group_rows)\n" +
-				"lablog.yaml:4: sources.ping: unknown key (want one of: read_limit, ping_interval, read_timeout, min_backoff, max_backoff)"},
+				"lablog.yaml:4: sources.ping: unknown key (want one of: read_limit, ping_interval, read_timeout, min_backoff, max_backoff, tokens_dir, token_warning, rules_interval)"},
 	} {
 		if got := parseErr(t, tc.src); got != tc.want {
 			t.Errorf("Parse(%q):\n got %s\nwant %s", tc.src, got, tc.want)
@@ -194,7 +203,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"buffer: 3\n" + oneStream,
 			"lablog.yaml:1: buffer: got !!int `3`, want a mapping of keys"},
 		{"streams:\n  - spin30\n",
-			"lablog.yaml:2: streams[0]: got !!str `spin30`, want a mapping with name and url or relay_host"},
+			"lablog.yaml:2: streams[0]: got !!str `spin30`, want a mapping with name and one of url, relay_host or relay"},
 		{"streams:\n  name: spin30\n",
 			"lablog.yaml:2: streams: got !!map, want a list of streams"},
 		{"buffer:\n  queue: 1\n  queue: 2\n" + oneStream,

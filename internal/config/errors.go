@@ -121,7 +121,7 @@ var (
 		"string":              "a string",
 		"config.Require":      "one of marker, mountpoint, none",
 		"[]config.StreamSpec": "a list of streams",
-		"config.StreamSpec":   "a mapping with name and url or relay_host",
+		"config.StreamSpec":   "a mapping with name and one of url, relay_host or relay",
 	}
 )
 

@@ -73,6 +73,8 @@ func (c Config) Validate() error {
 	if s.MaxBackoff < s.MinBackoff {
 		add("sources.max_backoff", "must be at least sources.min_backoff (%v), got %v", s.MinBackoff, s.MaxBackoff)
 	}
+	positive("sources.token_warning", int64(s.TokenWarning), s.TokenWarning)
+	positive("sources.rules_interval", int64(s.RulesInterval), s.RulesInterval)
 
 	if c.Status.Listen != "" {
 		if err := checkListen(c.Status.Listen); err != nil {
@@ -93,23 +95,7 @@ func (c Config) Validate() error {
 		if err != nil {
 			add(f+".name", "%v", err)
 		}
-		switch {
-		case sp.URL != "" && sp.RelayHost != "":
-			add(f, "set url or relay_host, not both")
-		case sp.URL == "" && sp.RelayHost == "":
-			add(f, "set url or relay_host")
-		case sp.URL != "":
-			if err := checkURL(sp.URL); err != nil {
-				add(f+".url", "%v", err)
-			}
-			if isRange {
-				add(f+".name", "%s is a range, which needs relay_host: with url every stream would share one URL", sp.Name)
-			}
-		default:
-			if _, err := relayBase(sp.RelayHost); err != nil {
-				add(f+".relay_host", "%v", err)
-			}
-		}
+		c.checkStream(f, sp, isRange, add)
 		// Report each clash between two entries once, naming both.
 		dups := map[int][]string{}
 		var order []int
@@ -133,6 +119,86 @@ func (c Config) Validate() error {
 	return errs
 }
 
+// checkStream checks how entry f is read: its kind and its relay token.
+func (c Config) checkStream(f string, sp StreamSpec, isRange bool, add func(field, format string, args ...any)) {
+	kind, n := sp.kind()
+	switch {
+	case n > 1:
+		add(f, "set only one of url, relay_host and relay")
+		return
+	case n == 0:
+		add(f, "set url, relay_host or relay")
+		return
+	}
+	if sp.Token != "" {
+		if err := checkToken(sp.Token); err != nil {
+			add(f+".token", "%v", err)
+		}
+		if isRange {
+			add(f+".token", "a token is for one stream, and %s is a range: put the tokens in tokens_dir", sp.Name)
+		}
+	}
+	if sp.Access != "" && isRange {
+		add(f+".access", "an access URL is for one stream, and %s is a range: put log.access.<name> files in tokens_dir", sp.Name)
+	}
+	switch kind {
+	case KindURL:
+		if err := checkURL(sp.URL); err != nil {
+			add(f+".url", "%v", err)
+		}
+		if isRange {
+			add(f+".name", "%s is a range, which needs relay_host or relay: with url every stream would share one URL", sp.Name)
+		}
+		for _, kv := range [][2]string{{"tokens_dir", sp.TokensDir}, {"token", sp.Token}, {"access", sp.Access}} {
+			if kv[1] != "" {
+				add(f+"."+kv[0], "only relay and relay_host streams use relay tokens")
+			}
+		}
+	case KindRelayHost:
+		if _, err := relayBase(sp.RelayHost); err != nil {
+			add(f+".relay_host", "%v", err)
+		}
+		if sp.Access != "" {
+			if err := checkAccess(sp.Access); err != nil {
+				add(f+".access", "%v", err)
+			}
+			if sp.Token == "" && sp.TokensDir == "" {
+				add(f+".access", "set token or tokens_dir too: lablog provisions the host's rule with both")
+			}
+		}
+		if sp.Token != "" && sp.Access == "" && sp.TokensDir == "" {
+			add(f+".token", "set access too (the relay's {access}/session/{topic} URL), or tokens_dir holding log.access.%s", sp.Name)
+		}
+	case KindRelay:
+		if _, err := accessBase(sp.Relay); err != nil {
+			add(f+".relay", "%v", err)
+		}
+		if sp.Access != "" {
+			add(f+".access", "only relay_host streams use access: a relay stream joins <relay>/session/<name>-log")
+		}
+		if sp.Token == "" && sp.TokensDir == "" && c.Sources.TokensDir == "" {
+			add(f, "a relay stream needs a token: set token, tokens_dir or sources.tokens_dir")
+		}
+	}
+}
+
+// kind says which of url, relay_host and relay the entry sets, and how
+// many of them it sets.
+func (sp StreamSpec) kind() (Kind, int) {
+	var k Kind
+	n := 0
+	for _, c := range []struct {
+		v string
+		k Kind
+	}{{sp.URL, KindURL}, {sp.RelayHost, KindRelayHost}, {sp.Relay, KindRelay}} {
+		if c.v != "" {
+			k = c.k
+			n++
+		}
+	}
+	return k, n
+}
+
 func list(names []string) string {
 	if len(names) > 3 {
 		return fmt.Sprintf("%s and %d more", strings.Join(names[:3], ", "), len(names)-3)
@@ -149,21 +215,53 @@ func (c Config) Streams() []Stream {
 		if err != nil {
 			continue
 		}
-		if sp.URL != "" {
-			if !isRange && sp.RelayHost == "" {
-				out = append(out, Stream{Name: sp.Name, URL: sp.URL})
+		kind, k := sp.kind()
+		if k != 1 {
+			continue
+		}
+		token, access := sp.Token, sp.Access
+		if isRange {
+			token, access = "", "" // invalid on a range
+		}
+		switch kind {
+		case KindURL:
+			if !isRange {
+				out = append(out, Stream{Name: sp.Name, Kind: KindURL, URL: sp.URL})
 			}
-			continue
-		}
-		base, err := relayBase(sp.RelayHost)
-		if err != nil {
-			continue
-		}
-		for _, n := range names {
-			out = append(out, Stream{Name: n, URL: base + "/ws/" + n})
+		case KindRelayHost:
+			base, err := relayBase(sp.RelayHost)
+			if err != nil {
+				continue
+			}
+			for _, n := range names {
+				out = append(out, Stream{Name: n, Kind: KindRelayHost, URL: base + "/ws/" + n, RelayHost: base,
+					TokensDir: sp.TokensDir, Token: token, Access: access})
+			}
+		case KindRelay:
+			base, err := accessBase(sp.Relay)
+			if err != nil {
+				continue
+			}
+			dir := sp.TokensDir
+			if dir == "" {
+				dir = c.Sources.TokensDir
+			}
+			for _, n := range names {
+				out = append(out, Stream{Name: n, Kind: KindRelay, Relay: base, TokensDir: dir, Token: token})
+			}
 		}
 	}
 	return out
+}
+
+// ExpandNames turns a stream name or range (spin30-41) into stream names,
+// as the streams list does.
+func ExpandNames(spec string) ([]string, error) {
+	names, _, err := expand(spec)
+	if err != nil {
+		return nil, fmt.Errorf("streams %q: %w", spec, err)
+	}
+	return names, nil
 }
 
 // expand turns a name or range into stream names. A name is a range when
@@ -249,6 +347,48 @@ func checkURL(raw string) error {
 	}
 	if u.Host == "" {
 		return fmt.Errorf("%q has no host", raw)
+	}
+	return nil
+}
+
+// accessBase checks a relay's access base URL and returns it without a
+// trailing slash. It may have a path (https://app.practable.io/ed0/access).
+func accessBase(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("invalid URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("scheme must be https (or http), got %q: this is the relay's access URL, e.g. https://relay-access.practable.io", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("%q must have no query, fragment or user", raw)
+	}
+	if strings.Contains(u.Path+"/", "/session/") {
+		return "", fmt.Errorf("%q: give the base only: /session/<topic> is added for you", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// checkAccess checks an access URL: {base}/session/{topic}.
+func checkAccess(raw string) error {
+	base, topic, ok := strings.Cut(raw, "/session/")
+	if !ok || topic == "" || strings.ContainsAny(topic, "/?#") {
+		return fmt.Errorf("%q: want the relay's access URL {base}/session/{topic}", raw)
+	}
+	_, err := accessBase(base)
+	return err
+}
+
+// checkToken checks that a token has the shape of a JWT, without ever
+// quoting it: it is a credential.
+func checkToken(tok string) error {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return fmt.Errorf("is not a JWT (want three base64 parts separated by dots)")
 	}
 	return nil
 }

@@ -59,15 +59,15 @@ func TestValidationErrors(t *testing.T) {
 		{"reserved api", "streams:\n  - name: api\n    relay_host: ws://h\n",
 			"lablog.yaml:2: streams[0].name: api is reserved by the relay host"},
 		{"both url and relay_host", "streams:\n  - name: a\n    url: ws://h/a\n    relay_host: ws://h\n",
-			"lablog.yaml:2: streams[0]: set url or relay_host, not both"},
+			"lablog.yaml:2: streams[0]: set only one of url, relay_host and relay"},
 		{"neither url nor relay_host", oneStream + "  - name: b\n",
-			"lablog.yaml:4: streams[1]: set url or relay_host"},
+			"lablog.yaml:4: streams[1]: set url, relay_host or relay"},
 		{"url scheme", oneStream + "  - name: b\n    url: https://h/b\n",
 			`lablog.yaml:5: streams[1].url: scheme must be ws or wss, got "https"`},
 		{"url no host", oneStream + "  - name: b\n    url: ws:///b\n",
 			`lablog.yaml:5: streams[1].url: "ws:///b" has no host`},
 		{"range with url", "streams:\n  - name: pend00-03\n    url: wss://h/p\n",
-			"lablog.yaml:2: streams[0].name: pend00-03 is a range, which needs relay_host: with url every stream would share one URL"},
+			"lablog.yaml:2: streams[0].name: pend00-03 is a range, which needs relay_host or relay: with url every stream would share one URL"},
 		{"relay_host scheme", "streams:\n  - name: a\n    relay_host: ftp://h\n",
 			`lablog.yaml:3: streams[0].relay_host: scheme must be ws, wss, http or https, got "ftp"`},
 		{"relay_host path", "streams:\n  - name: a\n    relay_host: ws://h:8888/ws\n",
@@ -174,10 +174,10 @@ streams:
     relay_host: ws://h
 `)
 	want := []Stream{
-		{"pend01", "wss://example.org/path?x=1"},
-		{"spin31", "ws://h/ws/spin31"},
-		{"spin32", "ws://h/ws/spin32"},
-		{"lab-b", "ws://h/ws/lab-b"},
+		{Name: "pend01", Kind: KindURL, URL: "wss://example.org/path?x=1"},
+		{Name: "spin31", Kind: KindRelayHost, URL: "ws://h/ws/spin31", RelayHost: "ws://h"},
+		{Name: "spin32", Kind: KindRelayHost, URL: "ws://h/ws/spin32", RelayHost: "ws://h"},
+		{Name: "lab-b", Kind: KindRelayHost, URL: "ws://h/ws/lab-b", RelayHost: "ws://h"},
 	}
 	if got := c.Streams(); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
@@ -213,7 +213,7 @@ func TestStreamsSkipsInvalidEntries(t *testing.T) {
 		{Name: "x", RelayHost: "ftp://h"},
 		{Name: "ok", RelayHost: "ws://h"},
 	}}
-	if got, want := c.Streams(), []Stream{{"ok", "ws://h/ws/ok"}}; !reflect.DeepEqual(got, want) {
+	if got, want := c.Streams(), []Stream{{Name: "ok", Kind: KindRelayHost, URL: "ws://h/ws/ok", RelayHost: "ws://h"}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
