@@ -59,10 +59,9 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer ops.Stop()
-	// The buffer is open: tell systemd, and tell it again when stopping.
-	notifier := sdnotify.Notifier{Log: log}
-	notifier.Ready()
-	stopping := context.AfterFunc(ctx, notifier.Stopping)
+	// startOps told systemd READY (the buffer is open); say STOPPING as soon
+	// as shutdown begins, before the queue is drained.
+	stopping := context.AfterFunc(ctx, sdnotify.Notifier{Log: log}.Stopping)
 	defer stopping()
 	// SIGUSR1 asks for a compaction now (`systemctl kill -s USR1 lablog`).
 	usr1 := make(chan os.Signal, 1)

@@ -46,6 +46,9 @@ type daemon struct {
 	logs    *syncBuffer
 	cancel  context.CancelFunc
 	done    chan error
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // waitFor polls cond until it holds or limit passes: for state that has no
@@ -108,21 +111,28 @@ func runInProcess(t *testing.T, names []string, bufferKeys, extra string) *daemo
 	return d
 }
 
-// stop ends the daemon once and checks it exited cleanly.
+// shutdown ends the daemon, once, and returns how it exited; it is safe
+// from any goroutine.
+func (d *daemon) shutdown() error {
+	d.stopOnce.Do(func() {
+		d.cancel()
+		select {
+		case err := <-d.done:
+			if err != nil {
+				d.stopErr = fmt.Errorf("lablog run: %w\n%s", err, d.logs)
+			}
+		case <-time.After(30 * time.Second):
+			d.stopErr = fmt.Errorf("lablog run did not stop within 30s\n%s", d.logs)
+		}
+	})
+	return d.stopErr
+}
+
+// stop ends the daemon and checks it exited cleanly.
 func (d *daemon) stop(t *testing.T) {
 	t.Helper()
-	if d.cancel == nil {
-		return
-	}
-	d.cancel()
-	d.cancel = nil
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Errorf("lablog run: %v\n%s", err, d.logs)
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("lablog run did not stop within 30s\n%s", d.logs)
+	if err := d.shutdown(); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -99,8 +99,12 @@ func TestRunNotifiesSystemd(t *testing.T) {
 			waiting = false
 		}
 	}
-	go d.stop(t)
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.shutdown() }()
 	if before := expectNotify(t, notes, "STOPPING=1", 30*time.Second); len(before) != 0 {
 		t.Errorf("between the stall and STOPPING: %q", before)
+	}
+	if err := <-stopped; err != nil {
+		t.Error(err)
 	}
 }

@@ -22,7 +22,7 @@ import (
 type opsOptions struct {
 	Listen  string // status server address; "" for none
 	LEDPath string // sysfs LED folder; "" for none
-	Notify  bool   // talk to systemd (READY, WATCHDOG, STOPPING)
+	Notify  bool   // tell systemd READY, then ping its watchdog
 	// MonitorOptions tunes the status monitor (tests shorten its periods).
 	Monitor status.Options
 }
@@ -72,6 +72,9 @@ func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o ops
 		})
 	}
 	if o.Notify {
+		// READY first: systemd must not see a ping before it.
+		n := sdnotify.Notifier{Log: log}
+		n.Ready()
 		if timeout := sdnotify.Interval(); timeout > 0 {
 			// Stalled well within one WatchdogSec (20s of the unit's 30s),
 			// so a stuck writer ends in a restart rather than a long wait.
@@ -80,7 +83,6 @@ func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o ops
 				stalled, why := det.Observe(now, rec.Writer().Stats())
 				return !stalled, why
 			}
-			n := sdnotify.Notifier{Log: log}
 			x.go_(func() { n.Watchdog(ctx, timeout, check) })
 		}
 	}
