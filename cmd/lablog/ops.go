@@ -48,9 +48,8 @@ func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o ops
 	mo.BufferMax = int64(cfg.Buffer.MaxSize)
 	mo.Version = versionString()
 	mo.Logger = log
-	// mo.TokenExpiry is the hook for relay tokens: set it once the sources
-	// know their tokens' expiry, and the page, /api/status and
-	// lablog_token_expiry_timestamp_seconds show it.
+	// Token expiry comes with each source's Stats; warn when the sources do.
+	mo.TokenWarn = cfg.Sources.TokenWarning
 	mon := status.New(status.ForRecorder(rec), mo)
 	err := rec.AddHooks(recorder.Hooks{OnCommit: mon.ObserveCommit, OnCompaction: mon.ObserveCompaction})
 	if err != nil {

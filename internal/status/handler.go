@@ -137,9 +137,9 @@ func (m *Monitor) view(s Snapshot) pageView {
 			}
 			sv.StateText = "error: " + msg + " (since " + clock(st.Since) + ")"
 		case StateTokenExpiring:
-			sv.StateText = "token expiring " + st.TokenExpiresAt.UTC().Format(time.DateOnly)
+			sv.StateText = "token expiring" + onDay(st.TokenExpiresAt)
 		case StateTokenExpired:
-			sv.StateText = "token expired " + st.TokenExpiresAt.UTC().Format(time.DateOnly)
+			sv.StateText = "token expired" + onDay(st.TokenExpiresAt)
 		default:
 			sv.StateText = st.State
 		}

@@ -32,14 +32,11 @@ type Options struct {
 
 	Now         func() time.Time // default time.Now
 	ClockSynced func() bool      // default source.ClockSynced
-	// TokenExpiry tells when a stream's relay token expires. It is the hook
-	// for relay tokens: nil, or false for a stream, means no expiry known.
-	TokenExpiry func(stream string) (time.Time, bool)
 
 	Sample       time.Duration // how often streams are sampled; default 1s
 	ArchiveEvery time.Duration // how often the drive and the backlog are checked; default 5s
 	DownAfter    time.Duration // a stream not connected this long is an error; default 2m
-	TokenWarn    time.Duration // warn this long before a token expires; default 14 days
+	TokenWarn    time.Duration // warn this long before a token expires (sources.token_warning); default 30 days
 	StallAfter   time.Duration // see package stall; default stall.DefaultAfter
 	Refresh      time.Duration // how often the page refreshes itself; default 3s
 	Logger       *slog.Logger
@@ -68,7 +65,7 @@ func (o *Options) setDefaults() {
 		o.DownAfter = 2 * time.Minute
 	}
 	if o.TokenWarn <= 0 {
-		o.TokenWarn = 14 * 24 * time.Hour
+		o.TokenWarn = source.DefaultTokenWarning
 	}
 	if o.StallAfter <= 0 {
 		o.StallAfter = stall.DefaultAfter
@@ -369,24 +366,29 @@ func (m *Monitor) streamStatus(now time.Time, src source.Stats) StreamStatus {
 		age := max(now.Sub(src.LastFrame), 0).Seconds()
 		st.LastMessageAgeSeconds = &age
 	}
-	var expiry time.Time
-	known := false
-	if m.opts.TokenExpiry != nil {
-		expiry, known = m.opts.TokenExpiry(src.Stream)
-		if known {
-			st.TokenExpiresAt = &expiry
-		}
+	expiry := src.TokenExpiry
+	known := !expiry.IsZero()
+	if known {
+		st.TokenExpiresAt = &expiry
+	}
+	// A token made for another topic, or unusable, stops the stream until
+	// someone acts: the source says why in its State.
+	stopped := src.TokenState == source.TokenWrongTopic || src.TokenState == source.TokenInvalid
+	if stopped && st.LastError == "" {
+		st.LastError = src.State
 	}
 	switch {
-	case known && !now.Before(expiry):
+	case src.TokenState == source.TokenExpired || known && !now.Before(expiry):
 		st.State = StateTokenExpired
+	case stopped:
+		st.State = StateError
 	case !src.Connected && !src.Since.IsZero() && now.Sub(src.Since) > m.opts.DownAfter:
 		st.State = StateError
 	case !src.Connected && src.Reconnects == 0 && src.LastError == "":
 		st.State = StateConnecting
 	case !src.Connected:
 		st.State = StateReconnecting
-	case known && expiry.Sub(now) < m.opts.TokenWarn:
+	case src.TokenState == source.TokenExpiring || known && expiry.Sub(now) < m.opts.TokenWarn:
 		st.State = StateTokenExpiring
 	default:
 		st.State = StateConnected
@@ -415,13 +417,13 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 		case StateError:
 			failing("%s: not connected%s: %s", st.Name, since, st.LastError)
 		case StateTokenExpired:
-			failing("%s: relay token expired %s", st.Name, st.TokenExpiresAt.Format(time.DateOnly))
+			failing("%s: relay token expired%s", st.Name, onDay(st.TokenExpiresAt))
 		case StateReconnecting:
 			warning("%s: reconnecting%s: %s", st.Name, since, st.LastError)
 		case StateConnecting:
 			warning("%s: connecting", st.Name)
 		case StateTokenExpiring:
-			warning("%s: relay token expires %s", st.Name, st.TokenExpiresAt.Format(time.DateOnly))
+			warning("%s: relay token expires%s", st.Name, onDay(st.TokenExpiresAt))
 		}
 	}
 	if s.Buffer.DroppedLastHour > 0 {
@@ -440,4 +442,12 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 		warning("system clock not synchronised")
 	}
 	return append(fail, warn...)
+}
+
+// onDay is " on 2026-11-26" for a known time, "" otherwise.
+func onDay(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return " on " + t.UTC().Format(time.DateOnly)
 }

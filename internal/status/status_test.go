@@ -51,11 +51,11 @@ func scene(t *testing.T) (*Monitor, *fakePipeline, *fakeClock, string) {
 	root := archiveRoot(t)
 	f := &fakePipeline{
 		sources: []source.Stats{
-			{Stream: "spin30", Connected: true, Since: t0.Add(-10 * time.Minute), Reconnects: 2},
+			{Stream: "spin30", Connected: true, Since: t0.Add(-10 * time.Minute), Reconnects: 2, TokenExpiry: t0.Add(365 * 24 * time.Hour)},
 			{Stream: "spin31", Since: t0, LastError: "read: unexpected EOF", Frames: 5, Bytes: 900, LastFrame: t0.Add(-time.Minute)},
 			{Stream: "spin32", Since: t0.Add(-5 * time.Minute), LastError: "dial ws://127.0.0.1:8888/ws/spin32: connection refused"},
-			{Stream: "pend00", Connected: true, Since: t0},
-			{Stream: "pend01", Connected: true, Since: t0},
+			{Stream: "pend00", Connected: true, Since: t0, TokenExpiry: t0.Add(72 * time.Hour)},
+			{Stream: "pend01", Connected: true, Since: t0, TokenExpiry: t0.Add(-time.Hour)},
 			{Stream: "pend02"},
 		},
 		writer: buffer.WriterStats{Queued: 3, QueueCap: 16384, Committed: 500, Commits: 40, LastCommit: t0},
@@ -66,12 +66,10 @@ func scene(t *testing.T) (*Monitor, *fakePipeline, *fakeClock, string) {
 		},
 		last: compactor.Result{Started: t0.Add(time.Second), Finished: t0.Add(3 * time.Second), Files: 2, Records: 300, Bytes: 5000},
 	}
-	expiry := map[string]time.Time{"pend00": t0.Add(72 * time.Hour), "pend01": t0.Add(-time.Hour), "spin30": t0.Add(365 * 24 * time.Hour)}
 	m := New(f, Options{
 		ArchiveRoot: root, Require: archive.RequireMarker, BufferMax: 1 << 30, Version: "v1.2.3",
 		Started: t0.Add(-90 * time.Minute), Now: clk.Now, ClockSynced: func() bool { return true },
-		TokenExpiry: func(s string) (time.Time, bool) { e, ok := expiry[s]; return e, ok },
-		Logger:      quiet(),
+		Logger: quiet(),
 	})
 	return m, f, clk, root
 }
@@ -243,39 +241,41 @@ func normalComp(c CompactionStatus) CompactionStatus {
 
 func TestStreamStates(t *testing.T) {
 	now := t0
-	exp := func(d time.Duration) *time.Time { return ptr(now.Add(d)) }
+	exp := func(d time.Duration) time.Time { return now.Add(d) }
 	for _, tc := range []struct {
 		name   string
 		src    source.Stats
-		expiry *time.Time
+		expiry time.Time
 		want   string
 	}{
-		{"before Run", source.Stats{}, nil, StateConnecting},
-		{"first dial pending", source.Stats{Since: now.Add(-time.Second)}, nil, StateConnecting},
-		{"first dial failed", source.Stats{Since: now.Add(-time.Second), LastError: "dial: refused"}, nil, StateReconnecting},
-		{"never connected for long", source.Stats{Since: now.Add(-3 * time.Minute), LastError: "dial: refused"}, nil, StateError},
-		{"never tried for long", source.Stats{Since: now.Add(-3 * time.Minute)}, nil, StateError},
-		{"dropped just now", source.Stats{Since: now, Reconnects: 4, LastError: "read: EOF"}, nil, StateReconnecting},
-		{"down exactly DownAfter", source.Stats{Since: now.Add(-2 * time.Minute), LastError: "x"}, nil, StateReconnecting},
-		{"connected", source.Stats{Connected: true, Since: now.Add(-time.Hour)}, nil, StateConnected},
-		{"connected, token fine", source.Stats{Connected: true}, exp(15 * 24 * time.Hour), StateConnected},
-		{"connected, token soon", source.Stats{Connected: true}, exp(13 * 24 * time.Hour), StateTokenExpiring},
+		{"before Run", source.Stats{}, time.Time{}, StateConnecting},
+		{"first dial pending", source.Stats{Since: now.Add(-time.Second)}, time.Time{}, StateConnecting},
+		{"first dial failed", source.Stats{Since: now.Add(-time.Second), LastError: "dial: refused"}, time.Time{}, StateReconnecting},
+		{"never connected for long", source.Stats{Since: now.Add(-3 * time.Minute), LastError: "dial: refused"}, time.Time{}, StateError},
+		{"never tried for long", source.Stats{Since: now.Add(-3 * time.Minute)}, time.Time{}, StateError},
+		{"dropped just now", source.Stats{Since: now, Reconnects: 4, LastError: "read: EOF"}, time.Time{}, StateReconnecting},
+		{"down exactly DownAfter", source.Stats{Since: now.Add(-2 * time.Minute), LastError: "x"}, time.Time{}, StateReconnecting},
+		{"connected", source.Stats{Connected: true, Since: now.Add(-time.Hour)}, time.Time{}, StateConnected},
+		{"connected, token fine", source.Stats{Connected: true}, exp(31 * 24 * time.Hour), StateConnected},
+		{"connected, token soon", source.Stats{Connected: true}, exp(29 * 24 * time.Hour), StateTokenExpiring},
+		{"source says expiring", source.Stats{Connected: true, TokenState: source.TokenExpiring}, exp(40 * 24 * time.Hour), StateTokenExpiring},
+		{"source says expired", source.Stats{Since: now, TokenState: source.TokenExpired, State: "token expired on 2026-11-25"}, time.Time{}, StateTokenExpired},
+		{"token for another topic", source.Stats{Since: now, TokenState: source.TokenWrongTopic, State: "token is for topic spin31-log, not spin30-log"}, time.Time{}, StateError},
 		{"token expired", source.Stats{Connected: true}, exp(0), StateTokenExpired},
 		{"token expired and down", source.Stats{Since: now.Add(-time.Hour)}, exp(-time.Hour), StateTokenExpired},
 		{"token soon but down", source.Stats{Since: now, LastError: "x"}, exp(time.Hour), StateReconnecting},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.src.Stream = "s"
+			tc.src.TokenExpiry = tc.expiry
 			f := &fakePipeline{sources: []source.Stats{tc.src}}
-			m := New(f, Options{ArchiveRoot: t.TempDir(), Now: func() time.Time { return now }, Logger: quiet(),
-				TokenExpiry: func(string) (time.Time, bool) {
-					if tc.expiry == nil {
-						return time.Time{}, false
-					}
-					return *tc.expiry, true
-				}})
-			if got := m.Snapshot().Streams[0].State; got != tc.want {
-				t.Errorf("state %q, want %q", got, tc.want)
+			m := New(f, Options{ArchiveRoot: t.TempDir(), Now: func() time.Time { return now }, Logger: quiet()})
+			st := m.Snapshot().Streams[0]
+			if st.State != tc.want {
+				t.Errorf("state %q, want %q", st.State, tc.want)
+			}
+			if tc.src.TokenState == source.TokenWrongTopic && st.LastError != tc.src.State {
+				t.Errorf("last error %q, want the source's state %q", st.LastError, tc.src.State)
 			}
 		})
 	}
@@ -428,8 +428,8 @@ func TestPage(t *testing.T) {
 		`<div id="health" class="h-failing">FAILING</div>`,
 		`<meta name="viewport"`,
 		`<tr data-stream="spin30"><td>spin30</td><td class="state s-connected">connected</td>`,
-		`<td class="state s-token_expiring">token expiring 2026-11-29</td>`,
-		`<td class="state s-token_expired">token expired 2026-11-26</td>`,
+		`<td class="state s-token_expiring">token expiring on 2026-11-29</td>`,
+		`<td class="state s-token_expired">token expired on 2026-11-26</td>`,
 		`class="state s-error">error: dial ws://127.0.0.1:8888/ws/spin32: connection refused`,
 		`<dd id="buffer-waiting">305</dd>`,
 		`<dd id="archive-today">1 files, 1000 B</dd>`,
