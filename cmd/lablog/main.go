@@ -43,6 +43,7 @@ Usage:
                                       install and enable the systemd service
   lablog uninstall                    stop, disable and remove the service
   lablog start | stop | status        control the installed service
+  lablog drive init [--yes] DEVICE    make a USB drive the archive drive (erases it)
   lablog version                      print the version
 `
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "simlab": // hidden: the simulated lab alone, for the emulated image test
 		return cmdSimlab(ctx, rest, stdout, stderr)
+	case "drive":
+		return cmdDrive(ctx, rest, stdout, stderr)
 	case "compact":
 		return cmdCompact(ctx, rest, stdout, stderr)
 	case "verify":

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+
+	"github.com/practable/lablog/internal/drive"
+)
+
+// Hooks for tests.
+var (
+	driveStdin  io.Reader = os.Stdin
+	driveSystem           = &drive.System{}
+	driveRunner drive.Runner
+	driveEUID   = os.Geteuid
+)
+
+// cmdDrive prepares a USB drive as the archive: lablog drive init DEVICE.
+func cmdDrive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "init" {
+		fmt.Fprintln(stderr, "usage: lablog drive init [--yes] [--user lablog] DEVICE")
+		return errUsage
+	}
+	fs := flag.NewFlagSet("lablog drive init", flag.ContinueOnError)
+	yes := fs.Bool("yes", false, "erase without asking")
+	owner := fs.String("user", "lablog", "`user` that owns the archive (the service's)")
+	if err := parseFlags(fs, args[1:], stderr); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: lablog drive init [--yes] [--user lablog] DEVICE   (e.g. /dev/sda)")
+		return errUsage
+	}
+	d, err := driveSystem.Check(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("drive init: %w", err)
+	}
+	u, err := user.Lookup(*owner)
+	if err != nil {
+		return fmt.Errorf("drive init: %w (is lablog installed? lablog install creates the user)", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if driveEUID() != 0 {
+		return errors.New("drive init: needs root: sudo lablog drive init " + fs.Arg(0))
+	}
+	fmt.Fprintf(stdout, "This ERASES everything on %s and makes it lablog's archive drive\n(one ext4 partition labelled %s, owned by %s).\n", d, drive.Label, *owner)
+	if !*yes {
+		fmt.Fprint(stdout, "Type yes to go on: ")
+		line, _ := bufio.NewReader(driveStdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			return errors.New("drive init: not confirmed, nothing changed")
+		}
+	}
+	if err := drive.Init(ctx, driveRunner, d, uid, gid, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "done: %s is the archive drive. On the appliance it is mounted at /media/lablog when plugged in\n(now: sudo systemctl start media-lablog.mount).\n", drive.PartitionPath(d.Path))
+	return nil
+}
