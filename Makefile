@@ -12,7 +12,7 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench fuzz deps-test clean
+.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench fuzz deps-test clean image image-test
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
@@ -30,6 +30,7 @@ $(DUCKDB)/node_modules/.installed: $(DUCKDB)/package.json $(DUCKDB)/package-lock
 test: lint deps-test
 	LABLOG_REQUIRE_DUCKDB=1 $(GO) test -count=1 -timeout 15m ./...
 	$(MAKE) test-arm64
+	$(MAKE) image-test
 
 test-unit:
 	$(GO) test -count=1 -short ./...
@@ -51,6 +52,19 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime 60s ./internal/frame
+
+# The appliance, emulated: debootstrap an arm64 Debian root (cached under
+# LABLOG_IMAGE_CACHE), apply our pi-gen stage and rootfs-overlay, boot it in
+# qemu-system-aarch64 and check it from here (image/test/run.sh; root only).
+image-test: build build-arm64
+	image/test/run.sh
+
+# The SD card image, with pi-gen (image/build-image.sh; see README,
+# "Appliance"). RELAY_HOST_BIN, a prebuilt arm64 practable relay binary, is
+# required; PIGEN_DIR may point at a local pi-gen checkout; SITE at a lablog/
+# config folder to bake in.
+image: build build-arm64
+	image/build-image.sh
 
 clean:
 	rm -rf dist lablog-demo

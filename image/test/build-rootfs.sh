@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the arm64 Debian root filesystem that the emulated image test boots,
+# standing in for pi-gen's stages 0-2 (Raspberry Pi OS Lite): debootstrap
+# (minbase) from Debian's packages with our stage's package list, Debian's
+# arm64 kernel and a small initramfs. The result is cached as a tarball keyed
+# by a hash of everything that goes into it, so a re-run takes seconds.
+#
+# Usage: build-rootfs.sh        prints the path of the cached tarball
+# Environment: LABLOG_IMAGE_CACHE (default /var/cache/lablog-image-test),
+#              SUITE (bookworm), MIRROR (http://deb.debian.org/debian)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "${here}/../.." && pwd)
+cache=${LABLOG_IMAGE_CACHE:-/var/cache/lablog-image-test}
+suite=${SUITE:-bookworm}
+mirror=${MIRROR:-http://deb.debian.org/debian}
+
+# What Raspberry Pi OS Lite has and the test needs (init, udev, ssh, sudo),
+# then our stage's own packages.
+base="systemd systemd-sysv dbus udev kmod iproute2 openssh-server sudo dosfstools e2fsprogs util-linux"
+stage=$(grep -hv '^#' "${repo}/image/stage-lablog/00-packages/"00-packages* | tr -s ' \n' ' ')
+# The initramfs needs only what finds the root: virtio disks, ext4, and vfat
+# for the boot partition (MODULES=most takes 10 minutes under emulation).
+modules="virtio_pci virtio_blk virtio_net ext4 vfat nls_cp437 nls_ascii"
+
+key=$(printf '%s\n' "${suite}" "${mirror}" "${base}" "${stage}" "${modules}" |
+	cat - "$0" | sha256sum | cut -c1-16)
+tarball="${cache}/rootfs-${suite}-arm64-${key}.tar"
+if [ -f "${tarball}" ]; then
+	echo "build-rootfs: cached ${tarball}" >&2
+	echo "${tarball}"
+	exit 0
+fi
+
+# arm64 binaries run through qemu-user: binfmt_misc must be mounted and the
+# qemu-aarch64 format enabled (it is not, in a fresh container or VM).
+if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+	echo "build-rootfs: binfmt for qemu-aarch64 missing (apt-get install qemu-user-static binfmt-support)" >&2
+	exit 1
+fi
+
+mkdir -p "${cache}"
+work=$(mktemp -d "${cache}/build.XXXXXX")
+root="${work}/root"
+cleanup() {
+	for m in proc sys dev; do
+		if mountpoint -q "${root}/${m}" 2>/dev/null; then umount -l "${root}/${m}"; fi
+	done
+	rm -rf "${work}"
+}
+trap cleanup EXIT
+
+start=$(date +%s)
+echo "build-rootfs: debootstrap ${suite} arm64 (a few minutes under emulation)" >&2
+mkdir -p "${cache}/debs" # downloaded packages, kept when the key changes
+debootstrap --arch=arm64 --variant=minbase --cache-dir="${cache}/debs" \
+	--include="$(echo "${base} ${stage}" | tr ' ' ',')" \
+	"${suite}" "${root}" "${mirror}" >"${work}/debootstrap.log" 2>&1 || {
+	tail -30 "${work}/debootstrap.log" >&2
+	[ -f "${root}/debootstrap/debootstrap.log" ] && tail -30 "${root}/debootstrap/debootstrap.log" >&2
+	exit 1
+}
+echo "build-rootfs: debootstrap took $(($(date +%s) - start)) s" >&2
+
+mkdir -p "${root}/etc/initramfs-tools/conf.d"
+printf 'MODULES=list\nCOMPRESS=gzip\n' >"${root}/etc/initramfs-tools/conf.d/lablog-image-test"
+echo "${modules}" | tr " " "\n" >"${root}/etc/initramfs-tools/modules"
+
+mount -t proc proc "${root}/proc"
+mount -t sysfs sysfs "${root}/sys"
+mount --bind /dev "${root}/dev"
+# No service may start inside the chroot.
+printf '#!/bin/sh\nexit 101\n' >"${root}/usr/sbin/policy-rc.d"
+chmod 0755 "${root}/usr/sbin/policy-rc.d"
+chroot "${root}" env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold linux-image-arm64 >"${work}/kernel.log" 2>&1 || {
+	tail -30 "${work}/kernel.log" >&2
+	exit 1
+}
+rm -f "${root}/usr/sbin/policy-rc.d"
+chroot "${root}" apt-get clean
+for m in proc sys dev; do umount -l "${root}/${m}"; done
+rm -rf "${root}/var/lib/apt/lists/"* "${root}/debootstrap"
+
+tar -C "${root}" --numeric-owner --xattrs --xattrs-include='*' -cf "${tarball}.part" .
+mv "${tarball}.part" "${tarball}"
+echo "build-rootfs: built ${tarball} in $(($(date +%s) - start)) s" >&2
+echo "${tarball}"

@@ -1,0 +1,272 @@
+package imagetest
+
+import (
+	"bufio"
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Checks of the appliance's files that need no VM: run by go test ./...
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// need finds a tool; in CI a missing tool fails the test, elsewhere it skips.
+func need(t *testing.T, tool, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s missing in CI (apt-get install %s)", tool, pkg)
+		}
+		t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
+	}
+	return p
+}
+
+type modeLine struct {
+	mode  os.FileMode
+	owner string
+	path  string
+}
+
+func readModes(t *testing.T) []modeLine {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot(t), "image/overlay.modes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []modeLine
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		fields := strings.Fields(line)
+		var m uint32
+		if len(fields) != 3 || !regexp.MustCompile(`^0[0-7]{3}$`).MatchString(fields[0]) ||
+			!regexp.MustCompile(`^[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*$`).MatchString(fields[1]) || !filepath.IsAbs(fields[2]) {
+			t.Fatalf("overlay.modes:%d: want \"0MODE user:group /path\", got %q", n, line)
+		}
+		for _, c := range fields[0] {
+			m = m*8 + uint32(c-'0')
+		}
+		out = append(out, modeLine{os.FileMode(m), fields[1], fields[2]})
+	}
+	return out
+}
+
+// Every overlay file is listed with a sane mode; executables are executable
+// in the repository too (git keeps only that bit), and secrets are not
+// world-readable.
+func TestOverlayModes(t *testing.T) {
+	root := filepath.Join(repoRoot(t), "rootfs-overlay")
+	listed := map[string]modeLine{}
+	for _, l := range readModes(t) {
+		if _, dup := listed[l.path]; dup {
+			t.Errorf("%s listed twice", l.path)
+		}
+		listed[l.path] = l
+	}
+	seen := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel := "/" + filepath.ToSlash(strings.TrimPrefix(path, root+"/"))
+		seen[rel] = true
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			t.Errorf("%s: not a regular file (%s)", rel, info.Mode())
+			return nil
+		}
+		l, ok := listed[rel]
+		if !ok {
+			t.Errorf("%s is not in image/overlay.modes", rel)
+			return nil
+		}
+		if l.mode&0o002 != 0 {
+			t.Errorf("%s: world-writable mode %04o", rel, l.mode)
+		}
+		repoExec := info.Mode()&0o100 != 0
+		if wantExec := l.mode&0o100 != 0; repoExec != wantExec {
+			t.Errorf("%s: executable in the repository %v, in overlay.modes %04o", rel, repoExec, l.mode)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.HasPrefix(data, []byte("#!")) && l.mode&0o111 == 0 {
+			t.Errorf("%s: a script with mode %04o", rel, l.mode)
+		}
+		if strings.HasPrefix(rel, "/etc/lablog/") && l.mode&0o007 != 0 {
+			t.Errorf("%s: lablog's config must not be readable by others (%04o)", rel, l.mode)
+		}
+		if strings.HasPrefix(rel, "/etc/systemd/") && (l.mode != 0o644 || l.owner != "root:root") {
+			t.Errorf("%s: systemd files are 0644 root:root, not %04o %s", rel, l.mode, l.owner)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range listed {
+		if !seen[p] {
+			t.Errorf("overlay.modes lists %s, which is not in rootfs-overlay/", p)
+		}
+	}
+}
+
+// shellScripts are the appliance's scripts: every file with a shell shebang
+// under image/ and rootfs-overlay/.
+func shellScripts(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, dir := range []string{"image", "rootfs-overlay", "pi-gen-config"} {
+		root := filepath.Join(repoRoot(t), dir)
+		_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				if d != nil && d.IsDir() && (d.Name() == "files" || d.Name() == "build") {
+					return filepath.SkipDir
+				}
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err == nil && regexp.MustCompile(`^#!\S*(/bash|/sh|env bash)\b`).Match(data) {
+				out = append(out, path)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+func TestShellcheck(t *testing.T) {
+	sc := need(t, "shellcheck", "shellcheck")
+	scripts := shellScripts(t)
+	if len(scripts) < 6 {
+		t.Fatalf("found only %d scripts: %v", len(scripts), scripts)
+	}
+	args := append([]string{"--external-sources", "--severity=style"}, scripts...)
+	cmd := exec.Command(sc, args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("shellcheck: %v\n%s", err, out)
+	}
+	// The check is real: a script with a classic mistake is reported.
+	bad := filepath.Join(t.TempDir(), "bad.sh")
+	_ = os.WriteFile(bad, []byte("#!/bin/bash\nrm -rf $1/*\n"), 0o755)
+	if out, err := exec.Command(sc, bad).CombinedOutput(); err == nil {
+		t.Errorf("shellcheck accepted an unquoted rm -rf $1/*: %s", out)
+	}
+}
+
+// Every unit of the overlay passes systemd-analyze verify without a word.
+// Binaries that only exist in the image are stood in for by real files.
+func TestUnitsVerify(t *testing.T) {
+	analyze := need(t, "systemd-analyze", "systemd")
+	root := repoRoot(t)
+	units, _ := filepath.Glob(filepath.Join(root, "rootfs-overlay/etc/systemd/system/*.service"))
+	if len(units) < 3 {
+		t.Fatalf("found %d units", len(units))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec1 := regexp.MustCompile(`(?m)^(Exec\w+=[-+@!:]*)(/\S+)`)
+	dir := t.TempDir()
+	var paths []string
+	for _, u := range units {
+		data, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = exec1.ReplaceAllFunc(data, func(m []byte) []byte {
+			sub := exec1.FindSubmatch(m)
+			bin := string(sub[2])
+			if _, err := os.Stat(bin); err == nil {
+				return m
+			}
+			if p := filepath.Join(root, "rootfs-overlay", bin); fileExists(p) {
+				return append(sub[1], p...)
+			}
+			return append(sub[1], self...)
+		})
+		p := filepath.Join(dir, filepath.Base(u))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	out, err := exec.Command(analyze, append([]string{"verify"}, paths...)...).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	// And it is a real check.
+	bad := filepath.Join(dir, "bad.service")
+	_ = os.WriteFile(bad, []byte("[Service]\nType=oneshott\nExecStart="+self+"\n"), 0o644)
+	if out, _ := exec.Command(analyze, "verify", bad).CombinedOutput(); !bytes.Contains(out, []byte("oneshott")) {
+		t.Errorf("verify missed a bad Type=: %s", out)
+	}
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func TestNftablesRuleset(t *testing.T) {
+	nft := need(t, "nft", "nftables")
+	conf := filepath.Join(repoRoot(t), "rootfs-overlay/etc/nftables.conf")
+	if out, err := exec.Command(nft, "-c", "-f", conf).CombinedOutput(); err != nil {
+		t.Fatalf("nft -c -f %s: %v\n%s", conf, err, out)
+	}
+	data, _ := os.ReadFile(conf)
+	text := string(data)
+	for _, want := range []string{"policy drop", `iifname != "lo" tcp dport 8888 drop`, "tcp dport 22 accept", "tcp dport 80 accept", "udp dport 5353 accept"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("ruleset lacks %q", want)
+		}
+	}
+	// The 8888 drop must come before anything that accepts on other
+	// interfaces.
+	if strings.Index(text, "dport 8888 drop") > strings.Index(text, "tcp dport 22 accept") {
+		t.Error("the 8888 drop comes after an accept rule")
+	}
+	bad := filepath.Join(t.TempDir(), "bad.nft")
+	_ = os.WriteFile(bad, []byte("table inet x { chain y { type filter hook input priority filter; policy dorp; } }\n"), 0o644)
+	if _, err := exec.Command(nft, "-c", "-f", bad).CombinedOutput(); err == nil {
+		t.Error("nft -c accepted a bad ruleset")
+	}
+}
+
+// The sudoers drop-in parses, with the mode sudo insists on.
+func TestSudoers(t *testing.T) {
+	visudo := need(t, "visudo", "sudo")
+	f := filepath.Join(repoRoot(t), "rootfs-overlay/etc/sudoers.d/lablog-archive")
+	if out, err := exec.Command(visudo, "-c", "-q", "-f", f).CombinedOutput(); err != nil {
+		t.Errorf("visudo -c %s: %v\n%s", f, err, out)
+	}
+	for _, l := range readModes(t) {
+		if strings.HasPrefix(l.path, "/etc/sudoers.d/") && (l.mode != 0o440 || l.owner != "root:root") {
+			t.Errorf("%s: sudo wants 0440 root:root, not %04o %s", l.path, l.mode, l.owner)
+		}
+	}
+}
