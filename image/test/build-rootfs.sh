@@ -39,6 +39,10 @@ if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
 	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 fi
 update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+conf=/usr/lib/binfmt.d/qemu-aarch64.conf # qemu-user-static's, for systemd-binfmt
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && [ -f "${conf}" ]; then
+	grep -m1 '^:qemu-aarch64:' "${conf}" >/proc/sys/fs/binfmt_misc/register
+fi
 if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
 	echo "build-rootfs: binfmt for qemu-aarch64 missing (apt-get install qemu-user-static binfmt-support)" >&2
 	exit 1

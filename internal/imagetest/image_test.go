@@ -78,7 +78,7 @@ func TestImage(t *testing.T) {
 		if slices.Contains(card, "tokens") || slices.Contains(card, "IMPORT-ERROR.txt") {
 			t.Errorf("boot partition's lablog/ holds %v; the tokens must be gone, no error", card)
 		}
-		for _, f := range []string{"log.access.spin30", "log.token.spin30", "log.access.spin31", "log.token.spin31"} {
+		for _, f := range []string{"log.access.pend98", "log.token.pend98", "log.access.pend99", "log.token.pend99"} {
 			want, _ := os.ReadFile(filepath.Join(repo, "image/test/lablog/tokens", f))
 			got := v.mustSh("sudo stat -c '%a %U:%G' /etc/lablog/tokens/" + f + " && sudo cat /etc/lablog/tokens/" + f)
 			if got != "640 root:lablog\n"+string(want) {

@@ -68,7 +68,7 @@ func startVM(t *testing.T, work string, boot int) *vm {
 		"-drive", "if=none,id=usb,format=raw,file=" + filepath.Join(work, "archive.img"),
 		"-device", "virtio-blk-pci,drive=usb",
 		"-netdev", "user,id=net0,restrict=on," + fwd,
-		"-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-net-pci,netdev=net0,romfile=", // no iPXE ROM needed
 		"-device", "i6300esb",
 		"-pidfile", v.pidfile,
 	}
