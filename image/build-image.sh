@@ -18,7 +18,7 @@
 #                   on the boot partition work without it)
 #   PIGEN_DOCKER    1 (default when docker is available) to use pi-gen's
 #                   build-docker.sh, 0 for build.sh on this machine
-# The image lands in image/deploy/.
+#   DEPLOY          where the image lands (default image/deploy/)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,15 +26,16 @@ build="${repo}/image/build"
 PIGEN_REPO=${PIGEN_REPO:-https://github.com/RPi-Distro/pi-gen.git}
 PIGEN_REF=${PIGEN_REF:-2026-06-18-raspios-trixie-arm64}
 
+if [ -z "${RELAY_HOST_BIN:-}" ] && [ -z "${RELAY_SRC:-}" ]; then
+	echo "make image: set RELAY_HOST_BIN (a linux/arm64 practable relay binary) or RELAY_SRC (a checkout of it)" >&2
+	exit 2
+fi
 mkdir -p "${build}"
 relay="${build}/relay-linux-arm64"
 if [ -n "${RELAY_HOST_BIN:-}" ]; then
 	cp "${RELAY_HOST_BIN}" "${relay}"
 elif [ -n "${RELAY_SRC:-}" ]; then
 	(cd "${RELAY_SRC}" && CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -o "${relay}" ./cmd/relay)
-else
-	echo "make image: set RELAY_HOST_BIN (a linux/arm64 practable relay binary) or RELAY_SRC (a checkout of it)" >&2
-	exit 2
 fi
 if [ "$(od -An -tx1 -j18 -N2 "${relay}" | tr -d ' ')" != "b700" ]; then
 	echo "make image: ${relay} is not a linux/arm64 binary" >&2
@@ -84,5 +85,6 @@ else
 	fi
 	./build.sh
 fi
-mkdir -p "${repo}/image/deploy"
-cp -v "${PIGEN_DIR}"/deploy/*lablog*.img.xz "${repo}/image/deploy/"
+deploy=${DEPLOY:-${repo}/image/deploy}
+mkdir -p "${deploy}"
+cp -v "${PIGEN_DIR}"/deploy/*lablog*.img.xz "${deploy}/"

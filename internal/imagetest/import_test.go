@@ -84,6 +84,9 @@ func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 const goodConfig = "streams:\n  - name: spin30-31\n    relay_host: ws://127.0.0.1:8888\n"
 
 func TestImportConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds lablog")
+	}
 	e := newImportEnv(t)
 
 	// No folder on the card: nothing to do, nothing changes.

@@ -149,7 +149,7 @@ func shellScripts(t *testing.T) []string {
 				return err
 			}
 			data, err := os.ReadFile(path)
-			if err == nil && regexp.MustCompile(`^#!\S*(/bash|/sh|env bash)\b`).Match(data) {
+			if err == nil && regexp.MustCompile(`^(#!\S*(/bash|/sh|env bash)\b|# shellcheck shell=)`).Match(data) {
 				out = append(out, path)
 			}
 			return nil
@@ -268,5 +268,95 @@ func TestSudoers(t *testing.T) {
 		if strings.HasPrefix(l.path, "/etc/sudoers.d/") && (l.mode != 0o440 || l.owner != "root:root") {
 			t.Errorf("%s: sudo wants 0440 root:root, not %04o %s", l.path, l.mode, l.owner)
 		}
+	}
+}
+
+// pi-gen's config, as pi-gen's build.sh sources it, asks for what the issue
+// and our stage need; make image refuses to run without a relay binary.
+func TestPiGenConfig(t *testing.T) {
+	root := repoRoot(t)
+	script := `set -eu; . "$1"; printf '%s\n' "$IMG_NAME" "$ARCH" "$TARGET_HOSTNAME" "$FIRST_USER_NAME" \
+		"$DISABLE_FIRST_BOOT_USER_RENAME" "$ENABLE_SSH" "$PUBKEY_ONLY_SSH" "$DEPLOY_COMPRESSION" "$STAGE_LIST" "${FIRST_USER_PASS:-unset}"`
+	out, err := exec.Command("bash", "-c", script, "bash", filepath.Join(root, "pi-gen-config/config")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sourcing the config: %v\n%s", err, out)
+	}
+	want := "lablog\narm64\nlablog\nlabadmin\n1\n1\n1\nxz\nstage0 stage1 stage2 stage-lablog\nunset\n"
+	if string(out) != want {
+		t.Errorf("config gives\n%s\nwant\n%s", out, want)
+	}
+	// The stage's first user must be the one the image test stands in.
+	disk, _ := os.ReadFile(filepath.Join(root, "image/test/make-disk.sh"))
+	if !strings.Contains(string(disk), "admin=labadmin ") {
+		t.Error("image/test/make-disk.sh does not use pi-gen's FIRST_USER_NAME labadmin")
+	}
+	cmd := exec.Command(filepath.Join(root, "image/build-image.sh"))
+	cmd.Env = append(os.Environ(), "RELAY_HOST_BIN=", "RELAY_SRC=")
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "RELAY_HOST_BIN") {
+		t.Errorf("make image without a relay: %v\n%s", err, out)
+	}
+}
+
+// make image against a stand-in pi-gen: our stage lands in the tree with
+// everything it installs, and pi-gen gets a config it accepts.
+func TestBuildImageAssemblesStage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds lablog twice")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("build-image.sh runs pi-gen's build.sh only as root")
+	}
+	root := repoRoot(t)
+	dist := t.TempDir()
+	for _, b := range []struct{ out, goarch string }{{"lablog", ""}, {"lablog-linux-arm64", "arm64"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dist, b.out), "github.com/practable/lablog/cmd/lablog")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b.goarch != "" {
+			cmd.Env = append(cmd.Env, "GOOS=linux", "GOARCH="+b.goarch)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	pigen := t.TempDir()
+	_ = os.MkdirAll(filepath.Join(pigen, "stage2"), 0o755)
+	// The stand-in checks what pi-gen's build.sh would and "exports" an image.
+	fake := `#!/bin/bash
+set -eu
+. ./config
+[ -n "$FIRST_USER_PASS" ] && [ -n "$PUBKEY_SSH_FIRST_USER" ] || { echo "pi-gen would refuse"; exit 1; }
+for f in stage-lablog/prerun.sh stage-lablog/EXPORT_IMAGE stage-lablog/00-packages/00-packages-nr \
+	stage-lablog/01-lablog/00-run.sh stage-lablog/01-lablog/01-run-chroot.sh \
+	stage-lablog/01-lablog/files/lablog stage-lablog/01-lablog/files/relay-host \
+	stage-lablog/01-lablog/files/lablog.service stage-lablog/01-lablog/files/overlay.modes \
+	stage-lablog/01-lablog/files/overlay/etc/nftables.conf stage-lablog/01-lablog/files/site/lablog.yaml stage2/SKIP_IMAGES; do
+	[ -e "$f" ] || { echo "missing $f"; exit 1; }
+done
+[ -x stage-lablog/prerun.sh ] && [ -x stage-lablog/01-lablog/00-run.sh ] || { echo "scripts not executable"; exit 1; }
+mkdir -p deploy && echo image | xz >deploy/image_2026-01-01-lablog.img.xz
+`
+	if err := os.WriteFile(filepath.Join(pigen, "build.sh"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deploy := t.TempDir()
+	cmd := exec.Command(filepath.Join(root, "image/build-image.sh"))
+	cmd.Env = append(os.Environ(), "PIGEN_DIR="+pigen, "PIGEN_DOCKER=0", "DEPLOY="+deploy,
+		"RELAY_HOST_BIN="+filepath.Join(dist, "lablog-linux-arm64"), "SITE="+filepath.Join(root, "image/test/lablog"),
+		"LABLOG_ARM64="+filepath.Join(dist, "lablog-linux-arm64"), "LABLOG_HOST="+filepath.Join(dist, "lablog"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-image.sh: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(deploy, "image_2026-01-01-lablog.img.xz")); err != nil {
+		t.Errorf("no image delivered: %v\n%s", err, out)
+	}
+	unit, _ := os.ReadFile(filepath.Join(pigen, "stage-lablog/01-lablog/files/lablog.service"))
+	if !strings.Contains(string(unit), "ExecStart=/usr/local/bin/lablog run --config /etc/lablog/lablog.yaml") {
+		t.Errorf("the stage's unit:\n%s", unit)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(pigen, "config"))
+	if strings.Contains(string(cfg), "FIRST_USER_PASS=\n") || !strings.Contains(string(cfg), "STAGE_LIST=") {
+		t.Errorf("pi-gen config:\n%s", cfg)
 	}
 }
