@@ -27,7 +27,7 @@ $(DUCKDB)/node_modules/.installed: $(DUCKDB)/package.json $(DUCKDB)/package-lock
 	cd $(DUCKDB) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: lint deps-test
+test: lint deps-test build build-arm64
 	LABLOG_REQUIRE_DUCKDB=1 $(GO) test -count=1 -timeout 15m ./...
 	$(MAKE) test-arm64
 	$(MAKE) image-test

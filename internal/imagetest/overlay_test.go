@@ -301,24 +301,11 @@ func TestPiGenConfig(t *testing.T) {
 // make image against a stand-in pi-gen: our stage lands in the tree with
 // everything it installs, and pi-gen gets a config it accepts.
 func TestBuildImageAssemblesStage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds lablog twice")
-	}
 	if os.Geteuid() != 0 {
 		t.Skip("build-image.sh runs pi-gen's build.sh only as root")
 	}
 	root := repoRoot(t)
-	dist := t.TempDir()
-	for _, b := range []struct{ out, goarch string }{{"lablog", ""}, {"lablog-linux-arm64", "arm64"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dist, b.out), "github.com/practable/lablog/cmd/lablog")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b.goarch != "" {
-			cmd.Env = append(cmd.Env, "GOOS=linux", "GOARCH="+b.goarch)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
+	host, arm64 := distBinary(t, "lablog"), distBinary(t, "lablog-linux-arm64")
 	pigen := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(pigen, "stage2"), 0o755)
 	// The stand-in checks what pi-gen's build.sh would and "exports" an image.
@@ -342,8 +329,8 @@ mkdir -p deploy && echo image | xz >deploy/image_2026-01-01-lablog.img.xz
 	deploy := t.TempDir()
 	cmd := exec.Command(filepath.Join(root, "image/build-image.sh"))
 	cmd.Env = append(os.Environ(), "PIGEN_DIR="+pigen, "PIGEN_DOCKER=0", "DEPLOY="+deploy,
-		"RELAY_HOST_BIN="+filepath.Join(dist, "lablog-linux-arm64"), "SITE="+filepath.Join(root, "image/test/lablog"),
-		"LABLOG_ARM64="+filepath.Join(dist, "lablog-linux-arm64"), "LABLOG_HOST="+filepath.Join(dist, "lablog"))
+		"RELAY_HOST_BIN="+arm64, "SITE="+filepath.Join(root, "image/test/lablog"),
+		"LABLOG_ARM64="+arm64, "LABLOG_HOST="+host)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("build-image.sh: %v\n%s", err, out)
