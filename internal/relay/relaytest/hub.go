@@ -92,6 +92,8 @@ func (r *Relay) readLoop(c *hubClient) {
 func (r *Relay) broadcast(from *hubClient, m message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.received++
+	r.notify()
 	t := r.topics[from.topic]
 	for c := range t.clients {
 		if c == from || !c.read {

@@ -60,6 +60,7 @@ type Relay struct {
 	codes     map[string]grant
 	topics    map[string]*topic
 	inflight  int           // messages queued or being written
+	received  int64         // messages received from clients with the write scope
 	held      chan struct{} // closed when writes may go on; nil when not held
 	changed   chan struct{} // closed and replaced on every change waiters care about
 	answers   map[int]int   // access answers by status, for tests
@@ -238,6 +239,47 @@ func (r *Relay) WaitClients(ctx context.Context, topic string, n int) error {
 	err := r.await(ctx, func() bool { return r.topics[topic] != nil && len(r.topics[topic].clients) >= n })
 	if err != nil {
 		return fmt.Errorf("relaytest: waiting for %d clients of %s (have %d): %w", n, topic, r.Clients(topic), err)
+	}
+	return nil
+}
+
+// Readers is the number of clients of topic with the read scope.
+func (r *Relay) Readers(topic string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.readers(topic)
+}
+
+func (r *Relay) readers(topic string) int {
+	n := 0
+	if t := r.topics[topic]; t != nil {
+		for c := range t.clients {
+			if c.read {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// WaitReaders waits until topic has exactly n clients with the read scope:
+// after a peer restarts, until its old connections are gone.
+func (r *Relay) WaitReaders(ctx context.Context, topic string, n int) error {
+	err := r.await(ctx, func() bool { return r.readers(topic) == n })
+	if err != nil {
+		return fmt.Errorf("relaytest: waiting for %d readers of %s (have %d): %w", n, topic, r.Readers(topic), err)
+	}
+	return nil
+}
+
+// WaitReceived waits until n messages in all have come from clients with
+// the write scope: a sender's write returns before the relay has read it.
+func (r *Relay) WaitReceived(ctx context.Context, n int64) error {
+	err := r.await(ctx, func() bool { return r.received >= n })
+	if err != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return fmt.Errorf("relaytest: waiting for %d messages (have %d): %w", n, r.received, err)
 	}
 	return nil
 }

@@ -124,6 +124,9 @@ func TestScopesAndSenderExclusion(t *testing.T) {
 	}
 	writer.nothing(t, 50*time.Millisecond)
 	other.nothing(t, 50*time.Millisecond)
+	if err := r.WaitReceived(ctx(t), 3); err != nil { // ui, writer, dash: the read-only one does not count
+		t.Fatal(err)
+	}
 	if err := r.WaitIdle(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +233,9 @@ func TestUIsPublishThroughTheRelay(t *testing.T) {
 	if err := uis.Connect(ctx(t), "spin30"); err != nil {
 		t.Fatal(err)
 	}
+	if err := r.WaitReaders(ctx(t), "spin30-log", 1); err != nil {
+		t.Fatal(err)
+	}
 	uis.Publish("spin30", []byte(`{"a":1}`), false)
 	if got := logger.next(t); got != `{"a":1}` {
 		t.Fatalf("got %q", got)
@@ -257,5 +263,26 @@ func TestUIsPublishThroughTheRelay(t *testing.T) {
 	}
 	if uis.Sent() != 2 {
 		t.Fatalf("sent %d", uis.Sent())
+	}
+}
+
+func TestReadersCountsOnlyReadScopes(t *testing.T) {
+	r := newRelay(t, nil)
+	joinTopic(t, r, "spin30-log", "write")
+	p := joinTopic(t, r, "spin30-log", "read")
+	// As on the real relay, a client joins its topic just after its
+	// handshake: wait for both.
+	if err := r.WaitClients(ctx(t), "spin30-log", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WaitReaders(ctx(t), "spin30-log", 1); err != nil {
+		t.Fatal(err)
+	}
+	p.conn.Close()
+	if err := r.WaitReaders(ctx(t), "spin30-log", 0); err != nil {
+		t.Fatal(err)
+	}
+	if r.Clients("spin30-log") != 1 {
+		t.Fatalf("clients %d, want the writer", r.Clients("spin30-log"))
 	}
 }
