@@ -15,6 +15,7 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -26,6 +27,8 @@ type Recorder struct {
 	writer    *buffer.Writer
 	sources   []*source.Source
 	compactor *compactor.Compactor
+	// provisioners keep relay hosts' rules (see relay.go).
+	provisioners []*relay.Provisioner
 
 	// onCompaction is set by installHooks before the compactor starts.
 	onCompaction func(compactor.Result)
@@ -101,15 +104,11 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	r := &Recorder{cfg: cfg, log: log, db: db}
 	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
 	for _, s := range cfg.Streams() {
-		r.sources = append(r.sources, source.New(source.Config{
-			Stream:       s.Name,
-			URL:          s.URL,
-			ReadLimit:    int64(cfg.Sources.ReadLimit),
-			PingInterval: cfg.Sources.PingInterval,
-			ReadTimeout:  cfg.Sources.ReadTimeout,
-			MinBackoff:   cfg.Sources.MinBackoff,
-			MaxBackoff:   cfg.Sources.MaxBackoff,
-		}, r.writer, log))
+		r.sources = append(r.sources, source.New(sourceConfig(cfg, s), r.writer, log))
+	}
+	if r.provisioners, err = provisioners(cfg, log); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	opts := CompactorOptions(cfg, log)
 	opts.OnResult = func(res compactor.Result) {
@@ -172,6 +171,13 @@ func (r *Recorder) Run(ctx context.Context) error {
 			if err := s.Run(srcCtx); err != nil {
 				r.log.Error("source stopped", "err", err)
 			}
+		}()
+	}
+	for _, p := range r.provisioners {
+		sources.Add(1)
+		go func() {
+			defer sources.Done()
+			_ = p.Run(srcCtx)
 		}()
 	}
 	compCtx, stopCompactor := context.WithCancel(context.Background())
