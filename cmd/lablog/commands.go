@@ -137,6 +137,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "ok: %s: %d streams\n", args[1], len(cfg.Streams()))
+		checkTokens(stdout, cfg)
 		return nil
 	case len(args) == 1 && args[0] == "example":
 		_, err := stdout.Write(config.Example())

@@ -39,6 +39,8 @@ Usage:
   lablog verify DIR                   check every Parquet file under DIR
   lablog config check FILE            validate a configuration file
   lablog config example               print a commented example configuration
+  lablog tokens --secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]
+                                      mint relay tokens (off the device) into token files
   lablog install [--config FILE] [--print] [--root DIR]
                                       install and enable the systemd service
   lablog uninstall                    stop, disable and remove the service
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCompact(ctx, rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
+	case "tokens":
+		return cmdTokens(rest, stdout, stderr)
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
 	case "install":
