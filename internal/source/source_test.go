@@ -216,8 +216,11 @@ func TestFullSinkCountsDropsThenOverflowRecord(t *testing.T) {
 	for range n {
 		recv(t, sink.refused)
 	}
-	if got := src.Stats().Dropped; got != n {
-		t.Fatalf("Dropped = %d, want %d", got, n)
+	// The sink signals a refusal just before the source counts it.
+	for deadline := time.Now().Add(wait); src.Stats().Dropped != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Dropped = %d, want %d", src.Stats().Dropped, n)
+		}
 	}
 	// One warning for the burst, not one per frame.
 	if m := logs.await(t, "writer queue full"); !strings.Contains(m, "dropped=1") || !strings.Contains(m, "stream=spin35") {
