@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/frame"
 )
 
 func TestCheckTarget(t *testing.T) {
@@ -82,5 +84,50 @@ func TestFreeBytes(t *testing.T) {
 	}
 	if _, err := archive.FreeBytes(filepath.Join(t.TempDir(), "absent")); err == nil {
 		t.Error("FreeBytes of a missing dir did not fail")
+	}
+}
+
+func TestCleanTempSkipsForeignFolders(t *testing.T) {
+	root := t.TempDir()
+	lf := filepath.Join(root, "lost+found")
+	if err := os.Mkdir(lf, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lf, ".x.tmp"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(root, "stream=spin30", "date=2026-11-26")
+	if err := os.MkdirAll(part, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(part, ".spin30-20261126T14-1.tmp"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := archive.CleanTemp(root)
+	if err != nil || n != 1 {
+		t.Fatalf("CleanTemp = %d, %v; want 1 removed", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(lf, ".x.tmp")); err != nil {
+		t.Errorf("touched a file outside the partition folders: %v", err)
+	}
+}
+
+func TestPublishedFilesAreReadable(t *testing.T) {
+	root := t.TempDir()
+	w, err := archive.Create(root, "spin30", time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC), archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(archive.Entry{Seq: 1, Rec: frame.Record{Stream: "spin30", Kind: frame.Text,
+		Received: time.Date(2026, 11, 26, 14, 1, 0, 0, time.UTC), Data: []byte(`{"user":"u"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	path, err := w.Publish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("published file mode %v, %v; want 0644 so rsync as another user can read it", st.Mode().Perm(), err)
 	}
 }

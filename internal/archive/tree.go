@@ -137,6 +137,11 @@ func CleanTemp(root string) (removed int, err error) {
 		if err != nil {
 			return err
 		}
+		// Only our partition folders hold temporary files; ext4's root-only
+		// lost+found must not make the walk fail.
+		if d.IsDir() && path != root && filepath.Dir(path) == root && !strings.HasPrefix(d.Name(), "stream=") {
+			return fs.SkipDir
+		}
 		if d.Type().IsRegular() && isTemp(d.Name()) {
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err

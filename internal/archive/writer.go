@@ -79,6 +79,13 @@ func Create(root, stream string, hour time.Time, opts Options) (*Writer, error) 
 	if err != nil {
 		return nil, wrap(err)
 	}
+	// CreateTemp makes 0600 files; published files are for researchers to
+	// copy off (rsync as another user), so make them world-readable.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, wrap(err)
+	}
 	if opts.RowGroupRows <= 0 {
 		opts.RowGroupRows = DefaultRowGroupRows
 	}
