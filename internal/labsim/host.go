@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/practable/lablog/internal/waitfor"
 )
 
 // Timings of the real relay host.
@@ -53,7 +55,7 @@ type Host struct {
 	mu      sync.Mutex
 	streams map[string]*hostStream
 	hang    bool
-	changed chan struct{} // closed and replaced when clients or in-flight writes change
+	changed waitfor.Signal // wakes waiters when clients or in-flight writes change
 	closed  bool
 }
 
@@ -75,7 +77,7 @@ func NewHost(addr string) (*Host, error) {
 		return nil, fmt.Errorf("labsim host: %w", err)
 	}
 	mux := http.NewServeMux()
-	h := &Host{ln: ln, mux: mux, streams: map[string]*hostStream{}, changed: make(chan struct{})}
+	h := &Host{ln: ln, mux: mux, streams: map[string]*hostStream{}}
 	mux.HandleFunc("/healthcheck", h.healthcheck)
 	mux.HandleFunc("/ws/", h.serveWS)
 	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -155,25 +157,12 @@ func (h *Host) stream(name string) *hostStream {
 
 // notify wakes the waiters of WaitClients and WaitIdle; h.mu must be held.
 func (h *Host) notify() {
-	close(h.changed)
-	h.changed = make(chan struct{})
+	h.changed.Notify()
 }
 
 // await waits until cond, evaluated with h.mu held, is true.
 func (h *Host) await(ctx context.Context, cond func() bool) error {
-	for {
-		h.mu.Lock()
-		ok, ch := cond(), h.changed
-		h.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
+	return h.changed.Await(ctx, &h.mu, cond)
 }
 
 // Clients is the number of clients connected to stream.

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/waitfor"
 )
 
 // Rule is a relay host destination rule, as its API reads and writes it.
@@ -67,7 +68,7 @@ type Host struct {
 	posts    int
 	past     map[string][][]byte // frames delivered by earlier runs, by stream
 	pastN    map[string]int64
-	changed  chan struct{}
+	changed  waitfor.Signal
 }
 
 type upstream struct {
@@ -90,7 +91,7 @@ func NewHost(opts HostOptions) (*Host, error) {
 		opts.MaxBackoff = 10 * time.Second
 	}
 	h := &Host{opts: opts, upFrames: map[string]int64{}, past: map[string][][]byte{},
-		pastN: map[string]int64{}, changed: make(chan struct{})}
+		pastN: map[string]int64{}}
 	if err := h.start("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
@@ -247,24 +248,11 @@ func (h *Host) DeliveredCount(stream string) int64 {
 }
 
 func (h *Host) notify() {
-	close(h.changed)
-	h.changed = make(chan struct{})
+	h.changed.Notify()
 }
 
 func (h *Host) await(ctx context.Context, cond func() bool) error {
-	for {
-		h.mu.Lock()
-		ok, ch := cond(), h.changed
-		h.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
+	return h.changed.Await(ctx, &h.mu, cond)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/practable/lablog/internal/waitfor"
 )
 
 // CodeLife is how long an access code stays valid, as on the real relay.
@@ -59,12 +61,12 @@ type Relay struct {
 	wg        sync.WaitGroup // servers, client goroutines
 	codes     map[string]grant
 	topics    map[string]*topic
-	inflight  int           // messages queued or being written
-	received  int64         // messages received from clients with the write scope
-	held      chan struct{} // closed when writes may go on; nil when not held
-	changed   chan struct{} // closed and replaced on every change waiters care about
-	answers   map[int]int   // access answers by status, for tests
-	cutOnFull int           // clients cut because their queue was full
+	inflight  int            // messages queued or being written
+	received  int64          // messages received from clients with the write scope
+	held      chan struct{}  // closed when writes may go on; nil when not held
+	changed   waitfor.Signal // wakes waiters on every change they care about
+	answers   map[int]int    // access answers by status, for tests
+	cutOnFull int            // clients cut because their queue was full
 }
 
 type grant struct {
@@ -93,7 +95,7 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 		opts.Queue = 4096
 	}
 	r := &Relay{secret: opts.Secret, now: opts.Now, queue: opts.Queue, topics: map[string]*topic{},
-		changed: make(chan struct{}), answers: map[int]int{}}
+		answers: map[int]int{}}
 	if err := r.listen("127.0.0.1:0", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
@@ -204,24 +206,11 @@ func (r *Relay) WaitAnswers(ctx context.Context, code, n int) error {
 
 // notify wakes waiters; r.mu must be held.
 func (r *Relay) notify() {
-	close(r.changed)
-	r.changed = make(chan struct{})
+	r.changed.Notify()
 }
 
 func (r *Relay) await(ctx context.Context, cond func() bool) error {
-	for {
-		r.mu.Lock()
-		ok, ch := cond(), r.changed
-		r.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
+	return r.changed.Await(ctx, &r.mu, cond)
 }
 
 // Clients is the number of clients joined to topic.

@@ -1,0 +1,48 @@
+// Package waitfor lets goroutines wait, without polling, for a condition on
+// state guarded by a mutex: the test doubles use it for "wait until N
+// clients joined" and the like.
+package waitfor
+
+import (
+	"context"
+	"sync"
+)
+
+// Signal wakes waiters when the guarded state changes. Its zero value is
+// ready to use; every method must be called with the state's mutex held,
+// except Await, which takes the mutex itself.
+type Signal struct {
+	ch chan struct{}
+}
+
+func (s *Signal) chanLocked() chan struct{} {
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+// Notify wakes every waiter so it re-checks its condition; mu must be held.
+func (s *Signal) Notify() {
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// Await returns once cond, evaluated with mu held, is true, or ctx ends.
+func (s *Signal) Await(ctx context.Context, mu sync.Locker, cond func() bool) error {
+	for {
+		mu.Lock()
+		ok, ch := cond(), s.chanLocked()
+		mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
