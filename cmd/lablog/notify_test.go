@@ -1,39 +1,15 @@
 package main
 
 import (
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/sdnotify/sdnotifytest"
 )
 
-// fakeSystemd listens where NOTIFY_SOCKET points, as systemd does for a
-// Type=notify service; datagrams arrive in the order they were sent.
-func fakeSystemd(t *testing.T) <-chan string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("NOTIFY_SOCKET", path)
-	ch := make(chan string, 4096)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			ch <- string(buf[:n])
-		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-done })
-	return ch
-}
+// fakeSystemd listens where NOTIFY_SOCKET points.
+func fakeSystemd(t *testing.T) <-chan string { return sdnotifytest.Listen(t) }
 
 // expectNotify reads datagrams until one starts with prefix, returning the
 // ones before it; the match is left in lastNote.

@@ -2,41 +2,16 @@ package sdnotify
 
 import (
 	"context"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/sdnotify/sdnotifytest"
 )
 
 // listen makes a fake systemd notify socket and points NOTIFY_SOCKET at it.
-// Datagrams arrive on the returned channel in the order they were sent.
-func listen(t *testing.T) <-chan string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("NOTIFY_SOCKET", path)
-	ch := make(chan string, 1024)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(ch)
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			ch <- string(buf[:n])
-		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-done })
-	return ch
-}
+func listen(t *testing.T) <-chan string { return sdnotifytest.Listen(t) }
 
 func next(t *testing.T, ch <-chan string) string {
 	t.Helper()
