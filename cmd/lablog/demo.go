@@ -201,13 +201,7 @@ func flushArchive(cfg config.Config, log *slog.Logger) error {
 }
 
 func demoReport(w io.Writer, root string) error {
-	var files []string
-	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
-			files = append(files, path)
-		}
-		return nil
-	})
+	files := parquetFiles(root)
 	fmt.Fprintf(w, "\n%d Parquet files under %s:\n", len(files), root)
 	const show = 8
 	for i, f := range files {
@@ -215,8 +209,7 @@ func demoReport(w io.Writer, root string) error {
 			fmt.Fprintf(w, "  ... and %d more\n", len(files)-show)
 			break
 		}
-		st, _ := os.Stat(f)
-		fmt.Fprintf(w, "  %s (%s)\n", f, humanBytes(st.Size()))
+		fmt.Fprintf(w, "  %s (%s)\n", f.path, humanBytes(f.size))
 	}
 	n, problems := archive.VerifyTree(root)
 	for _, p := range problems {
@@ -238,16 +231,30 @@ Read them with DuckDB:
 }
 
 func archiveSize(root string) (files int, bytes int64) {
+	for _, f := range parquetFiles(root) {
+		files++
+		bytes += f.size
+	}
+	return files, bytes
+}
+
+type sizedFile struct {
+	path string
+	size int64
+}
+
+// parquetFiles lists the published files under root, temporary ones aside.
+func parquetFiles(root string) []sizedFile {
+	var files []sizedFile
 	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
 			if info, err := d.Info(); err == nil {
-				files++
-				bytes += info.Size()
+				files = append(files, sizedFile{path, info.Size()})
 			}
 		}
 		return nil
 	})
-	return files, bytes
+	return files
 }
 
 func humanBytes(n int64) string {
