@@ -63,6 +63,8 @@ type DB struct {
 	bolt        *bolt.DB
 	path        string
 	quarantined string
+	syncs       syncCounter
+	slow        *SlowSync
 }
 
 // Open opens or creates the buffer at path. A file bbolt cannot open or that
@@ -72,12 +74,16 @@ type DB struct {
 // error wrapping ErrLocked.
 func Open(path string, opts Options) (*DB, error) {
 	opts.setDefaults()
+	slow, err := slowSyncFromEnv()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", path, err)
 	}
 	db, err := openChecked(path, opts)
 	if err == nil {
-		return &DB{bolt: db, path: path}, nil
+		return &DB{bolt: db, path: path, slow: slow}, nil
 	}
 	if errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) {
 		return nil, err
@@ -92,7 +98,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err2 != nil {
 		return nil, fmt.Errorf("buffer %s: fresh buffer after quarantine: %w", path, err2)
 	}
-	return &DB{bolt: db, path: path, quarantined: aside}, nil
+	return &DB{bolt: db, path: path, quarantined: aside, slow: slow}, nil
 }
 
 func openChecked(path string, opts Options) (db *bolt.DB, err error) {
@@ -154,10 +160,40 @@ func (d *DB) Size() int64 {
 	return n
 }
 
+// Fsyncs is the number of fsyncs the buffer has made since Open.
+func (d *DB) Fsyncs() int64 { return d.syncs.n.Load() }
+
+// update runs fn in a write transaction, counting its fsyncs and, under
+// SlowSyncEnv, delaying each of them.
+func (d *DB) update(fn func(*bolt.Tx) error) error {
+	before := d.fileSize()
+	err := d.bolt.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		d.slow.wait() // the data pages' fsync
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	d.slow.wait() // the meta page's fsync
+	d.syncs.committed(d.fileSize() > before)
+	return nil
+}
+
+func (d *DB) fileSize() int64 {
+	fi, err := os.Stat(d.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
 // Append commits recs in one transaction: one fsync pair however many there
 // are. Each record gets the next sequence number of its stream.
 func (d *DB) Append(recs []frame.Record) error {
-	err := d.bolt.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(streamsBucket)
 		buckets := map[string]*bolt.Bucket{}
 		for _, r := range recs {

@@ -104,7 +104,7 @@ func (d *DB) DeleteRange(stream string, hour time.Time, first, last uint64) (int
 	total := 0
 	for {
 		n := 0
-		err := d.bolt.Update(func(tx *bolt.Tx) error {
+		err := d.update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(streamsBucket).Bucket([]byte(stream))
 			if b == nil {
 				return nil

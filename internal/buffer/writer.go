@@ -163,6 +163,7 @@ type WriterStats struct {
 	Dropped    int64
 	Committed  int64 // records committed since start
 	Commits    int64
+	Fsyncs     int64 // fsyncs of the buffer file since it was opened
 	Failures   int64
 	LastCommit time.Time
 	LastError  string
@@ -179,6 +180,7 @@ func (w *Writer) Stats() WriterStats {
 		Dropped:   w.dropped.Load(),
 		Committed: w.committed.Load(),
 		Commits:   w.commits.Load(),
+		Fsyncs:    w.db.Fsyncs(),
 		Failures:  w.failures.Load(),
 		LastError: lastErr,
 	}

@@ -80,6 +80,8 @@ var (
 		"Records dropped because the writer queue was full.", nil, nil)
 	descCommitted = prometheus.NewDesc("lablog_records_committed_total",
 		"Records committed to the buffer.", nil, nil)
+	descFsyncs = prometheus.NewDesc("lablog_buffer_fsyncs_total",
+		"Fsyncs of the buffer file (a commit makes two, three when the file grows).", nil, nil)
 	descCommitFails = prometheus.NewDesc("lablog_commit_failures_total",
 		"Buffer commits that failed (the writer holds the records and retries).", nil, nil)
 	descStalled = prometheus.NewDesc("lablog_writer_stalled",
@@ -104,7 +106,7 @@ type pipelineCollector struct{ m *Monitor }
 
 func (c *pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descBytes, descConnected, descReconnects, descTokenExpiry,
-		descQueueDepth, descQueueCap, descDropped, descCommitted, descCommitFails, descStalled, descBufBytes,
+		descQueueDepth, descQueueCap, descDropped, descCommitted, descFsyncs, descCommitFails, descStalled, descBufBytes,
 		descWaiting, descArchiveUp, descFree, descClock, descInfo} {
 		ch <- d
 	}
@@ -132,6 +134,7 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descQueueCap, float64(s.Buffer.QueueCapacity))
 	counter(descDropped, float64(s.Buffer.DroppedTotal))
 	counter(descCommitted, float64(s.Buffer.CommittedTotal))
+	counter(descFsyncs, float64(ws.Fsyncs))
 	counter(descCommitFails, float64(ws.Failures))
 	gauge(descStalled, b2f(s.Buffer.WriterStalled))
 	gauge(descBufBytes, float64(s.Buffer.SizeBytes))
