@@ -15,6 +15,7 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/sdnotify"
 	"github.com/practable/lablog/internal/version"
@@ -98,10 +99,21 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer db.Close()
-	opts := recorder.CompactorOptions(cfg, log)
+	faults := recorder.OpenFaults(cfg, log)
+	defer faults.Flush()
+	if q := db.Quarantined(); q != "" {
+		// The daemon's next start sees only the fresh buffer: record the
+		// quarantine where its status page will show it.
+		log.Error("BUFFER WAS CORRUPT: it was set aside and a fresh one started", "quarantined", q)
+		faults.Report(fault.BufferQuarantined, q, 1)
+	}
+	opts := recorder.CompactorOptions(cfg, log, faults)
 	opts.OpenHours = opts.OpenHours || *open
 	res := compactor.New(db, opts).RunOnce(ctx)
 	fmt.Fprintf(stdout, "published %d files, %d records, %d bytes\n", res.Files, res.Records, res.Bytes)
+	if res.SetAside > 0 {
+		fmt.Fprintf(stdout, "set aside %d damaged records in %s (not archived)\n", res.SetAside, db.DamagedDir())
+	}
 	return res.Err
 }
 

@@ -82,16 +82,19 @@ func committedIDs(t *testing.T, bufPath, root string) map[messageID]bool {
 	if q := db.Quarantined(); q != "" {
 		t.Fatalf("buffer was corrupt after a kill (quarantined to %s)", q)
 	}
-	streams, _ := db.Streams()
-	for _, s := range streams {
-		hours, _ := db.Hours(s)
-		for _, h := range hours {
-			_ = db.Scan(s, h, func(_ uint64, r frame.Record) error {
-				if r.Kind == frame.Text {
-					idsOf(s, r.Data, add)
-				}
-				return nil
-			})
+	groups, err := db.Groups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		damaged, err := db.Scan(g, 0, ^uint64(0), func(_ uint64, r frame.Record) error {
+			if r.Kind == frame.Text {
+				idsOf(g.Stream, r.Data, add)
+			}
+			return nil
+		})
+		if err != nil || len(damaged) > 0 {
+			t.Fatalf("buffer after a kill: %v, damaged blocks %v", err, damaged)
 		}
 	}
 	_ = db.Close()

@@ -197,7 +197,7 @@ func flushArchive(cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
-	return compactor.New(db, recorder.CompactorOptions(cfg, log)).RunOnce(context.Background()).Err
+	return compactor.New(db, recorder.CompactorOptions(cfg, log, nil)).RunOnce(context.Background()).Err
 }
 
 func demoReport(w io.Writer, root string) error {

@@ -1,9 +1,14 @@
 // Package archive writes a stream's closed hour as one Parquet file, publishes
 // it atomically into a Hive-style tree, and reads and verifies such files.
 //
-// Layout: <root>/stream=<stream>/date=<YYYY-MM-DD>/<stream>-<YYYYMMDD>T<HH>-<first>-<last>.parquet
-// The stream and date are partition keys taken from the path by DuckDB,
-// pyarrow and Spark, so they are not columns in the file.
+// Layout: <root>/stream=<stream>/date=<YYYY-MM-DD>/<stream>-<YYYYMMDD>T<HH>-<bufferid>-<first>-<last>.parquet
+// (legacy files, without buffer identity, lack the -<bufferid> part). The
+// stream and date are partition keys taken from the path by DuckDB, pyarrow
+// and Spark, so they are not columns in the file.
+//
+// A record's identity is (buffer id, stream, seq): a new buffer gets a new
+// random id and restarts its seqs at 1, so equal seqs under different buffer
+// ids are different records.
 package archive
 
 import (
@@ -17,8 +22,13 @@ import (
 	"github.com/practable/lablog/internal/frame"
 )
 
-// Format is the value of the lablog.format metadata key for this schema.
-const Format = "1"
+// Format is the value of the lablog.format metadata key of the files this
+// build writes. Format 2 added the buffer_id column and lablog.buffer_id;
+// FormatV1 files (no buffer identity) are still read and verified.
+const (
+	Format   = "2"
+	FormatV1 = "1"
+)
 
 // Metadata keys stored in every file's footer.
 const (
@@ -30,6 +40,7 @@ const (
 	KeyRows     = "lablog.rows"
 	KeyChecksum = "lablog.checksum"
 	KeyFormat   = "lablog.format"
+	KeyBufferID = "lablog.buffer_id" // format 2 on; "" for legacy records
 )
 
 // Entry is one committed buffer record and its per-stream sequence number.
@@ -40,11 +51,18 @@ type Entry struct {
 
 // Meta is what a file's footer says about its contents.
 type Meta struct {
+	Format            string // Format or FormatV1
 	Stream            string
 	Hour              time.Time
+	BufferID          string // "" in format 1 files and for legacy records
 	FirstSeq, LastSeq uint64
 	Frames, Rows      int64
 	Checksum          string // "sha256:<hex>", see Checksum
+}
+
+// Name returns the name the metadata gives the file.
+func (m Meta) Name() Name {
+	return Name{Stream: m.Stream, Hour: m.Hour, BufferID: m.BufferID, First: m.FirstSeq, Last: m.LastSeq}
 }
 
 var (
@@ -60,7 +78,7 @@ var (
 	ErrMismatch = errors.New("archive file inconsistent")
 	// ErrChecksum: the frames rebuilt from the rows do not hash to lablog.checksum.
 	ErrChecksum = errors.New("checksum mismatch")
-	// ErrDuplicate: the same (stream, seq, part) is in more than one file.
+	// ErrDuplicate: the same (buffer id, stream, seq, part) is in more than one file.
 	ErrDuplicate = errors.New("duplicate rows across files")
 )
 
@@ -68,6 +86,8 @@ const (
 	hourLayout = "20060102T15" // in file names
 	dateLayout = "2006-01-02"  // in date= directories
 	seqWidth   = 20            // digits of the largest uint64, so names sort
+
+	bufferIDLen = 16 // hex digits of a buffer id
 )
 
 // ValidStream reports whether s can name a stream's directory and files:
@@ -92,39 +112,78 @@ func PartitionDir(root, stream string, hour time.Time) string {
 	return filepath.Join(root, "stream="+stream, "date="+frame.Hour(hour).Format(dateLayout))
 }
 
-// FileName returns the deterministic name of a stream's file for hour holding
-// sequence numbers first to last.
-func FileName(stream string, hour time.Time, first, last uint64) string {
-	return fmt.Sprintf("%s-%s-%0*d-%0*d.parquet", stream, frame.Hour(hour).Format(hourLayout), seqWidth, first, seqWidth, last)
+// Name is what a file's name says: whose records it holds and which.
+// BufferID is "" for legacy files (format 1, and v1 buffer records migrated
+// since), which had no buffer identity.
+type Name struct {
+	Stream      string
+	Hour        time.Time
+	BufferID    string
+	First, Last uint64
+}
+
+// FileName returns the deterministic name of the file holding n's records:
+// <stream>-<YYYYMMDD>T<HH>-<bufferid>-<first>-<last>.parquet, or without the
+// buffer id part when it is "".
+func FileName(n Name) string {
+	id := ""
+	if n.BufferID != "" {
+		id = n.BufferID + "-"
+	}
+	return fmt.Sprintf("%s-%s-%s%0*d-%0*d.parquet", n.Stream, frame.Hour(n.Hour).Format(hourLayout), id, seqWidth, n.First, seqWidth, n.Last)
 }
 
 // ParseFileName reverses FileName. The stream may itself contain '-', so the
-// name is read from the right.
-func ParseFileName(name string) (stream string, hour time.Time, first, last uint64, ok bool) {
+// name is read from the right: two seqs, then either an hour (legacy) or a
+// buffer id and an hour. An hour has an upper-case 'T' and a buffer id is
+// lower-case hex, so the two forms cannot be confused.
+func ParseFileName(name string) (Name, bool) {
 	rest, found := strings.CutSuffix(name, ".parquet")
 	if !found {
-		return "", time.Time{}, 0, 0, false
+		return Name{}, false
 	}
 	parts := strings.Split(rest, "-")
 	n := len(parts)
 	if n < 4 || len(parts[n-1]) != seqWidth || len(parts[n-2]) != seqWidth {
-		return "", time.Time{}, 0, 0, false
+		return Name{}, false
 	}
+	var v Name
 	var err error
-	if last, err = strconv.ParseUint(parts[n-1], 10, 64); err != nil {
-		return "", time.Time{}, 0, 0, false
+	if v.Last, err = strconv.ParseUint(parts[n-1], 10, 64); err != nil {
+		return Name{}, false
 	}
-	if first, err = strconv.ParseUint(parts[n-2], 10, 64); err != nil {
-		return "", time.Time{}, 0, 0, false
+	if v.First, err = strconv.ParseUint(parts[n-2], 10, 64); err != nil {
+		return Name{}, false
 	}
-	if hour, err = time.Parse(hourLayout, parts[n-3]); err != nil {
-		return "", time.Time{}, 0, 0, false
+	head := parts[:n-2]
+	if id := head[len(head)-1]; ValidBufferID(id) {
+		if len(head) < 3 {
+			return Name{}, false
+		}
+		v.BufferID, head = id, head[:len(head)-1]
 	}
-	stream = strings.Join(parts[:n-3], "-")
-	if !ValidStream(stream) || first > last {
-		return "", time.Time{}, 0, 0, false
+	if v.Hour, err = time.Parse(hourLayout, head[len(head)-1]); err != nil {
+		return Name{}, false
 	}
-	return stream, hour, first, last, true
+	v.Stream = strings.Join(head[:len(head)-1], "-")
+	if !ValidStream(v.Stream) || v.First > v.Last {
+		return Name{}, false
+	}
+	return v, true
+}
+
+// ValidBufferID reports whether s is a buffer id: 16 lower-case hex digits
+// (8 random bytes).
+func ValidBufferID(s string) bool {
+	if len(s) != bufferIDLen {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // label names a stream's hour in error messages: "spin30 2026-11-26T14".

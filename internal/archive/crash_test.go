@@ -56,7 +56,7 @@ func TestCrashWindows(t *testing.T) {
 			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("helper was not killed at %s: %v\n%s", c.point, err, out)
 			}
-			final := filepath.Join(archive.PartitionDir(root, "spin30", hour14), archive.FileName("spin30", hour14, 1, 10))
+			final := filepath.Join(archive.PartitionDir(root, "spin30", hour14), archive.FileName(archive.Name{Stream: "spin30", Hour: hour14, First: 1, Last: 10}))
 			_, statErr := os.Stat(final)
 			if published := statErr == nil; published != c.published {
 				t.Fatalf("file published = %v, want %v", published, c.published)

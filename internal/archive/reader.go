@@ -15,7 +15,10 @@ import (
 	"github.com/practable/lablog/internal/frame"
 )
 
-var rowSchema = parquet.SchemaOf(Row{})
+var (
+	rowSchema   = parquet.SchemaOf(Row{})
+	rowSchemaV1 = parquet.SchemaOf(rowV1{})
+)
 
 // ReadRows reads a whole file into memory: for tests and tools. Verify
 // streams instead.
@@ -60,20 +63,26 @@ func Verify(path string) (Meta, error) {
 
 // verifier rebuilds frames from the rows, one at a time, in file order.
 type verifier struct {
-	sum     *Checksum
-	rows    int64
-	frames  int64
-	first   int64
-	last    int64
-	cur     Row // first row of the current frame
-	parts   int32
-	data    []byte
-	started bool
+	bufferID *string // the first row's; every row must have the same
+	sum      *Checksum
+	rows     int64
+	frames   int64
+	first    int64
+	last     int64
+	cur      Row // first row of the current frame
+	parts    int32
+	data     []byte
+	started  bool
 }
 
 func (v *verifier) row(r *Row) error {
 	if err := rowShape(r); err != nil {
 		return fmt.Errorf("%w: seq %d part %d: %v", ErrMismatch, r.Seq, r.Part, err)
+	}
+	if v.rows == 0 {
+		v.bufferID = r.BufferID
+	} else if !sameID(r.BufferID, v.bufferID) {
+		return fmt.Errorf("%w: seq %d part %d: buffer_id %s after %s", ErrMismatch, r.Seq, r.Part, showID(r.BufferID), showID(v.bufferID))
 	}
 	v.rows++
 	if v.started && r.Seq == v.cur.Seq {
@@ -125,14 +134,34 @@ func (v *verifier) check(path string, m Meta) error {
 		return fmt.Errorf("%w: %d frames, metadata says %d", ErrMismatch, v.frames, m.Frames)
 	case v.frames > 0 && (uint64(v.first) != m.FirstSeq || uint64(v.last) != m.LastSeq):
 		return fmt.Errorf("%w: seqs %d-%d, metadata says %d-%d", ErrMismatch, v.first, v.last, m.FirstSeq, m.LastSeq)
+	case v.rows > 0 && !sameID(v.bufferID, idColumn(m.BufferID)):
+		// Legacy records have a null buffer_id, never "".
+		return fmt.Errorf("%w: rows have buffer_id %s, metadata says %q", ErrMismatch, showID(v.bufferID), m.BufferID)
 	}
-	if want := FileName(m.Stream, m.Hour, m.FirstSeq, m.LastSeq); filepath.Base(path) != want {
+	if want := FileName(m.Name()); filepath.Base(path) != want {
 		return fmt.Errorf("%w: metadata says the name should be %s", ErrMismatch, want)
 	}
 	if got := v.sum.String(); got != m.Checksum {
 		return fmt.Errorf("%w: rows hash to %s, metadata says %s", ErrChecksum, got, m.Checksum)
 	}
 	return nil
+}
+
+// idColumn is the buffer_id column's value for a buffer id.
+func idColumn(id string) *string {
+	if id == "" {
+		return nil
+	}
+	return &id
+}
+
+func sameID(a, b *string) bool { return a == b || a != nil && b != nil && *a == *b }
+
+func showID(id *string) string {
+	if id == nil {
+		return "null"
+	}
+	return strconv.Quote(*id)
 }
 
 // rowShape checks that a row holds its bytes where its kind says.
@@ -209,30 +238,45 @@ func open(path string) (*os.File, *parquet.File, error) {
 	return f, pf, nil
 }
 
-// metaOf parses the lablog.* keys and checks the schema is ours.
+// metaOf parses the lablog.* keys and checks the schema is the one of the
+// file's format.
 func metaOf(path string, pf *parquet.File) (Meta, error) {
 	bad := func(format string, args ...any) (Meta, error) {
 		return Meta{}, fmt.Errorf("%s: %w: %s", path, ErrMetadata, fmt.Sprintf(format, args...))
 	}
-	if !parquet.EqualNodes(pf.Schema(), rowSchema) {
-		return bad("schema is not lablog's format %s", Format)
+	keys := []string{KeyStream, KeyHour, KeyFirstSeq, KeyLastSeq, KeyFrames, KeyRows, KeyChecksum, KeyFormat}
+	format, _ := pf.Lookup(KeyFormat)
+	schema := rowSchema
+	switch format {
+	case Format:
+		keys = append(keys, KeyBufferID)
+	case FormatV1:
+		schema = rowSchemaV1
+	case "":
+		return bad("missing key %s", KeyFormat)
+	default:
+		return bad("%s is %q, this build reads %q and %q", KeyFormat, format, FormatV1, Format)
+	}
+	if !parquet.EqualNodes(pf.Schema(), schema) {
+		return bad("schema is not lablog's format %s", format)
 	}
 	kv := map[string]string{}
-	for _, k := range []string{KeyStream, KeyHour, KeyFirstSeq, KeyLastSeq, KeyFrames, KeyRows, KeyChecksum, KeyFormat} {
+	for _, k := range keys {
 		v, ok := pf.Lookup(k)
 		if !ok {
 			return bad("missing key %s", k)
 		}
 		kv[k] = v
 	}
-	if kv[KeyFormat] != Format {
-		return bad("%s is %q, this build reads %q", KeyFormat, kv[KeyFormat], Format)
-	}
-	var m Meta
+	m := Meta{Format: format}
 	var errs []error
 	m.Stream = kv[KeyStream]
 	if !ValidStream(m.Stream) {
 		errs = append(errs, fmt.Errorf("%s %q", KeyStream, m.Stream))
+	}
+	m.BufferID = kv[KeyBufferID]
+	if m.BufferID != "" && !ValidBufferID(m.BufferID) {
+		errs = append(errs, fmt.Errorf("%s %q", KeyBufferID, m.BufferID))
 	}
 	hour, err := time.Parse(time.RFC3339, kv[KeyHour])
 	if err == nil && !hour.Equal(frame.Hour(hour)) {

@@ -2,6 +2,8 @@
 
 package archive
 
-// renameNoReplace renames from to to, failing with ErrExists when to exists
-// (checked first: safe with one compactor).
-func renameNoReplace(from, to string) error { return renameCheck(from, to) }
+import "os"
+
+// renameNoReplace renames from to to inside dir, failing with ErrExists
+// when to exists (checked first: safe with one compactor).
+func renameNoReplace(dir *os.File, from, to string) error { return renameCheck(dir, from, to) }

@@ -20,8 +20,12 @@ import (
 // The exact bytes of a frame are the concatenation of Raw (or RawBytes, for
 // bytes that are not valid UTF-8) over its rows in Part order; for events
 // they are Error (or RawBytes when the detail is not valid UTF-8).
+//
+// BufferID is the same in every row of a file: the buffer the records came
+// from, nil for legacy records (and absent from format 1 files).
 type Row struct {
 	ReceivedAt  int64   `parquet:"received_at,timestamp(microsecond)"` // microseconds since the epoch, UTC
+	BufferID    *string `parquet:"buffer_id,dict"`
 	Seq         int64   `parquet:"seq"`
 	Part        int32   `parquet:"part"`
 	Kind        string  `parquet:"kind,dict"`
@@ -32,6 +36,25 @@ type Row struct {
 	Course      *string `parquet:"course,dict"`
 	Type        *string `parquet:"type,dict"`
 	T           *int64  `parquet:"t,timestamp(millisecond)"` // milliseconds since the epoch, as sent
+	Payload     *string `parquet:"payload"`
+	Raw         *string `parquet:"raw"`
+	RawBytes    []byte  `parquet:"raw_bytes,optional"`
+	Error       *string `parquet:"error"`
+}
+
+// rowV1 is Row as format 1 wrote it, for recognising such files' schema.
+type rowV1 struct {
+	ReceivedAt  int64   `parquet:"received_at,timestamp(microsecond)"`
+	Seq         int64   `parquet:"seq"`
+	Part        int32   `parquet:"part"`
+	Kind        string  `parquet:"kind,dict"`
+	ClockSynced bool    `parquet:"clock_synced"`
+	User        *string `parquet:"user,dict"`
+	Exp         *string `parquet:"exp,dict"`
+	Hardware    *string `parquet:"hardware,dict"`
+	Course      *string `parquet:"course,dict"`
+	Type        *string `parquet:"type,dict"`
+	T           *int64  `parquet:"t,timestamp(millisecond)"`
 	Payload     *string `parquet:"payload"`
 	Raw         *string `parquet:"raw"`
 	RawBytes    []byte  `parquet:"raw_bytes,optional"`
@@ -77,10 +100,11 @@ func kindOf(name string) (frame.Kind, bool) {
 	return 0, false
 }
 
-// appendRows converts one entry into its rows.
-func appendRows(rows []Row, e Entry) []Row {
+// appendRows converts one entry into its rows; id is the buffer_id column.
+func appendRows(rows []Row, id *string, e Entry) []Row {
 	base := Row{
 		ReceivedAt:  e.Rec.Received.UnixMicro(),
+		BufferID:    id,
 		Seq:         int64(e.Seq),
 		Kind:        kindName(e.Rec.Kind),
 		ClockSynced: e.Rec.ClockSynced,

@@ -23,10 +23,11 @@ func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.H
 
 // VerifyTree verifies every published file under root and checks that each
 // sits in the stream=/date= directory its metadata names and that no
-// (stream, seq, part) is in two files. Temporary files are ignored.
+// (buffer id, stream, seq, part) is in two files: equal seqs from different
+// buffers are different records. Temporary files are ignored.
 func VerifyTree(root string) (files int, problems []Problem) {
 	add := func(path string, err error) { problems = append(problems, Problem{Path: path, Err: err}) }
-	byStream := map[string][]span{}
+	byStream := map[origin][]span{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			add(path, err)
@@ -45,17 +46,21 @@ func VerifyTree(root string) (files int, problems []Problem) {
 			add(path, err)
 			return nil
 		}
-		byStream[m.Stream] = append(byStream[m.Stream], span{path, m.FirstSeq, m.LastSeq})
+		o := origin{m.BufferID, m.Stream}
+		byStream[o] = append(byStream[o], span{path, m.FirstSeq, m.LastSeq})
 		return nil
 	})
 	if err != nil {
 		add(root, err)
 	}
-	streams := make([]string, 0, len(byStream))
-	for s := range byStream {
-		streams = append(streams, s)
+	streams := make([]origin, 0, len(byStream))
+	for o := range byStream {
+		streams = append(streams, o)
 	}
-	sort.Strings(streams)
+	sort.Slice(streams, func(i, j int) bool {
+		a, b := streams[i], streams[j]
+		return a.stream < b.stream || a.stream == b.stream && a.bufferID < b.bufferID
+	})
 	for _, s := range streams {
 		problems = append(problems, duplicates(byStream[s])...)
 	}
@@ -64,19 +69,22 @@ func VerifyTree(root string) (files int, problems []Problem) {
 
 // checkPlace checks that path is root/stream=<stream>/date=<date>/<name>.
 func checkPlace(root, path string, m Meta) error {
-	want := filepath.Join(PartitionDir(root, m.Stream, m.Hour), FileName(m.Stream, m.Hour, m.FirstSeq, m.LastSeq))
+	want := filepath.Join(PartitionDir(root, m.Stream, m.Hour), FileName(m.Name()))
 	if filepath.Clean(path) != want {
 		return fmt.Errorf("%s: %w: metadata (stream %s, hour %s) places it at %s", path, ErrMismatch, m.Stream, m.Hour.Format("2006-01-02T15"), want)
 	}
 	return nil
 }
 
+// origin is where a file's seqs come from: one buffer's stream.
+type origin struct{ bufferID, stream string }
+
 type span struct {
 	path        string
 	first, last uint64
 }
 
-// duplicates finds rows of one stream present in two files. Sequence ranges
+// duplicates finds rows of one buffer's stream present in two files. Sequence ranges
 // of different files rarely overlap (late frames can interleave), so only
 // files in an overlapping cluster are read, keeping memory small.
 func duplicates(spans []span) []Problem {

@@ -79,7 +79,7 @@ func TestVerifyCatchesDamage(t *testing.T) {
 			return path
 		}, archive.ErrMismatch},
 		"name disagrees with metadata": {func(t *testing.T, path string, rows []archive.Row, meta map[string]string) string {
-			renamed := filepath.Join(filepath.Dir(path), archive.FileName("spin31", hour14, 1, 3))
+			renamed := filepath.Join(filepath.Dir(path), archive.FileName(archive.Name{Stream: "spin31", Hour: hour14, First: 1, Last: 3}))
 			if err := os.Rename(path, renamed); err != nil {
 				t.Fatal(err)
 			}

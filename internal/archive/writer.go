@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/practable/lablog/internal/failpoint"
-	"github.com/practable/lablog/internal/frame"
 )
 
 // DefaultRowGroupRows bounds a row group, and so the writer's memory: about
@@ -23,6 +23,10 @@ const DefaultRowGroupRows = 50_000
 // Options tune a Writer. The zero value gives the defaults.
 type Options struct {
 	RowGroupRows int // rows per row group; DefaultRowGroupRows when <= 0
+	// BufferID is the id of the buffer the records come from (16 lower-case
+	// hex digits), in the file's name, metadata and buffer_id column; ""
+	// for legacy records, which then get a legacy name and a null column.
+	BufferID string
 }
 
 // Failpoints, in the order a write reaches them. FailMidWrite is hit once,
@@ -40,10 +44,15 @@ const (
 type Writer struct {
 	stream    string
 	hour      time.Time
-	dir       string
+	bufferID  string
+	root      *Root
+	ownRoot   bool     // Create opened root for this writer alone
+	dir       *os.File // the partition directory, held open
+	tmp       string   // the temporary file's name in dir
 	f         *os.File
 	pw        *parquet.GenericWriter[Row]
 	sum       *Checksum
+	idColumn  *string
 	groupRows int // rows per row group
 	inGroup   int // rows written to the current row group
 	groups    int // row groups flushed so far
@@ -57,35 +66,24 @@ type Writer struct {
 }
 
 // Create starts the file of stream's hour under root, which must already
-// exist (an absent drive must not turn into a directory on the SD card).
-// The temporary file is named .<stream>-<hour>-<random>.tmp, since the final
-// name needs the last sequence number; CleanTemp removes leftovers.
+// exist (an absent drive must not turn into a directory on the SD card): it
+// is OpenRoot(root, RequireNone) and Root.Create, for one file. A long run
+// should hold a Root instead, which notices a drive that goes away.
 func Create(root, stream string, hour time.Time, opts Options) (*Writer, error) {
-	hour = frame.Hour(hour)
-	if !ValidStream(stream) {
-		return nil, fmt.Errorf("archive: invalid stream name %q", stream)
-	}
-	wrap := func(err error) error { return fmt.Errorf("archive %s: %w", label(stream, hour), err) }
-	if fi, err := os.Stat(root); err != nil {
-		return nil, wrap(err)
-	} else if !fi.IsDir() {
-		return nil, wrap(fmt.Errorf("%s is not a directory", root))
-	}
-	dir := PartitionDir(root, stream, hour)
-	if err := mkdirSync(root, dir); err != nil {
-		return nil, wrap(err)
-	}
-	f, err := os.CreateTemp(dir, "."+stream+"-"+hour.Format(hourLayout)+"-*.tmp")
+	r, err := OpenRoot(root, RequireNone)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("archive %s: %w", label(stream, hour), err)
 	}
-	// CreateTemp makes 0600 files; published files are for researchers to
-	// copy off (rsync as another user), so make them world-readable.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, wrap(err)
+	w, err := r.Create(stream, hour, opts)
+	if err != nil {
+		r.Close()
+		return nil, err
 	}
+	w.ownRoot = true
+	return w, nil
+}
+
+func newWriter(r *Root, dir, f *os.File, tmp, stream string, hour time.Time, opts Options) *Writer {
 	if opts.RowGroupRows <= 0 {
 		opts.RowGroupRows = DefaultRowGroupRows
 	}
@@ -93,7 +91,8 @@ func Create(root, stream string, hour time.Time, opts Options) (*Writer, error) 
 		parquet.Compression(smallZstd),
 		parquet.MaxRowsPerRowGroup(int64(opts.RowGroupRows)),
 	)
-	return &Writer{stream: stream, hour: hour, dir: dir, f: f, pw: pw, sum: NewChecksum(), groupRows: opts.RowGroupRows}, nil
+	return &Writer{stream: stream, hour: hour, bufferID: opts.BufferID, root: r, dir: dir, tmp: tmp, f: f, pw: pw,
+		sum: NewChecksum(), idColumn: idColumn(opts.BufferID), groupRows: opts.RowGroupRows}
 }
 
 func (w *Writer) wrap(err error) error {
@@ -114,7 +113,7 @@ func (w *Writer) Add(e Entry) error {
 	case w.frames > 0 && e.Seq <= w.last:
 		return w.wrap(fmt.Errorf("seq %d after %d: entries must be added in increasing seq order", e.Seq, w.last))
 	}
-	w.buf = appendRows(w.buf[:0], e)
+	w.buf = appendRows(w.buf[:0], w.idColumn, e)
 	// Write in pieces that end exactly on the row-group bound and flush
 	// there, so the column buffers never hold more than one row group.
 	for rows := w.buf; len(rows) > 0; {
@@ -168,8 +167,9 @@ func (w *Writer) Publish() (string, error) {
 	for k, v := range w.meta() {
 		w.pw.SetKeyValueMetadata(k, v)
 	}
-	final := filepath.Join(w.dir, FileName(w.stream, w.hour, w.first, w.last))
-	if err := w.finish(final); err != nil {
+	name := FileName(Name{Stream: w.stream, Hour: w.hour, BufferID: w.bufferID, First: w.first, Last: w.last})
+	final := filepath.Join(w.dir.Name(), name)
+	if err := w.finish(name); err != nil {
 		w.Abort()
 		if errors.Is(err, ErrExists) {
 			return final, w.wrap(fmt.Errorf("%s: %w", final, ErrExists))
@@ -177,10 +177,14 @@ func (w *Writer) Publish() (string, error) {
 		return "", w.wrap(err)
 	}
 	w.done = true
+	w.release()
 	return final, nil
 }
 
-func (w *Writer) finish(final string) error {
+// finish completes the temporary file and renames it to name. The rename
+// is relative to the held directory, right after a Check: a drive pulled
+// while the file was written fails the file here.
+func (w *Writer) finish(name string) error {
 	if err := w.pw.Close(); err != nil {
 		return err
 	}
@@ -191,11 +195,14 @@ func (w *Writer) finish(final string) error {
 		return err
 	}
 	failpoint.Hit(FailAfterWriteBeforeRename)
-	if err := renameNoReplace(w.f.Name(), final); err != nil {
+	if err := w.root.Check(); err != nil {
+		return err
+	}
+	if err := renameNoReplace(w.dir, w.tmp, name); err != nil {
 		return err
 	}
 	failpoint.Hit(FailAfterRenameBeforeSync)
-	return syncDir(w.dir)
+	return w.dir.Sync()
 }
 
 func (w *Writer) meta() map[string]string {
@@ -208,6 +215,7 @@ func (w *Writer) meta() map[string]string {
 		KeyRows:     strconv.FormatInt(w.rows, 10),
 		KeyChecksum: w.sum.String(),
 		KeyFormat:   Format,
+		KeyBufferID: w.bufferID,
 	}
 }
 
@@ -219,5 +227,14 @@ func (w *Writer) Abort() {
 	}
 	w.done = true
 	_ = w.f.Close()
-	_ = os.Remove(w.f.Name())
+	_ = unix.Unlinkat(int(w.dir.Fd()), w.tmp, 0)
+	w.release()
+}
+
+// release closes the directories the writer holds.
+func (w *Writer) release() {
+	_ = w.dir.Close()
+	if w.ownRoot {
+		_ = w.root.Close()
+	}
 }

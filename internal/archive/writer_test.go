@@ -44,9 +44,10 @@ func TestRoundTrip(t *testing.T) {
 		entry(22, frame.Binary, ""),
 		entry(23, frame.Disconnected, "bad \xc3"),
 	}
-	path := write(t, root, "spin30", hour14.Add(30*time.Minute), archive.Options{}, entries...)
+	const id = "00c0ffee0badf00d"
+	path := write(t, root, "spin30", hour14.Add(30*time.Minute), archive.Options{BufferID: id}, entries...)
 	if want := filepath.Join(root, "stream=spin30", "date=2026-11-26",
-		"spin30-20261126T14-00000000000000000010-00000000000000000023.parquet"); path != want {
+		"spin30-20261126T14-"+id+"-00000000000000000010-00000000000000000023.parquet"); path != want {
 		t.Fatalf("path = %s, want %s", path, want)
 	}
 	rows, meta, err := archive.ReadRows(path)
@@ -58,7 +59,7 @@ func TestRoundTrip(t *testing.T) {
 		return hour14.Add(time.Duration(seq)*time.Second + 123456*time.Microsecond).UnixMicro()
 	}
 	row := func(seq int64, part int32, kind string) archive.Row {
-		return archive.Row{ReceivedAt: at(seq), Seq: seq, Part: part, Kind: kind, ClockSynced: seq%2 == 0}
+		return archive.Row{ReceivedAt: at(seq), BufferID: s(id), Seq: seq, Part: part, Kind: kind, ClockSynced: seq%2 == 0}
 	}
 	var want []archive.Row
 	r := row(10, 0, "message")
@@ -131,7 +132,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, e := range entries {
 		sum.Add(e.Seq, e.Rec.Kind, e.Rec.Data)
 	}
-	wantMeta := archive.Meta{Stream: "spin30", Hour: hour14, FirstSeq: 10, LastSeq: 23, Frames: 14, Rows: int64(len(want)), Checksum: sum.String()}
+	wantMeta := archive.Meta{Format: "2", Stream: "spin30", Hour: hour14, BufferID: id, FirstSeq: 10, LastSeq: 23, Frames: 14, Rows: int64(len(want)), Checksum: sum.String()}
 	if meta != wantMeta {
 		t.Errorf("meta = %+v, want %+v", meta, wantMeta)
 	}
@@ -174,7 +175,7 @@ func checkFileFormat(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{archive.KeyStream, archive.KeyHour, archive.KeyFirstSeq, archive.KeyLastSeq,
-		archive.KeyFrames, archive.KeyRows, archive.KeyChecksum, archive.KeyFormat} {
+		archive.KeyFrames, archive.KeyRows, archive.KeyChecksum, archive.KeyFormat, archive.KeyBufferID} {
 		if _, ok := pf.Lookup(k); !ok {
 			t.Errorf("metadata key %s missing", k)
 		}
@@ -193,6 +194,7 @@ func checkFileFormat(t *testing.T, path string) {
 		"t":           "TIMESTAMP(isAdjustedToUTC=true,unit=MILLIS)",
 		"user":        "STRING",
 		"raw_bytes":   "BYTE_ARRAY",
+		"buffer_id":   "STRING",
 	} {
 		leaf, ok := schema.Lookup(name)
 		if !ok {
@@ -203,7 +205,7 @@ func checkFileFormat(t *testing.T, path string) {
 			t.Errorf("column %s type %s, want %s", name, got, want)
 		}
 	}
-	dict := map[string]bool{"kind": true, "user": true, "exp": true, "hardware": true, "course": true, "type": true}
+	dict := map[string]bool{"buffer_id": true, "kind": true, "user": true, "exp": true, "hardware": true, "course": true, "type": true}
 	for _, rg := range pf.Metadata().RowGroups {
 		for _, cc := range rg.Columns {
 			md := cc.MetaData
@@ -328,13 +330,38 @@ func TestWriterRejectsMisuse(t *testing.T) {
 
 func TestFileNames(t *testing.T) {
 	h := time.Date(2026, 11, 26, 14, 59, 59, 0, time.FixedZone("x", 3600)) // 13:59:59 UTC
-	name := archive.FileName("spin-30", h, 123, 456)
-	if name != "spin-30-20261126T13-00000000000000000123-00000000000000000456.parquet" {
-		t.Fatalf("FileName = %s", name)
+	h13 := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
+	const id = "0123456789abcdef"
+	const seqs = "-00000000000000000123-00000000000000000456.parquet"
+	cases := []struct {
+		name string
+		want archive.Name
+	}{
+		{"spin30-20261126T13-" + id + seqs, archive.Name{Stream: "spin30", Hour: h13, BufferID: id, First: 123, Last: 456}},
+		{"spin30-20261126T13" + seqs, archive.Name{Stream: "spin30", Hour: h13, First: 123, Last: 456}},
+		{"spin-30-20261126T13" + seqs, archive.Name{Stream: "spin-30", Hour: h13, First: 123, Last: 456}},
+		{"spin-30-20261126T13-" + id + seqs, archive.Name{Stream: "spin-30", Hour: h13, BufferID: id, First: 123, Last: 456}},
+		// A stream named like a buffer id, with and without one.
+		{"fedcba9876543210-20261126T13" + seqs, archive.Name{Stream: "fedcba9876543210", Hour: h13, First: 123, Last: 456}},
+		{"fedcba9876543210-20261126T13-" + id + seqs, archive.Name{Stream: "fedcba9876543210", Hour: h13, BufferID: id, First: 123, Last: 456}},
+		// A stream ending in what looks like an hour or a buffer id.
+		{"a-20261126T12-20261126T13" + seqs, archive.Name{Stream: "a-20261126T12", Hour: h13, First: 123, Last: 456}},
+		{"a-" + id + "-20261126T13" + seqs, archive.Name{Stream: "a-" + id, Hour: h13, First: 123, Last: 456}},
+		{"a-" + id + "-20261126T13-" + id + seqs, archive.Name{Stream: "a-" + id, Hour: h13, BufferID: id, First: 123, Last: 456}},
+		{"x.y_z-20261126T13-" + id + "-00000000000000000000-18446744073709551615.parquet",
+			archive.Name{Stream: "x.y_z", Hour: h13, BufferID: id, First: 0, Last: 1<<64 - 1}},
 	}
-	stream, hour, first, last, ok := archive.ParseFileName(name)
-	if !ok || stream != "spin-30" || !hour.Equal(time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)) || first != 123 || last != 456 {
-		t.Errorf("ParseFileName = %q %v %d %d %v", stream, hour, first, last, ok)
+	for _, c := range cases {
+		got, ok := archive.ParseFileName(c.name)
+		if !ok || got != c.want {
+			t.Errorf("ParseFileName(%s) = %+v, %v; want %+v", c.name, got, ok, c.want)
+		}
+		if back := archive.FileName(c.want); back != c.name {
+			t.Errorf("FileName(%+v) = %s, want %s", c.want, back, c.name)
+		}
+	}
+	if name := archive.FileName(archive.Name{Stream: "spin-30", Hour: h, BufferID: id, First: 123, Last: 456}); name != "spin-30-20261126T13-"+id+seqs {
+		t.Errorf("FileName does not normalise the hour to UTC: %s", name)
 	}
 	if dir := archive.PartitionDir("/a", "spin30", h); dir != "/a/stream=spin30/date=2026-11-26" {
 		t.Errorf("PartitionDir = %s", dir)
@@ -343,15 +370,36 @@ func TestFileNames(t *testing.T) {
 		"spin30-20261126T13-123-456.parquet",
 		"spin30-20261126T13-00000000000000000456-00000000000000000123.parquet",
 		"20261126T13-00000000000000000123-00000000000000000456.parquet",
+		"20261126T13-" + id + seqs, // no stream
+		id + seqs,                  // no stream, no hour
+		"spin30-" + id + seqs,      // no hour
 		"spin30-20261126T13-00000000000000000123-00000000000000000456.parquet.tmp",
 		"spin30-2026112613-00000000000000000123-00000000000000000456.parquet",
+		"spin30-20261126T13-0123456789ABCDEF" + seqs,  // upper-case id
+		"spin30-20261126T13-0123456789abcde" + seqs,   // 15 digits
+		"spin30-20261126T13-0123456789abcdef0" + seqs, // 17 digits
+		"spin30-20261126T13-0123456789abcdeg" + seqs,  // not hex
+		".spin30-20261126T13-" + id + seqs,            // hidden
 	} {
-		if _, _, _, _, ok := archive.ParseFileName(bad); ok {
-			t.Errorf("ParseFileName accepted %s", bad)
+		if n, ok := archive.ParseFileName(bad); ok {
+			t.Errorf("ParseFileName accepted %s as %+v", bad, n)
 		}
 	}
 	// Fixed-width seqs sort in name order.
-	if a, b := archive.FileName("s", h, 9, 9), archive.FileName("s", h, 10, 10); a >= b {
+	a := archive.FileName(archive.Name{Stream: "s", Hour: h, BufferID: id, First: 9, Last: 9})
+	b := archive.FileName(archive.Name{Stream: "s", Hour: h, BufferID: id, First: 10, Last: 10})
+	if a >= b {
 		t.Errorf("%s does not sort before %s", a, b)
+	}
+}
+
+func TestValidBufferID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"0123456789abcdef": true, "0000000000000000": true, "ffffffffffffffff": true,
+		"": false, "0123456789ABCDEF": false, "0123456789abcde": false, "0123456789abcdef0": false, "0123456789abcdeg": false,
+	} {
+		if got := archive.ValidBufferID(id); got != want {
+			t.Errorf("ValidBufferID(%q) = %v", id, got)
+		}
 	}
 }

@@ -1,31 +1,66 @@
 // Package buffer is lablog's durable store on the SD card: a bbolt file that
 // holds every record between its arrival and its publication in the archive.
 //
-// Layout: a top-level bucket "streams" holds one bucket per stream. Keys are
-// the UTC hour of arrival (8 bytes) followed by the stream's sequence number
-// (8 bytes), both big-endian, so one hour of one stream is a contiguous key
-// range and appends land at the end of the tree (FillPercent 1.0 pays off).
+// Identity: each buffer file gets a random id when it is created. A record's
+// identity is (buffer id, stream, seq), where seq counts the stream's records
+// in this buffer from 1. A fresh buffer (after a quarantine, a deleted file,
+// a new card) therefore never repeats an identity that an archive file
+// already holds, and the compactor can tell its records apart from older
+// ones of the same stream and hour.
+//
+// Layout (format 2; see block.go for a block's bytes):
+//
+//	meta      format, id, created
+//	seqs      stream -> last seq given out
+//	blocks    one bucket per stream: hour|first seq -> block of records
+//	legacy    the same, for records migrated from a format-1 buffer, whose
+//	          identity is the archive's legacy one (no buffer id)
+//	counts    group (kind|stream|hour) -> records and stored bytes, kept in
+//	          the same transactions as the blocks, so the backlog is known
+//	          without walking the file
+//
+// One commit writes one block per stream and hour it touches, compressed
+// when that helps. Small blocks of an hour still being written are merged
+// into larger ones as they accumulate (see append.go), which is what keeps
+// the buffer near 30-40 bytes per realistic message.
 package buffer
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
-
-	"github.com/practable/lablog/internal/frame"
 )
 
 // ErrLocked is returned by Open when another process holds the buffer.
 var ErrLocked = errors.New("locked by another process (is another lablog running?)")
 
-var streamsBucket = []byte("streams")
+// FormatVersion is the buffer's current file format.
+const FormatVersion = 2
+
+var (
+	metaBucket   = []byte("meta")
+	seqsBucket   = []byte("seqs")
+	blocksBucket = []byte("blocks")
+	legacyBucket = []byte("legacy")
+	countsBucket = []byte("counts")
+	v1Bucket     = []byte("streams") // format 1: one key per record
+
+	keyFormat  = []byte("format")
+	keyID      = []byte("id")
+	keyCreated = []byte("created")
+)
 
 // Options configure Open. The zero value of each field means its default.
 type Options struct {
@@ -34,13 +69,16 @@ type Options struct {
 	// Default 1 GiB.
 	MaxSize int64
 	// InitialMmapSize maps this much up front, so a long read during
-	// compaction never blocks commits on a remap. Default 64 MiB.
+	// compaction never blocks commits on a remap. Default 64 MiB, capped
+	// at MaxSize.
 	InitialMmapSize int
 	// LockTimeout bounds the wait for the file lock. Default 1 s.
 	LockTimeout time.Duration
 	// SkipCheck skips the page consistency check at open.
 	SkipCheck bool
 	Logger    *slog.Logger
+
+	noSync bool // benchmarks of the format alone: never in production
 }
 
 func (o *Options) setDefaults() {
@@ -50,6 +88,7 @@ func (o *Options) setDefaults() {
 	if o.InitialMmapSize == 0 {
 		o.InitialMmapSize = 64 << 20
 	}
+	o.InitialMmapSize = int(min(int64(o.InitialMmapSize), o.MaxSize))
 	if o.LockTimeout == 0 {
 		o.LockTimeout = time.Second
 	}
@@ -62,16 +101,27 @@ func (o *Options) setDefaults() {
 type DB struct {
 	bolt        *bolt.DB
 	path        string
+	id          string
+	maxSize     int64
 	quarantined string
+	migrated    int64
 	syncs       syncCounter
 	slow        *SlowSync
+	log         *slog.Logger
+
+	wmu   sync.Mutex         // one writing operation at a time (bbolt's lock is per transaction)
+	tails map[groupKey]*tail // small blocks waiting to be merged; under wmu
+	mu    sync.Mutex
+	used  int64        // stored bytes of all blocks (the sum of counts)
+	freed atomic.Int64 // Settle and SetAside calls that succeeded
 }
 
-// Open opens or creates the buffer at path. A file bbolt cannot open or that
-// fails its consistency check is renamed aside (quarantined) and a fresh
-// buffer is started, so a damaged card never stops the recording; the caller
-// must report Quarantined loudly. A buffer locked by another process is an
-// error wrapping ErrLocked.
+// Open opens or creates the buffer at path. A file that is torn, that bbolt
+// cannot open or that fails its consistency check is renamed aside
+// (quarantined) and a fresh buffer is started, so a damaged card never stops
+// the recording; the caller must report Quarantined loudly. A format-1
+// buffer is converted in place (see migrate.go). A buffer locked by another
+// process is an error wrapping ErrLocked.
 func Open(path string, opts Options) (*DB, error) {
 	opts.setDefaults()
 	slow, err := slowSyncFromEnv()
@@ -81,9 +131,10 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", path, err)
 	}
-	db, err := openChecked(path, opts)
+	d := &DB{path: path, maxSize: opts.MaxSize, slow: slow, log: opts.Logger}
+	err = d.open(opts)
 	if err == nil {
-		return &DB{bolt: db, path: path, slow: slow}, nil
+		return d, nil
 	}
 	if errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) {
 		return nil, err
@@ -94,56 +145,118 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	opts.Logger.Error("buffer was corrupt: quarantined it and started a fresh one",
 		"path", path, "quarantined", aside, "err", err)
-	db, err2 := openChecked(path, opts)
-	if err2 != nil {
-		return nil, fmt.Errorf("buffer %s: fresh buffer after quarantine: %w", path, err2)
+	d = &DB{path: path, maxSize: opts.MaxSize, slow: slow, log: opts.Logger, quarantined: aside}
+	if err := d.open(opts); err != nil {
+		return nil, fmt.Errorf("buffer %s: fresh buffer after quarantine: %w", path, err)
 	}
-	return &DB{bolt: db, path: path, quarantined: aside, slow: slow}, nil
+	return d, nil
 }
 
-func openChecked(path string, opts Options) (db *bolt.DB, err error) {
-	// bbolt panics on some kinds of page corruption rather than erroring.
+// open validates, opens, checks, initialises or migrates the file.
+func (d *DB) open(opts Options) (err error) {
+	if fi, serr := os.Stat(d.path); serr == nil && fi.Mode().IsRegular() {
+		if verr := validateFile(d.path); verr != nil {
+			return fmt.Errorf("buffer %s: %w", d.path, verr)
+		}
+	}
+	// bbolt reads the file through a memory map: turn a fault on a page
+	// the checks above missed into a panic recovered below, not a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			if db != nil {
-				_ = db.Close()
+			if d.bolt != nil {
+				_ = d.bolt.Close()
+				d.bolt = nil
 			}
-			db, err = nil, fmt.Errorf("buffer %s: corrupt: %v", path, r)
+			err = fmt.Errorf("buffer %s: corrupt: %v", d.path, r)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{
+	db, err := bolt.Open(d.path, 0o600, &bolt.Options{
 		Timeout:         opts.LockTimeout,
 		MaxSize:         int(opts.MaxSize),
 		InitialMmapSize: opts.InitialMmapSize,
 		FreelistType:    bolt.FreelistMapType,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("buffer %s: %w", path, ErrLocked)
+		return fmt.Errorf("buffer %s: %w", d.path, ErrLocked)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("buffer %s: %w", path, err)
+		return fmt.Errorf("buffer %s: %w", d.path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if !opts.SkipCheck {
+	d.bolt = db
+	db.NoSync = opts.noSync
+	if !opts.SkipCheck {
+		err = db.View(func(tx *bolt.Tx) error {
 			for cerr := range tx.Check() {
 				return fmt.Errorf("consistency check: %w", cerr)
 			}
+			return nil
+		})
+		if err != nil {
+			_ = db.Close()
+			d.bolt = nil
+			return fmt.Errorf("buffer %s: corrupt: %w", d.path, err)
 		}
-		_, err := tx.CreateBucketIfNotExists(streamsBucket)
-		return err
-	})
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("buffer %s: corrupt: %w", path, err)
 	}
-	return db, nil
+	if err := d.initialise(); err != nil {
+		_ = db.Close()
+		d.bolt = nil
+		return fmt.Errorf("buffer %s: %w", d.path, err)
+	}
+	if err := d.migrateV1(); err != nil {
+		_ = db.Close()
+		d.bolt = nil
+		return fmt.Errorf("buffer %s: convert format 1: %w", d.path, err)
+	}
+	return d.loadCounts()
 }
+
+// initialise creates the buckets and the id of a new file, and reads the id
+// of an existing one.
+func (d *DB) initialise() error {
+	return d.update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		for _, name := range [][]byte{seqsBucket, blocksBucket, legacyBucket, countsBucket} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		if id := meta.Get(keyID); id != nil {
+			if f := meta.Get(keyFormat); len(f) != 1 || f[0] != FormatVersion {
+				return fmt.Errorf("buffer format %v, this lablog reads %d", f, FormatVersion)
+			}
+			d.id = hex.EncodeToString(id)
+			return nil
+		}
+		id := make([]byte, 8)
+		if _, err := rand.Read(id); err != nil {
+			return err
+		}
+		d.id = hex.EncodeToString(id)
+		created := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+		for k, v := range map[string][]byte{string(keyFormat): {FormatVersion}, string(keyID): id, string(keyCreated): created} {
+			if err := meta.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ID is the buffer's random id: 16 hex digits, set when the file was created.
+func (d *DB) ID() string { return d.id }
 
 // Path is the buffer's file.
 func (d *DB) Path() string { return d.path }
 
 // Quarantined is the name a corrupt buffer was renamed to at Open, or "".
 func (d *DB) Quarantined() string { return d.quarantined }
+
+// Migrated is the number of format-1 records converted at Open.
+func (d *DB) Migrated() int64 { return d.migrated }
 
 // Close closes the file.
 func (d *DB) Close() error {
@@ -154,11 +267,22 @@ func (d *DB) Close() error {
 }
 
 // Size is the file's size in bytes.
-func (d *DB) Size() int64 {
-	var n int64
-	_ = d.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
-	return n
+func (d *DB) Size() int64 { return d.fileSize() }
+
+// Used is the number of bytes the stored blocks take, a running count (the
+// file itself never shrinks: bbolt reuses freed pages).
+func (d *DB) Used() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.used
 }
+
+// MaxSize is the cap of the file.
+func (d *DB) MaxSize() int64 { return d.maxSize }
+
+// IsFull reports whether err is a commit refused because the file reached
+// MaxSize.
+func IsFull(err error) bool { return errors.Is(err, bolterrors.ErrMaxSizeReached) }
 
 // Fsyncs is the number of fsyncs the buffer has made since Open.
 func (d *DB) Fsyncs() int64 { return d.syncs.n.Load() }
@@ -188,80 +312,4 @@ func (d *DB) fileSize() int64 {
 		return 0
 	}
 	return fi.Size()
-}
-
-// Append commits recs in one transaction: one fsync pair however many there
-// are. Each record gets the next sequence number of its stream.
-func (d *DB) Append(recs []frame.Record) error {
-	err := d.update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(streamsBucket)
-		buckets := map[string]*bolt.Bucket{}
-		for _, r := range recs {
-			b := buckets[r.Stream]
-			if b == nil {
-				var err error
-				if b, err = root.CreateBucketIfNotExists([]byte(r.Stream)); err != nil {
-					return fmt.Errorf("stream %q: %w", r.Stream, err)
-				}
-				b.FillPercent = 1.0 // keys are appended in order
-				buckets[r.Stream] = b
-			}
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := b.Put(makeKey(frame.Hour(r.Received), seq), encodeValue(r)); err != nil {
-				return fmt.Errorf("stream %q: %w", r.Stream, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("buffer commit: %w", err)
-	}
-	return nil
-}
-
-func makeKey(hour time.Time, seq uint64) []byte {
-	k := make([]byte, 16)
-	binary.BigEndian.PutUint64(k, uint64(hour.Unix()))
-	binary.BigEndian.PutUint64(k[8:], seq)
-	return k
-}
-
-func splitKey(k []byte) (hour time.Time, seq uint64) {
-	return time.Unix(int64(binary.BigEndian.Uint64(k)), 0).UTC(), binary.BigEndian.Uint64(k[8:])
-}
-
-// Value format: version, kind, flags, received (Unix nanoseconds), data.
-const (
-	valueVersion    = 1
-	valueHeader     = 11
-	flagClockSynced = 1
-)
-
-func encodeValue(r frame.Record) []byte {
-	v := make([]byte, valueHeader+len(r.Data))
-	v[0] = valueVersion
-	v[1] = byte(r.Kind)
-	if r.ClockSynced {
-		v[2] |= flagClockSynced
-	}
-	binary.BigEndian.PutUint64(v[3:], uint64(r.Received.UnixNano()))
-	copy(v[valueHeader:], r.Data)
-	return v
-}
-
-// decodeValue copies: bbolt's memory is only valid inside its transaction.
-func decodeValue(stream string, v []byte) (frame.Record, error) {
-	if len(v) < valueHeader || v[0] != valueVersion {
-		return frame.Record{}, fmt.Errorf("stream %q: record of unknown format", stream)
-	}
-	return frame.Record{
-		Stream:      stream,
-		Kind:        frame.Kind(v[1]),
-		ClockSynced: v[2]&flagClockSynced != 0,
-		Received:    time.Unix(0, int64(binary.BigEndian.Uint64(v[3:]))).UTC(),
-		Data:        append([]byte(nil), v[valueHeader:]...),
-	}, nil
 }

@@ -7,6 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,14 +61,36 @@ type scanned struct {
 	rec frame.Record
 }
 
+// group is this buffer's group of stream's hour.
+func group(db *DB, stream string, hour time.Time) Group {
+	return Group{BufferID: db.ID(), Stream: stream, Hour: frame.Hour(hour)}
+}
+
 func scanAll(t *testing.T, db *DB, stream string, hour time.Time) []scanned {
 	t.Helper()
 	var out []scanned
-	if err := db.Scan(stream, hour, func(seq uint64, r frame.Record) error {
+	damaged, err := db.Scan(group(db, stream, hour), 0, ^uint64(0), func(seq uint64, r frame.Record) error {
 		out = append(out, scanned{seq, r})
 		return nil
-	}); err != nil {
+	})
+	if err != nil || len(damaged) > 0 {
+		t.Fatalf("scan: %v, damaged %v", err, damaged)
+	}
+	return out
+}
+
+// hoursOf lists the hours of stream's groups with this buffer's identity.
+func hoursOf(t *testing.T, db *DB, stream string) []time.Time {
+	t.Helper()
+	groups, err := db.Groups()
+	if err != nil {
 		t.Fatal(err)
+	}
+	var out []time.Time
+	for _, g := range groups {
+		if g.Stream == stream && g.BufferID == db.ID() {
+			out = append(out, g.Hour)
+		}
 	}
 	return out
 }
@@ -81,10 +106,7 @@ func TestAppendScanByHour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hours, err := db.Hours("spin30")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hours := hoursOf(t, db, "spin30")
 	h14, h15 := frame.Hour(t0), frame.Hour(t0).Add(time.Hour)
 	if len(hours) != 2 || !hours[0].Equal(h14) || !hours[1].Equal(h15) {
 		t.Fatalf("hours = %v, want [%v %v]", hours, h14, h15)
@@ -97,9 +119,9 @@ func TestAppendScanByHour(t *testing.T) {
 	if got := scanAll(t, db, "spin30", h15); len(got) != 1 || got[0].seq != 2 {
 		t.Fatalf("scan of 15h = %+v", got)
 	}
-	streams, _ := db.Streams()
-	if fmt.Sprint(streams) != "[spin30 spin31]" {
-		t.Fatalf("streams = %v", streams)
+	p, _ := db.Pending()
+	if len(p) != 2 || p[0].Stream != "spin30" || p[0].Records != 3 || !p[0].Oldest.Equal(h14) || p[1].Records != 1 {
+		t.Fatalf("pending = %+v", p)
 	}
 }
 
@@ -110,7 +132,7 @@ func TestSequenceSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Append([]frame.Record{rec("s", t0, "1"), rec("s", t0, "2")})
-	if n, err := db.DeleteRange("s", frame.Hour(t0), 1, 2); err != nil || n != 2 {
+	if n, err := db.Settle(group(db, "s", t0), 1, 2); err != nil || n != 2 {
 		t.Fatalf("delete = %d, %v", n, err)
 	}
 	_ = db.Close()
@@ -156,22 +178,16 @@ func TestCorruptBufferIsQuarantined(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			var recs []frame.Record
-			for i := range 5000 {
-				recs = append(recs, rec(fmt.Sprintf("spin%02d", i%7), t0, fmt.Sprintf(`{"n":%d,"pad":"%0200d"}`, i, i)))
-			}
-			if err := db.Append(recs); err != nil {
-				return err
-			}
-			used := db.Size() // pages in use; the file may be longer
+			fill(t, db, 5000)
 			_ = db.Close()
+			used := highWater(t, path)
 			f, err := os.OpenFile(path, os.O_RDWR, 0)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			// Overwrite pages in the middle of the tree, past the meta pages.
-			_, err = f.WriteAt(bytes.Repeat([]byte{0xA5}, 64<<10), used/2)
+			// Overwrite every page past the meta pages.
+			_, err = f.WriteAt(bytes.Repeat([]byte{0xA5}, int(used-8192)), 8192)
 			return err
 		},
 	}
@@ -200,37 +216,98 @@ func TestCorruptBufferIsQuarantined(t *testing.T) {
 	}
 }
 
-func TestDeleteRangeOnlyTouchesRange(t *testing.T) {
+// fill appends n realistic records over 7 streams in commits of 50.
+func fill(t *testing.T, db *DB, n int) map[string][]frame.Record {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 7))
+	out := map[string][]frame.Record{}
+	var batch []frame.Record
+	for i := range n {
+		s := fmt.Sprintf("spin%02d", i%7)
+		r := rec(s, t0, fmt.Sprintf(`{"user":"u%04d","t":%d,"payload":{"log":"voltage","data":%.6f}}`,
+			rng.IntN(9999), 1764169198000+i*37, rng.Float64()*12))
+		r.Sum = Sum(r.Data)
+		out[s] = append(out[s], r)
+		if batch = append(batch, r); len(batch) == 50 {
+			if err := db.Append(batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := db.Append(batch); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// highWater is the end of the pages in use of a closed buffer file.
+func highWater(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := readMeta(f, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1, err := readMeta(f, int64(m.pageSize)); err == nil && m1.txid > m.txid {
+		m = m1
+	}
+	return int64(m.pgid) * int64(m.pageSize)
+}
+
+func TestSettleOnlyTouchesRange(t *testing.T) {
 	db := openTest(t)
 	var recs []frame.Record
-	for i := range 10000 { // more than one chunk
+	for i := range 10000 { // several blocks
 		recs = append(recs, rec("s", t0.Add(-time.Minute), fmt.Sprint(i)))
 	}
 	recs = append(recs, rec("s", t0.Add(time.Hour), "next hour"), rec("t", t0, "other stream"))
-	if err := db.Append(recs); err != nil {
-		t.Fatal(err)
+	for len(recs) > 0 { // commits of different sizes: blocks of different sizes
+		n := min(len(recs), 1+len(recs)%977)
+		if err := db.Append(recs[:n]); err != nil {
+			t.Fatal(err)
+		}
+		recs = recs[n:]
 	}
-	n, err := db.DeleteRange("s", frame.Hour(t0), 2, 9999)
+	// A range that cuts blocks at both ends.
+	n, err := db.Settle(group(db, "s", t0), 2, 9999)
 	if err != nil || n != 9998 {
-		t.Fatalf("deleted %d, %v; want 9998", n, err)
+		t.Fatalf("settled %d, %v; want 9998", n, err)
 	}
 	got := scanAll(t, db, "s", frame.Hour(t0))
-	if len(got) != 2 || got[0].seq != 1 || got[1].seq != 10000 {
+	if len(got) != 2 || got[0].seq != 1 || got[1].seq != 10000 || string(got[1].rec.Data) != "9999" {
 		t.Fatalf("left %d records: %+v", len(got), got)
 	}
 	p, _ := db.Pending()
 	if len(p) != 2 || p[0].Records != 3 || p[1].Records != 1 {
 		t.Fatalf("pending = %+v", p)
 	}
+	if n, err := db.Settle(group(db, "s", t0), 1, 10000); err != nil || n != 2 {
+		t.Fatalf("settled %d, %v; want the last 2", n, err)
+	}
+	if hours := hoursOf(t, db, "s"); len(hours) != 1 || !hours[0].Equal(frame.Hour(t0.Add(time.Hour))) {
+		t.Fatalf("hours left = %v", hours)
+	}
 }
 
-// TestSimulation drives the buffer with seeded random operations, including
-// clock jumps back and forth, and compares it with an in-memory model.
+// TestSimulation drives the buffer with seeded random operations (appends
+// of any size, clock jumps back and forth, settling random ranges, SetAside
+// never needed, reopening) and compares it with an in-memory model.
 func TestSimulation(t *testing.T) {
-	for seed := uint64(1); seed <= 5; seed++ {
+	for seed := uint64(1); seed <= 8; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed))
-			db := openTest(t)
+			path := filepath.Join(t.TempDir(), "buffer.db")
+			db, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close(); checkFile(t, path) })
+			id := db.ID()
 			type key struct {
 				stream string
 				hour   time.Time
@@ -238,22 +315,35 @@ func TestSimulation(t *testing.T) {
 			model := map[key][]scanned{}
 			next := map[string]uint64{}
 			now := t0
-			streams := []string{"spin30", "spin31", "pend00"}
-			for op := range 300 {
-				switch rng.IntN(10) {
+			streams := []string{"spin30", "spin31", "pend-00"}
+			for op := range 400 {
+				switch rng.IntN(12) {
 				case 0: // the clock jumps (NTP sync, or a bad RTC-less boot)
 					now = now.Add(time.Duration(rng.IntN(7)-3) * time.Hour)
-				case 1, 2: // archive part of an hour
-					s := streams[rng.IntN(len(streams))]
-					hours, err := db.Hours(s)
-					if err != nil || len(hours) == 0 {
+				case 1: // restart
+					if err := db.Close(); err != nil {
+						t.Fatal(err)
+					}
+					if db, err = Open(path, Options{}); err != nil {
+						t.Fatal(err)
+					}
+					if db.ID() != id || db.Quarantined() != "" {
+						t.Fatalf("op %d: reopened as %s (quarantined %q), want id %s", op, db.ID(), db.Quarantined(), id)
+					}
+				case 2, 3: // archive part of an hour
+					var keys []key
+					for k := range model {
+						keys = append(keys, k)
+					}
+					if len(keys) == 0 {
 						continue
 					}
-					h := hours[rng.IntN(len(hours))]
-					k := key{s, h}
+					slices.SortFunc(keys, func(a, b key) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+					k := keys[rng.IntN(len(keys))]
 					list := model[k]
-					first, last := list[0].seq, list[rng.IntN(len(list))].seq
-					n, err := db.DeleteRange(s, h, first, last)
+					i := rng.IntN(len(list))
+					first, last := list[i].seq, list[i+rng.IntN(len(list)-i)].seq
+					n, err := db.Settle(group(db, k.stream, k.hour), first, last)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -263,8 +353,8 @@ func TestSimulation(t *testing.T) {
 							kept = append(kept, e)
 						}
 					}
-					if n != len(list)-len(kept) {
-						t.Fatalf("op %d: deleted %d, model says %d", op, n, len(list)-len(kept))
+					if int(n) != len(list)-len(kept) {
+						t.Fatalf("op %d: settled %d, model says %d", op, n, len(list)-len(kept))
 					}
 					model[k] = kept
 					if len(kept) == 0 {
@@ -272,13 +362,15 @@ func TestSimulation(t *testing.T) {
 					}
 				default:
 					var recs []frame.Record
-					for range rng.IntN(50) + 1 {
-						now = now.Add(time.Duration(rng.IntN(60_000)) * time.Millisecond)
+					for range rng.IntN(200) + 1 {
+						now = now.Add(time.Duration(rng.IntN(20_000)) * time.Millisecond)
 						s := streams[rng.IntN(len(streams))]
-						r := rec(s, now, fmt.Sprintf(`{"op":%d}`, op))
+						r := rec(s, now, fmt.Sprintf(`{"op":%d,"v":%d}`, op, rng.IntN(1000)))
+						r.ClockSynced = rng.IntN(2) == 0
 						recs = append(recs, r)
 						next[s]++
 						k := key{s, frame.Hour(now)}
+						r.Sum = Sum(r.Data)
 						model[k] = append(model[k], scanned{next[s], r})
 					}
 					if err := db.Append(recs); err != nil {
@@ -286,42 +378,30 @@ func TestSimulation(t *testing.T) {
 					}
 				}
 			}
+			var total int
 			for k, want := range model {
 				got := scanAll(t, db, k.stream, k.hour)
 				if len(got) != len(want) {
 					t.Fatalf("%v: %d records, model has %d", k, len(got), len(want))
 				}
 				for i := range want {
-					if got[i].seq != want[i].seq || !bytes.Equal(got[i].rec.Data, want[i].rec.Data) || !got[i].rec.Received.Equal(want[i].rec.Received) {
+					if got[i].seq != want[i].seq || !reflect.DeepEqual(got[i].rec, want[i].rec) {
 						t.Fatalf("%v #%d: got %+v, want %+v", k, i, got[i], want[i])
 					}
 				}
+				total += len(want)
 			}
-			for _, s := range streams {
-				hours, _ := db.Hours(s)
-				for _, h := range hours {
-					if _, ok := model[key{s, h}]; !ok {
-						t.Fatalf("buffer has hour %v of %s the model does not", h, s)
-					}
+			groups, _ := db.Groups()
+			var counted int64
+			for _, g := range groups {
+				if _, ok := model[key{g.Stream, g.Hour}]; !ok {
+					t.Fatalf("buffer has group %v the model does not", g)
 				}
+				counted += g.Records
+			}
+			if counted != int64(total) {
+				t.Fatalf("running counts say %d records, model has %d", counted, total)
 			}
 		})
-	}
-}
-
-func TestHasRange(t *testing.T) {
-	db := openTest(t)
-	_ = db.Append([]frame.Record{rec("s", t0, "1"), rec("s", t0.Add(time.Hour), "2"), rec("s", t0, "3")})
-	h := frame.Hour(t0)
-	for _, c := range []struct {
-		first, last uint64
-		want        bool
-	}{{1, 1, true}, {2, 2, false}, {2, 3, true}, {4, 9, false}, {1, 3, true}} {
-		if got, err := db.HasRange("s", h, c.first, c.last); err != nil || got != c.want {
-			t.Errorf("HasRange(%d,%d) = %v, %v; want %v", c.first, c.last, got, err, c.want)
-		}
-	}
-	if got, _ := db.HasRange("nope", h, 1, 9); got {
-		t.Error("HasRange on an unknown stream")
 	}
 }

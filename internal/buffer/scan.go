@@ -3,177 +3,273 @@ package buffer
 import (
 	"bytes"
 	"fmt"
-	"sort"
-	"time"
+	"os"
+	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/practable/lablog/internal/frame"
 )
 
-// chunk bounds how many records one read or delete transaction handles, so a
-// large backlog never pins memory or holds a transaction open for long.
-const chunk = 4096
+// scanBytes bounds how much stored data one read transaction copies out, so
+// a large backlog never pins memory or holds a transaction open for long.
+var scanBytes = 4 << 20 // a variable so tests can make transactions small
 
-// Streams lists the streams that have buffered records, sorted.
-func (d *DB) Streams() ([]string, error) {
-	var names []string
-	err := d.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(streamsBucket).ForEachBucket(func(k []byte) error {
-			if b := tx.Bucket(streamsBucket).Bucket(k); b.Stats().KeyN > 0 {
-				names = append(names, string(k))
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("buffer streams: %w", err)
-	}
-	sort.Strings(names)
-	return names, nil
+// betweenScans, when set by a test, runs between Scan's transactions.
+var betweenScans func()
+
+// Damaged is a block whose checksum failed: it is never archived as
+// genuine. The compactor sets it aside with SetAside.
+type Damaged struct {
+	Key     []byte
+	Value   []byte // the stored bytes, as found
+	Records int64  // what its header claims (it may be damaged too)
+	Err     error
 }
 
-// Hours lists the hours of stream that hold records, oldest first.
-func (d *DB) Hours(stream string) ([]time.Time, error) {
-	var hours []time.Time
-	err := d.bolt.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(streamsBucket).Bucket([]byte(stream))
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil; {
-			h, _ := splitKey(k)
-			hours = append(hours, h)
-			k, _ = c.Seek(makeKey(h.Add(time.Hour), 0))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("buffer hours of %s: %w", stream, err)
-	}
-	return hours, nil
-}
-
-// Scan calls fn for every record of stream in hour, in sequence order. It
-// reads in chunks of short transactions; records committed meanwhile with a
-// later sequence number may be included.
-func (d *DB) Scan(stream string, hour time.Time, fn func(seq uint64, r frame.Record) error) error {
-	from := makeKey(hour, 0)
-	end := makeKey(hour.Add(time.Hour), 0)
-	for {
-		type entry struct {
-			seq uint64
-			rec frame.Record
-		}
-		var batch []entry
+// Scan calls fn for every record of g with a seq in [first, last], in seq
+// order, after checking its checksums. Damaged blocks are skipped and
+// returned. It reads in short transactions; records committed meanwhile
+// may be included. Each transaction goes on from the block that holds the
+// next seq wanted, so blocks merged or cut in between never make it skip a
+// record.
+func (d *DB) Scan(g Group, first, last uint64, fn func(seq uint64, r frame.Record) error) ([]Damaged, error) {
+	gk := d.keyOf(g)
+	var damaged []Damaged
+	next := first // the lowest seq not yet passed
+	for more := true; more; {
+		type stored struct{ k, v []byte }
+		var batch []stored
+		more = false
 		err := d.bolt.View(func(tx *bolt.Tx) error {
-			b := tx.Bucket(streamsBucket).Bucket([]byte(stream))
+			b := streamBucket(tx, gk)
 			if b == nil {
 				return nil
 			}
 			c := b.Cursor()
-			for k, v := c.Seek(from); k != nil && bytes.Compare(k, end) < 0 && len(batch) < chunk; k, v = c.Next() {
-				_, seq := splitKey(k)
-				r, err := decodeValue(stream, v)
-				if err != nil {
-					return err
+			from := blockKey(g.Hour, next)
+			k, v := c.Seek(from)
+			if k == nil || !inGroup(k, gk) || seqOf(k) > next {
+				// The block holding next, if any, starts before it.
+				if pk, pv := c.Prev(); pk != nil && inGroup(pk, gk) {
+					k, v = pk, pv
+				} else {
+					k, v = c.Seek(from)
 				}
-				batch = append(batch, entry{seq, r})
+			}
+			size := 0
+			for ; k != nil && inGroup(k, gk) && seqOf(k) <= last; k, v = c.Next() {
+				if size >= scanBytes {
+					more = true
+					break
+				}
+				batch = append(batch, stored{append([]byte(nil), k...), append([]byte(nil), v...)})
+				size += len(v)
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("buffer scan %s %s: %w", stream, hour.Format(time.RFC3339), err)
+			return damaged, fmt.Errorf("buffer scan %s: %w", g, err)
 		}
-		for _, e := range batch {
-			if err := fn(e.seq, e.rec); err != nil {
-				return err
-			}
-		}
-		if len(batch) < chunk {
-			return nil
-		}
-		from = makeKey(hour, batch[len(batch)-1].seq+1)
-	}
-}
-
-// DeleteRange removes the records of stream in hour whose sequence numbers
-// lie in [first, last], returning how many it removed.
-func (d *DB) DeleteRange(stream string, hour time.Time, first, last uint64) (int, error) {
-	total := 0
-	for {
-		n := 0
-		err := d.update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(streamsBucket).Bucket([]byte(stream))
-			if b == nil {
-				return nil
-			}
-			end := makeKey(hour, last)
-			c := b.Cursor()
-			for k, _ := c.Seek(makeKey(hour, first)); k != nil && bytes.Compare(k, end) <= 0 && n < chunk; k, _ = c.Seek(makeKey(hour, first)) {
-				if err := c.Delete(); err != nil {
-					return err
+		for _, s := range batch {
+			bf := seqOf(s.k)
+			recs, err := decodeBlock(g.Stream, s.k, s.v)
+			if err != nil {
+				if bf >= next || len(damaged) == 0 || !bytes.Equal(damaged[len(damaged)-1].Key, s.k) {
+					damaged = append(damaged, Damaged{Key: s.k, Value: s.v, Records: blockCount(s.v), Err: err})
 				}
-				n++
+				next = max(next, bf+1)
+				continue
 			}
-			return nil
-		})
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("buffer delete %s %s [%d,%d]: %w", stream, hour.Format(time.RFC3339), first, last, err)
+			for i, r := range recs {
+				seq := bf + uint64(i)
+				if seq < next || seq > last {
+					continue
+				}
+				if err := fn(seq, r); err != nil {
+					return damaged, err
+				}
+				next = seq + 1
+			}
+			next = max(next, bf+uint64(len(recs)))
 		}
-		if n < chunk {
-			return total, nil
+		if next > last {
+			break
+		}
+		if betweenScans != nil {
+			betweenScans()
 		}
 	}
+	return damaged, nil
 }
 
-// Pending describes what one stream has waiting in the buffer.
-type Pending struct {
-	Stream  string
-	Records int
-	Oldest  time.Time // hour of the oldest record
-}
+func seqOf(k []byte) uint64 { _, s := splitKey(k); return s }
 
-// Pending reports, per stream, how many records wait for the archive.
-func (d *DB) Pending() ([]Pending, error) {
-	var out []Pending
-	err := d.bolt.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(streamsBucket)
-		return root.ForEachBucket(func(name []byte) error {
-			b := root.Bucket(name)
-			n := b.Stats().KeyN
-			if n == 0 {
-				return nil
-			}
-			k, _ := b.Cursor().First()
-			h, _ := splitKey(k)
-			out = append(out, Pending{Stream: string(name), Records: n, Oldest: h})
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("buffer pending: %w", err)
-	}
-	return out, nil
-}
-
-// HasRange reports whether any record of stream in hour has a sequence number
-// in [first, last].
-func (d *DB) HasRange(stream string, hour time.Time, first, last uint64) (bool, error) {
-	found := false
-	err := d.bolt.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(streamsBucket).Bucket([]byte(stream))
+// Settle removes the records of g with a seq in [first, last], once they
+// are safely in the archive. A block that reaches past last is cut there
+// and its remainder kept. Damaged blocks are left alone (see SetAside).
+// It returns how many records it removed.
+func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
+	gk := d.keyOf(g)
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	delete(d.tails, gk) // the blocks a tail names may change here
+	var removed, used int64
+	err := d.update(func(tx *bolt.Tx) error {
+		b := streamBucket(tx, gk)
 		if b == nil {
 			return nil
 		}
-		k, _ := b.Cursor().Seek(makeKey(hour, first))
-		found = k != nil && bytes.Compare(k, makeKey(hour, last)) <= 0
-		return nil
+		led := ledger{}
+		type change struct {
+			del  []byte
+			put  []byte
+			v    []byte
+			recs int64
+		}
+		var changes []change
+		c := b.Cursor()
+		for k, v := c.Seek(blockKey(g.Hour, 0)); k != nil && inGroup(k, gk); k, v = c.Next() {
+			_, bf := splitKey(k)
+			if bf > last {
+				break
+			}
+			recs, err := decodeBlock(g.Stream, k, v)
+			if err != nil {
+				continue
+			}
+			bl := bf + uint64(len(recs)) - 1
+			if bl < first {
+				continue
+			}
+			ch := change{del: append([]byte(nil), k...)}
+			lo, hi := max(first, bf)-bf, min(last, bl)-bf // indexes removed
+			led.add(gk, -int64(len(recs)), -int64(len(v)))
+			ch.recs = int64(hi - lo + 1)
+			changes = append(changes, ch)
+			// Keep what lies outside [first, last] as blocks of their own.
+			keep := func(from uint64, part []frame.Record) {
+				nk := blockKey(g.Hour, from)
+				nv := encodeBlock(nk, part)
+				changes = append(changes, change{put: nk, v: nv})
+				led.add(gk, int64(len(part)), int64(len(nv)))
+			}
+			if lo > 0 {
+				keep(bf, recs[:lo])
+			}
+			if hi+1 < uint64(len(recs)) {
+				keep(bf+hi+1, recs[hi+1:])
+			}
+		}
+		// Apply after the walk: the cursor must not see its own changes.
+		for _, ch := range changes {
+			if ch.del != nil {
+				if err := b.Delete(ch.del); err != nil {
+					return err
+				}
+				removed += ch.recs
+			}
+		}
+		for _, ch := range changes {
+			if ch.put != nil {
+				if err := b.Put(ch.put, ch.v); err != nil {
+					return err
+				}
+			}
+		}
+		var err error
+		used, err = led.write(tx)
+		return err
+	})
+	if err == nil {
+		d.freed.Add(1)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("buffer settle %s [%d,%d]: %w", g, first, last, err)
+	}
+	d.addUsed(used)
+	return removed, nil
+}
+
+// DamagedDir is where SetAside keeps damaged blocks: next to the buffer.
+func (d *DB) DamagedDir() string { return filepath.Join(filepath.Dir(d.path), "damaged") }
+
+// SetAside writes a damaged block's stored bytes to a file in DamagedDir
+// (synced), then removes the block from the buffer, so it is kept for
+// inspection but never archived as genuine. It returns the file's path.
+func (d *DB) SetAside(g Group, dm Damaged) (string, error) {
+	gk := d.keyOf(g)
+	path := d.asidePath(g, dm.Key)
+	if err := writeSynced(path, dm.Value); err != nil {
+		return "", fmt.Errorf("buffer set aside %s: %w", g, err)
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	delete(d.tails, gk)
+	var used int64
+	err := d.update(func(tx *bolt.Tx) error {
+		b := streamBucket(tx, gk)
+		if b == nil {
+			return nil
+		}
+		v := b.Get(dm.Key)
+		if v == nil {
+			return nil
+		}
+		led := ledger{}
+		led.add(gk, -blockCount(v), -int64(len(v)))
+		if err := b.Delete(dm.Key); err != nil {
+			return err
+		}
+		var err error
+		used, err = led.write(tx)
+		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("buffer %s: %w", stream, err)
+		return "", fmt.Errorf("buffer set aside %s: %w", g, err)
 	}
-	return found, nil
+	d.freed.Add(1)
+	d.addUsed(used)
+	return path, nil
+}
+
+func (d *DB) asidePath(g Group, key []byte) string {
+	id := g.BufferID
+	if id == "" {
+		id = "legacy"
+	}
+	return filepath.Join(d.DamagedDir(), fmt.Sprintf("%s-%s-%s-%x.block", g.Stream, g.Hour.UTC().Format("20060102T15"), id, key))
+}
+
+func writeSynced(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// Records counts the records of g that decode.
+func (d *DB) Records(g Group) (int64, error) {
+	var n int64
+	_, err := d.Scan(g, 0, ^uint64(0), func(uint64, frame.Record) error { n++; return nil })
+	return n, err
 }

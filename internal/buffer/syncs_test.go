@@ -87,7 +87,7 @@ func fsyncHelper(path string) int {
 			return 1
 		}
 	}
-	if _, err := db.DeleteRange("s0", frame.Hour(t0), 1, 100); err != nil {
+	if _, err := db.Settle(group(db, "s0", t0), 1, 100); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

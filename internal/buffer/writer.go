@@ -29,14 +29,22 @@ type Writer struct {
 	OnCommit func(records int, took time.Duration)
 	// OnFailure, when set before Run, is called after each failed commit.
 	OnFailure func(err error)
+	// OnRefused, when set before Run, is told how many frames were refused
+	// because the buffer was full: when a batch is refused, and at the next
+	// commit for those refused at Enqueue meanwhile.
+	OnRefused func(n int64)
+	reported  int64 // refusals passed to OnRefused; writer goroutine only
 
-	dropped    atomic.Int64
-	committed  atomic.Int64
-	commits    atomic.Int64
-	failures   atomic.Int64
-	lastCommit atomic.Int64 // Unix nanoseconds of the last successful commit
-	mu         sync.Mutex
-	lastErr    string
+	dropped     atomic.Int64
+	refused     atomic.Int64 // frames refused because the buffer was full
+	full        atomic.Bool  // the last commit hit MaxSize
+	freedAtFull atomic.Int64
+	committed   atomic.Int64
+	commits     atomic.Int64
+	failures    atomic.Int64
+	lastCommit  atomic.Int64 // Unix nanoseconds of the last successful commit
+	mu          sync.Mutex
+	lastErr     string
 }
 
 // NewWriter makes a writer for db with a queue of size records.
@@ -53,9 +61,21 @@ func NewWriter(db *DB, size int, log *slog.Logger) *Writer {
 	}
 }
 
-// Enqueue queues r for the next commit. It returns false, and counts the
-// drop, when the queue is full.
+// Enqueue queues r for the next commit, taking its checksum first: from
+// here to the archive its bytes are checked. It returns false, and counts
+// the drop, when the queue is full, or while the buffer is full (then the
+// drop is also counted as refused): the source marks the gap with an
+// Overflow record once frames are accepted again.
 func (w *Writer) Enqueue(r frame.Record) bool {
+	r.Sum = Sum(r.Data)
+	if w.full.Load() {
+		if w.db.freed.Load() == w.freedAtFull.Load() {
+			w.refused.Add(1)
+			w.dropped.Add(1)
+			return false
+		}
+		w.full.Store(false) // the compactor made room: try again
+	}
 	select {
 	case w.queue <- r:
 		return true
@@ -120,9 +140,27 @@ func (w *Writer) commit(batch []frame.Record) {
 			w.commits.Add(1)
 			w.lastCommit.Store(time.Now().UnixNano())
 			w.setErr("")
+			w.reportRefused()
 			if w.OnCommit != nil {
 				w.OnCommit(len(batch), took)
 			}
+			return
+		}
+		if IsFull(err) {
+			// Holding the batch would stall every stream until the
+			// compactor makes room: refuse it, and new frames, loudly.
+			w.freedAtFull.Store(w.db.freed.Load())
+			w.full.Store(true)
+			w.refused.Add(int64(len(batch)))
+			w.dropped.Add(int64(len(batch)))
+			w.failures.Add(1)
+			w.setErr(err.Error())
+			w.log.Error("buffer full: refusing frames until the compactor makes room", "refused", len(batch),
+				"max_size", w.db.MaxSize())
+			if w.OnFailure != nil {
+				w.OnFailure(err)
+			}
+			w.reportRefused()
 			return
 		}
 		w.failures.Add(1)
@@ -144,6 +182,15 @@ func (w *Writer) commit(batch []frame.Record) {
 	}
 }
 
+func (w *Writer) reportRefused() {
+	if n := w.refused.Load(); n > w.reported {
+		if w.OnRefused != nil {
+			w.OnRefused(n - w.reported)
+		}
+		w.reported = n
+	}
+}
+
 func (w *Writer) setErr(s string) {
 	w.mu.Lock()
 	w.lastErr = s
@@ -161,6 +208,8 @@ type WriterStats struct {
 	Queued     int
 	QueueCap   int
 	Dropped    int64
+	Refused    int64 // of Dropped, refused because the buffer was full
+	Full       bool  // new frames are refused until the compactor makes room
 	Committed  int64 // records committed since start
 	Commits    int64
 	Fsyncs     int64 // fsyncs of the buffer file since it was opened
@@ -178,6 +227,8 @@ func (w *Writer) Stats() WriterStats {
 		Queued:    len(w.queue),
 		QueueCap:  cap(w.queue),
 		Dropped:   w.dropped.Load(),
+		Refused:   w.refused.Load(),
+		Full:      w.full.Load(),
 		Committed: w.committed.Load(),
 		Commits:   w.commits.Load(),
 		Fsyncs:    w.db.Fsyncs(),

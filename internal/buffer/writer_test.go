@@ -2,6 +2,8 @@ package buffer
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -92,27 +94,97 @@ func TestWriterCountsOverflow(t *testing.T) {
 }
 
 func TestWriterHoldsRecordsWhileCommitsFail(t *testing.T) {
-	db := openTest(t)
-	w := NewWriter(db, 100, nil)
-	// A record too large for MaxSize fails every commit; the writer must keep
-	// it and report, and still drain the rest at Stop.
-	_ = db.Close()
-	small, err := Open(db.Path(), Options{MaxSize: 64 << 10, InitialMmapSize: 32 << 10})
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	db, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer small.Close()
-	w.db = small
+	w := NewWriter(db, 100, nil)
 	failed := make(chan error, 100)
 	w.OnFailure = func(err error) { failed <- err }
-	w.Enqueue(rec("s", t0, string(make([]byte, 1<<20))))
+	_ = db.Close() // every commit fails, but not because the buffer is full
+	w.Enqueue(rec("s", t0, "held"))
 	go w.Run()
-	if err := <-failed; !strings.Contains(err.Error(), "maximum") {
-		t.Errorf("failure = %v, want the size limit named", err)
+	if err := <-failed; !strings.Contains(err.Error(), "not open") {
+		t.Errorf("failure = %v, want the cause named", err)
+	}
+	if err := <-failed; err == nil {
+		t.Error("no retry")
 	}
 	st := w.Stats()
-	if st.Committed != 0 || st.LastError == "" {
-		t.Fatalf("stats = %+v, want a reported failure", st)
+	if st.Committed != 0 || st.LastError == "" || st.Refused != 0 || st.Dropped != 0 {
+		t.Fatalf("stats = %+v, want a held batch and a reported failure", st)
 	}
 	w.Stop()
+}
+
+func TestWriterRefusesWhenFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	db, err := Open(path, Options{MaxSize: 1 << 20, InitialMmapSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := NewWriter(db, 1000, nil)
+	failed := make(chan error, 100)
+	w.OnFailure = func(err error) { failed <- err }
+	committed := make(chan int, 100)
+	w.OnCommit = func(n int, _ time.Duration) { committed <- n }
+	go w.Run()
+	defer w.Stop()
+	noise := func(n int) string { // incompressible, like a full card's worth of frames
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rand.Uint32())
+		}
+		return string(b)
+	}
+	// Fill it: commits of 200 KiB until one is refused.
+	var accepted int
+	for i := 0; ; i++ {
+		if i > 20 {
+			t.Fatal("a 1 MiB buffer took 4 MiB")
+		}
+		if !w.Enqueue(rec("s", t0, noise(200<<10))) {
+			t.Fatal("refused before any commit failed")
+		}
+		select {
+		case <-committed:
+			accepted++
+			continue
+		case err := <-failed:
+			if !IsFull(err) {
+				t.Fatalf("failure %v, want the buffer full", err)
+			}
+		}
+		break
+	}
+	st := w.Stats()
+	if !st.Full || st.Refused != 1 || st.Dropped != 1 || st.Committed != int64(accepted) {
+		t.Fatalf("stats = %+v after %d accepted, want full with 1 refused", st, accepted)
+	}
+	if w.Enqueue(rec("s", t0, "new")) {
+		t.Fatal("a full buffer accepted a frame")
+	}
+	if st := w.Stats(); st.Refused != 2 {
+		t.Fatalf("refused = %d, want 2", st.Refused)
+	}
+	// Nothing recorded before is lost, and once the hour is archived
+	// (settled), frames are taken again.
+	g := group(db, "s", t0)
+	if n, err := db.Records(g); err != nil || n != int64(accepted) {
+		t.Fatalf("buffer holds %d, %v; want the %d accepted", n, err, accepted)
+	}
+	if _, err := db.Settle(g, 1, ^uint64(0)); err != nil {
+		t.Fatal(err)
+	}
+	if !w.Enqueue(rec("s", t0, "after")) {
+		t.Fatal("refused after the compactor made room")
+	}
+	if n := <-committed; n != 1 {
+		t.Fatalf("committed %d", n)
+	}
+	if st := w.Stats(); st.Full {
+		t.Fatalf("still full: %+v", st)
+	}
 }

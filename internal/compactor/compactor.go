@@ -1,8 +1,17 @@
 // Package compactor moves closed hours from the buffer into the archive:
-// one Parquet file per stream and hour, published atomically and verified
-// before the hour is deleted from the buffer. A crash at any point is
-// repaired on the next run, because file names carry the sequence range they
-// hold: a file already covering buffered records is verified, not rewritten.
+// one Parquet file per group (stream, hour and record identity), published
+// atomically and verified before its records leave the buffer.
+//
+// Crash repair decides "already archived" by content, never by sequence
+// ranges alone: a file of the same stream, hour and buffer id whose range
+// holds buffered records settles them only when the checksum of exactly
+// those buffered frames equals the file's. Records of a fresh buffer have a
+// new buffer id, so they can never be mistaken for older, archived ones.
+//
+// The drive is held open for a run and checked again before every file and
+// before every removal from the buffer, so a drive pulled mid-run fails the
+// file instead of writing to the SD card, and nothing leaves the buffer that
+// is not on the drive.
 package compactor
 
 import (
@@ -19,7 +28,17 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/failpoint"
+	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/frame"
+)
+
+// Failpoints of a run, in order.
+const (
+	// FailBeforeFile is hit before each group is archived.
+	FailBeforeFile = "compact-before-file"
+	// FailAfterPublish is hit between a file's publication and the removal
+	// of its records from the buffer.
+	FailAfterPublish = "compact-after-publish-before-delete"
 )
 
 // Options configure a Compactor.
@@ -36,6 +55,9 @@ type Options struct {
 	// OnResult, when set, is called after every run with its result, so
 	// metrics see each run rather than sampling Last.
 	OnResult func(Result)
+	// Fault, when set, is told of what must not go unnoticed: damaged
+	// records set aside, an archive file whose content conflicts.
+	Fault func(kind fault.Kind, detail string, count int64)
 }
 
 // Result describes one run.
@@ -45,6 +67,8 @@ type Result struct {
 	Files    int   // files published
 	Records  int   // buffer records moved to the archive
 	Bytes    int64 // bytes of published files
+	SetAside int64 // records in damaged blocks, set aside instead of archived
+	Early    bool  // the buffer passed half its size: open hours were archived too
 	Err      error // the first error; the run goes on with other hours after one
 }
 
@@ -58,6 +82,7 @@ type Compactor struct {
 	mu      sync.Mutex
 	last    Result
 	cleaned bool
+	early   time.Time // when TriggerIfFull last fired
 }
 
 // New makes a compactor for db.
@@ -83,6 +108,29 @@ func (c *Compactor) Trigger() {
 	case c.trigger <- struct{}{}:
 	default:
 	}
+}
+
+// TriggerIfFull asks for a run now when the buffer holds more than half of
+// its maximum size, at most once per Retry: that run archives the open hours
+// too (early part files), before the buffer fills and frames are refused.
+func (c *Compactor) TriggerIfFull() {
+	if !c.full() {
+		return
+	}
+	c.mu.Lock()
+	now := c.opts.Now()
+	fire := now.Sub(c.early) >= c.opts.Retry
+	if fire {
+		c.early = now
+	}
+	c.mu.Unlock()
+	if fire {
+		c.Trigger()
+	}
+}
+
+func (c *Compactor) full() bool {
+	return c.db.MaxSize() > 0 && c.db.Used() >= c.db.MaxSize()/2
 }
 
 // Last is the result of the latest finished run.
@@ -152,18 +200,20 @@ func (c *Compactor) RunOnce(ctx context.Context) Result {
 }
 
 func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
-	streams, err := c.db.Streams()
+	groups, err := c.db.Groups()
 	if err != nil {
 		return err
 	}
-	if len(streams) == 0 {
+	if len(groups) == 0 {
 		return nil
 	}
-	if err := archive.CheckTarget(c.opts.Root, c.opts.Require); err != nil {
+	root, err := archive.OpenRoot(c.opts.Root, c.opts.Require)
+	if err != nil {
 		return err
 	}
+	defer root.Close()
 	if !c.cleaned {
-		n, err := archive.CleanTemp(c.opts.Root)
+		n, err := archive.CleanTemp(root.Path())
 		if err != nil {
 			return err
 		}
@@ -172,28 +222,28 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 		}
 		c.cleaned = true
 	}
+	res.Early = c.full()
+	if res.Early {
+		c.opts.Logger.Warn("buffer past half its maximum size: archiving the open hours early",
+			"used", c.db.Used(), "max_size", c.db.MaxSize())
+	}
 	var first error
 	now := c.opts.Now()
-	for _, stream := range streams {
-		hours, err := c.db.Hours(stream)
-		if err != nil {
+	for _, g := range groups {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		for _, hour := range hours {
-			if err := ctx.Err(); err != nil {
-				return err
+		if !res.Early && !c.closed(g.Hour, now) {
+			continue
+		}
+		failpoint.Hit(FailBeforeFile)
+		if err := c.compactGroup(ctx, root, g, res); err != nil {
+			if first == nil {
+				first = err
 			}
-			if !c.closed(hour, now) {
-				continue
-			}
-			if err := c.compactHour(ctx, stream, hour, res); err != nil {
-				if first == nil {
-					first = err
-				}
-				// A full or missing drive fails every hour alike: stop early.
-				if isDriveError(err) {
-					return first
-				}
+			// A full, missing or replaced drive fails every group alike.
+			if isDriveError(err) {
+				return first
 			}
 		}
 	}
@@ -204,101 +254,160 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 // other hours is pointless, from errors of one hour.
 func isDriveError(err error) bool {
 	var target *archive.TargetError
-	return errors.As(err, &target) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EROFS)
+	return errors.As(err, &target) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EROFS) ||
+		errors.Is(err, syscall.EIO)
 }
 
-// compactHour moves one (stream, hour) to the archive.
-func (c *Compactor) compactHour(ctx context.Context, stream string, hour time.Time, res *Result) error {
-	if err := c.reconcile(stream, hour); err != nil {
+// compactGroup moves one group to the archive.
+func (c *Compactor) compactGroup(ctx context.Context, root *archive.Root, g buffer.Group, res *Result) error {
+	wrap := func(err error) error { return fmt.Errorf("compact %s: %w", g, err) }
+	if done, err := c.reconcile(root, g); err != nil || done {
 		return err
 	}
-	w, err := archive.Create(c.opts.Root, stream, hour, archive.Options{RowGroupRows: c.opts.RowGroupRows})
+	w, err := root.Create(g.Stream, g.Hour, archive.Options{RowGroupRows: c.opts.RowGroupRows, BufferID: g.BufferID})
 	if err != nil {
-		return fmt.Errorf("compact %s %s: %w", stream, hourName(hour), err)
+		return wrap(err)
 	}
+	defer w.Abort()
 	n := 0
-	err = c.db.Scan(stream, hour, func(seq uint64, r frame.Record) error {
+	damaged, err := c.db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		n++
 		return w.Add(archive.Entry{Seq: seq, Rec: r})
 	})
-	if err != nil || n == 0 {
-		w.Abort()
-		if err != nil {
-			return fmt.Errorf("compact %s %s: %w", stream, hourName(hour), err)
-		}
-		return nil
+	if err != nil {
+		return wrap(err)
 	}
+	if n > 0 {
+		if err := c.publish(root, w, g, res); err != nil {
+			return err
+		}
+		res.Records += n
+	}
+	return c.setAside(root, g, damaged, res)
+}
+
+// publish finishes the file, verifies it, and settles its records.
+func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Group, res *Result) error {
+	wrap := func(err error) error { return fmt.Errorf("compact %s: %w", g, err) }
 	path, err := w.Publish()
 	if errors.Is(err, archive.ErrExists) {
-		// Published before a crash, and new records came since reconcile
-		// looked: settle it the same way.
-		return c.reconcile(stream, hour)
+		// Published before a crash, and more records came since reconcile
+		// looked; or a conflict, which reconcile reports.
+		_, err := c.reconcile(root, g)
+		return err
 	}
 	if err != nil {
-		return fmt.Errorf("compact %s %s: %w", stream, hourName(hour), err)
+		return wrap(err)
 	}
 	meta, err := archive.Verify(path)
 	if err != nil {
-		return fmt.Errorf("compact %s %s: published file does not verify: %w", stream, hourName(hour), err)
+		return wrap(fmt.Errorf("published file does not verify: %w", err))
 	}
-	failpoint.Hit("compact-after-publish-before-delete")
-	if _, err := c.db.DeleteRange(stream, hour, meta.FirstSeq, meta.LastSeq); err != nil {
-		return fmt.Errorf("compact %s %s: %w", stream, hourName(hour), err)
+	failpoint.Hit(FailAfterPublish)
+	if err := c.settle(root, g, meta.FirstSeq, meta.LastSeq); err != nil {
+		return err
 	}
 	res.Files++
-	res.Records += n
 	if st, err := os.Stat(path); err == nil {
 		res.Bytes += st.Size()
 	}
 	return nil
 }
 
-// reconcile deletes from the buffer the records of (stream, hour) that an
-// existing, verified archive file already holds: a crash between publish and
-// delete leaves exactly that. A file that does not verify is set aside and
-// its records are archived again.
-func (c *Compactor) reconcile(stream string, hour time.Time) error {
-	dir := archive.PartitionDir(c.opts.Root, stream, hour)
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// settle removes archived records from the buffer, after making sure the
+// drive that holds them is still the one the run started with.
+func (c *Compactor) settle(root *archive.Root, g buffer.Group, first, last uint64) error {
+	if err := root.Check(); err != nil {
+		return fmt.Errorf("compact %s: records stay in the buffer: %w", g, err)
 	}
-	if err != nil {
-		return fmt.Errorf("compact %s %s: %w", stream, hourName(hour), err)
-	}
-	for _, e := range entries {
-		s, h, first, last, ok := archive.ParseFileName(e.Name())
-		if !ok || s != stream || !h.Equal(hour) {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		held, err := c.db.HasRange(stream, hour, first, last)
-		if err != nil {
-			return err
-		}
-		if !held {
-			continue
-		}
-		if _, err := archive.Verify(path); err != nil {
-			aside := path + ".bad"
-			c.opts.Logger.Error("archive file does not verify; setting it aside and archiving its records again",
-				"file", path, "aside", aside, "err", err)
-			if err := os.Rename(path, aside); err != nil {
-				return fmt.Errorf("compact %s %s: set aside %s: %w", stream, hourName(hour), path, err)
-			}
-			continue
-		}
-		n, err := c.db.DeleteRange(stream, hour, first, last)
-		if err != nil {
-			return err
-		}
-		c.opts.Logger.Warn("found records already archived by an interrupted compaction; removed them from the buffer",
-			"file", path, "records", n)
+	if _, err := c.db.Settle(g, first, last); err != nil {
+		return fmt.Errorf("compact %s: %w", g, err)
 	}
 	return nil
 }
 
-func hourName(h time.Time) string { return h.UTC().Format("2006-01-02T15") }
+// setAside keeps damaged blocks out of the archive: they are written next to
+// the buffer for inspection, counted and reported.
+func (c *Compactor) setAside(root *archive.Root, g buffer.Group, damaged []buffer.Damaged, res *Result) error {
+	for _, dm := range damaged {
+		path, err := c.db.SetAside(g, dm)
+		if err != nil {
+			return fmt.Errorf("compact %s: %w", g, err)
+		}
+		res.SetAside += dm.Records
+		c.opts.Logger.Error("DAMAGED RECORDS in the buffer: set aside, not archived",
+			"group", g.String(), "records", dm.Records, "file", path, "err", dm.Err)
+		if c.opts.Fault != nil {
+			c.opts.Fault(fault.RecordsSetAside, fmt.Sprintf("%s: %d records in a damaged block kept at %s", g, dm.Records, path), dm.Records)
+		}
+	}
+	return nil
+}
+
+// reconcile looks for files of g's stream, hour and identity whose range
+// holds records still in the buffer: a crash between publish and settle
+// leaves exactly that. Records whose exact frames the file holds (same
+// checksum, same count) are settled. A file that does not verify is set
+// aside and its records archived again. A verified file whose content
+// differs is a conflict: nothing is removed, the group is left in the
+// buffer (done = true) and the conflict reported for a person to look at.
+func (c *Compactor) reconcile(root *archive.Root, g buffer.Group) (done bool, err error) {
+	dir := archive.PartitionDir(root.Path(), g.Stream, g.Hour)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("compact %s: %w", g, err)
+	}
+	for _, e := range entries {
+		name, ok := archive.ParseFileName(e.Name())
+		if !ok || name.Stream != g.Stream || !name.Hour.Equal(g.Hour) || name.BufferID != g.BufferID {
+			continue
+		}
+		sum, count := archive.NewChecksum(), int64(0)
+		if _, err := c.db.Scan(g, name.First, name.Last, func(seq uint64, r frame.Record) error {
+			sum.Add(seq, r.Kind, r.Data)
+			count++
+			return nil
+		}); err != nil {
+			return false, fmt.Errorf("compact %s: %w", g, err)
+		}
+		if count == 0 {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		meta, err := archive.Verify(path)
+		if err != nil {
+			if err := root.Check(); err != nil {
+				return false, fmt.Errorf("compact %s: %w", g, err)
+			}
+			aside := path + ".bad"
+			c.opts.Logger.Error("archive file does not verify; setting it aside and archiving its records again",
+				"file", path, "aside", aside, "err", err)
+			if err := os.Rename(path, aside); err != nil {
+				return false, fmt.Errorf("compact %s: set aside %s: %w", g, path, err)
+			}
+			continue
+		}
+		if meta.Checksum != sum.String() || meta.Frames != count {
+			c.opts.Logger.Error("IDENTITY CONFLICT: an archive file names records of this buffer but holds other frames; "+
+				"keeping the records in the buffer", "group", g.String(), "file", path,
+				"file_frames", meta.Frames, "buffer_frames", count)
+			if c.opts.Fault != nil {
+				c.opts.Fault(fault.IdentityConflict, fmt.Sprintf("%s: %s holds other frames than the buffer's %d records with these seqs",
+					g, path, count), count)
+			}
+			return true, nil
+		}
+		if err := c.settle(root, g, name.First, name.Last); err != nil {
+			return false, err
+		}
+		c.opts.Logger.Warn("found records already archived by an interrupted compaction; removed them from the buffer",
+			"file", path, "records", count)
+	}
+	return false, nil
+}

@@ -67,6 +67,11 @@ func (f *fixture) record(at time.Time, n int, streams ...string) {
 	}
 }
 
+// group is the fixture buffer's group of stream's hour.
+func (f *fixture) group(stream string, hour time.Time) buffer.Group {
+	return buffer.Group{BufferID: f.db.ID(), Stream: stream, Hour: frame.Hour(hour)}
+}
+
 func (f *fixture) pending() int {
 	p, err := f.db.Pending()
 	if err != nil {
@@ -153,11 +158,11 @@ func TestCrashBetweenPublishAndDelete(t *testing.T) {
 	f := newFixture(t)
 	h := frame.Hour(t0.Add(-2 * time.Hour))
 	f.record(h, 30, "spin30")
-	w, err := archive.Create(f.root, "spin30", h, archive.Options{})
+	w, err := archive.Create(f.root, "spin30", h, archive.Options{BufferID: f.db.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.db.Scan("spin30", h, func(seq uint64, r frame.Record) error {
+	if _, err := f.db.Scan(f.group("spin30", h), 0, ^uint64(0), func(seq uint64, r frame.Record) error {
 		return w.Add(archive.Entry{Seq: seq, Rec: r})
 	}); err != nil {
 		t.Fatal(err)
@@ -186,7 +191,7 @@ func TestDamagedFileIsSetAsideAndRewritten(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bad := filepath.Join(dir, archive.FileName("spin30", h, 1, 30))
+	bad := filepath.Join(dir, archive.FileName(archive.Name{Stream: "spin30", Hour: h, BufferID: f.db.ID(), First: 1, Last: 30}))
 	if err := os.WriteFile(bad, []byte("PAR1 garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}

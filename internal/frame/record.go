@@ -54,6 +54,9 @@ type Record struct {
 	ClockSynced bool      // whether the wall clock was NTP-synced then
 	Kind        Kind
 	Data        []byte
+	// Sum is the CRC-32C of Data, taken when the frame was received and
+	// checked again before the record is archived; 0 until then.
+	Sum uint32
 }
 
 // Hour is the UTC hour a record received at t belongs to: the unit of the

@@ -1,7 +1,8 @@
 // Package led shows lablog's health on a board LED through its sysfs folder
 // (/sys/class/leds/ACT on a Raspberry Pi), so a technician can tell from
 // across the room: a heartbeat is all well, a fast blink is a stream not
-// connected, solid on is the archive drive unavailable. The LED's own
+// connected, solid on is the archive drive unavailable (or a fault waiting
+// to be acknowledged on the status page). The LED's own
 // trigger is put back when lablog stops.
 package led
 
@@ -23,7 +24,7 @@ const (
 	Off       State = iota // lablog not running
 	Heartbeat              // every stream recording, archive healthy
 	Blink                  // a stream is not connected (or nothing is being recorded)
-	Solid                  // the archive drive is unavailable: buffering only
+	Solid                  // the archive drive is unavailable (buffering only), or a fault to acknowledge
 )
 
 func (s State) String() string {

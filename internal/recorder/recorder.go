@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 )
@@ -27,6 +29,7 @@ type Recorder struct {
 	writer    *buffer.Writer
 	sources   []*source.Source
 	compactor *compactor.Compactor
+	faults    *fault.Store
 	// provisioners keep relay hosts' rules (see relay.go).
 	provisioners []*relay.Provisioner
 
@@ -68,7 +71,11 @@ func (r *Recorder) installHooks() {
 	defer r.hookMu.Unlock()
 	r.ran = true
 	hooks := slices.Clone(r.hooks)
+	r.writer.OnRefused = func(n int64) {
+		r.faults.Report(fault.FramesRefused, fmt.Sprintf("the buffer reached max_size (%d bytes): frames refused", r.db.MaxSize()), n)
+	}
 	r.writer.OnCommit = func(n int, took time.Duration) {
+		r.compactor.TriggerIfFull()
 		for _, h := range hooks {
 			if h.OnCommit != nil {
 				h.OnCommit(n, took)
@@ -101,7 +108,10 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{cfg: cfg, log: log, db: db}
+	r := &Recorder{cfg: cfg, log: log, db: db, faults: OpenFaults(cfg, log)}
+	if q := db.Quarantined(); q != "" {
+		r.faults.Report(fault.BufferQuarantined, q, 1)
+	}
 	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
 	for _, s := range cfg.Streams() {
 		r.sources = append(r.sources, source.New(sourceConfig(cfg, s), r.writer, log))
@@ -110,7 +120,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	opts := CompactorOptions(cfg, log)
+	opts := CompactorOptions(cfg, log, r.faults)
 	opts.OnResult = func(res compactor.Result) {
 		if f := r.onCompaction; f != nil {
 			f(res)
@@ -120,9 +130,18 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	return r, nil
 }
 
-// CompactorOptions derives the compactor's options from the configuration.
-func CompactorOptions(cfg config.Config, log *slog.Logger) compactor.Options {
+// OpenFaults opens the record of faults, fault.FileName in the buffer's
+// folder (on the SD card with the buffer: a fault about the buffer must
+// outlive it, and the archive drive may be missing).
+func OpenFaults(cfg config.Config, log *slog.Logger) *fault.Store {
+	return fault.Open(filepath.Join(filepath.Dir(cfg.Buffer.Path), fault.FileName), fault.Options{Logger: log})
+}
+
+// CompactorOptions derives the compactor's options from the configuration;
+// what it must not keep quiet goes to faults (which may be nil).
+func CompactorOptions(cfg config.Config, log *slog.Logger, faults *fault.Store) compactor.Options {
 	return compactor.Options{
+		Fault:        faults.Report,
 		Root:         cfg.Archive.Path,
 		Require:      string(cfg.Archive.Require),
 		RowGroupRows: cfg.Archive.RowGroupRows,
@@ -142,6 +161,9 @@ func (r *Recorder) Writer() *buffer.Writer { return r.writer }
 
 // Compactor is the archive's compactor.
 func (r *Recorder) Compactor() *compactor.Compactor { return r.compactor }
+
+// Faults is the record of faults the status shows until acknowledged.
+func (r *Recorder) Faults() *fault.Store { return r.faults }
 
 // Sources reports every stream's state.
 func (r *Recorder) Sources() []source.Stats {
@@ -196,6 +218,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 	<-compDone
 	st := r.writer.Stats()
 	err := r.db.Close()
+	if ferr := r.faults.Flush(); ferr != nil {
+		r.log.Error("fault record not saved", "err", ferr)
+	}
 	r.log.Info("stopped", "committed", st.Committed, "dropped", st.Dropped,
 		"took", time.Since(start).Round(time.Millisecond))
 	if err != nil {

@@ -67,7 +67,7 @@ func flush(t *testing.T, cfg config.Config) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	opts := CompactorOptions(cfg, quietLogger())
+	opts := CompactorOptions(cfg, quietLogger(), nil)
 	opts.OpenHours = true
 	if res := compactor.New(db, opts).RunOnce(context.Background()); res.Err != nil {
 		t.Fatal(res.Err)

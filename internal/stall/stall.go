@@ -44,7 +44,9 @@ func (d *Detector) Observe(now time.Time, st buffer.WriterStats) (stalled bool, 
 	if after <= 0 {
 		after = DefaultAfter
 	}
-	idleOK := st.Queued == 0 && st.LastError == ""
+	// A full buffer refuses frames by design (the status says so loudly);
+	// the writer itself works, and a restart would not make room.
+	idleOK := st.Queued == 0 && (st.LastError == "" || st.Full)
 	if !d.started || st.Commits != d.commits || idleOK {
 		d.started = true
 		d.commits = st.Commits

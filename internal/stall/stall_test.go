@@ -21,6 +21,10 @@ func TestDetector(t *testing.T) {
 		name string
 		obs  []obs
 	}{
+		{"a full buffer refusing frames is not a stall", []obs{
+			{0, buffer.WriterStats{Commits: 5}, false, ""},
+			{100, buffer.WriterStats{Commits: 5, Full: true, LastError: "buffer commit: database reached maximum size"}, false, ""},
+		}},
 		{"idle writer is never stalled", []obs{
 			{0, buffer.WriterStats{}, false, ""},
 			{100, buffer.WriterStats{}, false, ""},

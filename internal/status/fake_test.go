@@ -8,6 +8,7 @@ import (
 
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -19,6 +20,9 @@ type fakePipeline struct {
 	size    int64
 	pending []buffer.Pending
 	last    compactor.Result
+	// faults is a real store, in memory unless the test opens one on a
+	// file; nil (no faults) is valid.
+	faults *fault.Store
 }
 
 func (f *fakePipeline) set(fn func(f *fakePipeline)) {
@@ -56,6 +60,16 @@ func (f *fakePipeline) LastCompaction() compactor.Result {
 	defer f.mu.Unlock()
 	return f.last
 }
+
+func (f *fakePipeline) store() *fault.Store {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.faults
+}
+
+func (f *fakePipeline) ActiveFaults(now time.Time) []fault.Fault { return f.store().Active(now) }
+func (f *fakePipeline) FaultCounts() map[fault.Kind]int64        { return f.store().Counts() }
+func (f *fakePipeline) AckFaults(now time.Time) error            { return f.store().Ack(now) }
 
 // fakeClock is a settable clock.
 type fakeClock struct {

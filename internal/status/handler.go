@@ -22,12 +22,15 @@ var page = template.Must(template.New("page").Parse(pageSource))
 //
 //	GET /            the status page (HTML, refreshes itself)
 //	GET /api/status  the Snapshot as JSON
-//	GET /healthz     200 "recording", or 503 with one reason per line
+//	GET /healthz     200 "recording", or 503 "not recording"; then one reason per line
 //	GET /metrics     Prometheus text format
+//	POST /api/faults/ack  acknowledge the faults; answers those still active
 func (m *Monitor) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", m.servePage)
 	mux.HandleFunc("GET /api/status", m.serveJSON)
+	// Only POST (other methods get 405), and never from another site's page.
+	mux.Handle("POST /api/faults/ack", http.NewCrossOriginProtection().Handler(http.HandlerFunc(m.serveFaultAck)))
 	mux.HandleFunc("GET /healthz", m.serveHealthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{}))
 	return mux
@@ -62,19 +65,22 @@ func (m *Monitor) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	s := m.Snapshot()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if s.Recording {
-		fmt.Fprintln(w, "recording")
-		return
-	}
+	// The reasons: failing ones (why 503) as they are, then warnings
+	// (active faults among them) marked so.
 	var b strings.Builder
-	b.WriteString("not recording\n")
 	for _, p := range s.Problems {
 		if p.Level == HealthFailing {
 			b.WriteString(p.Message + "\n")
+		} else {
+			b.WriteString("warning: " + p.Message + "\n")
 		}
 	}
+	if s.Recording {
+		_, _ = w.Write([]byte("recording\n" + b.String()))
+		return
+	}
 	w.WriteHeader(http.StatusServiceUnavailable)
-	_, _ = w.Write([]byte(b.String()))
+	_, _ = w.Write([]byte("not recording\n" + b.String()))
 }
 
 // pageView is the Snapshot in words, for the template. The page's script
@@ -83,6 +89,7 @@ type pageView struct {
 	Health, Word, Version, Uptime, Updated string
 	ClockSynced                            bool
 	Problems                               []Problem
+	Faults                                 []faultView
 	Streams                                []streamView
 	Buffer                                 struct{ Size, Waiting, Oldest, Writer, Dropped string }
 	Archive                                struct {
@@ -90,6 +97,10 @@ type pageView struct {
 		Drive, Free, Today, Compaction, LastError string
 	}
 	RefreshMillis int64
+}
+
+type faultView struct {
+	Kind, Level, Message, When, Action string
 }
 
 type streamView struct {
@@ -120,6 +131,13 @@ func (m *Monitor) view(s Snapshot) pageView {
 		ClockSynced:   s.ClockSynced,
 		Problems:      s.Problems,
 		RefreshMillis: m.opts.Refresh.Milliseconds(),
+	}
+	for _, f := range s.Faults {
+		when := "last " + f.Last.Local().Format(time.DateTime) + " (" + ago(&f.Last) + ")"
+		if !f.First.Equal(f.Last) {
+			when += ", first " + f.First.Local().Format(time.DateTime)
+		}
+		v.Faults = append(v.Faults, faultView{Kind: f.Kind, Level: f.Level, Message: f.Message, When: when, Action: f.Action})
 	}
 	for _, st := range s.Streams {
 		sv := streamView{Name: st.Name, State: st.State, Min: st.MessagesLastMinute, Hour: st.MessagesLastHour,

@@ -3,8 +3,9 @@ package status
 import "github.com/practable/lablog/internal/led"
 
 // LEDState maps a snapshot to the LED: losing data (a stream not connected,
-// or the writer stalled) blinks fast and wins over the archive drive being
-// unavailable (solid), which loses nothing yet; otherwise a heartbeat.
+// the writer stalled, frames refused: a failing fault) blinks fast and wins
+// over the archive drive being unavailable or a fault to acknowledge
+// (solid), which lose nothing now; otherwise a heartbeat.
 func LEDState(s Snapshot) led.State {
 	if s.Buffer.WriterStalled {
 		return led.Blink
@@ -14,7 +15,12 @@ func LEDState(s Snapshot) led.State {
 			return led.Blink
 		}
 	}
-	if !s.Archive.Available {
+	for _, f := range s.Faults {
+		if f.Level == HealthFailing {
+			return led.Blink
+		}
+	}
+	if !s.Archive.Available || len(s.Faults) > 0 {
 		return led.Solid
 	}
 	return led.Heartbeat

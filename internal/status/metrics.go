@@ -16,6 +16,7 @@ import (
 type metrics struct {
 	reg       *prometheus.Registry
 	commitDur prometheus.Histogram
+	commitLat commitRing // exact recent percentiles for /api/status
 	compRuns  prometheus.Counter
 	compFails prometheus.Counter
 	compDur   prometheus.Histogram
@@ -51,7 +52,10 @@ func newMetrics(m *Monitor) *metrics {
 	return x
 }
 
-func (x *metrics) commit(took time.Duration) { x.commitDur.Observe(took.Seconds()) }
+func (x *metrics) commit(took time.Duration) {
+	x.commitDur.Observe(took.Seconds())
+	x.commitLat.add(took)
+}
 
 func (x *metrics) compaction(res compactor.Result) {
 	x.compRuns.Inc()
@@ -107,7 +111,7 @@ type pipelineCollector struct{ m *Monitor }
 func (c *pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descBytes, descConnected, descReconnects, descTokenExpiry,
 		descQueueDepth, descQueueCap, descDropped, descCommitted, descFsyncs, descCommitFails, descStalled, descBufBytes,
-		descWaiting, descArchiveUp, descFree, descClock, descInfo} {
+		descWaiting, descArchiveUp, descFree, descClock, descInfo, descFaultsActive, descFaultEvents} {
 		ch <- d
 	}
 }
@@ -145,6 +149,7 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descClock, b2f(s.ClockSynced))
 	gauge(descInfo, 1, s.Version)
+	collectFaults(ch, s, c.m.p.FaultCounts())
 }
 
 func b2f(b bool) float64 {

@@ -270,6 +270,7 @@ func (m *Monitor) Snapshot() Snapshot {
 	size := m.p.BufferSize()
 	last := m.p.LastCompaction()
 	synced := m.opts.ClockSynced()
+	faults := faultStatuses(now, m.p.ActiveFaults(now))
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -298,7 +299,10 @@ func (m *Monitor) Snapshot() Snapshot {
 		CommittedTotal:  ws.Committed,
 		LastCommitAt:    timePtr(ws.LastCommit),
 		WriterStalled:   m.stalled != "",
+		Full:            ws.Full,
+		RefusedTotal:    ws.Refused,
 		WriterError:     ws.LastError,
+		CommitMs:        m.metrics.commitLat.summary(),
 	}
 
 	a := &s.Archive
@@ -332,6 +336,7 @@ func (m *Monitor) Snapshot() Snapshot {
 	}
 	a.LastError, a.LastErrorAt = m.lastErr, timePtr(m.errAt)
 
+	s.Faults = faults
 	s.Problems = m.problems(now, s)
 	s.Health, s.Recording = HealthOK, true
 	for _, p := range s.Problems {
@@ -408,6 +413,9 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 	if m.stalled != "" {
 		failing("%s", m.stalled)
 	}
+	if s.Buffer.Full {
+		failing("buffer full (max_size): new frames are refused until the archive drive takes the buffered hours")
+	}
 	for _, st := range s.Streams {
 		since := ""
 		if st.Since != nil {
@@ -437,6 +445,14 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 	}
 	if c := s.Archive.LastCompaction; c != nil && !c.OK {
 		warning("last compaction failed: %s", c.Error)
+	}
+	for _, f := range s.Faults {
+		p := faultProblem(f)
+		if p.Level == HealthFailing {
+			fail = append(fail, p)
+		} else {
+			warn = append(warn, p)
+		}
 	}
 	if !s.ClockSynced {
 		warning("system clock not synchronised")

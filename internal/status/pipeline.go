@@ -1,8 +1,11 @@
 package status
 
 import (
+	"time"
+
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/source"
 )
@@ -16,6 +19,12 @@ type Pipeline interface {
 	BufferSize() int64
 	Pending() ([]buffer.Pending, error)
 	LastCompaction() compactor.Result
+	// ActiveFaults lists the faults to show at now (see fault.Store.Active).
+	ActiveFaults(now time.Time) []fault.Fault
+	// FaultCounts is each kind's total count, for the metrics.
+	FaultCounts() map[fault.Kind]int64
+	// AckFaults acknowledges every fault reported so far.
+	AckFaults(now time.Time) error
 }
 
 // ForRecorder adapts a recorder to Pipeline.
@@ -28,3 +37,8 @@ func (p recorderPipeline) WriterStats() buffer.WriterStats    { return p.r.Write
 func (p recorderPipeline) BufferSize() int64                  { return p.r.Buffer().Size() }
 func (p recorderPipeline) Pending() ([]buffer.Pending, error) { return p.r.Buffer().Pending() }
 func (p recorderPipeline) LastCompaction() compactor.Result   { return p.r.Compactor().Last() }
+func (p recorderPipeline) ActiveFaults(now time.Time) []fault.Fault {
+	return p.r.Faults().Active(now)
+}
+func (p recorderPipeline) FaultCounts() map[fault.Kind]int64 { return p.r.Faults().Counts() }
+func (p recorderPipeline) AckFaults(now time.Time) error     { return p.r.Faults().Ack(now) }

@@ -20,6 +20,9 @@ type Snapshot struct {
 	Streams []StreamStatus `json:"streams"`
 	Buffer  BufferStatus   `json:"buffer"`
 	Archive ArchiveStatus  `json:"archive"`
+	// Faults are the active faults (see FaultStatus), failing ones first;
+	// each is also a problem.
+	Faults []FaultStatus `json:"faults"`
 }
 
 // Health levels, mildest first.
@@ -77,7 +80,11 @@ type BufferStatus struct {
 	CommittedTotal  int64      `json:"committed_total"`
 	LastCommitAt    *time.Time `json:"last_commit_at"`
 	WriterStalled   bool       `json:"writer_stalled"`
+	Full            bool       `json:"full"`          // at max_size: new frames are refused
+	RefusedTotal    int64      `json:"refused_total"` // of dropped_total, refused because the buffer was full
 	WriterError     string     `json:"writer_error"`
+	// CommitMs is the latency of the last few thousand commits; null before the first.
+	CommitMs *CommitLatency `json:"commit_ms"`
 }
 
 // ArchiveStatus is the Parquet archive on the USB drive.

@@ -18,6 +18,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -91,6 +92,8 @@ func TestAPIStatusFieldByField(t *testing.T) {
 	m, f, clk, root := scene(t)
 	m.sample(t0)
 	m.checkArchive(t0)
+	f.set(func(f *fakePipeline) { f.faults = fault.Open("", fault.Options{Now: clk.Now}) })
+	f.faults.Report(fault.BufferQuarantined, "/data/buffer.db.corrupt-20261126T140000", 1)
 	f.set(func(f *fakePipeline) { f.sources[0].Frames, f.sources[0].Bytes, f.writer.Commits = 60, 12000, 41 })
 	advance(m, clk, 30*time.Second)
 	f.set(func(f *fakePipeline) {
@@ -120,20 +123,22 @@ func TestAPIStatusFieldByField(t *testing.T) {
 		return ks
 	}
 	wantKeys := map[string][]string{
-		"": {"archive", "buffer", "clock_synced", "health", "problems", "recording", "started_at", "streams", "time", "uptime_seconds", "version"},
+		"": {"archive", "buffer", "clock_synced", "faults", "health", "problems", "recording", "started_at", "streams", "time", "uptime_seconds", "version"},
 		"streams[]": {"bytes_total", "connected", "dropped_total", "last_error", "last_message_age_seconds", "last_message_at", "messages_last_hour",
 			"messages_last_minute", "messages_total", "name", "reconnects_today", "reconnects_total", "since", "state", "token_expires_at"},
-		"buffer": {"committed_total", "dropped_last_hour", "dropped_total", "last_commit_at", "max_bytes", "oldest_waiting", "queue_capacity",
-			"queue_depth", "records_waiting", "size_bytes", "writer_error", "writer_stalled"},
+		"buffer": {"commit_ms", "committed_total", "dropped_last_hour", "dropped_total", "full", "last_commit_at", "max_bytes", "oldest_waiting", "queue_capacity",
+			"queue_depth", "records_waiting", "refused_total", "size_bytes", "writer_error", "writer_stalled"},
 		"archive":                 {"available", "bytes_today", "checked_at", "files_today", "free_bytes", "last_compaction", "last_error", "last_error_at", "path", "problem"},
 		"archive.last_compaction": {"bytes", "duration_seconds", "error", "files", "finished_at", "ok", "records", "started_at"},
 		"problems[]":              {"level", "message"},
+		"faults[]":                {"action", "count", "detail", "first", "kind", "last", "level", "message"},
 	}
 	streams := doc["streams"].([]any)
 	got := map[string][]string{
 		"": keys(doc), "streams[]": keys(streams[0]), "buffer": keys(doc["buffer"]), "archive": keys(doc["archive"]),
 		"archive.last_compaction": keys(doc["archive"].(map[string]any)["last_compaction"]),
 		"problems[]":              keys(doc["problems"].([]any)[0]),
+		"faults[]":                keys(doc["faults"].([]any)[0]),
 	}
 	for k, want := range wantKeys {
 		if !slices.Equal(got[k], want) {
@@ -204,12 +209,23 @@ func TestAPIStatusFieldByField(t *testing.T) {
 	for _, p := range s.Problems {
 		levels = append(levels, p.Level+" "+strings.SplitN(p.Message, ":", 2)[0])
 	}
-	wantProblems := []string{"failing pend01", "failing spin32", "warning pend00", "warning pend02", "warning spin31"}
+	wantProblems := []string{"failing pend01", "failing spin32", "warning pend00", "warning pend02", "warning spin31", "warning buffer_quarantined"}
 	if !slices.Equal(levels, wantProblems) {
 		t.Errorf("problems %v\nwant %v", s.Problems, wantProblems)
 	}
-	if len(s.Problems) == 5 && !strings.Contains(s.Problems[1].Message, "not connected for 6m 0s") {
+	if len(s.Problems) == 6 && !strings.Contains(s.Problems[1].Message, "not connected for 6m 0s") {
 		t.Errorf("spin32 problem %q should say how long", s.Problems[1].Message)
+	}
+
+	wantFaults := []FaultStatus{{Kind: "buffer_quarantined", Level: HealthWarning, Message: "The buffer file was corrupt and was set aside",
+		Action: "The damaged file was kept at /data/buffer.db.corrupt-20261126T140000 for inspection; recording continued on a fresh buffer. " +
+			"Records in it not yet archived are not in the archive: copy the file off before deleting it to free the SD card.",
+		Detail: "/data/buffer.db.corrupt-20261126T140000", Count: 1, First: t0, Last: t0}}
+	for i := range s.Faults {
+		s.Faults[i].First, s.Faults[i].Last = s.Faults[i].First.UTC(), s.Faults[i].Last.UTC()
+	}
+	if !reflect.DeepEqual(s.Faults, wantFaults) {
+		t.Errorf("faults:\n got %+v\nwant %+v", s.Faults, wantFaults)
 	}
 }
 
