@@ -28,7 +28,7 @@ var validStream = regexp.MustCompile(`^[a-zA-Z0-9\-/]+$`)
 
 // Host fakes the local side of a relay host (`relay host`): websocket clients
 // of ws://addr/ws/{stream} receive every frame published on their stream,
-// raw, text as text; GET /healthcheck answers ok. What a local client sends
+// raw, text as text; GET /healthcheck answers "ok" (a JSON string). What a local client sends
 // goes to the other local clients of its stream, as on the real host (there
 // is no upstream here).
 //
@@ -141,8 +141,8 @@ func (h *Host) healthcheck(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain")
-	_, _ = w.Write([]byte("ok"))
+	// As the real relay host: the JSON string "ok" and a newline.
+	_, _ = w.Write([]byte("\"ok\"\n"))
 }
 
 // stream returns the state of name, creating it; h.mu must be held.

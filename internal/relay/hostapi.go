@@ -65,16 +65,21 @@ func NewHostAPI(base string, client *http.Client) (*HostAPI, error) {
 // Base is the API's base URL.
 func (h *HostAPI) Base() string { return h.base }
 
-// Healthy asks GET /healthcheck, which answers ok once the host serves.
+// ErrUnexpectedAnswer: the host answered, but not as a relay host does.
+var ErrUnexpectedAnswer = errors.New("unexpected answer")
+
+// Healthy asks GET /healthcheck. The relay host answers the JSON string
+// "ok" (quotes and a newline included); a bare ok is taken too.
 func (h *HostAPI) Healthy(ctx context.Context) error {
 	body, err := h.do(ctx, http.MethodGet, "/healthcheck", nil)
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(string(body)) != "ok" {
-		return fmt.Errorf("relay host %s: healthcheck answered %q, want ok", h.base, snippet(body, ""))
+	switch strings.TrimSpace(string(body)) {
+	case `"ok"`, "ok":
+		return nil
 	}
-	return nil
+	return fmt.Errorf("relay host %s: healthcheck answered %q, want \"ok\": %w", h.base, snippet(body, ""), ErrUnexpectedAnswer)
 }
 
 // Put adds r, or replaces the rule with r's ID.

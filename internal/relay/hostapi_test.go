@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -102,9 +103,15 @@ func TestHostAPIErrorsHoldNoTokens(t *testing.T) {
 	if all, err := api.All(ctx(t)); err != nil || all == nil || len(all) != 0 {
 		t.Fatalf("All(null) = %v %v", all, err)
 	}
-	status, body = 200, "not ok"
-	if err := api.Healthy(ctx(t)); err == nil {
-		t.Fatal("healthy without ok")
+	for _, c := range []struct {
+		body string
+		ok   bool
+	}{{"\"ok\"\n", true}, {`"ok"`, true}, {"ok", true}, {"not ok", false}, {`{"healthcheck":"ok"}`, false}, {`"nope"`, false}} {
+		status, body = 200, c.body
+		err := api.Healthy(ctx(t))
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrUnexpectedAnswer)) {
+			t.Errorf("healthcheck answering %q: %v", c.body, err)
+		}
 	}
 	for _, bad := range []string{"ftp://h", "h:8888", "ws://"} {
 		if _, err := NewHostAPI(bad, nil); err == nil {

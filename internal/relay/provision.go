@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -100,7 +101,10 @@ func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
 			return false
 		}
 		p.failed(err)
-		if !logged {
+		if errors.Is(err, ErrUnexpectedAnswer) {
+			// Something answers, but not a relay host: no rule will ever be posted.
+			p.Log.Warn("the relay host answers unexpectedly; no rules posted until it answers as a relay host", "err", err)
+		} else if !logged {
 			p.Log.Info("waiting for the relay host", "err", err)
 			logged = true
 		}
