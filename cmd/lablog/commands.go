@@ -56,7 +56,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	ops, err := startOps(rec, cfg, log, opsOptions{Listen: cfg.Status.Listen, LEDPath: cfg.LED.Path, Notify: true})
 	if err != nil {
-		_ = rec.Buffer().Close()
+		_ = rec.Close()
 		return err
 	}
 	defer ops.Stop()

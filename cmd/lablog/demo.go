@@ -64,7 +64,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ops, err := startOps(rec, cfg, log, opsOptions{Listen: *listen})
 	if err != nil {
-		_ = rec.Buffer().Close()
+		_ = rec.Close()
 		return err
 	}
 	defer ops.Stop()

@@ -1,7 +1,9 @@
 // Package recorder wires lablog's pipeline: one source per stream feeding the
 // buffer's writer, and the compactor moving closed hours to the archive. It
 // owns their goroutines: Open starts nothing, Run runs them all until its
-// context ends and then shuts down in order, so nothing queued is lost.
+// context ends and then shuts down in order, so nothing queued is lost, and
+// closes; Close releases a recorder that never ran. lablog run and lablog
+// demo both drive it this way.
 package recorder
 
 import (
@@ -39,6 +41,9 @@ type Recorder struct {
 	hookMu sync.Mutex
 	hooks  []Hooks
 	ran    bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Hooks observe the pipeline for metrics. Every field is optional. They are
@@ -217,14 +222,23 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.writer.Stop()
 	<-compDone
 	st := r.writer.Stats()
-	err := r.db.Close()
-	if ferr := r.faults.Flush(); ferr != nil {
-		r.log.Error("fault record not saved", "err", ferr)
-	}
+	err := r.Close()
 	r.log.Info("stopped", "committed", st.Committed, "dropped", st.Dropped,
 		"took", time.Since(start).Round(time.Millisecond))
-	if err != nil {
-		return fmt.Errorf("recorder: %w", err)
-	}
-	return nil
+	return err
+}
+
+// Close releases the buffer and saves the fault record. Run does it when it
+// returns; call it for a recorder that was opened but never run. It is safe
+// to call more than once.
+func (r *Recorder) Close() error {
+	r.closeOnce.Do(func() {
+		if err := r.db.Close(); err != nil {
+			r.closeErr = fmt.Errorf("recorder: %w", err)
+		}
+		if err := r.faults.Flush(); err != nil {
+			r.log.Error("fault record not saved", "err", err)
+		}
+	})
+	return r.closeErr
 }
