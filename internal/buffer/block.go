@@ -114,8 +114,22 @@ func blockSum(key, body []byte) uint32 {
 	return crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, body)
 }
 
+// checkedCount is the record count of a block whose checksum holds, without
+// decoding it; ok is false for a damaged block.
+func checkedCount(key, v []byte) (n int64, ok bool) {
+	if len(key) != keyLen || len(v) < blockHeader+blockTrailer || v[0] != blockVersion {
+		return 0, false
+	}
+	body := v[:len(v)-blockTrailer]
+	if blockSum(key, body) != binary.BigEndian.Uint32(v[len(v)-blockTrailer:]) {
+		return 0, false
+	}
+	n = blockCount(v)
+	return n, n > 0
+}
+
 // blockCount is the record count a block's header claims, for accounting;
-// trust it only after decodeBlock succeeded.
+// trust it only after its checksum held.
 func blockCount(v []byte) int64 {
 	if len(v) < blockHeader+blockTrailer {
 		return 0

@@ -134,19 +134,28 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 			if bf > last {
 				break
 			}
-			recs, err := decodeBlock(g.Stream, k, v)
-			if err != nil {
+			n, ok := checkedCount(k, v)
+			if !ok {
 				continue
 			}
-			bl := bf + uint64(len(recs)) - 1
+			bl := bf + uint64(n) - 1
 			if bl < first {
 				continue
 			}
 			ch := change{del: append([]byte(nil), k...)}
 			lo, hi := max(first, bf)-bf, min(last, bl)-bf // indexes removed
-			led.add(gk, -int64(len(recs)), -int64(len(v)))
+			led.add(gk, -n, -int64(len(v)))
 			ch.recs = int64(hi - lo + 1)
 			changes = append(changes, ch)
+			if lo == 0 && hi == bl-bf {
+				continue // the whole block goes: no need to decode it
+			}
+			recs, err := decodeBlock(g.Stream, k, v)
+			if err != nil {
+				changes = changes[:len(changes)-1] // damaged inside: leave it to SetAside
+				led.add(gk, n, int64(len(v)))
+				continue
+			}
 			// Keep what lies outside [first, last] as blocks of their own.
 			keep := func(from uint64, part []frame.Record) {
 				nk := blockKey(g.Hour, from)
