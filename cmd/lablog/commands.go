@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/practable/lablog/internal/archive"
@@ -136,6 +137,14 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("verify %s: %d problems in %d files", dir, len(problems), files)
+	}
+	if files == 0 {
+		// An empty folder is most often a drive that is not mounted.
+		hint := ""
+		if _, err := os.Stat(filepath.Join(dir, archive.MarkerFile)); err != nil {
+			hint = fmt.Sprintf(" and no %s marker: is the archive drive mounted?", archive.MarkerFile)
+		}
+		return fmt.Errorf("verify %s: no Parquet files%s", dir, hint)
 	}
 	fmt.Fprintf(stdout, "ok: %d files verified under %s\n", files, dir)
 	return nil

@@ -108,6 +108,11 @@ func TestVerifyCommand(t *testing.T) {
 	if _, err := runCmd(t, "verify", filepath.Join(root, "nope")); err == nil {
 		t.Error("verify of a missing folder passed")
 	}
+	// An empty folder (an unmounted drive's mount point) is not a pass.
+	empty := t.TempDir()
+	if out, err := runCmd(t, "verify", empty); err == nil || !strings.Contains(err.Error(), "no Parquet files and no .lablog-archive marker") {
+		t.Errorf("verify of an empty folder: %v %q", err, out)
+	}
 }
 
 // startDaemon runs the real binary and returns it once its log shows want.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -280,6 +281,9 @@ func resolve(dir, p string) string {
 func Parse(data []byte, name string) (Config, error) {
 	root, errs := document(data)
 	if errs != nil {
+		for i := range errs {
+			errs[i] = syntaxLine(data, errs[i])
+		}
 		return Config{}, errs.in(name)
 	}
 	idx := indexKeys(root)
@@ -288,15 +292,20 @@ func Parse(data []byte, name string) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		// Fields that failed to decode keep their defaults, so validating
-		// now would only add noise: report the decode problems alone.
-		return Config{}, decodeErrors(err, idx).in(name)
+		errs = decodeErrors(err, idx)
 	}
+	// Fields that failed to decode keep their (valid) defaults, so the
+	// other fields' problems can be reported in the same pass.
 	if err := c.Validate(); err != nil {
-		errs := err.(Errors)
-		for i := range errs {
-			errs[i].Line = idx.line(errs[i].Field)
+		for _, e := range err.(Errors) {
+			if !errs.about(e.Field) {
+				e.Line = idx.line(e.Field)
+				errs = append(errs, e)
+			}
 		}
+	}
+	if errs != nil {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 		return Config{}, errs.in(name)
 	}
 	return c, nil

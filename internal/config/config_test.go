@@ -191,25 +191,39 @@ func TestUnknownKeysKeepLine(t *testing.T) {
 func TestDecodeErrors(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"buffer:\n  queue: many\n" + oneStream,
-			"lablog.yaml:2: buffer.queue: got !!str `many`, want an integer"},
+			`lablog.yaml:2: buffer.queue: got "many", want an integer`},
 		{"compaction:\n  grace: 120\n" + oneStream,
-			"lablog.yaml:2: compaction.grace: got !!int `120`, want a duration such as 90s, 2m or 1h"},
+			"lablog.yaml:2: compaction.grace: got the number 120 (a duration needs a unit), want a duration such as 90s, 2m or 1h"},
 		{"compaction:\n  open_hours: maybe\n" + oneStream,
-			"lablog.yaml:2: compaction.open_hours: got !!str `maybe`, want true or false"},
+			`lablog.yaml:2: compaction.open_hours: got "maybe", want true or false`},
 		{"buffer:\n  max_size: 1MB\n" + oneStream,
 			`lablog.yaml:2: buffer.max_size: invalid size unit "MB" in "1MB": want B, KiB, MiB or GiB`},
 		{"sources:\n  read_limit: [1]\n" + oneStream,
 			"lablog.yaml:2: sources.read_limit: want a size such as 512KiB, 1MiB or 1GiB"},
 		{"buffer: 3\n" + oneStream,
-			"lablog.yaml:1: buffer: got !!int `3`, want a mapping of keys"},
+			"lablog.yaml:1: buffer: got the number 3, want a mapping of keys"},
 		{"streams:\n  - spin30\n",
-			"lablog.yaml:2: streams[0]: got !!str `spin30`, want a mapping with name and one of url, relay_host or relay"},
+			`lablog.yaml:2: streams[0]: got "spin30", want a mapping with name and one of url, relay_host or relay`},
 		{"streams:\n  name: spin30\n",
-			"lablog.yaml:2: streams: got !!map, want a list of streams"},
+			"lablog.yaml:2: streams: got a mapping, want a list of streams"},
 		{"buffer:\n  queue: 1\n  queue: 2\n" + oneStream,
 			`lablog.yaml:3: buffer.queue: mapping key "queue" already defined at line 2`},
 		{"buffer:\n  path: [\n",
 			"lablog.yaml:2: did not find expected node content"},
+		// A tab: the parser blames the line before it.
+		{"buffer:\n  path: /b.db\n\tqueue: 5\n" + oneStream,
+			"lablog.yaml:3: a tab in the indentation: YAML indents with spaces only"},
+		// A key indented out of line: the parser blames the line before it.
+		{"buffer:\n  path: /b.db\n archive:\n  path: /a\n" + oneStream,
+			"lablog.yaml:3: this line's indentation does not line up with the lines above"},
+		// A bad size does not hide the problems after it.
+		{"buffer:\n  max_size: 1MB\n  queue: 0\nstreams:\n  - name: s\n    url: ftp://h/x\n",
+			"lablog.yaml:2: buffer.max_size: invalid size unit \"MB\" in \"1MB\": want B, KiB, MiB or GiB\n" +
+				"lablog.yaml:3: buffer.queue: must be positive, got 0\n" +
+				"lablog.yaml:6: streams[0].url: scheme must be ws or wss, got \"ftp\""},
+		// The grace is not blamed for a bad interval.
+		{"compaction:\n  interval: 0s\n" + oneStream,
+			"lablog.yaml:2: compaction.interval: must be at least 1s, got 0s"},
 	} {
 		if got := parseErr(t, tc.src); got != tc.want {
 			t.Errorf("Parse(%q):\n got %s\nwant %s", tc.src, got, tc.want)

@@ -51,6 +51,20 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// about reports whether some error concerns field, a key within it or the
+// key holding it.
+func (es Errors) about(field string) bool {
+	within := func(inner, outer string) bool {
+		return inner == outer || strings.HasPrefix(inner, outer+".") || strings.HasPrefix(inner, outer+"[")
+	}
+	for _, e := range es {
+		if e.Field != "" && (within(field, e.Field) || within(e.Field, field)) {
+			return true
+		}
+	}
+	return false
+}
+
 func (es Errors) in(file string) Errors {
 	for i := range es {
 		es[i].File = file
@@ -160,7 +174,11 @@ func decodeErrors(err error, idx keyIndex) Errors {
 				want, ok = "a mapping of keys", true // a section
 			}
 			if ok {
-				e.Msg = "got " + sub[1] + sub[2] + ", want " + want
+				got := describe(sub[1], sub[2])
+				if sub[3] == "time.Duration" && (sub[1] == "!!int" || sub[1] == "!!float") {
+					got += " (a duration needs a unit)"
+				}
+				e.Msg = "got " + got + ", want " + want
 			}
 		} else if e.Line > 0 {
 			e.Field = idx.valueAt(e.Line, "")
@@ -168,6 +186,63 @@ func decodeErrors(err error, idx keyIndex) Errors {
 		errs = append(errs, e)
 	}
 	return errs
+}
+
+// describe says what YAML read, in words: "the number 120", "the text
+// \"many\"", "a mapping".
+func describe(tag, value string) string {
+	v := strings.Trim(strings.TrimSpace(value), "`")
+	switch tag {
+	case "!!int", "!!float":
+		return "the number " + v
+	case "!!str":
+		return strconv.Quote(v)
+	case "!!bool":
+		return v
+	case "!!map":
+		return "a mapping"
+	case "!!seq":
+		return "a list"
+	case "!!null":
+		return "nothing"
+	}
+	return tag + value
+}
+
+// syntaxLine moves a YAML syntax error to the line that causes it: the
+// parser blames the line where it gave up, often the one before a tab or a
+// key indented out of line.
+func syntaxLine(src []byte, e FieldError) FieldError {
+	lines := strings.Split(string(src), "\n")
+	indentOf := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+	blank := func(l string) bool { t := strings.TrimSpace(l); return t == "" || strings.HasPrefix(t, "#") }
+	switch {
+	case strings.Contains(e.Msg, "tab character"):
+		for i, l := range lines {
+			if strings.ContainsRune(l[:len(l)-len(strings.TrimLeft(l, " \t"))], '\t') {
+				e.Line = i + 1
+				e.Msg = "a tab in the indentation: YAML indents with spaces only"
+				return e
+			}
+		}
+	case e.Msg == "did not find expected key" || strings.HasPrefix(e.Msg, "did not find expected '-'"):
+		seen := map[int]bool{}
+		prev := 0
+		for i, l := range lines {
+			if blank(l) {
+				continue
+			}
+			in := indentOf(l)
+			if i+1 > e.Line && !seen[in] && in < prev {
+				e.Line = i + 1
+				e.Msg = "this line's indentation does not line up with the lines above"
+				return e
+			}
+			seen[in] = true
+			prev = in
+		}
+	}
+	return e
 }
 
 // valueAt finds the key whose value starts on line and has the YAML kind of

@@ -62,7 +62,9 @@ func TestRelayValidation(t *testing.T) {
 		{"relay and url", "streams:\n  - name: a\n    url: ws://h/a\n    relay: https://r\n",
 			"lablog.yaml:2: streams[0]: set only one of url, relay_host and relay"},
 		{"relay scheme", "streams:\n  - name: a\n    relay: wss://r\n",
-			`lablog.yaml:3: streams[0].relay: scheme must be https (or http), got "wss": this is the relay's access URL, e.g. https://relay-access.practable.io`},
+			`lablog.yaml:3: streams[0].relay: scheme must be https, got "wss" (http only for a relay on this machine): this is the relay's access URL, e.g. https://relay-access.practable.io`},
+		{"relay over http", "streams:\n  - name: a\n    relay: http://relay.example.org\n",
+			`lablog.yaml:3: streams[0].relay: scheme must be https, got "http" (http only for a relay on this machine): this is the relay's access URL, e.g. https://relay-access.practable.io`},
 		{"relay with session", "streams:\n  - name: a\n    relay: https://r/session/a-log\n",
 			`lablog.yaml:3: streams[0].relay: "https://r/session/a-log": give the base only: /session/<topic> is added for you`},
 		{"relay query", "streams:\n  - name: a\n    relay: https://r/?x=1\n",
@@ -126,5 +128,15 @@ func TestExpandNames(t *testing.T) {
 	}
 	if _, err := ExpandNames("spin41-30"); err == nil || !strings.Contains(err.Error(), "start 41 is after end 30") {
 		t.Fatalf("backwards range: %v", err)
+	}
+}
+
+// A relay on this machine (one under test) may use plain http.
+func TestRelayOverHTTPOnlyOnLoopback(t *testing.T) {
+	for _, base := range []string{"http://127.0.0.1:9000", "http://[::1]:9000", "http://localhost:9000/access"} {
+		src := "streams:\n  - name: a\n    relay: " + base + "\n    token: " + fakeToken + "\n"
+		if _, err := Parse([]byte(src), "lablog.yaml"); err != nil {
+			t.Errorf("%s: %v", base, err)
+		}
 	}
 }

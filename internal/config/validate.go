@@ -57,7 +57,8 @@ func (c Config) Validate() error {
 	if cp.Interval < time.Second {
 		add("compaction.interval", "must be at least 1s, got %v", cp.Interval)
 	}
-	if cp.Grace < 0 || cp.Grace >= cp.Interval {
+	// A grace is judged against a valid interval only: blame one key.
+	if cp.Interval >= time.Second && (cp.Grace < 0 || cp.Grace >= cp.Interval) {
 		add("compaction.grace", "must be at least 0 and less than compaction.interval (%v), got %v", cp.Interval, cp.Grace)
 	}
 	positive("compaction.retry", int64(cp.Retry), cp.Retry)
@@ -351,6 +352,14 @@ func checkURL(raw string) error {
 	return nil
 }
 
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // accessBase checks a relay's access base URL and returns it without a
 // trailing slash. It may have a path (https://app.practable.io/ed0/access).
 func accessBase(raw string) (string, error) {
@@ -358,11 +367,13 @@ func accessBase(raw string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("invalid URL: %v", err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("scheme must be https (or http), got %q: this is the relay's access URL, e.g. https://relay-access.practable.io", u.Scheme)
-	}
 	if u.Host == "" {
 		return "", fmt.Errorf("%q has no host", raw)
+	}
+	// Tokens travel in the request: plain http only to this machine (a
+	// relay under test), never over a network.
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return "", fmt.Errorf("scheme must be https, got %q (http only for a relay on this machine): this is the relay's access URL, e.g. https://relay-access.practable.io", u.Scheme)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("%q must have no query, fragment or user", raw)
