@@ -56,7 +56,7 @@ func TestDuckDBReadsArchive(t *testing.T) {
 	}
 
 	got := duckdbtest.Query(t, `SELECT stream, CAST(date AS VARCHAR) AS date, seq, part, kind, clock_synced,
-		"user", exp, hardware, course, "type", t, received_at, payload, raw, raw_bytes, error
+		"user", exp, hardware, course, "type", t, received_at, payload, raw, raw_bytes, error, detail
 		FROM `+from+` ORDER BY stream, seq, part`)
 	var wantRows []map[string]any
 	for _, stream := range []string{"pend00", "spin30"} {
@@ -94,7 +94,7 @@ func TestDuckDBReadsArchive(t *testing.T) {
 		case r["raw"] != nil:
 			rebuilt[key] = append(rebuilt[key], r["raw"].(string)...)
 		default:
-			rebuilt[key] = append(rebuilt[key], r["error"].(string)...)
+			rebuilt[key] = append(rebuilt[key], r["detail"].(string)...)
 		}
 	}
 	for stream, entries := range in {
@@ -126,7 +126,7 @@ func duckForm(stream string, r archive.Row) map[string]any {
 		"kind": r.Kind, "clock_synced": r.ClockSynced,
 		"user": str(r.User), "exp": str(r.Exp), "hardware": str(r.Hardware), "course": str(r.Course), "type": str(r.Type),
 		"t": nil, "received_at": iso(r.ReceivedTime()),
-		"payload": str(r.Payload), "raw": str(r.Raw), "raw_bytes": nil, "error": str(r.Error),
+		"payload": str(r.Payload), "raw": str(r.Raw), "raw_bytes": nil, "error": str(r.Error), "detail": str(r.Detail),
 	}
 	if tt, ok := r.TTime(); ok {
 		m["t"] = iso(tt)

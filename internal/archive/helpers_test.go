@@ -56,7 +56,9 @@ func frames(rows []archive.Row) map[int64][]byte {
 			b = r.RawBytes
 		case r.Raw != nil:
 			b = []byte(*r.Raw)
-		case r.Error != nil:
+		case r.Detail != nil:
+			b = []byte(*r.Detail)
+		case r.Error != nil: // format 1 events
 			b = []byte(*r.Error)
 		}
 		out[r.Seq] = append(out[r.Seq], b...)

@@ -240,19 +240,33 @@ func TestWriterRejectsBadBufferID(t *testing.T) {
 // format 2 files in one query; buffer_id is null where there was none.
 func TestDuckDBReadsBothFormats(t *testing.T) {
 	root := v1Tree(t)
-	write(t, root, "spin-30", hour14, archive.Options{BufferID: idA}, entry(1, frame.Text, "a1"), entry(2, frame.Binary, "a2"))
+	write(t, root, "spin-30", hour14, archive.Options{BufferID: idA}, entry(1, frame.Text, "a1"), entry(2, frame.Binary, "a2"),
+		entry(3, frame.Connected, "ws://h/spin-30"))
 	write(t, root, "spin-30", hour14, archive.Options{}, entry(7, frame.Text, legacy))
 	from := fmt.Sprintf("read_parquet('%s', hive_partitioning=true, union_by_name=true)",
 		strings.ReplaceAll(filepath.Join(root, "**", "*.parquet"), "'", "''"))
 	got := duckdbtest.Query(t, `SELECT stream, coalesce(buffer_id, 'null') AS id, count(*) AS n,
 		min(seq) AS lo, max(seq) AS hi FROM `+from+` GROUP BY ALL ORDER BY id`)
-	want := []string{"spin-30 0123456789abcdef 2 1 2", "spin-30 null 8 1 7"} // fixture: 6 frames, 7 rows
+	want := []string{"spin-30 0123456789abcdef 3 1 3", "spin-30 null 8 1 7"} // fixture: 6 frames, 7 rows
 	if len(got) != len(want) {
 		t.Fatalf("DuckDB: %v, want %v", got, want)
 	}
 	for i, r := range got {
 		if g := fmt.Sprint(r["stream"], " ", r["id"], " ", r["n"], " ", r["lo"], " ", r["hi"]); g != want[i] {
 			t.Errorf("row %d = %q, want %q", i, g, want[i])
+		}
+	}
+	// Connection events keep their detail in a column of their own; format 1
+	// kept it in error, next to parse errors.
+	events := duckdbtest.Query(t, `SELECT coalesce(buffer_id, 'null') AS id, seq, kind, coalesce(detail, '-') AS d,
+		coalesce(error, '-') AS e FROM `+from+` WHERE kind NOT IN ('message', 'binary') ORDER BY id, seq`)
+	wantEvents := []string{"0123456789abcdef 3 connected ws://h/spin-30 -", "null 1 connected - ws://localhost:8888/ws/spin-30", "null 6 overflow - 3"}
+	if len(events) != len(wantEvents) {
+		t.Fatalf("events %v, want %v", events, wantEvents)
+	}
+	for i, r := range events {
+		if g := fmt.Sprint(r["id"], " ", r["seq"], " ", r["kind"], " ", r["d"], " ", r["e"]); g != wantEvents[i] {
+			t.Errorf("event %d = %q, want %q", i, g, wantEvents[i])
 		}
 	}
 }

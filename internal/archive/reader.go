@@ -176,8 +176,9 @@ func rowShape(r *Row) error {
 			return errors.New("a binary frame needs raw_bytes and no raw")
 		}
 	default:
-		if r.Error == nil || r.Raw != nil {
-			return errors.New("an event needs its detail in error and no raw")
+		// Format 1 kept an event's detail in error, format 2 in detail.
+		if (r.Detail == nil) == (r.Error == nil) || r.Raw != nil {
+			return errors.New("an event needs its detail (in detail, or in error in format 1) and no raw")
 		}
 	}
 	return nil

@@ -39,7 +39,8 @@ type Row struct {
 	Payload     *string `parquet:"payload"`
 	Raw         *string `parquet:"raw"`
 	RawBytes    []byte  `parquet:"raw_bytes,optional"`
-	Error       *string `parquet:"error"`
+	Error       *string `parquet:"error"`  // why a message could not be parsed
+	Detail      *string `parquet:"detail"` // an event's detail: the URL dialled, why a connection ended, ...
 }
 
 // rowV1 is Row as format 1 wrote it, for recognising such files' schema.
@@ -130,9 +131,9 @@ func appendRows(rows []Row, id *string, e Entry) []Row {
 		rows = append(rows, base)
 	default: // an event: its detail is the "frame"
 		if utf8.Valid(e.Rec.Data) {
-			base.Error = ptr(string(e.Rec.Data))
+			base.Detail = ptr(string(e.Rec.Data))
 		} else {
-			base.Error = ptr(strings.ToValidUTF8(string(e.Rec.Data), "\uFFFD"))
+			base.Detail = ptr(strings.ToValidUTF8(string(e.Rec.Data), "\uFFFD"))
 			base.RawBytes = clone(e.Rec.Data)
 		}
 		rows = append(rows, base)
@@ -156,8 +157,10 @@ func (r *Row) frameBytes() []byte {
 		return r.RawBytes
 	case r.Raw != nil && r.Kind == KindMessage:
 		return []byte(*r.Raw)
+	case r.Detail != nil && r.Kind != KindMessage && r.Kind != "binary":
+		return []byte(*r.Detail)
 	case r.Error != nil && r.Kind != KindMessage && r.Kind != "binary":
-		return []byte(*r.Error)
+		return []byte(*r.Error) // format 1 kept an event's detail in error
 	}
 	return nil
 }

@@ -89,16 +89,16 @@ func TestRoundTrip(t *testing.T) {
 	r.Raw, r.Error = s(""), s("empty frame")
 	want = append(want, r)
 	r = row(17, 0, "connected")
-	r.Error = s("ws://localhost:8888/ws/spin30")
+	r.Detail = s("ws://localhost:8888/ws/spin30")
 	want = append(want, r)
 	r = row(18, 0, "disconnected")
-	r.Error = s("websocket: close 1006 (abnormal closure): unexpected EOF")
+	r.Detail = s("websocket: close 1006 (abnormal closure): unexpected EOF")
 	want = append(want, r)
 	r = row(19, 0, "oversize")
-	r.Error = s("frame of 2000000 bytes exceeds 1048576")
+	r.Detail = s("frame of 2000000 bytes exceeds 1048576")
 	want = append(want, r)
 	r = row(20, 0, "overflow")
-	r.Error = s("17")
+	r.Detail = s("17")
 	want = append(want, r)
 	r = row(21, 0, "message")
 	r.Raw, r.Error = s(" {\"a\":1} \n"), nil
@@ -110,7 +110,7 @@ func TestRoundTrip(t *testing.T) {
 	r.RawBytes = []byte{}
 	want = append(want, r)
 	r = row(23, 0, "disconnected")
-	r.Error, r.RawBytes = s("bad \uFFFD"), []byte("bad \xc3")
+	r.Detail, r.RawBytes = s("bad \uFFFD"), []byte("bad \xc3")
 	want = append(want, r)
 
 	if len(rows) != len(want) {
@@ -154,9 +154,9 @@ func show(r archive.Row) string {
 	if r.T != nil {
 		t = fmt.Sprint(*r.T)
 	}
-	return fmt.Sprintf("{at %d seq %d part %d kind %s synced %v user %s exp %s hw %s course %s type %s t %s payload %s raw %s raw_bytes %q (nil %v) error %s}",
+	return fmt.Sprintf("{at %d seq %d part %d kind %s synced %v user %s exp %s hw %s course %s type %s t %s payload %s raw %s raw_bytes %q (nil %v) error %s detail %s}",
 		r.ReceivedAt, r.Seq, r.Part, r.Kind, r.ClockSynced, p(r.User), p(r.Exp), p(r.Hardware), p(r.Course), p(r.Type), t,
-		p(r.Payload), p(r.Raw), r.RawBytes, r.RawBytes == nil, p(r.Error))
+		p(r.Payload), p(r.Raw), r.RawBytes, r.RawBytes == nil, p(r.Error), p(r.Detail))
 }
 
 // checkFileFormat checks the promises of the layout in the file itself:

@@ -213,7 +213,7 @@ func TestTwelveStreamsEndToEnd(t *testing.T) {
 		}
 		want[n] = e
 		rows := archived[n]
-		if rows[0].Kind != "connected" || rows[len(rows)-1].Kind != "disconnected" || *rows[len(rows)-1].Error != "shutdown" {
+		if rows[0].Kind != "connected" || rows[len(rows)-1].Kind != "disconnected" || *rows[len(rows)-1].Detail != "shutdown" {
 			t.Errorf("%s: first/last rows %q/%q, want connected ... disconnected(shutdown)", n, rows[0].Kind, rows[len(rows)-1].Kind)
 		}
 	}

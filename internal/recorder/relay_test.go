@@ -211,8 +211,8 @@ func checkArchive(t *testing.T, cfg config.Config, names []string, delivered fun
 		for _, r := range archived[n] {
 			if r.Kind != archive.KindMessage && r.Kind != "binary" {
 				e := r.Kind
-				if r.Error != nil {
-					e += ": " + *r.Error
+				if r.Detail != nil {
+					e += ": " + *r.Detail
 				}
 				events[n] = append(events[n], e)
 			}
