@@ -67,7 +67,10 @@ func (d *DB) Append(recs []frame.Record) error {
 					}
 				}
 				key := blockKey(hour, seq+1)
-				v := encodeBlock(key, chunk)
+				// A small block is stored raw: it is merged (and then
+				// compressed) soon, and compressing it twice would cost
+				// the writer more than its bytes cost the card.
+				v := encodeBlock(key, chunk, dataBytes(chunk) >= mergeAtBytes)
 				if err := b.Put(key, v); err != nil {
 					return fmt.Errorf("stream %q: %w", stream, err)
 				}
@@ -194,7 +197,7 @@ func mergeTail(tx *bolt.Tx, gk groupKey, t *tail, led ledger) error {
 		all = append(all, recs...)
 		old += int64(len(v))
 	}
-	v := encodeBlock(t.keys[0], all)
+	v := encodeBlock(t.keys[0], all, true)
 	if err := b.Put(t.keys[0], v); err != nil {
 		return err
 	}

@@ -14,8 +14,8 @@ import (
 )
 
 // BenchmarkWriter measures the group-commit writer on a real file: frames per
-// second from 12 concurrent sources, and the latency of each commit (one
-// fsync pair). Run on the target's SD card to see its real figures:
+// second from 12 concurrent sources of the simulated lab's messages, and the
+// latency of each commit (one fsync pair). Run on the target's SD card to see its real figures:
 //
 //	go test -run '^$' -bench Writer -benchtime 20000x ./internal/buffer
 func BenchmarkWriter(b *testing.B) {
@@ -29,9 +29,8 @@ func BenchmarkWriter(b *testing.B) {
 	var lat []time.Duration
 	w.OnCommit = func(_ int, took time.Duration) { mu.Lock(); lat = append(lat, took); mu.Unlock() }
 	go w.Run()
-	payload := []byte(`{"user":"53a6788c-e689-48d4-9231-c2fbd23df009","t":1673351988406,"exp":"spinner","hardware":"spin30","course":"engdes1","type":"analytics","payload":{"log":"voltage","data":{"set":0}}}`)
 	const sources = 12
-	b.SetBytes(int64(len(payload)))
+	msgs := realistic(b, sources, 2000)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for s := range sources {
@@ -39,8 +38,9 @@ func BenchmarkWriter(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			name := fmt.Sprintf("spin%d", 30+s)
+			pool := msgs[s]
 			for i := s; i < b.N; i += sources {
-				r := frame.Record{Stream: name, Received: time.Now(), Kind: frame.Text, Data: payload}
+				r := frame.Record{Stream: name, Received: time.Now(), Kind: frame.Text, Data: pool[i%len(pool)]}
 				for !w.Enqueue(r) {
 					time.Sleep(100 * time.Microsecond) // the benchmark wants every frame, unlike a source
 				}
@@ -81,6 +81,37 @@ func BenchmarkCommitOne(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-commit-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-commit-ms")
+}
+
+// realistic makes n messages of each of streams simulated lab streams.
+func realistic(b *testing.B, streams, n int) [][][]byte {
+	c := &capture{}
+	names := make([]string, streams)
+	for i := range names {
+		names[i] = fmt.Sprintf("spin%02d", i)
+	}
+	if err := labsim.NewLabOn(c, labsim.LabOptions{Streams: names, Seed: 5}).RunN(context.Background(), n); err != nil {
+		b.Fatal(err)
+	}
+	out := make([][][]byte, streams)
+	for i, name := range names {
+		out[i] = c.by[name]
+	}
+	return out
+}
+
+type capture struct {
+	mu sync.Mutex
+	by map[string][][]byte
+}
+
+func (c *capture) Publish(stream string, data []byte, binary bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[string][][]byte{}
+	}
+	c.by[stream] = append(c.by[stream], append([]byte(nil), data...))
 }
 
 // collector turns the simulated lab's frames into commits of a fixed size.

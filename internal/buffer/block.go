@@ -66,9 +66,9 @@ func splitKey(k []byte) (hour time.Time, first uint64) {
 	return time.Unix(int64(binary.BigEndian.Uint64(k)), 0).UTC(), binary.BigEndian.Uint64(k[8:])
 }
 
-// encodeBlock makes a block value of recs under key. recs must all carry
-// their Sum.
-func encodeBlock(key []byte, recs []frame.Record) []byte {
+// encodeBlock makes a block value of recs under key, compressed when
+// compress is set and that helps. recs must all carry their Sum.
+func encodeBlock(key []byte, recs []frame.Record, compress bool) []byte {
 	raw := make([]byte, 8, 8+rawSize(recs))
 	binary.BigEndian.PutUint64(raw, uint64(recs[0].Received.UnixNano()))
 	prev := recs[0].Received.UnixNano()
@@ -86,7 +86,7 @@ func encodeBlock(key []byte, recs []frame.Record) []byte {
 		raw = binary.BigEndian.AppendUint32(raw, r.Sum)
 	}
 	codec, payload := byte(codecRaw), raw
-	if len(raw) > 64 {
+	if compress && len(raw) > 64 {
 		if z := zenc.EncodeAll(raw, make([]byte, 0, len(raw)/2)); len(z) < len(raw) {
 			codec, payload = codecZstd, z
 		}

@@ -15,8 +15,10 @@ const maxBatch = 8192
 
 // Writer is the single goroutine that commits records to the buffer. Sources
 // hand records over with Enqueue, which never blocks: the read loops must not
-// wait on the SD card. The writer commits whatever is queued at once (group
-// commit, no added delay), so the loss window on a power cut is one commit.
+// wait on the SD card. The writer commits whatever is queued in one
+// transaction (group commit), at once after a quiet spell and at most once
+// per interval under load (SetInterval), so the loss window on a power cut
+// is one interval plus one commit.
 type Writer struct {
 	db       *DB
 	queue    chan frame.Record
@@ -35,6 +37,9 @@ type Writer struct {
 	OnRefused func(n int64)
 	reported  int64 // refusals passed to OnRefused; writer goroutine only
 
+	interval  time.Duration // least time between commit starts
+	lastStart time.Time     // writer goroutine only
+
 	dropped     atomic.Int64
 	refused     atomic.Int64 // frames refused because the buffer was full
 	full        atomic.Bool  // the last commit hit MaxSize
@@ -48,6 +53,7 @@ type Writer struct {
 }
 
 // NewWriter makes a writer for db with a queue of size records.
+// SetInterval spaces its commits.
 func NewWriter(db *DB, size int, log *slog.Logger) *Writer {
 	if log == nil {
 		log = slog.Default()
@@ -85,6 +91,14 @@ func (w *Writer) Enqueue(r frame.Record) bool {
 	}
 }
 
+// SetInterval sets the least time between the starts of two commits (see
+// config buffer.commit_interval); call it before Run. A record that arrives
+// after a quiet spell is committed at once; records arriving faster wait
+// together for the next commit, so commits (two fsyncs each) are bounded
+// whatever the traffic, and the loss window is at most one interval plus a
+// commit.
+func (w *Writer) SetInterval(d time.Duration) { w.interval = d }
+
 // Run commits until Stop, then commits whatever is still queued. Callers stop
 // every source before calling Stop, so nothing is enqueued after the drain.
 func (w *Writer) Run() {
@@ -98,8 +112,29 @@ func (w *Writer) Run() {
 			w.drain(batch[:0])
 			return
 		}
+		w.space()
 		batch = w.fill(batch)
+		w.lastStart = time.Now()
 		w.commit(batch)
+	}
+}
+
+// space waits until the last commit started an interval ago, or until a
+// full batch is queued (the queue must never fill because of the wait), or
+// until Stop.
+func (w *Writer) space() {
+	deadline := w.lastStart.Add(w.interval)
+	if !time.Now().Before(deadline) {
+		return
+	}
+	tick := time.NewTicker(min(5*time.Millisecond, w.interval))
+	defer tick.Stop()
+	for time.Now().Before(deadline) && len(w.queue) < maxBatch {
+		select {
+		case <-tick.C:
+		case <-w.stop:
+			return
+		}
 	}
 }
 

@@ -188,3 +188,42 @@ func TestWriterRefusesWhenFull(t *testing.T) {
 		t.Fatalf("still full: %+v", st)
 	}
 }
+
+// TestWriterSpacesCommits: a lone frame is committed at once; frames that
+// arrive while the last commit is under an interval old wait and go
+// together, so commits are bounded whatever the traffic.
+func TestWriterSpacesCommits(t *testing.T) {
+	db := openTest(t)
+	w := NewWriter(db, 1000, nil)
+	const interval = 150 * time.Millisecond
+	w.SetInterval(interval)
+	type commit struct {
+		n  int
+		at time.Time
+	}
+	commits := make(chan commit, 100)
+	w.OnCommit = func(n int, took time.Duration) { commits <- commit{n, time.Now().Add(-took)} }
+	go w.Run()
+	defer w.Stop()
+	w.Enqueue(rec("s", t0, "lone"))
+	first := <-commits
+	for i := range 100 {
+		w.Enqueue(rec("s", t0, fmt.Sprint(i)))
+	}
+	got, n := []commit{first}, 1
+	for n < 101 {
+		c := <-commits
+		got = append(got, c)
+		n += c.n
+	}
+	if len(got) > 3 {
+		t.Fatalf("%d commits for a lone frame and a burst of 100: %+v", len(got), got)
+	}
+	for i := 1; i < len(got); i++ {
+		// Commit starts lie at least an interval apart (a lower bound:
+		// a loaded machine can only make them later).
+		if gap := got[i].at.Sub(got[i-1].at); gap < interval-5*time.Millisecond {
+			t.Errorf("commits %d and %d started %v apart, want at least %v", i-1, i, gap, interval)
+		}
+	}
+}

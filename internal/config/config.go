@@ -40,6 +40,11 @@ type Buffer struct {
 	MaxSize Size `yaml:"max_size"`
 	// Queue is how many frames may wait between the sources and the writer.
 	Queue int `yaml:"queue"`
+	// CommitInterval is the least time between the starts of two commits:
+	// a frame after a quiet spell is committed at once, frames arriving
+	// faster wait for the next commit together, which bounds the fsyncs
+	// (and the wear of an SD card) whatever the traffic. 0 commits at once.
+	CommitInterval time.Duration `yaml:"commit_interval"`
 }
 
 // Require says how the compactor decides that the archive drive is mounted,
@@ -179,6 +184,7 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 //	buffer.path              /var/lib/lablog/buffer.db
 //	buffer.max_size          1GiB
 //	buffer.queue             16384
+//	buffer.commit_interval   100ms
 //	archive.path             /media/lablog
 //	archive.require          marker
 //	archive.row_group_rows   50000
@@ -201,9 +207,10 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 func Default() Config {
 	return Config{
 		Buffer: Buffer{
-			Path:    "/var/lib/lablog/buffer.db",
-			MaxSize: 1 * GiB,
-			Queue:   16384,
+			Path:           "/var/lib/lablog/buffer.db",
+			MaxSize:        1 * GiB,
+			Queue:          16384,
+			CommitInterval: 100 * time.Millisecond,
 		},
 		Archive: Archive{
 			Path:         "/media/lablog",

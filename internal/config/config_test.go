@@ -65,7 +65,7 @@ func TestPartialSectionKeepsOtherDefaults(t *testing.T) {
 
 func TestEveryKeyOverrides(t *testing.T) {
 	c := mustParse(t, `
-buffer: {path: /b.db, max_size: 2MiB, queue: 7}
+buffer: {path: /b.db, max_size: 2MiB, queue: 7, commit_interval: 0s}
 archive: {path: /a, require: none, row_group_rows: 9}
 compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
 sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s,
@@ -168,7 +168,7 @@ func TestUnknownKeysKeepLine(t *testing.T) {
 		{"bogus: 1\n" + oneStream,
 			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, sources, status, led, streams)"},
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
-			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue)"},
+			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue, commit_interval)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",
 			"lablog.yaml:3: streams[0].relayhost: unknown key (want one of: name, url, relay_host, relay, tokens_dir, token, access)"},
 		// Every unknown key is reported, not just the first.

@@ -42,6 +42,9 @@ func (c Config) Validate() error {
 		add("buffer.max_size", "%v is too large for this platform", c.Buffer.MaxSize)
 	}
 	positive("buffer.queue", int64(c.Buffer.Queue), c.Buffer.Queue)
+	if ci := c.Buffer.CommitInterval; ci < 0 || ci > 5*time.Second {
+		add("buffer.commit_interval", "must be between 0s and 5s, got %v", ci)
+	}
 
 	if c.Archive.Path == "" {
 		add("archive.path", "must not be empty")

@@ -17,6 +17,8 @@ func TestValidationErrors(t *testing.T) {
 			"lablog.yaml:2: buffer.max_size: must be positive, got 0B"},
 		{"zero queue", "buffer:\n  queue: 0\n" + oneStream,
 			"lablog.yaml:2: buffer.queue: must be positive, got 0"},
+		{"long commit interval", "buffer:\n  commit_interval: 10s\n" + oneStream,
+			"lablog.yaml:2: buffer.commit_interval: must be between 0s and 5s, got 10s"},
 		{"empty archive path", "archive:\n  path: ''\n" + oneStream,
 			"lablog.yaml:2: archive.path: must not be empty"},
 		{"bad require", "archive:\n  require: label\n" + oneStream,

@@ -118,6 +118,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 		r.faults.Report(fault.BufferQuarantined, q, 1)
 	}
 	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
+	r.writer.SetInterval(cfg.Buffer.CommitInterval)
 	for _, s := range cfg.Streams() {
 		r.sources = append(r.sources, source.New(sourceConfig(cfg, s), r.writer, log))
 	}
