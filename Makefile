@@ -12,7 +12,7 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench fuzz deps-test clean image image-test
+.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-go fuzz deps-test clean image image-test
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
@@ -47,7 +47,19 @@ lint:
 demo:
 	$(GO) run $(GOFLAGS) -ldflags '$(LDFLAGS)' ./cmd/lablog demo
 
-bench:
+# The benchmark harness: the real binary on loopback websockets, one table
+# (README, "Performance"). BENCH_FLAGS e.g. --runs 5 --only ingest,baseline.
+bench: build
+	dist/lablog bench $(BENCH_FLAGS)
+
+# The same harness built for arm64 and run under qemu-user, quick: a check
+# that it works there and of relative costs, never a figure for a Pi.
+bench-arm64: build-arm64
+	qemu-aarch64-static dist/lablog-linux-arm64 bench --quick --exec qemu-aarch64-static \
+		--binary dist/lablog-linux-arm64 $(BENCH_FLAGS)
+
+# The go test micro benchmarks of the packages.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
 fuzz:

@@ -46,6 +46,11 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	level := slog.LevelInfo
 	if *debug {
 		level = slog.LevelDebug
@@ -91,6 +96,11 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	log := newLogger(stderr, slog.LevelInfo)
 	db, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
 	if errors.Is(err, buffer.ErrLocked) {

@@ -37,6 +37,8 @@ Usage:
   lablog compact [--config FILE] [--open-hours]
                                       archive closed hours now (daemon stopped)
   lablog verify DIR                   check every Parquet file under DIR
+  lablog bench [--runs 3] [--duration 8s] [--quick] [--only ingest,...] [--binary F]
+                                      measure a lablog binary: ingest, baseline, memory, compaction
   lablog config check FILE            validate a configuration file
   lablog config example               print a commented example configuration
   lablog tokens --secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCompact(ctx, rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
 	case "tokens":
 		return cmdTokens(rest, stdout, stderr)
 	case "config":
