@@ -286,3 +286,55 @@ func TestReadersCountsOnlyReadScopes(t *testing.T) {
 		t.Fatalf("clients %d, want the writer", r.Clients("spin30-log"))
 	}
 }
+
+// TestFullQueueDropsMessagesNotTheClient pins what the real relay does
+// (internal/relayconf, TestBursts): a reader whose queue is full misses
+// the messages that do not fit and stays connected. The double used to
+// cut it instead.
+func TestFullQueueDropsMessagesNotTheClient(t *testing.T) {
+	r, err := NewRelay(RelayOptions{Secret: secret, Queue: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	ui := joinTopic(t, r, "spin30-log", "write")
+	logger := joinTopic(t, r, "spin30-log", "read")
+	if err := r.WaitClients(ctx(t), "spin30-log", 2); err != nil {
+		t.Fatal(err)
+	}
+	r.HoldWrites(true)
+	ui.send(t, `{"n":1}`)
+	// The writer has taken n1 and waits, its queue empty.
+	taken := func() bool {
+		for c := range r.topics["spin30-log"].clients {
+			if c.read && len(c.send) > 0 {
+				return false
+			}
+		}
+		return r.inflight == 1
+	}
+	if err := r.await(ctx(t), taken); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{`{"n":2}`, `{"n":3}`, `{"n":4}`, `{"n":5}`} {
+		ui.send(t, m)
+	}
+	// The writer holds n1, n2 and n3 fill the queue, n4 and n5 are dropped.
+	if err := r.WaitReceived(ctx(t), 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.await(ctx(t), func() bool { return r.droppedOnFull == 2 }); err != nil {
+		t.Fatalf("dropped %d, want 2: %v", r.DroppedOnFull(), err)
+	}
+	r.HoldWrites(false)
+	if got := logger.next(t); got != `{"n":1}{"n":2}{"n":3}` {
+		t.Fatalf("got %q, want n1 and the queued two glued, without n4 and n5", got)
+	}
+	if r.Clients("spin30-log") != 2 {
+		t.Fatalf("the full reader was cut: %d clients left", r.Clients("spin30-log"))
+	}
+	ui.send(t, `{"n":6}`)
+	if got := logger.next(t); got != `{"n":6}` {
+		t.Fatalf("after the drop got %q, want the reader still served", got)
+	}
+}
