@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -144,7 +146,13 @@ func blocked(c Claims, format string, args ...any) error {
 
 func expired(exp time.Time) error {
 	return &source.Blocked{TokenState: source.TokenExpired, TokenExpiry: exp,
-		State: "token expired on " + source.DateOnly(exp)}
+		State: source.TokenExpiredState(exp)}
+}
+
+// fingerprint tells tokens apart without revealing them.
+func fingerprint(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Direct is the source.Config.Prepare of a stream read from the relay
@@ -170,7 +178,7 @@ func Direct(c Credentials, client *http.Client, now func() time.Time) func(conte
 		case err != nil:
 			return source.Target{}, err
 		}
-		return source.Target{URL: uri, TokenExpiry: l.Claims.ExpiresAt}, nil
+		return source.Target{URL: uri, TokenExpiry: l.Claims.ExpiresAt, TokenID: fingerprint(l.Token)}, nil
 	}
 }
 
@@ -187,6 +195,6 @@ func Watch(c Credentials, now func() time.Time) func(context.Context) (source.Ta
 		if err != nil {
 			return source.Target{}, err
 		}
-		return source.Target{TokenExpiry: l.Claims.ExpiresAt}, nil
+		return source.Target{TokenExpiry: l.Claims.ExpiresAt, TokenID: fingerprint(l.Token)}, nil
 	}
 }

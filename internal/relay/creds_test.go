@@ -78,7 +78,7 @@ func TestCredentialsLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name, token, state, text string
 	}{
-		{"expired", mint(t, testBase, "spin30-log", 30*time.Minute, ScopeRead), source.TokenExpired, "token expired on " + source.DateOnly(now.Add(-30*time.Minute))},
+		{"expired", mint(t, testBase, "spin30-log", 30*time.Minute, ScopeRead), source.TokenExpired, source.TokenExpiredState(now.Add(-30 * time.Minute))},
 		{"wrong topic", mint(t, testBase, "spin31-log", 48*time.Hour, ScopeRead), source.TokenWrongTopic, "token is for topic spin31-log, not spin30-log"},
 		{"other relay", mint(t, "https://other.example", "spin30-log", 48*time.Hour, ScopeRead), source.TokenInvalid, "token is for relay https://other.example, not " + testBase},
 		{"write only", mint(t, testBase, "spin30-log", 48*time.Hour, ScopeWrite), source.TokenInvalid, "token lacks the read scope"},
@@ -138,9 +138,9 @@ func TestDirectAndWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Direct(c, nil, nil)(ctx(t))
-	blockedAs(t, err, source.TokenExpired, "token expired on")
+	blockedAs(t, err, source.TokenExpired, "token expired at")
 	_, err = Watch(c, nil)(ctx(t))
-	blockedAs(t, err, source.TokenExpired, "token expired on")
+	blockedAs(t, err, source.TokenExpired, "token expired at")
 	if r.Answers(401) != before {
 		t.Fatal("an expired token was sent to the relay")
 	}
@@ -160,5 +160,45 @@ func TestDirectAndWatch(t *testing.T) {
 	var b *source.Blocked
 	if errors.As(err, &b) || !errors.Is(err, ErrDenied) {
 		t.Fatalf("plain refusal: %v, want a denial to retry", err)
+	}
+}
+
+// The source warns once per token: Watch and Direct name the token by a
+// fingerprint that changes with the file's content, not with each read.
+func TestTargetTokenIDFollowsContent(t *testing.T) {
+	r := newRelay(t)
+	dir := t.TempDir()
+	c := Credentials{Stream: "spin30", AccessFile: AccessFile(dir, "spin30"), TokenFile: TokenFile(dir, "spin30")}
+	write := func(tok string) {
+		if err := WriteTokenFiles(dir, "spin30", r.AccessURL("spin30-log"), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func() string {
+		tw, err := Watch(c, nil)(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		td, err := Direct(c, nil, nil)(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tw.TokenID == "" || tw.TokenID != td.TokenID {
+			t.Fatalf("Watch %q, Direct %q", tw.TokenID, td.TokenID)
+		}
+		return tw.TokenID
+	}
+	a := mint(t, r.URL(), "spin30-log", 48*time.Hour, ScopeRead)
+	write(a)
+	first := id()
+	if again := id(); again != first {
+		t.Fatalf("same file, ids %q then %q", first, again)
+	}
+	write(mint(t, r.URL(), "spin30-log", 48*time.Hour, ScopeRead, ScopeWrite)) // same expiry, new token
+	if renewed := id(); renewed == first {
+		t.Fatal("a new token has the old id")
+	}
+	if strings.Contains(first, a) || len(first) > 32 {
+		t.Fatalf("id %q is no fingerprint", first)
 	}
 }

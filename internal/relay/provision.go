@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/practable/lablog/internal/source"
 )
 
 // Provisioner keeps a relay host's destination rules in place for a set of
@@ -38,7 +41,26 @@ type ProvisionStats struct {
 	Posts     int64     // rules posted: added, replaced after a restart, renewed
 	Deletes   int64     // rules deleted: unusable tokens, duplicates
 	LastError string
+	// Streams is each stream's provisioning state (Provision* constants)
+	// and, unless its rule is posted, why.
+	Streams map[string]StreamProvision
 }
+
+// StreamProvision is how one stream's rule stands.
+type StreamProvision struct {
+	State  string // a Provision* constant
+	Detail string // why, when State is not ProvisionRulePosted
+}
+
+// Provisioning states of a stream (StreamProvision.State).
+const (
+	ProvisionWaiting         = "waiting"          // not checked yet
+	ProvisionRulePosted      = "rule_posted"      // the host holds the current rule
+	ProvisionHostUnreachable = "host_unreachable" // no answer: no rule can be checked or posted
+	ProvisionHostUnexpected  = "host_unexpected"  // the host answers, but not as a relay host does
+	ProvisionTokenExpired    = "token_expired"    // no rule: the host would retry it forever
+	ProvisionTokenInvalid    = "token_invalid"    // no rule: token missing, for another topic, ...
+)
 
 // DefaultInterval is how often a Provisioner checks the host's rules.
 const DefaultInterval = 5 * time.Second
@@ -49,7 +71,25 @@ func (p *Provisioner) Stats() ProvisionStats {
 	defer p.mu.Unlock()
 	s := p.stats
 	s.Host = p.API.Base()
+	s.Streams = make(map[string]StreamProvision, len(p.Streams))
+	for _, c := range p.Streams {
+		sp, ok := p.stats.Streams[c.Stream]
+		if !ok {
+			sp.State = ProvisionWaiting
+		}
+		s.Streams[c.Stream] = sp
+	}
 	return s
+}
+
+// setStream records stream's state; p.mu must not be held.
+func (p *Provisioner) setStream(stream, state, detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stats.Streams == nil {
+		p.stats.Streams = map[string]StreamProvision{}
+	}
+	p.stats.Streams[stream] = StreamProvision{State: state, Detail: detail}
 }
 
 // Run keeps the rules until ctx ends, then returns nil.
@@ -92,6 +132,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 // ok or ctx ends.
 func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
 	wait := 100 * time.Millisecond
+	unexpected := "" // the unexpected answer last warned about
 	for logged := false; ; {
 		err := p.API.Healthy(ctx)
 		if err == nil {
@@ -102,8 +143,12 @@ func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
 		}
 		p.failed(err)
 		if errors.Is(err, ErrUnexpectedAnswer) {
-			// Something answers, but not a relay host: no rule will ever be posted.
-			p.Log.Warn("the relay host answers unexpectedly; no rules posted until it answers as a relay host", "err", err)
+			// Something answers, but not a relay host: no rule will ever be
+			// posted. Warned once per answer; the status page keeps showing it.
+			if err.Error() != unexpected {
+				unexpected = err.Error()
+				p.Log.Warn("the relay host answers unexpectedly; no rules posted until it answers as a relay host", "err", err)
+			}
 		} else if !logged {
 			p.Log.Info("waiting for the relay host", "err", err)
 			logged = true
@@ -128,6 +173,7 @@ func (p *Provisioner) sync(ctx context.Context) error {
 		cur, ok := have[c.Stream]
 		switch {
 		case problem != nil:
+			p.setStream(c.Stream, tokenProblem(problem), problem.Error())
 			p.tell(c.Stream, slog.LevelError, "no relay host rule: "+problem.Error())
 			if ok {
 				if err := p.API.Delete(ctx, c.Stream); err != nil {
@@ -148,9 +194,11 @@ func (p *Provisioner) sync(ctx context.Context) error {
 				return err
 			}
 			p.count(1, 0)
+			p.setStream(c.Stream, ProvisionRulePosted, "")
 			want++
 		default:
 			want++
+			p.setStream(c.Stream, ProvisionRulePosted, "")
 			p.tell(c.Stream, slog.LevelDebug, "rule in place")
 		}
 		if err := p.dropDuplicates(ctx, have, c.Stream); err != nil {
@@ -210,11 +258,39 @@ func (p *Provisioner) count(posts, deletes int64) {
 	p.stats.Deletes += deletes
 }
 
+// tokenProblem is the state of a stream whose credentials cannot work.
+func tokenProblem(problem error) string {
+	var b *source.Blocked
+	if errors.As(problem, &b) && b.TokenState == source.TokenExpired {
+		return ProvisionTokenExpired
+	}
+	return ProvisionTokenInvalid
+}
+
+// failed records a failure of the host: every stream is then unreachable
+// or answered unexpectedly, unless its token could not work anyway, which
+// is the thing to fix first and is known without the host.
 func (p *Provisioner) failed(err error) {
+	host := ProvisionHostUnexpected
+	if ne := net.Error(nil); errors.As(err, &ne) {
+		host = ProvisionHostUnreachable
+	}
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	states := make(map[string]StreamProvision, len(p.Streams))
+	for _, c := range p.Streams {
+		states[c.Stream] = StreamProvision{State: host, Detail: err.Error()}
+		if _, problem := p.desired(c, now); problem != nil {
+			states[c.Stream] = StreamProvision{State: tokenProblem(problem), Detail: problem.Error()}
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats.Healthy = false
 	p.stats.LastError = err.Error()
+	p.stats.Streams = states
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

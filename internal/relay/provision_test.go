@@ -207,7 +207,7 @@ func TestProvisionerRemovesUselessAndDuplicateRules(t *testing.T) {
 	if err := h.WaitRules(ctx(t), func(rs map[string]relaytest.Rule) bool { _, ok := rs["spin31"]; return !ok }); err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("no relay host rule: token expired on %s", time.Now().Add(-30*time.Minute).UTC().Format(time.DateOnly))
+	want := fmt.Sprintf("no relay host rule: token expired at %s", time.Now().Add(-30*time.Minute).UTC().Format(time.DateOnly))
 	if log := p.log.String(); strings.Count(log, want) != 1 || !strings.Contains(log, "deleting another rule") {
 		t.Fatalf("want one %q and a duplicate warning in:\n%s", want, log)
 	}

@@ -2,6 +2,7 @@ package source
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -86,5 +87,57 @@ func TestBackoffEdgeCases(t *testing.T) {
 		if d := b.Next(); d < 0 {
 			t.Fatalf("huge Max: negative wait %v", d)
 		}
+	}
+}
+
+// After a working connection the waits stay in [FastMax/2, FastMax] until
+// they add up to FastFor, then double again, from Min if the connection
+// was stable; one that dropped at once opens no window.
+func TestBackoffFastWindowAfterWorkingConnection(t *testing.T) {
+	lo := func(int64) int64 { return 0 }
+	hi := func(n int64) int64 { return n - 1 }
+	for _, tc := range []struct {
+		name   string
+		lasted time.Duration
+		rnd    func(int64) int64
+		want   []time.Duration
+	}{
+		{"stable, shortest waits", 30 * time.Second, lo,
+			[]time.Duration{time.Second, time.Second, time.Second, 0, 0, 0}},
+		{"stable, longest waits", 30 * time.Second, hi,
+			[]time.Duration{2 * time.Second, 2 * time.Second, time.Second, 2 * time.Second, 4 * time.Second}},
+		{"working, not stable", 29 * time.Second, hi,
+			[]time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second, 4 * time.Second}},
+		{"dropped at once", 999 * time.Millisecond, hi,
+			[]time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := Backoff{Min: time.Second, Max: time.Minute, StableAfter: 30 * time.Second,
+				FastAfter: time.Second, FastMax: 2 * time.Second, FastFor: 3 * time.Second, Rand: tc.rnd}
+			b.Next() // a failure before the connection
+			b.Ended(tc.lasted)
+			var got []time.Duration
+			for range tc.want {
+				got = append(got, b.Next())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("waits %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// FastMax above Max is capped at Max; a negative FastFor turns it off.
+func TestBackoffFastWindowLimits(t *testing.T) {
+	hi := func(n int64) int64 { return n - 1 }
+	b := Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond, FastMax: 2 * time.Second, FastFor: time.Minute, Rand: hi}
+	b.Ended(0)
+	if d := b.Next(); d != 10*time.Millisecond {
+		t.Fatalf("wait %v, want Max", d)
+	}
+	b = Backoff{Min: time.Second, Max: time.Minute, FastMax: 2 * time.Second, FastFor: -1, Rand: hi}
+	b.Ended(0)
+	if d := b.Next(); d != time.Second {
+		t.Fatalf("wait %v, want Min (no window)", d)
 	}
 }

@@ -24,6 +24,13 @@ type Config struct {
 	MinBackoff       time.Duration // first reconnect wait ceiling; default 1s
 	MaxBackoff       time.Duration // largest reconnect wait; default 60s
 	StableAfter      time.Duration // a connection lasting this long resets the backoff; default 30s
+	// After a connection that worked (1s or more) ends, reconnect waits
+	// stay within [FastRetry/2, FastRetry] until they add up to
+	// FastRetryFor (see Backoff): a restarted relay is rejoined within
+	// seconds, one that stays down gets the doubling waits. Defaults 2s and
+	// 60s; a negative FastRetryFor turns this off.
+	FastRetry    time.Duration
+	FastRetryFor time.Duration
 
 	// Prepare, when set, runs before every dial and says what to dial: the
 	// relay access protocol's one-time URI, or URL with the expiry of the
@@ -46,6 +53,8 @@ const (
 	DefaultMinBackoff       = 1 * time.Second
 	DefaultMaxBackoff       = 60 * time.Second
 	DefaultStableAfter      = 30 * time.Second
+	DefaultFastRetry        = 2 * time.Second
+	DefaultFastRetryFor     = 60 * time.Second
 	DefaultBlockedRetry     = 10 * time.Second
 	DefaultTokenWarning     = 30 * 24 * time.Hour
 )
@@ -59,6 +68,8 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.MinBackoff, DefaultMinBackoff)
 	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
 	setDefault(&c.StableAfter, DefaultStableAfter)
+	setDefault(&c.FastRetry, DefaultFastRetry)
+	setDefault(&c.FastRetryFor, DefaultFastRetryFor)
 	setDefault(&c.BlockedRetry, DefaultBlockedRetry)
 	setDefault(&c.TokenWarning, DefaultTokenWarning)
 	if c.Now == nil {

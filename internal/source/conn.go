@@ -69,8 +69,9 @@ func (s *Source) dial(ctx context.Context, url string) (*websocket.Conn, error) 
 }
 
 // serve reads conn until it fails, ctx ends or the target's token expires,
-// bracketing the frames with Connected and Disconnected records.
-func (s *Source) serve(ctx context.Context, conn *websocket.Conn, target Target) {
+// bracketing the frames with Connected and Disconnected records. It
+// reports whether the token expired, which has stopped the stream.
+func (s *Source) serve(ctx context.Context, conn *websocket.Conn, target Target) (expired bool) {
 	now, _ := s.cfg.Now()
 	s.stats.connected(now)
 	s.log.Info("connected", "url", s.redacted)
@@ -90,10 +91,10 @@ func (s *Source) serve(ctx context.Context, conn *websocket.Conn, target Target)
 	stop := make(chan struct{})
 	pingFailed := make(chan error, 1)
 	pinger := make(chan struct{})
-	expired := make(chan struct{})
+	expiredC := make(chan struct{})
 	go func() {
 		defer close(pinger)
-		s.keepAlive(ctx, conn, stop, pingFailed, target.TokenExpiry, expired)
+		s.keepAlive(ctx, conn, stop, pingFailed, target, expiredC)
 	}()
 	err := s.read(conn)
 	close(stop)
@@ -107,13 +108,15 @@ func (s *Source) serve(ctx context.Context, conn *websocket.Conn, target Target)
 	}
 	reason := s.reason(ctx, err, pingFailed)
 	select {
-	case <-expired:
-		reason = "token expired on " + DateOnly(target.TokenExpiry)
+	case <-expiredC:
+		expired = true
 	default:
 		// The relay may close at expiry a moment before our own timer.
-		if now, _ := s.cfg.Now(); reason != shutdown && !target.TokenExpiry.IsZero() && !now.Before(target.TokenExpiry) {
-			reason = "token expired on " + DateOnly(target.TokenExpiry)
-		}
+		now, _ := s.cfg.Now()
+		expired = reason != shutdown && !target.TokenExpiry.IsZero() && !now.Before(target.TokenExpiry)
+	}
+	if expired {
+		reason = TokenExpiredState(target.TokenExpiry)
 	}
 	now, _ = s.cfg.Now()
 	level, errText := slog.LevelWarn, reason
@@ -123,26 +126,61 @@ func (s *Source) serve(ctx context.Context, conn *websocket.Conn, target Target)
 	s.stats.disconnected(now, errText)
 	s.log.Log(ctx, level, "disconnected", "reason", reason)
 	s.event(frame.Disconnected, reason)
+	if expired {
+		s.expire(target.TokenExpiry)
+	}
+	return expired
 }
 
-// read hands every frame to the sink until the connection fails.
+// handoff is how many frames the read loop may be ahead of their handling.
+const handoff = 1024
+
+// received is a frame as read, with its time.
+type received struct {
+	kind   frame.Kind
+	data   []byte
+	at     time.Time
+	synced bool
+}
+
+// read hands every frame to the sink until the connection fails. The loop
+// only reads and hands frames off: counting, copying and queueing run on
+// another goroutine, so the socket is drained as fast as a bare reader
+// drains it and a burst stays in our memory rather than in the relay's
+// queue, which drops when full.
 func (s *Source) read(conn *websocket.Conn) error {
+	frames := make(chan received, handoff)
+	handled := make(chan struct{})
+	go func() {
+		defer close(handled)
+		for f := range frames {
+			s.stats.frame(f.at, len(f.data))
+			// An exact-size copy: the record owns its bytes whatever the
+			// websocket library does with its buffers, and a small frame
+			// does not pin a large read buffer while it waits in the queue.
+			s.emitAt(f.at, f.synced, f.kind, bytes.Clone(f.data))
+		}
+	}()
+	defer func() { close(frames); <-handled }()
+
+	// Moving the deadline costs a timer update: once per step is enough.
+	step := min(time.Second, s.cfg.ReadTimeout/10)
+	var extended time.Time
 	for {
 		typ, data, err := conn.ReadMessage()
 		if err != nil {
 			return err
 		}
-		s.extendDeadline(conn)
+		if t := time.Now(); t.Sub(extended) >= step {
+			s.extendDeadline(conn)
+			extended = t
+		}
 		kind := frame.Text
 		if typ == websocket.BinaryMessage {
 			kind = frame.Binary
 		}
-		now, _ := s.cfg.Now()
-		s.stats.frame(now, len(data))
-		// An exact-size copy: the record owns its bytes whatever the
-		// websocket library does with its buffers, and a small frame does
-		// not pin a large read buffer while it waits in the queue.
-		s.emit(kind, bytes.Clone(data))
+		now, synced := s.cfg.Now()
+		frames <- received{kind: kind, data: data, at: now, synced: synced}
 	}
 }
 
@@ -174,7 +212,8 @@ func (s *Source) extendDeadline(conn *websocket.Conn) {
 // connection politely, which ends the read. It also warns when the token
 // comes within TokenWarning of its expiry while connected.
 func (s *Source) keepAlive(ctx context.Context, conn *websocket.Conn, stop <-chan struct{}, failed chan<- error,
-	tokenExpiry time.Time, expired chan<- struct{}) {
+	target Target, expired chan<- struct{}) {
+	tokenExpiry := target.TokenExpiry
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
 	var expiry, warn <-chan time.Time
@@ -202,7 +241,7 @@ func (s *Source) keepAlive(ctx context.Context, conn *websocket.Conn, stop <-cha
 			bye("lablog stopping")
 			return
 		case <-warn:
-			s.warnExpiry(tokenExpiry)
+			s.warnExpiry(target)
 		case <-expiry:
 			close(expired)
 			bye("token expired")

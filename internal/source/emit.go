@@ -22,6 +22,11 @@ const warnEvery = 10 * time.Second
 // happened. Only the Run goroutine calls emit.
 func (s *Source) emit(kind frame.Kind, data []byte) {
 	now, synced := s.cfg.Now()
+	s.emitAt(now, synced, kind, data)
+}
+
+// emitAt is emit for a record received at now.
+func (s *Source) emitAt(now time.Time, synced bool, kind frame.Kind, data []byte) {
 	rec := func(k frame.Kind, d []byte) frame.Record {
 		return frame.Record{Stream: s.cfg.Stream, Received: now, ClockSynced: synced, Kind: k, Data: d}
 	}

@@ -15,6 +15,10 @@ type Target struct {
 	// TokenExpiry is when the credentials behind URL expire (zero: none).
 	// The source ends the connection then, and warns ahead of it.
 	TokenExpiry time.Time
+	// TokenID tells tokens apart (a fingerprint, never the token), so a
+	// token is warned about once however often the stream reconnects;
+	// empty means TokenExpiry identifies it.
+	TokenID string
 }
 
 // Blocked is the error Config.Prepare returns when dialling cannot succeed
@@ -22,7 +26,7 @@ type Target struct {
 // source stops dialling, shows State, and asks Prepare again every
 // Config.BlockedRetry, so a renewed token file is used without a restart.
 type Blocked struct {
-	State       string    // shown as Stats.State, e.g. "token expired on 2026-11-26"
+	State       string    // shown as Stats.State, e.g. TokenExpiredState(exp)
 	TokenState  string    // TokenExpired, TokenWrongTopic or TokenInvalid
 	TokenExpiry time.Time // when known
 }
@@ -47,8 +51,15 @@ const (
 	StateReconnecting = "reconnecting" // lost or refused; retrying with backoff
 )
 
-// DateOnly formats a token's expiry in states: "token expired on 2026-11-26".
+// DateOnly formats a date the way states and logs show it: 2026-11-26.
 func DateOnly(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// ExpiryTime formats a token's expiry with its time, so "expired" can be
+// told from "expired a minute ago": 2026-11-26 14:03:05 UTC.
+func ExpiryTime(t time.Time) string { return t.UTC().Format(time.DateTime) + " UTC" }
+
+// TokenExpiredState is the Blocked.State of a stream whose token expired.
+func TokenExpiredState(exp time.Time) string { return "token expired at " + ExpiryTime(exp) }
 
 // prepare asks Config.Prepare, if any, for the dial target and keeps the
 // token's state in Stats. A *Blocked error comes back as is.
@@ -59,16 +70,17 @@ func (s *Source) prepare(ctx context.Context) (Target, error) {
 	t, err := s.cfg.Prepare(ctx)
 	var b *Blocked
 	if errors.As(err, &b) {
-		now, _ := s.cfg.Now()
-		s.stats.blocked(now, b)
-		if b.State != s.lastBlocked {
-			s.lastBlocked = b.State
-			s.log.Error("stream stopped: "+b.State, "token_expiry", b.TokenExpiry)
-		}
+		s.stop(b)
 		return Target{}, b
 	}
 	if err != nil {
 		return Target{}, err
+	}
+	if now, _ := s.cfg.Now(); !t.TokenExpiry.IsZero() && !now.Before(t.TokenExpiry) {
+		// Whatever Prepare says, dialling with an expired token is futile.
+		b := &Blocked{State: TokenExpiredState(t.TokenExpiry), TokenState: TokenExpired, TokenExpiry: t.TokenExpiry}
+		s.stop(b)
+		return Target{}, b
 	}
 	if s.lastBlocked != "" {
 		s.log.Info("token usable again: resuming", "was", s.lastBlocked)
@@ -78,20 +90,44 @@ func (s *Source) prepare(ctx context.Context) (Target, error) {
 		t.URL = s.cfg.URL
 	}
 	s.stats.token(t.TokenExpiry)
-	s.warnExpiry(t.TokenExpiry)
+	s.warnExpiry(t)
 	return t, nil
 }
 
+// stop shows that the stream is stopped, logging it once per state.
+func (s *Source) stop(b *Blocked) {
+	now, _ := s.cfg.Now()
+	s.stats.blocked(now, b)
+	if b.State != s.lastBlocked {
+		s.lastBlocked = b.State
+		s.log.Error("stream stopped: "+b.State, "token_expiry", b.TokenExpiry)
+	}
+}
+
+// expire stops the stream at its token's expiry, so the ERROR line comes
+// then and not at the next dial, which may be a backoff later.
+func (s *Source) expire(exp time.Time) {
+	s.stop(&Blocked{State: TokenExpiredState(exp), TokenState: TokenExpired, TokenExpiry: exp})
+}
+
 // warnExpiry logs, once per token, that it expires within TokenWarning.
-func (s *Source) warnExpiry(exp time.Time) {
-	if exp.IsZero() || exp.Equal(s.warned) {
+func (s *Source) warnExpiry(t Target) {
+	exp := t.TokenExpiry
+	if exp.IsZero() {
+		return
+	}
+	id := t.TokenID
+	if id == "" {
+		id = exp.UTC().Format(time.RFC3339Nano)
+	}
+	if id == s.warned {
 		return
 	}
 	now, _ := s.cfg.Now()
 	if left := exp.Sub(now); left < s.cfg.TokenWarning {
-		s.warned = exp
-		s.log.Warn("relay token expires soon: renew it", "expires", exp.UTC().Format(time.RFC3339),
-			"days_left", int(left.Hours()/24))
+		s.warned = id
+		s.log.Warn("relay token expires soon: renew it", "expires", ExpiryTime(exp),
+			"days_left", int(left.Hours()/24), "left", left.Round(time.Second).String())
 	}
 }
 

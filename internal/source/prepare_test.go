@@ -55,19 +55,19 @@ func TestBlockedStopsDiallingUntilPrepareSucceeds(t *testing.T) {
 	cfg.Prepare = func(context.Context) (Target, error) {
 		asked <- struct{}{}
 		if !renewed.Load() {
-			return Target{}, &Blocked{State: "token expired on 2026-01-02", TokenState: TokenExpired, TokenExpiry: exp}
+			return Target{}, &Blocked{State: "token expired at 2026-01-02 03:04:05 UTC", TokenState: TokenExpired, TokenExpiry: exp}
 		}
 		return Target{TokenExpiry: time.Now().Add(365 * 24 * time.Hour)}, nil
 	}
 	src := start(t, cfg, sink, log)
-	if m := logs.await(t, "stream stopped"); !strings.Contains(m, "token expired on 2026-01-02") || !strings.HasPrefix(m, "ERROR") {
+	if m := logs.await(t, "stream stopped"); !strings.Contains(m, "token expired at 2026-01-02 03:04:05 UTC") || !strings.HasPrefix(m, "ERROR") {
 		t.Fatalf("log %q", m)
 	}
 	for range 5 { // asked again and again, but never dials
 		recv(t, asked)
 	}
 	st := src.Stats()
-	if st.State != "token expired on 2026-01-02" || st.TokenState != TokenExpired || !st.TokenExpiry.Equal(exp) ||
+	if st.State != "token expired at 2026-01-02 03:04:05 UTC" || st.TokenState != TokenExpired || !st.TokenExpiry.Equal(exp) ||
 		st.Connected || st.LastError != st.State || h.Clients("spin31") != 0 {
 		t.Fatalf("stats %+v, host clients %d", st, h.Clients("spin31"))
 	}
@@ -108,7 +108,7 @@ func TestTokenExpiryEndsConnection(t *testing.T) {
 	cfg.TokenWarning = 24 * time.Hour
 	cfg.Prepare = func(context.Context) (Target, error) {
 		if calls.Add(1) > 1 {
-			return Target{}, &Blocked{State: "token expired on " + DateOnly(exp), TokenState: TokenExpired, TokenExpiry: exp}
+			return Target{}, &Blocked{State: TokenExpiredState(exp), TokenState: TokenExpired, TokenExpiry: exp}
 		}
 		return Target{TokenExpiry: exp}, nil
 	}
@@ -121,11 +121,11 @@ func TestTokenExpiryEndsConnection(t *testing.T) {
 		t.Fatalf("stats before expiry %+v", st)
 	}
 	d := sink.next(t, frame.Disconnected)
-	if want := "token expired on " + DateOnly(exp); string(d.Data) != want {
+	if want := TokenExpiredState(exp); string(d.Data) != want {
 		t.Fatalf("reason %q, want %q", d.Data, want)
 	}
 	logs.await(t, "stream stopped")
-	if st := src.Stats(); st.State != "token expired on "+DateOnly(exp) || st.TokenState != TokenExpired {
+	if st := src.Stats(); st.State != TokenExpiredState(exp) || st.TokenState != TokenExpired {
 		t.Fatalf("stats after expiry %+v", st)
 	}
 }
@@ -162,10 +162,12 @@ func TestPrepareErrorIsRetried(t *testing.T) {
 		}
 		return Target{URL: h.StreamURL("spin34")}, nil
 	}
-	src := start(t, cfg, sink, nil)
+	log, logs := newLog()
+	src := start(t, cfg, sink, log)
+	logs.await(t, "relay access: HTTP 502") // the history stays in the log
 	sink.next(t, frame.Connected)
 	st := src.Stats()
-	if calls.Load() != 3 || st.LastError != "relay access: HTTP 502" || st.State != StateConnected {
+	if calls.Load() != 3 || st.LastError != "" || st.State != StateConnected {
 		t.Fatalf("calls %d, stats %+v", calls.Load(), st)
 	}
 }

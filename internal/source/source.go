@@ -25,8 +25,13 @@ type Source struct {
 	pending     int64     // records dropped since the last Overflow record
 	lastWarn    time.Time // of the last queue-full warning
 	lastBlocked string    // the Blocked state last logged
-	warned      time.Time // expiry of the token last warned about
+	warned      string    // TokenID (or expiry) of the token last warned about
 }
+
+// fastAfter is how long a connection must have worked for its end to open
+// the fast reconnect window (see Backoff): long enough that a relay
+// accepting and dropping at once is not retried fast.
+const fastAfter = time.Second
 
 // New makes the source of cfg.Stream feeding sink. It starts nothing; see Run.
 func New(cfg Config, sink Sink, log *slog.Logger) *Source {
@@ -39,7 +44,8 @@ func New(cfg Config, sink Sink, log *slog.Logger) *Source {
 		sink:     sink,
 		log:      log.With("stream", cfg.Stream),
 		redacted: redactURL(cfg.URL),
-		backoff:  Backoff{Min: cfg.MinBackoff, Max: cfg.MaxBackoff, StableAfter: cfg.StableAfter},
+		backoff: Backoff{Min: cfg.MinBackoff, Max: cfg.MaxBackoff, StableAfter: cfg.StableAfter,
+			FastAfter: min(fastAfter, cfg.StableAfter), FastMax: cfg.FastRetry, FastFor: cfg.FastRetryFor},
 	}
 	s.stats.s.Stream = cfg.Stream
 	return s
@@ -59,7 +65,8 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	now, _ := s.cfg.Now()
 	s.stats.started(now)
-	quiet := false // a repeated dial error is logged at debug level
+	quiet := false       // a repeated dial error is logged at debug level
+	var expiry time.Time // of the token last dialled with
 	for ctx.Err() == nil {
 		target, err := s.prepare(ctx)
 		var blocked *Blocked
@@ -73,6 +80,7 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 		var conn *websocket.Conn
 		if err == nil {
+			expiry = target.TokenExpiry
 			conn, err = s.dial(ctx, target.URL)
 		}
 		switch {
@@ -85,14 +93,36 @@ func (s *Source) Run(ctx context.Context) error {
 		default:
 			quiet = false
 			start := time.Now()
-			s.serve(ctx, conn, target)
+			expired := s.serve(ctx, conn, target)
 			s.backoff.Ended(time.Since(start))
+			if expired {
+				continue // Prepare tells whether a renewed token is there
+			}
 		}
-		if !sleep(ctx, s.backoff.Next()) {
+		if !s.pause(ctx, s.backoff.Next(), expiry) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// pause waits d between dials unless ctx ends first; it reports whether to
+// go on. A token expiring meanwhile stops the stream at once, so the
+// state and the ERROR line come at the expiry, not at the next dial.
+func (s *Source) pause(ctx context.Context, d time.Duration, expiry time.Time) bool {
+	if expiry.IsZero() {
+		return sleep(ctx, d)
+	}
+	now, _ := s.cfg.Now()
+	left := expiry.Sub(now)
+	if left <= 0 || left >= d {
+		return sleep(ctx, d)
+	}
+	if !sleep(ctx, left) {
+		return false
+	}
+	s.expire(expiry)
+	return true
 }
 
 // sleep waits d unless ctx ends first; it reports whether to go on.

@@ -7,10 +7,14 @@ import (
 
 // Stats is a snapshot of a source, for the status page.
 type Stats struct {
-	Stream     string
-	Connected  bool
-	Since      time.Time // wall clock of the last connect or disconnect (or of Run's start)
-	LastError  string    // last dial error or disconnect reason; kept after a reconnect
+	Stream    string
+	Connected bool
+	Since     time.Time // wall clock of the last connect or disconnect (or of Run's start)
+	// LastError is why the stream is not connected now: the last dial
+	// error or disconnect reason. A successful connection clears it (the
+	// log keeps the history), so it never describes a past outage.
+	LastError  string
+	Connects   int64     // successful connections; 0 means never connected yet
 	Reconnects int64     // successful connections after the first
 	Frames     int64     // text and binary frames received
 	Bytes      int64     // their total size
@@ -18,8 +22,9 @@ type Stats struct {
 	LastFrame  time.Time // wall clock of the last frame
 
 	// State is StateConnecting, StateConnected, StateReconnecting, or, for
-	// a stream stopped until someone acts, why: "token expired on
-	// 2026-11-26", "token is for topic spin31-log, not spin30-log", ...
+	// a stream stopped until someone acts, why: "token expired at
+	// 2026-11-26 14:03:05 UTC", "token is for topic spin31-log, not
+	// spin30-log", ...
 	State string
 	// TokenState is one of the Token* constants: TokenNone for a stream
 	// without a relay token; TokenExpired, TokenWrongTopic and TokenInvalid
@@ -50,7 +55,9 @@ func (st *stats) snapshot(now time.Time, warn time.Duration) Stats {
 		s.State = st.stopped
 	case s.Connected:
 		s.State = StateConnected
-	case st.connects == 0 && s.LastError == "":
+	case st.connects == 0:
+		// Failed dials before the first connection are still connecting
+		// (LastError says why it takes long).
 		s.State = StateConnecting
 	default:
 		s.State = StateReconnecting
@@ -102,9 +109,11 @@ func (st *stats) connected(now time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.connects++
+	st.s.Connects = st.connects
 	st.s.Reconnects = st.connects - 1
 	st.s.Connected = true
 	st.s.Since = now
+	st.s.LastError = ""
 }
 
 // disconnected records the end of a connection; an empty errText (a normal

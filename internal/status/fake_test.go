@@ -9,6 +9,7 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -23,6 +24,8 @@ type fakePipeline struct {
 	// faults is a real store, in memory unless the test opens one on a
 	// file; nil (no faults) is valid.
 	faults *fault.Store
+	// provision is what Provisioning answers.
+	provision []relay.ProvisionStats
 }
 
 func (f *fakePipeline) set(fn func(f *fakePipeline)) {
@@ -70,6 +73,11 @@ func (f *fakePipeline) store() *fault.Store {
 func (f *fakePipeline) ActiveFaults(now time.Time) []fault.Fault { return f.store().Active(now) }
 func (f *fakePipeline) FaultCounts() map[fault.Kind]int64        { return f.store().Counts() }
 func (f *fakePipeline) AckFaults(now time.Time) error            { return f.store().Ack(now) }
+func (f *fakePipeline) Provisioning() []relay.ProvisionStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.provision
+}
 
 // fakeClock is a settable clock.
 type fakeClock struct {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/practable/lablog/internal/relay"
 )
 
 //go:embed page.html
@@ -107,6 +109,28 @@ type streamView struct {
 	Name, State, StateText string
 	Min, Hour, Reconnects  int64
 	Age                    string
+	Rule, RuleText         string // relay host rule (provisioning)
+}
+
+// ruleText words a relay.Provision* state for the page.
+func ruleText(state string) string {
+	switch state {
+	case "":
+		return "–" // lablog keeps no rule for this stream
+	case relay.ProvisionRulePosted:
+		return "posted"
+	case relay.ProvisionWaiting:
+		return "waiting for the host"
+	case relay.ProvisionHostUnreachable:
+		return "host unreachable"
+	case relay.ProvisionHostUnexpected:
+		return "host answers unexpectedly"
+	case relay.ProvisionTokenExpired:
+		return "token expired"
+	case relay.ProvisionTokenInvalid:
+		return "token unusable"
+	}
+	return state
 }
 
 func (m *Monitor) view(s Snapshot) pageView {
@@ -141,7 +165,7 @@ func (m *Monitor) view(s Snapshot) pageView {
 	}
 	for _, st := range s.Streams {
 		sv := streamView{Name: st.Name, State: st.State, Min: st.MessagesLastMinute, Hour: st.MessagesLastHour,
-			Reconnects: st.ReconnectsToday, Age: "never"}
+			Reconnects: st.ReconnectsToday, Age: "never", Rule: st.Provision, RuleText: ruleText(st.Provision)}
 		if st.LastMessageAgeSeconds != nil {
 			sv.Age = humanDuration(time.Duration(*st.LastMessageAgeSeconds*float64(time.Second))) + " ago"
 		}
@@ -155,9 +179,9 @@ func (m *Monitor) view(s Snapshot) pageView {
 			}
 			sv.StateText = "error: " + msg + " (since " + clock(st.Since) + ")"
 		case StateTokenExpiring:
-			sv.StateText = "token expiring" + onDay(st.TokenExpiresAt)
+			sv.StateText = "token expiring" + expiryText(s.Time, st.TokenExpiresAt)
 		case StateTokenExpired:
-			sv.StateText = "token expired" + onDay(st.TokenExpiresAt)
+			sv.StateText = "token expired" + expiryText(s.Time, st.TokenExpiresAt)
 		default:
 			sv.StateText = st.State
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/relay"
 )
 
 // metrics is lablog's own Prometheus registry (never the global one, so
@@ -100,6 +101,9 @@ var (
 		"Free space on the archive drive; absent while it is unavailable.", nil, nil)
 	descClock = prometheus.NewDesc("lablog_clock_synced",
 		"1 when the system clock is NTP-synchronised.", nil, nil)
+	descProvision = prometheus.NewDesc("lablog_provision_state",
+		"1 for the current state of the stream's relay host rule (rule_posted, host_unreachable, host_unexpected, token_expired, token_invalid, waiting), 0 for the others; only for streams whose rules lablog keeps.",
+		[]string{"stream", "state"}, nil)
 	descInfo = prometheus.NewDesc("lablog_build_info",
 		"Always 1; the version is a label.", []string{"version"}, nil)
 )
@@ -111,7 +115,7 @@ type pipelineCollector struct{ m *Monitor }
 func (c *pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descBytes, descConnected, descReconnects, descTokenExpiry,
 		descQueueDepth, descQueueCap, descDropped, descCommitted, descFsyncs, descCommitFails, descStalled, descBufBytes,
-		descWaiting, descArchiveUp, descFree, descClock, descInfo, descFaultsActive, descFaultEvents} {
+		descWaiting, descArchiveUp, descFree, descClock, descInfo, descFaultsActive, descFaultEvents, descProvision} {
 		ch <- d
 	}
 }
@@ -133,6 +137,11 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 		if st.TokenExpiresAt != nil {
 			gauge(descTokenExpiry, float64(st.TokenExpiresAt.Unix()), st.Name)
 		}
+		if st.Provision != "" {
+			for _, state := range provisionStates {
+				gauge(descProvision, b2f(st.Provision == state), st.Name, state)
+			}
+		}
 	}
 	gauge(descQueueDepth, float64(s.Buffer.QueueDepth))
 	gauge(descQueueCap, float64(s.Buffer.QueueCapacity))
@@ -151,6 +160,10 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descInfo, 1, s.Version)
 	collectFaults(ch, s, c.m.p.FaultCounts())
 }
+
+// provisionStates are every value of lablog_provision_state's state label.
+var provisionStates = []string{relay.ProvisionRulePosted, relay.ProvisionHostUnreachable, relay.ProvisionHostUnexpected,
+	relay.ProvisionTokenExpired, relay.ProvisionTokenInvalid, relay.ProvisionWaiting}
 
 func b2f(b bool) float64 {
 	if b {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/stall"
 )
@@ -271,6 +272,12 @@ func (m *Monitor) Snapshot() Snapshot {
 	last := m.p.LastCompaction()
 	synced := m.opts.ClockSynced()
 	faults := faultStatuses(now, m.p.ActiveFaults(now))
+	provision := map[string]relay.StreamProvision{}
+	for _, ps := range m.p.Provisioning() {
+		for stream, sp := range ps.Streams {
+			provision[stream] = sp
+		}
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -283,7 +290,11 @@ func (m *Monitor) Snapshot() Snapshot {
 		Streams:       make([]StreamStatus, 0, len(srcs)),
 	}
 	for _, src := range srcs {
-		s.Streams = append(s.Streams, m.streamStatus(now, src))
+		st := m.streamStatus(now, src)
+		if sp, ok := provision[src.Stream]; ok {
+			st.Provision, st.ProvisionError = sp.State, sp.Detail
+		}
+		s.Streams = append(s.Streams, st)
 	}
 	sort.SliceStable(s.Streams, func(i, j int) bool { return s.Streams[i].Name < s.Streams[j].Name })
 
@@ -389,7 +400,8 @@ func (m *Monitor) streamStatus(now time.Time, src source.Stats) StreamStatus {
 		st.State = StateError
 	case !src.Connected && !src.Since.IsZero() && now.Sub(src.Since) > m.opts.DownAfter:
 		st.State = StateError
-	case !src.Connected && src.Reconnects == 0 && src.LastError == "":
+	case !src.Connected && src.Connects == 0:
+		// Never connected yet: failed dials say why in LastError.
 		st.State = StateConnecting
 	case !src.Connected:
 		st.State = StateReconnecting
@@ -425,13 +437,25 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 		case StateError:
 			failing("%s: not connected%s: %s", st.Name, since, st.LastError)
 		case StateTokenExpired:
-			failing("%s: relay token expired%s", st.Name, onDay(st.TokenExpiresAt))
+			failing("%s: relay token expired%s", st.Name, expiryText(now, st.TokenExpiresAt))
 		case StateReconnecting:
 			warning("%s: reconnecting%s: %s", st.Name, since, st.LastError)
 		case StateConnecting:
-			warning("%s: connecting", st.Name)
+			if st.LastError != "" {
+				warning("%s: connecting%s: %s", st.Name, since, st.LastError)
+			} else {
+				warning("%s: connecting", st.Name)
+			}
 		case StateTokenExpiring:
-			warning("%s: relay token expires%s", st.Name, onDay(st.TokenExpiresAt))
+			warning("%s: relay token expires%s", st.Name, expiryText(now, st.TokenExpiresAt))
+		}
+		// A token that cannot work is the stream's state already.
+		switch st.Provision {
+		case relay.ProvisionHostUnexpected:
+			// The local socket may be up, but without a rule nothing comes.
+			failing("%s: no relay host rule: the host answers unexpectedly: %s", st.Name, st.ProvisionError)
+		case relay.ProvisionHostUnreachable:
+			warning("%s: no relay host rule: the host is unreachable: %s", st.Name, st.ProvisionError)
 		}
 	}
 	if s.Buffer.DroppedLastHour > 0 {
@@ -460,10 +484,16 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 	return append(fail, warn...)
 }
 
-// onDay is " on 2026-11-26" for a known time, "" otherwise.
-func onDay(t *time.Time) string {
+// expiryText is " at 2026-11-26 14:03:05 UTC (3h 12m ago)", or "(in 5d
+// 2h)", for a known token expiry; "" otherwise. The date alone cannot tell
+// an expiry of a minute ago from one of this morning.
+func expiryText(now time.Time, t *time.Time) string {
 	if t == nil {
 		return ""
 	}
-	return " on " + t.UTC().Format(time.DateOnly)
+	when := "in " + humanDuration(t.Sub(now))
+	if !now.Before(*t) {
+		when = humanDuration(now.Sub(*t)) + " ago"
+	}
+	return " at " + source.ExpiryTime(*t) + " (" + when + ")"
 }

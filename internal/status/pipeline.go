@@ -7,6 +7,7 @@ import (
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -25,6 +26,9 @@ type Pipeline interface {
 	FaultCounts() map[fault.Kind]int64
 	// AckFaults acknowledges every fault reported so far.
 	AckFaults(now time.Time) error
+	// Provisioning is how each relay host's rules are kept (one entry per
+	// host whose streams lablog provisions).
+	Provisioning() []relay.ProvisionStats
 }
 
 // ForRecorder adapts a recorder to Pipeline.
@@ -42,3 +46,6 @@ func (p recorderPipeline) ActiveFaults(now time.Time) []fault.Fault {
 }
 func (p recorderPipeline) FaultCounts() map[fault.Kind]int64 { return p.r.Faults().Counts() }
 func (p recorderPipeline) AckFaults(now time.Time) error     { return p.r.Faults().Ack(now) }
+func (p recorderPipeline) Provisioning() []relay.ProvisionStats {
+	return p.r.Provisioning()
+}

@@ -65,6 +65,12 @@ type StreamStatus struct {
 	ReconnectsTotal       int64      `json:"reconnects_total"`
 	DroppedTotal          int64      `json:"dropped_total"`
 	TokenExpiresAt        *time.Time `json:"token_expires_at"`
+	// Provision is how the stream's relay host rule stands when lablog
+	// keeps it (relay.Provision*: rule_posted, host_unreachable, ...); ""
+	// for a stream whose rules lablog does not keep. ProvisionError says
+	// why there is no rule.
+	Provision      string `json:"provision"`
+	ProvisionError string `json:"provision_error"`
 }
 
 // BufferStatus is the bbolt buffer on the SD card and its writer.

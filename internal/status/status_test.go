@@ -52,8 +52,8 @@ func scene(t *testing.T) (*Monitor, *fakePipeline, *fakeClock, string) {
 	root := archiveRoot(t)
 	f := &fakePipeline{
 		sources: []source.Stats{
-			{Stream: "spin30", Connected: true, Since: t0.Add(-10 * time.Minute), Reconnects: 2, TokenExpiry: t0.Add(365 * 24 * time.Hour)},
-			{Stream: "spin31", Since: t0, LastError: "read: unexpected EOF", Frames: 5, Bytes: 900, LastFrame: t0.Add(-time.Minute)},
+			{Stream: "spin30", Connected: true, Since: t0.Add(-10 * time.Minute), Connects: 3, Reconnects: 2, TokenExpiry: t0.Add(365 * 24 * time.Hour)},
+			{Stream: "spin31", Since: t0, Connects: 1, LastError: "read: unexpected EOF", Frames: 5, Bytes: 900, LastFrame: t0.Add(-time.Minute)},
 			{Stream: "spin32", Since: t0.Add(-5 * time.Minute), LastError: "dial ws://127.0.0.1:8888/ws/spin32: connection refused"},
 			{Stream: "pend00", Connected: true, Since: t0, TokenExpiry: t0.Add(72 * time.Hour)},
 			{Stream: "pend01", Connected: true, Since: t0, TokenExpiry: t0.Add(-time.Hour)},
@@ -125,7 +125,7 @@ func TestAPIStatusFieldByField(t *testing.T) {
 	wantKeys := map[string][]string{
 		"": {"archive", "buffer", "clock_synced", "faults", "health", "problems", "recording", "started_at", "streams", "time", "uptime_seconds", "version"},
 		"streams[]": {"bytes_total", "connected", "dropped_total", "last_error", "last_message_age_seconds", "last_message_at", "messages_last_hour",
-			"messages_last_minute", "messages_total", "name", "reconnects_today", "reconnects_total", "since", "state", "token_expires_at"},
+			"messages_last_minute", "messages_total", "name", "provision", "provision_error", "reconnects_today", "reconnects_total", "since", "state", "token_expires_at"},
 		"buffer": {"commit_ms", "committed_total", "dropped_last_hour", "dropped_total", "full", "last_commit_at", "max_bytes", "oldest_waiting", "queue_capacity",
 			"queue_depth", "records_waiting", "refused_total", "size_bytes", "writer_error", "writer_stalled"},
 		"archive":                 {"available", "bytes_today", "checked_at", "files_today", "free_bytes", "last_compaction", "last_error", "last_error_at", "path", "problem"},
@@ -266,11 +266,11 @@ func TestStreamStates(t *testing.T) {
 	}{
 		{"before Run", source.Stats{}, time.Time{}, StateConnecting},
 		{"first dial pending", source.Stats{Since: now.Add(-time.Second)}, time.Time{}, StateConnecting},
-		{"first dial failed", source.Stats{Since: now.Add(-time.Second), LastError: "dial: refused"}, time.Time{}, StateReconnecting},
+		{"first dial failed", source.Stats{Since: now.Add(-time.Second), LastError: "dial: refused"}, time.Time{}, StateConnecting},
 		{"never connected for long", source.Stats{Since: now.Add(-3 * time.Minute), LastError: "dial: refused"}, time.Time{}, StateError},
 		{"never tried for long", source.Stats{Since: now.Add(-3 * time.Minute)}, time.Time{}, StateError},
-		{"dropped just now", source.Stats{Since: now, Reconnects: 4, LastError: "read: EOF"}, time.Time{}, StateReconnecting},
-		{"down exactly DownAfter", source.Stats{Since: now.Add(-2 * time.Minute), LastError: "x"}, time.Time{}, StateReconnecting},
+		{"dropped just now", source.Stats{Since: now, Connects: 5, Reconnects: 4, LastError: "read: EOF"}, time.Time{}, StateReconnecting},
+		{"down exactly DownAfter", source.Stats{Since: now.Add(-2 * time.Minute), Connects: 1, LastError: "x"}, time.Time{}, StateReconnecting},
 		{"connected", source.Stats{Connected: true, Since: now.Add(-time.Hour)}, time.Time{}, StateConnected},
 		{"connected, token fine", source.Stats{Connected: true}, exp(31 * 24 * time.Hour), StateConnected},
 		{"connected, token soon", source.Stats{Connected: true}, exp(29 * 24 * time.Hour), StateTokenExpiring},
@@ -279,7 +279,7 @@ func TestStreamStates(t *testing.T) {
 		{"token for another topic", source.Stats{Since: now, TokenState: source.TokenWrongTopic, State: "token is for topic spin31-log, not spin30-log"}, time.Time{}, StateError},
 		{"token expired", source.Stats{Connected: true}, exp(0), StateTokenExpired},
 		{"token expired and down", source.Stats{Since: now.Add(-time.Hour)}, exp(-time.Hour), StateTokenExpired},
-		{"token soon but down", source.Stats{Since: now, LastError: "x"}, exp(time.Hour), StateReconnecting},
+		{"token soon but down", source.Stats{Since: now, Connects: 1, LastError: "x"}, exp(time.Hour), StateReconnecting},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.src.Stream = "s"
@@ -323,7 +323,7 @@ func TestHealthz(t *testing.T) {
 
 	// Warnings keep 200: the archive gone, a stream reconnecting, the clock.
 	f.set(func(f *fakePipeline) {
-		f.sources[1] = source.Stats{Stream: "spin31", Since: t0, Reconnects: 1, LastError: "read: EOF"}
+		f.sources[1] = source.Stats{Stream: "spin31", Since: t0, Connects: 2, Reconnects: 1, LastError: "read: EOF"}
 	})
 	m.opts.ClockSynced = func() bool { return false }
 	if code, _, _ := get(t, h, "/healthz"); code != 200 {
@@ -444,8 +444,8 @@ func TestPage(t *testing.T) {
 		`<div id="health" class="h-failing">FAILING</div>`,
 		`<meta name="viewport"`,
 		`<tr data-stream="spin30"><td>spin30</td><td class="state s-connected">connected</td>`,
-		`<td class="state s-token_expiring">token expiring on 2026-11-29</td>`,
-		`<td class="state s-token_expired">token expired on 2026-11-26</td>`,
+		`<td class="state s-token_expiring">token expiring at 2026-11-29 14:00:00 UTC (in 3d 0h)</td>`,
+		`<td class="state s-token_expired">token expired at 2026-11-26 13:00:00 UTC (1h 0m ago)</td>`,
 		`class="state s-error">error: dial ws://127.0.0.1:8888/ws/spin32: connection refused`,
 		`<dd id="buffer-waiting">305</dd>`,
 		`<dd id="archive-today">1 files, 1000 B</dd>`,
