@@ -63,7 +63,9 @@ func TestBursts(t *testing.T) {
 	t.Logf("bursts: %d x %d: sent %d, lablog %d (%.1f%%, %d frames), peer %d (%.1f%%, %d frames); only lablog %d, only peer %d",
 		bursts, size, sent, got, pct(got, sent), len(recs["spin60"]), peerGot, pct(peerGot, sent), len(lines), labOnly, peerOnly)
 	// Which runs the relay drops depends on each reader's timing, so the
-	// two sets differ; the count is what is compared.
+	// two sets differ; the count is what is compared. lablog still records
+	// fewer than the peer in some runs (issue 10, read path): reported, and
+	// a failure only under LABLOG_STRICT_RECOVERY=1 until that is closed.
 	if got < peerGot {
 		msg := fmt.Sprintf("bursts: lablog recorded %d messages, fewer than the peer's %d", got, peerGot)
 		if os.Getenv("LABLOG_STRICT_RECOVERY") == "1" {
