@@ -172,3 +172,32 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// unquoteJSON is what unquote must always agree with.
+func unquoteJSON(s []byte) string {
+	var out string
+	if err := json.Unmarshal(s, &out); err != nil {
+		return ""
+	}
+	return out
+}
+
+func TestUnquoteAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range []string{`""`, `"u1"`, `"Zoë 😀"`, `"a\"b"`, `"a\\b"`, `"\u00e9"`, "\"tab\there\"", "\"bad \xff\"",
+		`"unterminated`, `x`, `"`, `"a"b"`, "\"nul\x00\"", `"\ud800"`} {
+		if got, want := unquote([]byte(s)), unquoteJSON([]byte(s)); got != want {
+			t.Errorf("unquote(%q) = %q, encoding/json gives %q", s, got, want)
+		}
+	}
+}
+
+func FuzzUnquote(f *testing.F) {
+	f.Add([]byte(`"plain"`))
+	f.Add([]byte(`"esc\n\u0041"`))
+	f.Add([]byte("\"\xc3\x28\""))
+	f.Fuzz(func(t *testing.T, s []byte) {
+		if got, want := unquote(s), unquoteJSON(s); got != want {
+			t.Errorf("unquote(%q) = %q, encoding/json gives %q", s, got, want)
+		}
+	})
+}
