@@ -67,6 +67,24 @@ func (f *fixture) record(at time.Time, n int, streams ...string) {
 	}
 }
 
+// publishUnsettled archives the buffer's group of stream's hour without
+// settling it: what a power cut between publish and settle leaves.
+func (f *fixture) publishUnsettled(stream string, hour time.Time) {
+	f.t.Helper()
+	w, err := archive.Create(f.root, stream, hour, archive.Options{BufferID: f.db.ID()})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.db.Scan(f.group(stream, hour), 0, ^uint64(0), func(seq uint64, r frame.Record) error {
+		return w.Add(archive.Entry{Seq: seq, Rec: r})
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := w.Publish(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // group is the fixture buffer's group of stream's hour.
 func (f *fixture) group(stream string, hour time.Time) buffer.Group {
 	return buffer.Group{BufferID: f.db.ID(), Stream: stream, Hour: frame.Hour(hour)}
@@ -158,18 +176,7 @@ func TestCrashBetweenPublishAndDelete(t *testing.T) {
 	f := newFixture(t)
 	h := frame.Hour(t0.Add(-2 * time.Hour))
 	f.record(h, 30, "spin30")
-	w, err := archive.Create(f.root, "spin30", h, archive.Options{BufferID: f.db.ID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.db.Scan(f.group("spin30", h), 0, ^uint64(0), func(seq uint64, r frame.Record) error {
-		return w.Add(archive.Entry{Seq: seq, Rec: r})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Publish(); err != nil {
-		t.Fatal(err)
-	}
+	f.publishUnsettled("spin30", h)
 	f.record(h.Add(30*time.Minute), 3, "spin30")
 	res := f.c.RunOnce(context.Background())
 	if res.Err != nil || res.Files != 1 || res.Records != 3 {

@@ -50,18 +50,7 @@ func TestFreshBufferBesideAnArchive(t *testing.T) {
 				// The old buffer published spin30 and died before settling,
 				// then the card was swapped: the old records are archived,
 				// the new buffer has others under the same seqs.
-				w, err := archive.Create(f.root, "spin30", h, archive.Options{BufferID: oldID})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := f.db.Scan(f.group("spin30", h), 0, ^uint64(0), func(seq uint64, r frame.Record) error {
-					return w.Add(archive.Entry{Seq: seq, Rec: r})
-				}); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := w.Publish(); err != nil {
-					t.Fatal(err)
-				}
+				f.publishUnsettled("spin30", h)
 				_ = f.db.Close()
 				if err := os.Remove(path); err != nil {
 					t.Fatal(err)
