@@ -3,6 +3,7 @@ package buffer
 import (
 	"encoding/binary"
 	"fmt"
+	"sort"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -18,6 +19,8 @@ const (
 	// messages compresses about as well as a whole hour would.
 	mergeAtBytes  = 64 << 10
 	mergeAtBlocks = 256
+	// maxMergesPerCommit bounds the extra work one commit does.
+	maxMergesPerCommit = 4
 )
 
 // tail is the run of small, consecutive blocks at the end of a group, the
@@ -86,13 +89,18 @@ func (d *DB) Append(recs []frame.Record) error {
 				return err
 			}
 		}
-		for gk, t := range tails {
-			if t.raw >= mergeAtBytes || len(t.keys) >= mergeAtBlocks {
-				if err := mergeTail(tx, gk, t, led); err != nil {
-					return err
-				}
-				tails[gk] = &tail{next: t.next}
+		// Many streams at one rate fill their tails together: merging them
+		// all in one commit would stall it, so a few go per commit, the
+		// fullest first (any tail of the buffer, not only this commit's).
+		for _, gk := range d.mergeable(tails, maxMergesPerCommit) {
+			t := tails[gk]
+			if t == nil {
+				t = d.tails[gk]
 			}
+			if err := mergeTail(tx, gk, t, led); err != nil {
+				return err
+			}
+			tails[gk] = &tail{next: t.next}
 		}
 		var err error
 		used, err = led.write(tx)
@@ -106,6 +114,35 @@ func (d *DB) Append(recs []frame.Record) error {
 	}
 	d.addUsed(used)
 	return nil
+}
+
+// mergeable picks up to n tails due for a merge, fullest first: the ones
+// this commit changed (changed) over those already in d.tails.
+func (d *DB) mergeable(changed map[groupKey]*tail, n int) []groupKey {
+	type due struct {
+		gk  groupKey
+		raw int
+	}
+	var all []due
+	consider := func(gk groupKey, t *tail) {
+		if t != nil && (t.raw >= mergeAtBytes || len(t.keys) >= mergeAtBlocks) {
+			all = append(all, due{gk, t.raw})
+		}
+	}
+	for gk, t := range changed {
+		consider(gk, t)
+	}
+	for gk, t := range d.tails {
+		if _, ok := changed[gk]; !ok {
+			consider(gk, t)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].raw > all[j].raw })
+	out := make([]groupKey, 0, min(n, len(all)))
+	for i := 0; i < len(all) && i < n; i++ {
+		out = append(out, all[i].gk)
+	}
+	return out
 }
 
 // runs splits recs into runs of one stream and one hour, keeping each
