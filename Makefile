@@ -12,7 +12,7 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-go fuzz deps-test clean image image-test
+.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-go fuzz deps deps-test clean image image-test
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
@@ -27,10 +27,20 @@ $(DUCKDB)/node_modules/.installed: $(DUCKDB)/package.json $(DUCKDB)/package-lock
 	cd $(DUCKDB) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: lint deps-test build build-arm64
-	LABLOG_REQUIRE_DUCKDB=1 $(GO) test -count=1 -timeout 15m ./...
-	$(MAKE) test-arm64
-	$(MAKE) image-test
+# Everything make test needs: the Debian packages (apt-get as root; the
+# exact command to run otherwise, .ci/deps.sh), then DuckDB from npm.
+deps:
+	@.ci/deps.sh
+	@$(MAKE) --no-print-directory deps-test
+
+# Every test, in phases, each with a line before and after (elapsed time).
+PHASE := .ci/phase.sh
+test:
+	@$(PHASE) "dependencies" $(MAKE) --no-print-directory deps
+	@$(PHASE) "lint and build" $(MAKE) --no-print-directory lint build build-arm64
+	@$(PHASE) "unit tests" env LABLOG_REQUIRE_DUCKDB=1 $(GO) test -count=1 -timeout 15m ./...
+	@$(PHASE) "arm64 tests (qemu-user)" $(MAKE) --no-print-directory test-arm64
+	@$(PHASE) "appliance image test (QEMU)" $(MAKE) --no-print-directory image-test
 
 test-unit:
 	$(GO) test -count=1 -short ./...
@@ -44,8 +54,12 @@ lint:
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# Build first, saying so: the first compile takes a while and go run is silent.
+# DEMO_FLAGS e.g. --duration 0 --streams 40.
 demo:
-	$(GO) run $(GOFLAGS) -ldflags '$(LDFLAGS)' ./cmd/lablog demo
+	@echo "building lablog (dist/lablog)..."
+	@$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
+	dist/lablog demo $(DEMO_FLAGS)
 
 # The benchmark harness: the real binary on loopback websockets, one table
 # (README, "Performance"). BENCH_FLAGS e.g. --runs 5 --only ingest,baseline.
@@ -67,14 +81,17 @@ fuzz:
 
 # The appliance, emulated: debootstrap an arm64 Debian root (cached under
 # LABLOG_IMAGE_CACHE), apply our pi-gen stage and rootfs-overlay, boot it in
-# qemu-system-aarch64 and check it from here (image/test/run.sh; root only).
+# qemu-system-aarch64 with the real arm64 relay host (image/relay-arm64.sh, as
+# for make image) and check it from here (image/test/run.sh; root only).
 image-test: build build-arm64
 	image/test/run.sh
 
 # The SD card image, with pi-gen (image/build-image.sh; see README,
-# "Appliance"). RELAY_HOST_BIN, a prebuilt arm64 practable relay binary, is
-# required; PIGEN_DIR may point at a local pi-gen checkout; SITE at a lablog/
-# config folder to bake in.
+# "Appliance"). Its relay host: RELAY_HOST_BIN (a prebuilt arm64 practable
+# relay), RELAY_SRC (a checkout) or RELAY_TARBALL (a source tarball; default
+# ../shared/relay/relay-src-*.tar.gz), built for arm64 by image/relay-arm64.sh;
+# PIGEN_DIR may point at a local pi-gen checkout; SITE at a lablog/ config
+# folder to bake in.
 image: build build-arm64
 	image/build-image.sh
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +13,8 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog bench", flag.ContinueOnError)
+	fs := newFlags("bench", "[flags]",
+		"Measure a lablog binary on loopback websockets (ingest, baseline, memory, compaction)\nand print one table (README, \"Performance\").")
 	var o bench.Options
 	fs.StringVar(&o.Binary, "binary", "", "lablog `binary` to measure (default: this one)")
 	fs.StringVar(&o.Exec, "exec", "", "run the measured binary under this `command` (e.g. qemu-aarch64-static)")
@@ -24,7 +24,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	only := fs.String("only", "", "comma-separated `scenarios`: "+strings.Join(bench.Scenarios, ","))
 	rows := fs.Int("compact-rows", 0, "rows in the compaction buffer (default 2000000)")
 	sizes := fs.String("scale", "", "comma-separated stream counts for scaling (default 1,10,100,1000)")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if o.Binary == "" {

@@ -61,7 +61,11 @@ type pageState struct {
 		State string `json:"state"`
 		Min   int64  `json:"min"`
 	} `json:"rows"`
-	Overflow bool `json:"overflow"` // the page is wider than the phone
+	Overflow      bool    `json:"overflow"`       // the page is wider than the phone
+	TableOverflow bool    `json:"table_overflow"` // the stream table scrolls sideways
+	ClampLines    float64 `json:"clamp_lines"`    // the most lines a cut text takes
+	ClampTitled   bool    `json:"clamp_titled"`   // every cut text has its full text as title
+	Widths        []int   `json:"widths"`         // the document's scroll and client widths, the window's
 }
 
 const readPage = `JSON.stringify({
@@ -71,7 +75,13 @@ const readPage = `JSON.stringify({
   rows: Array.from(document.querySelectorAll("#streams tr")).map(function (tr) {
     return {name: tr.dataset.stream, state: tr.querySelector(".state").textContent, min: +tr.querySelector(".min").textContent};
   }),
-  overflow: document.documentElement.scrollWidth > window.innerWidth
+  overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+  widths: [document.documentElement.scrollWidth, document.documentElement.clientWidth, window.innerWidth],
+  table_overflow: Array.from(document.querySelectorAll(".scroll")).some(function (e) { return e.scrollWidth > e.clientWidth; }),
+  clamp_lines: Math.max.apply(null, Array.from(document.querySelectorAll(".clamp")).map(function (e) {
+    return e.getBoundingClientRect().height / (parseFloat(getComputedStyle(e).fontSize) * 1.3);
+  })),
+  clamp_titled: Array.from(document.querySelectorAll(".clamp")).every(function (e) { return e.title === e.textContent; })
 })`
 
 func read(t *testing.T, ctx context.Context) pageState {
@@ -136,8 +146,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 		return strings.HasPrefix(p.Drive, "mounted at ")
 	})
-	if first.Overflow {
-		t.Error("the page is wider than a phone's screen")
+	if first.Overflow || first.TableOverflow {
+		t.Errorf("at 390 px the page (%v, widths %v) or the stream table (%v) scrolls sideways", first.Overflow, first.Widths, first.TableOverflow)
 	}
 	if first.Health != "OK" && first.Health != "WARNING" { // WARNING only for an unsynced clock
 		t.Errorf("health %q at the start", first.Health)
@@ -177,8 +187,12 @@ func TestStatusPageInChromium(t *testing.T) {
 	last := awaitPage(t, ctx, 30*time.Second, "the archive unavailable", func(p pageState) bool {
 		return p.Drive == "NOT available: does not exist"
 	})
-	if last.Overflow {
-		t.Error("with long error messages the page is wider than a phone's screen")
+	if last.Overflow || last.TableOverflow {
+		t.Errorf("with long error messages, at 390 px the page (%v, widths %v) or the stream table (%v) scrolls sideways", last.Overflow, last.Widths, last.TableOverflow)
+	}
+	// Long errors take at most two lines each, their full text at hand.
+	if last.ClampLines > 2.5 || !last.ClampTitled {
+		t.Errorf("cut texts: up to %.1f lines, all titled %v", last.ClampLines, last.ClampTitled)
 	}
 	if last.Health != "WARNING" {
 		t.Errorf("health %q with a stream reconnecting and no archive, want WARNING", last.Health)

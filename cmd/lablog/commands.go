@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,20 +25,21 @@ const defaultConfig = "/etc/lablog/lablog.yaml"
 
 func versionString() string { return version.Version }
 
-// parseFlags parses args with fs, printing errors and help to stderr.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return errUsage // flag has printed the problem (or -h's help)
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", "", "Print lablog's version (from git describe at build time).")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
+	fmt.Fprintln(stdout, "lablog", versionString())
 	return nil
 }
 
-func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog run", flag.ContinueOnError)
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", "[--config FILE] [--debug]",
+		"Record the configured streams until SIGTERM or SIGINT (the daemon; the service runs this).\nSIGUSR1 compacts now.")
 	path := fs.String("config", defaultConfig, "configuration `file`")
-	debug := fs.Bool("debug", false, "log at debug level")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	debug := fs.Bool("debug", false, "log at debug level (every connection attempt, commit and rule check)")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
@@ -86,10 +86,11 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog compact", flag.ContinueOnError)
+	fs := newFlags("compact", "[--config FILE] [--open-hours]",
+		"Archive the buffer's closed hours to Parquet now, with the daemon stopped\n(while it runs, send it SIGUSR1 instead: systemctl kill -s USR1 lablog).")
 	path := fs.String("config", defaultConfig, "configuration `file`")
 	open := fs.Bool("open-hours", false, "also archive the current, still open hour")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
@@ -129,13 +130,13 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func cmdVerify(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog verify", flag.ContinueOnError)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	fs := newFlags("verify", "DIR",
+		"Check every Parquet file under DIR (an archive drive, or a copy of it): each file\nreads back, its rows match its name and footer, and no two files hold the same rows.\nExits non-zero on any problem, and for a folder with no files at all.")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: lablog verify DIR")
-		return errUsage
+		return usageError(fs, stderr, "want one folder, got %d arguments", fs.NArg())
 	}
 	dir := fs.Arg(0)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -161,19 +162,46 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdConfig(args []string, stdout, stderr io.Writer) error {
-	switch {
-	case len(args) == 2 && args[0] == "check":
-		cfg, err := config.Load(args[1])
+	const about = "lablog config check FILE | lablog config example"
+	if len(args) == 0 || isHelp(args[0]) {
+		w := stderr
+		if len(args) > 0 {
+			w = stdout
+		}
+		fmt.Fprintf(w, "Usage: %s\n\n  check FILE  validate a configuration file, and read its relay tokens\n  example     print a commented example configuration with every default\n", about)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return errHelp
+	}
+	switch args[0] {
+	case "check":
+		fs := newFlags("config check", "FILE",
+			"Validate a configuration file: unknown keys, bad values and bad stream names are\nerrors with their line number. Also reads every stream's relay token and warns\nabout tokens that cannot work or expire soon.")
+		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usageError(fs, stderr, "want one file, got %d arguments", fs.NArg())
+		}
+		cfg, err := config.Load(fs.Arg(0))
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "ok: %s: %d streams\n", args[1], len(cfg.Streams()))
+		fmt.Fprintf(stdout, "ok: %s: %d streams\n", fs.Arg(0), len(cfg.Streams()))
 		checkTokens(stdout, cfg)
 		return nil
-	case len(args) == 1 && args[0] == "example":
+	case "example":
+		fs := newFlags("config example", "", "Print a commented example configuration with every key and its default.")
+		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() != 0 {
+			return usageError(fs, stderr, "takes no arguments")
+		}
 		_, err := stdout.Write(config.Example())
 		return err
 	}
-	fmt.Fprintln(stderr, "usage: lablog config check FILE | lablog config example")
+	fmt.Fprintf(stderr, "lablog config: unknown command %q\nusage: %s\n", args[0], about)
 	return errUsage
 }

@@ -230,12 +230,12 @@ func TestDaemonStatusAPIAndMetricsMatchWhatWasSent(t *testing.T) {
 	if s.Version != versionString() || s.UptimeSeconds < 0 || time.Since(s.Time) > time.Minute || !s.Recording {
 		t.Errorf("top level: %+v", s)
 	}
-	if s.ClockSynced && s.Health != status.HealthOK || !s.ClockSynced && s.Health != status.HealthWarning {
+	if s.ClockSynced && s.Health != status.HealthOK || !s.ClockSynced && s.Health != status.HealthWarning || !s.ClockExpected {
 		t.Errorf("health %q with clock synced %v; problems %v", s.Health, s.ClockSynced, s.Problems)
 	}
 	wantHealthz := "recording\n"
 	if !s.ClockSynced {
-		wantHealthz += "warning: system clock not synchronised\n"
+		wantHealthz += "warning: system clock not synchronised (records are marked clock_synced = false until it is)\n"
 	}
 	if code, body := d.get(t, "/healthz"); code != 200 || string(body) != wantHealthz {
 		t.Errorf("/healthz: %d %q", code, body)

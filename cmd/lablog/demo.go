@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,18 +16,20 @@ import (
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/labsim"
 	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/status"
 )
 
 // cmdDemo records a simulated lab with the real pipeline: a fake relay host
 // on loopback, simulated UIs, and lablog compacting every few seconds.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog demo", flag.ContinueOnError)
+	fs := newFlags("demo", "[--dir D] [--duration 30s] [--streams N] [--rate 5] [--listen ADDR]",
+		"Record a simulated lab (fake relay host, students, dashboards, bad frames) with the real\npipeline for a while, then list, verify and show the Parquet files. Needs no network.")
 	dir := fs.String("dir", "lablog-demo", "`folder` for the buffer, the archive and the log")
 	duration := fs.Duration("duration", 30*time.Second, "how long the lab runs (0: until Ctrl-C)")
 	streams := fs.Int("streams", 12, "number of simulated lab devices")
 	rate := fs.Float64("rate", 5, "average messages per second per device")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` of the status page, JSON and metrics (\"\" for none)")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if *streams < 1 || *streams > 500 {
@@ -62,7 +63,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ops, err := startOps(rec, cfg, log, opsOptions{Listen: *listen})
+	// A demo's timestamps matter to no one: an unsynced clock (any container
+	// or VM) must not turn its page to WARNING.
+	ops, err := startOps(rec, cfg, log, opsOptions{Listen: *listen, Monitor: status.Options{ClockOptional: true}})
 	if err != nil {
 		_ = rec.Close()
 		return err
@@ -76,6 +79,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "lablog demo: recording %d simulated devices (%s ... %s) from %s\n",
 		len(names), names[0], names[len(names)-1], host.URL())
 	fmt.Fprintf(stdout, "buffer %s, archive %s, log %s; Ctrl-C stops\n", cfg.Buffer.Path, cfg.Archive.Path, logPath)
+	fmt.Fprintf(stdout, "the demo archives the open hour every %v so files appear at once (the daemon archives each hour\nafter it closes): expect one file per device per %v\n", cfg.Compaction.Interval, cfg.Compaction.Interval)
 	switch {
 	case ops.URL != "":
 		fmt.Fprintf(stdout, "status page: %s/ (JSON: %s/api/status, metrics: %s/metrics)\n", ops.URL, ops.URL, ops.URL)
@@ -218,13 +222,19 @@ func demoReport(w io.Writer, root string) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("demo: %d archive problems", len(problems))
 	}
-	fmt.Fprintf(w, "all %d files verified (lablog verify %s)\n", n, root)
+	fmt.Fprintf(w, "all %d files verified (lablog verify %s)\n\n", n, root)
+	if len(files) > 0 {
+		// A sample of the data with lablog's own reader: nothing to install.
+		if err := cmdHead([]string{"-n", "5", files[0].path}, w, w); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(w, `
-Read them with DuckDB:
+More rows: lablog head -n 20 FILE. To query them all, optionally with DuckDB
+(not packaged by Debian: https://duckdb.org, or npm's @duckdb/node-api):
 
-  duckdb -c "SELECT stream, kind, count(*) AS rows, count(DISTINCT \"user\") AS users,
-             min(received_at) AS first, max(received_at) AS last
-             FROM read_parquet('%s/**/*.parquet', hive_partitioning = true)
+  duckdb -c "SELECT stream, kind, count(*) AS rows, count(DISTINCT \"user\") AS users
+             FROM read_parquet('%s/**/*.parquet', hive_partitioning = true, union_by_name = true)
              GROUP BY ALL ORDER BY ALL"
 `, root)
 	return nil

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,19 +24,23 @@ var (
 
 // cmdDrive prepares a USB drive as the archive: lablog drive init DEVICE.
 func cmdDrive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "init" {
-		fmt.Fprintln(stderr, "usage: lablog drive init [--yes] [--user lablog] DEVICE")
-		return errUsage
-	}
-	fs := flag.NewFlagSet("lablog drive init", flag.ContinueOnError)
+	fs := newFlags("drive init", "[--yes] [--user lablog] DEVICE",
+		"Make a USB drive (e.g. /dev/sda) lablog's archive drive: ERASES it, makes one ext4\npartition labelled "+drive.Label+" owned by --user, with the archive marker. Needs root.")
 	yes := fs.Bool("yes", false, "erase without asking")
 	owner := fs.String("user", "lablog", "`user` that owns the archive (the service's)")
-	if err := parseFlags(fs, args[1:], stderr); err != nil {
+	if len(args) == 0 || args[0] != "init" {
+		if len(args) > 0 && isHelp(args[0]) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return errHelp
+		}
+		return usageError(fs, stderr, "want: lablog drive init DEVICE")
+	}
+	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: lablog drive init [--yes] [--user lablog] DEVICE   (e.g. /dev/sda)")
-		return errUsage
+		return usageError(fs, stderr, "want one device (e.g. /dev/sda), got %d arguments", fs.NArg())
 	}
 	d, err := driveSystem.Check(fs.Arg(0))
 	if err != nil {

@@ -17,23 +17,23 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "lablog:", err)
-		}
+	switch {
+	case errors.Is(err, errUsage):
+		os.Exit(2) // the usage is printed already
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "lablog:", err)
 		os.Exit(1)
 	}
 }
 
-// errUsage means the usage was already printed.
-var errUsage = errors.New("usage")
-
 const usage = `lablog records remote-lab logging streams and archives them as Parquet.
 
 Usage:
-  lablog run [--config FILE]          record the configured streams (the daemon)
-  lablog demo [--dir D] [--duration 30s] [--streams N] [--listen ADDR]
+  lablog run [--config FILE] [--debug]
+                                      record the configured streams (the daemon)
+  lablog demo [--dir D] [--duration 30s] [--streams N] [--rate 5] [--listen ADDR]
                                       record a simulated lab, then show the files
+  lablog head [-n 5] FILE|DIR         print the first rows of a Parquet file
   lablog compact [--config FILE] [--open-hours]
                                       archive closed hours now (daemon stopped)
   lablog verify DIR                   check every Parquet file under DIR
@@ -43,16 +43,31 @@ Usage:
   lablog config example               print a commented example configuration
   lablog tokens --secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]
                                       mint relay tokens (off the device) into token files
-  lablog install [--config FILE] [--print] [--root DIR]
+  lablog install [--config FILE] [--print] [--root DIR] [--exec BIN] [--user lablog]
                                       install and enable the systemd service
-  lablog uninstall                    stop, disable and remove the service
-  lablog start | stop | status        control the installed service
-  lablog drive init [--yes] DEVICE    make a USB drive the archive drive (erases it)
+  lablog uninstall [--root DIR]       stop, disable and remove the service
+  lablog start | stop                 start or stop the installed service
+  lablog status [--config FILE]       is the service running, and its /healthz
+  lablog drive init [--yes] [--user lablog] DEVICE
+                                      make a USB drive the archive drive (erases it)
+  lablog simlab [--listen 127.0.0.1:8888] [--streams spin30-33] [--rate 5]
+                                      serve a simulated lab alone (for the image test)
   lablog version                      print the version
+
+lablog help COMMAND (or lablog COMMAND --help) describes a command and its flags.
 `
 
-// run is main without the process: tests call it in-process.
+// run is main without the process: tests call it in-process. Help asked
+// for is not an error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
@@ -63,8 +78,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
-	case "simlab": // hidden: the simulated lab alone, for the emulated image test
+	case "simlab":
 		return cmdSimlab(ctx, rest, stdout, stderr)
+	case "head":
+		return cmdHead(rest, stdout, stderr)
 	case "drive":
 		return cmdDrive(ctx, rest, stdout, stderr)
 	case "compact":
@@ -86,9 +103,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "lablog", versionString())
-		return nil
-	case "help", "-h", "--help":
+		return cmdVersion(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && !isHelp(rest[0]) { // lablog help COMMAND
+			return dispatch(ctx, []string{rest[0], "--help"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

@@ -240,7 +240,8 @@ func TestDemo(t *testing.T) {
 	if m := regexp.MustCompile(`all (\d+) files verified`).FindStringSubmatch(out); m == nil || m[1] != "4" && m[1] != "8" {
 		t.Errorf("demo did not verify 4 or 8 files:\n%s", out)
 	}
-	for _, want := range []string{"4/4 connected", "read_parquet('" + dir + "/archive/**/*.parquet', hive_partitioning = true)"} {
+	for _, want := range []string{"4/4 connected", "archives the open hour every 10s", "received_at ", " message ",
+		"lablog head -n 20 FILE", "read_parquet('" + dir + "/archive/**/*.parquet', hive_partitioning = true, union_by_name = true)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,13 +29,14 @@ var (
 
 // cmdInstall installs lablog as a systemd service using our unit template.
 func cmdInstall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog install", flag.ContinueOnError)
-	cfgPath := fs.String("config", defaultConfig, "configuration `file` the service will use")
-	print := fs.Bool("print", false, "print the unit file and install nothing")
-	root := fs.String("root", "/", "install into this root `folder` (an image being built) instead of this system")
-	exe := fs.String("exec", "", "lablog binary the service runs (default: this binary; /usr/local/bin/lablog with --root)")
-	user := fs.String("user", service.DefaultUser, "dedicated `user` the service runs as (created if missing)")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	flags := newFlags("install", "[--config FILE] [--print] [--root DIR] [--exec BIN] [--user lablog]",
+		"Install lablog as a systemd service running `lablog run --config FILE` as a dedicated\nuser, and enable it. --print shows the unit instead (without FILE, for the defaults).")
+	cfgPath := flags.String("config", defaultConfig, "configuration `file` the service will use")
+	print := flags.Bool("print", false, "print the unit file and install nothing")
+	root := flags.String("root", "/", "install into this root `folder` (an image being built) instead of this system")
+	exe := flags.String("exec", "", "lablog binary the service runs (default: this binary; /usr/local/bin/lablog with --root)")
+	user := flags.String("user", service.DefaultUser, "dedicated `user` the service runs as (created if missing)")
+	if err := parseFlags(flags, args, stdout, stderr); err != nil {
 		return err
 	}
 	live := filepath.Clean(*root) == "/"
@@ -49,6 +51,11 @@ func cmdInstall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("install: with --root, --config must be the absolute path inside the image")
 	}
 	cfg, err := config.Load(filepath.Join(*root, path))
+	if *print && errors.Is(err, fs.ErrNotExist) {
+		// Showing the unit needs no configuration: its paths are the defaults.
+		fmt.Fprintf(stderr, "lablog install: %s does not exist; printing the unit for the default configuration\n", path)
+		cfg, err = config.Default(), nil
+	}
 	if err != nil {
 		return err
 	}
@@ -93,9 +100,10 @@ func cmdInstall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func cmdUninstall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog uninstall", flag.ContinueOnError)
+	fs := newFlags("uninstall", "[--root DIR]",
+		"Stop, disable and remove the service. The buffer, the archive and the user are kept.")
 	root := fs.String("root", "/", "uninstall from this root `folder` instead of this system")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	m := newManager(*root, newLogger(stderr, slog.LevelInfo))
@@ -108,8 +116,9 @@ func cmdUninstall(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // cmdControl runs start or stop.
 func cmdControl(op string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog "+op, flag.ContinueOnError)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	fs := newFlags(op, "", map[string]string{"start": "Start the installed service (systemctl start lablog).",
+		"stop": "Stop the installed service; it commits what it has queued first."}[op])
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	c, err := newControl()
@@ -131,9 +140,10 @@ func cmdControl(op string, args []string, stdout, stderr io.Writer) error {
 // cmdStatus says whether the service runs and, if it does, what its
 // status server says about recording.
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog status", flag.ContinueOnError)
+	fs := newFlags("status", "[--config FILE]",
+		"Say whether the service runs and, if it does, what its status server's /healthz says\n(found through the configuration's status.listen).")
 	cfgPath := fs.String("config", defaultConfig, "configuration `file`, to find the status server")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	c, err := newControl()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,14 +14,15 @@ import (
 
 // cmdSimlab serves a simulated lab and nothing else: a fake relay host on a
 // loopback address and simulated UIs publishing on its streams, until
-// stopped. Not in the usage text: the emulated image test runs it inside the
-// guest so that the real `lablog run` service records it through relay_host.
+// stopped. The emulated image test runs it inside the guest so that the real
+// `lablog run` service records it through relay_host.
 func cmdSimlab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog simlab", flag.ContinueOnError)
+	fs := newFlags("simlab", "[--listen 127.0.0.1:8888] [--streams spin30-33] [--rate 5]",
+		"Serve a simulated lab until stopped: a fake relay host on a loopback address with\nsimulated UIs publishing on its streams, for a `lablog run` with relay_host to record\n(the appliance's emulated test does this). Records nothing itself.")
 	listen := fs.String("listen", "127.0.0.1:8888", "loopback `address` of the fake relay host")
 	streams := fs.String("streams", "spin30-33", "comma-separated stream `names` or ranges (spin30-33)")
 	rate := fs.Float64("rate", 5, "average messages per second per stream")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if err := loopbackOnly(*listen); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -20,19 +19,28 @@ import (
 // the old scripts did (log.access.<stream>, log.token.<stream>). It runs
 // where the secret is, never on the device: only the tokens go there.
 func cmdTokens(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lablog tokens", flag.ContinueOnError)
+	fs := newFlags("tokens", "--secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]",
+		"Mint read-only relay tokens for streams into token files (log.access.<stream>,\nlog.token.<stream>). Run it where the relay's secret is, never on the device:\ncopy only the --out folder there (the configuration's sources.tokens_dir).")
 	secretFile := fs.String("secret-file", "", "`file` holding the relay's shared secret (required)")
 	access := fs.String("access", "", "the relay's access base `URL`, e.g. https://relay-access.practable.io (required)")
 	streams := fs.String("streams", "", "streams or ranges, comma-separated: spin30-41,pend00-03 (required)")
 	lifetime := fs.Duration("lifetime", 8760*time.Hour, "how long the tokens are valid")
 	out := fs.String("out", "tokens", "`folder` to write the token files to (created 0700)")
 	write := fs.Bool("write", false, "also grant the write scope (a logger only needs read)")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	if *secretFile == "" || *access == "" || *streams == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: lablog tokens --secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]")
-		return errUsage
+	var missing []string
+	for _, f := range []struct{ name, val string }{{"--secret-file", *secretFile}, {"--access", *access}, {"--streams", *streams}} {
+		if f.val == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return usageError(fs, stderr, "%s required", strings.Join(missing, ", "))
+	}
+	if fs.NArg() != 0 {
+		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	if *lifetime <= 0 {
 		return fmt.Errorf("tokens: --lifetime must be positive, got %v", *lifetime)

@@ -204,9 +204,8 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if len(groups) == 0 {
-		return nil
-	}
+	// The drive is checked even with nothing to archive: a run that
+	// published nothing because the drive is missing must not read as ok.
 	root, err := archive.OpenRoot(c.opts.Root, c.opts.Require)
 	if err != nil {
 		return err

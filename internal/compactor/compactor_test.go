@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -341,5 +343,28 @@ func TestRunTriggerAndStop(t *testing.T) {
 	f.c.RunOnce(context.Background())
 	if got := f.archived(); got["spin30"] != 7 || f.pending() != 0 {
 		t.Fatalf("archived %v, pending %d", got, f.pending())
+	}
+}
+
+// With nothing to archive and no drive, the run fails and says why: it
+// must not read as "ok, 0 files".
+func TestNothingToArchiveWithoutDriveIsAFailure(t *testing.T) {
+	f := newFixture(t)
+	var logs strings.Builder
+	f.c.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	if err := os.Remove(filepath.Join(f.root, archive.MarkerFile)); err != nil {
+		t.Fatal(err)
+	}
+	res := f.c.RunOnce(context.Background())
+	if !errors.Is(res.Err, archive.ErrNotMounted) || res.Files != 0 {
+		t.Fatalf("empty buffer, no drive: %+v", res)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR msg=\"compaction failed; records stay in the buffer\"") ||
+		!strings.Contains(logs.String(), archive.MarkerFile) {
+		t.Errorf("log: %s", logs.String())
+	}
+	f.mark()
+	if res := f.c.RunOnce(context.Background()); res.Err != nil {
+		t.Errorf("empty buffer, drive back: %v", res.Err)
 	}
 }

@@ -8,6 +8,8 @@
 package relay
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -115,7 +117,7 @@ func ParseUnverified(token string) (Claims, error) {
 	var wire jwtClaims
 	t, _, err := jwt.NewParser().ParseUnverified(token, &wire)
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %s", ErrMalformed, jwtReason(err))
+		return Claims{}, fmt.Errorf("%w: %s", ErrMalformed, jwtReason(token, err))
 	}
 	if alg, _ := t.Header["alg"].(string); alg != jwt.SigningMethodHS256.Alg() {
 		return Claims{}, fmt.Errorf("%w: signed with %q, the relay wants HS256", ErrMalformed, alg)
@@ -138,16 +140,38 @@ func ParseUnverified(token string) (Claims, error) {
 	return c, nil
 }
 
-// jwtReason keeps the library's own words but drops anything after a colon
-// that might echo input.
-func jwtReason(err error) string {
+// jwtReason says what is wrong with a token the library rejected, in our
+// words: the library's may echo input, and "malformed" does not say which
+// part is.
+func jwtReason(token string, err error) string {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return "not a JWT (want three base64 parts separated by dots)"
+		return malformedReason(token)
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		return "unknown signing method"
 	}
 	return "cannot decode its claims"
+}
+
+// malformedReason finds the first thing wrong with a token's shape: the
+// number of dot-separated parts, or a header or claims part that is not
+// base64url or does not decode to a JSON object. It never quotes the token.
+func malformedReason(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return fmt.Sprintf("not a JWT: want three parts separated by dots, got %d", len(parts))
+	}
+	for i, name := range []string{"header", "claims"} {
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[i], "="))
+		if err != nil {
+			return fmt.Sprintf("not a JWT: its %s (part %d of 3) is not base64url", name, i+1)
+		}
+		var obj map[string]any
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return fmt.Sprintf("not a JWT: its %s (part %d of 3) is base64url but not a JSON object", name, i+1)
+		}
+	}
+	return "not a JWT: its claims do not have the expected types"
 }
 
 func numericTime(d *jwt.NumericDate) time.Time {

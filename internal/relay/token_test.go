@@ -179,3 +179,23 @@ func TestAccessURLs(t *testing.T) {
 		t.Fatal("LogTopic or SameBase")
 	}
 }
+
+// A malformed token's error says what is wrong with it, never quoting it.
+func TestMalformedTokenReasons(t *testing.T) {
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	header := enc(`{"alg":"HS256","typ":"JWT"}`)
+	for _, tc := range []struct{ token, want string }{
+		{"abc.def", "want three parts separated by dots, got 2"},
+		{"a.b.c.d", "want three parts separated by dots, got 4"},
+		{"abc.def.ghi", "its header (part 1 of 3) is base64url but not a JSON object"},
+		{"ab$c.def.ghi", "its header (part 1 of 3) is not base64url"},
+		{header + ".d*f.ghi", "its claims (part 2 of 3) is not base64url"},
+		{header + "." + enc("[1,2]") + ".ghi", "its claims (part 2 of 3) is base64url but not a JSON object"},
+		{header + "." + enc(`{"exp":"soon"}`) + ".ghi", "its claims do not have the expected types"},
+	} {
+		_, err := ParseUnverified(tc.token)
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), tc.token) {
+			t.Errorf("%s: %v, want %q", tc.token, err, tc.want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 )
 
@@ -100,7 +99,11 @@ func (s *Source) stop(b *Blocked) {
 	s.stats.blocked(now, b)
 	if b.State != s.lastBlocked {
 		s.lastBlocked = b.State
-		s.log.Error("stream stopped: "+b.State, "token_expiry", b.TokenExpiry)
+		var attrs []any
+		if !b.TokenExpiry.IsZero() { // unknown for a token that cannot be read
+			attrs = append(attrs, "token_expiry", ExpiryTime(b.TokenExpiry))
+		}
+		s.log.Error("stream stopped: "+b.State, attrs...)
 	}
 }
 
@@ -129,12 +132,4 @@ func (s *Source) warnExpiry(t Target) {
 		s.log.Warn("relay token expires soon: renew it", "expires", ExpiryTime(exp),
 			"days_left", int(left.Hours()/24), "left", left.Round(time.Second).String())
 	}
-}
-
-// logLevel is Warn for the first of a run of failures, then Debug.
-func logLevel(quiet bool) slog.Level {
-	if quiet {
-		return slog.LevelDebug
-	}
-	return slog.LevelWarn
 }

@@ -190,3 +190,26 @@ func TestStatesWithoutPrepare(t *testing.T) {
 		t.Fatalf("after a drop: stats %+v", st)
 	}
 }
+
+// A token that cannot be read has no expiry: the stop line shows none
+// rather than the zero time; a known expiry is shown as a date and time.
+func TestStreamStoppedLogsOnlyKnownExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		b    *Blocked
+		want string
+	}{
+		{&Blocked{State: "token unreadable", TokenState: TokenInvalid}, "ERROR stream stopped: token unreadable stream=spin33"},
+		{&Blocked{State: "token expired", TokenState: TokenExpired, TokenExpiry: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+			"ERROR stream stopped: token expired stream=spin33 token_expiry=2026-01-02 03:04:05 UTC"},
+	} {
+		log, logs := newLog()
+		cfg := fastConfig("spin33", "ws://127.0.0.1:1/ws/spin33")
+		cfg.BlockedRetry = time.Hour
+		b := tc.b
+		cfg.Prepare = func(context.Context) (Target, error) { return Target{}, b }
+		start(t, cfg, newSink(), log)
+		if m := logs.await(t, "stream stopped"); m != tc.want {
+			t.Errorf("got %q, want %q", m, tc.want)
+		}
+	}
+}

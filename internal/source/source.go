@@ -22,10 +22,11 @@ type Source struct {
 
 	// Owned by the Run goroutine.
 	backoff     Backoff
-	pending     int64     // records dropped since the last Overflow record
-	lastWarn    time.Time // of the last queue-full warning
-	lastBlocked string    // the Blocked state last logged
-	warned      string    // TokenID (or expiry) of the token last warned about
+	pending     int64      // records dropped since the last Overflow record
+	lastWarn    time.Time  // of the last queue-full warning
+	lastBlocked string     // the Blocked state last logged
+	warned      string     // TokenID (or expiry) of the token last warned about
+	failures    failureLog // the current run of failed dials, for the log
 }
 
 // fastAfter is how long a connection must have worked for its end to open
@@ -65,7 +66,6 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	now, _ := s.cfg.Now()
 	s.stats.started(now)
-	quiet := false       // a repeated dial error is logged at debug level
 	var expiry time.Time // of the token last dialled with
 	for ctx.Err() == nil {
 		target, err := s.prepare(ctx)
@@ -88,10 +88,11 @@ func (s *Source) Run(ctx context.Context) error {
 			return nil
 		case err != nil:
 			s.stats.failed(err.Error())
-			s.log.Log(ctx, logLevel(quiet), "cannot connect", "err", err)
-			quiet = true
+			now, _ := s.cfg.Now()
+			s.failed(ctx, now, err)
 		default:
-			quiet = false
+			now, _ := s.cfg.Now()
+			s.connectedAfterFailures(now)
 			start := time.Now()
 			expired := s.serve(ctx, conn, target)
 			s.backoff.Ended(time.Since(start))

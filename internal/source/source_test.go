@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -389,4 +390,41 @@ func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)
 	return c
+}
+
+// A run of failed dials is logged at WARN once, then once per RetryLogEvery
+// with a count, and its end is logged; the retries between are DEBUG.
+func TestDialFailuresLoggedAtABoundedRate(t *testing.T) {
+	h := newHost(t)
+	h.Refuse("spin37", true)
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
+	clock := func(d time.Duration) time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		return now
+	}
+	cfg := fastConfig("spin37", h.URL()+"/ws/spin37")
+	cfg.Now = func() (time.Time, bool) { return clock(0), true }
+	log, logs := newLog()
+	start(t, cfg, newSink(), log)
+
+	if m := logs.await(t, "cannot connect"); !strings.HasPrefix(m, "WARN cannot connect; retrying with backoff") {
+		t.Fatalf("first failure: %q", m)
+	}
+	for range 5 { // retries within the minute: DEBUG only
+		if m := logs.await(t, "cannot connect"); !strings.HasPrefix(m, "DEBUG cannot connect") {
+			t.Fatalf("a retry within the minute: %q", m)
+		}
+	}
+	clock(RetryLogEvery)
+	m := logs.await(t, "still cannot connect")
+	if !strings.HasPrefix(m, "WARN ") || !regexp.MustCompile(`failures=([7-9]|\d\d+) since_last_line=([6-9]|\d\d+) for=1m0s`).MatchString(m) {
+		t.Errorf("the line a minute later: %q", m)
+	}
+	h.Refuse("spin37", false)
+	if m := logs.await(t, "connected after failing"); !strings.Contains(m, "failures=") {
+		t.Errorf("end of the run: %q", m)
+	}
 }

@@ -89,7 +89,7 @@ func (m *Monitor) serveHealthz(w http.ResponseWriter, r *http.Request) {
 // renders the same words from /api/status; keep the two in step.
 type pageView struct {
 	Health, Word, Version, Uptime, Updated string
-	ClockSynced                            bool
+	ClockSynced, ClockExpected             bool
 	Problems                               []Problem
 	Faults                                 []faultView
 	Streams                                []streamView
@@ -153,6 +153,7 @@ func (m *Monitor) view(s Snapshot) pageView {
 		Uptime:        humanDuration(time.Duration(s.UptimeSeconds) * time.Second),
 		Updated:       s.Time.Local().Format("15:04:05"),
 		ClockSynced:   s.ClockSynced,
+		ClockExpected: s.ClockExpected,
 		Problems:      s.Problems,
 		RefreshMillis: m.opts.Refresh.Milliseconds(),
 	}

@@ -81,10 +81,10 @@ func TestProvisionStateShown(t *testing.T) {
 	}
 	_, body, _ := get(t, m.Handler(), "/")
 	for _, want := range []string{
-		`<td class="rule r-rule_posted">posted</td>`,
-		`<td class="rule r-host_unexpected">host answers unexpectedly</td>`,
-		`<td class="rule r-host_unreachable">host unreachable</td>`,
-		`<td class="rule r-">–</td>`,
+		`<td class="rule r-rule_posted" data-label="rule">posted</td>`,
+		`<td class="rule r-host_unexpected" data-label="rule">host answers unexpectedly</td>`,
+		`<td class="rule r-host_unreachable" data-label="rule">host unreachable</td>`,
+		`<td class="rule r-" data-label="rule">–</td>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)

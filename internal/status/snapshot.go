@@ -16,6 +16,8 @@ type Snapshot struct {
 	StartedAt     time.Time `json:"started_at"`
 	UptimeSeconds int64     `json:"uptime_seconds"`
 	ClockSynced   bool      `json:"clock_synced"`
+	// ClockExpected: an unsynced clock is a warning (false in the demo).
+	ClockExpected bool `json:"clock_sync_expected"`
 
 	Streams []StreamStatus `json:"streams"`
 	Buffer  BufferStatus   `json:"buffer"`

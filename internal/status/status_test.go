@@ -123,7 +123,7 @@ func TestAPIStatusFieldByField(t *testing.T) {
 		return ks
 	}
 	wantKeys := map[string][]string{
-		"": {"archive", "buffer", "clock_synced", "faults", "health", "problems", "recording", "started_at", "streams", "time", "uptime_seconds", "version"},
+		"": {"archive", "buffer", "clock_sync_expected", "clock_synced", "faults", "health", "problems", "recording", "started_at", "streams", "time", "uptime_seconds", "version"},
 		"streams[]": {"bytes_total", "connected", "dropped_total", "last_error", "last_message_age_seconds", "last_message_at", "messages_last_hour",
 			"messages_last_minute", "messages_total", "name", "provision", "provision_error", "reconnects_today", "reconnects_total", "since", "state", "token_expires_at"},
 		"buffer": {"commit_ms", "committed_total", "dropped_last_hour", "dropped_total", "full", "last_commit_at", "max_bytes", "oldest_waiting", "queue_capacity",
@@ -333,6 +333,20 @@ func TestHealthz(t *testing.T) {
 		t.Errorf("warning snapshot: %q %v", s.Health, s.Problems)
 	}
 
+	// Where the clock does not matter (the demo), unsynced is no problem,
+	// and the page says so in no alarming colour.
+	m.opts.ClockOptional = true
+	if s := m.Snapshot(); s.Health != HealthWarning || len(s.Problems) != 1 || s.ClockExpected {
+		t.Errorf("clock optional: %q %v", s.Health, s.Problems)
+	}
+	if _, body, _ := get(t, h, "/"); !strings.Contains(body, `<span id="clock" class="">not synced (not needed here)</span>`) {
+		t.Errorf("page clock with the clock optional:\n%s", body)
+	}
+	m.opts.ClockOptional = false
+	if _, body, _ := get(t, h, "/"); !strings.Contains(body, `<span id="clock" class="warn">NOT synced</span>`) {
+		t.Error("page clock: want NOT synced in the warning colour")
+	}
+
 	// The writer stalls: queue not draining for longer than StallAfter.
 	f.set(func(f *fakePipeline) { f.writer.Queued = 40 })
 	advance(m, clk, 5*time.Second)
@@ -443,10 +457,10 @@ func TestPage(t *testing.T) {
 	for _, want := range []string{
 		`<div id="health" class="h-failing">FAILING</div>`,
 		`<meta name="viewport"`,
-		`<tr data-stream="spin30"><td>spin30</td><td class="state s-connected">connected</td>`,
-		`<td class="state s-token_expiring">token expiring at 2026-11-29 14:00:00 UTC (in 3d 0h)</td>`,
-		`<td class="state s-token_expired">token expired at 2026-11-26 13:00:00 UTC (1h 0m ago)</td>`,
-		`class="state s-error">error: dial ws://127.0.0.1:8888/ws/spin32: connection refused`,
+		`<tr data-stream="spin30"><td class="name">spin30</td><td class="state s-connected"><span class="clamp" title="connected">connected</span></td>`,
+		`<td class="state s-token_expiring"><span class="clamp" title="token expiring at 2026-11-29 14:00:00 UTC (in 3d 0h)">token expiring at 2026-11-29 14:00:00 UTC (in 3d 0h)</span></td>`,
+		`<td class="state s-token_expired"><span class="clamp" title="token expired at 2026-11-26 13:00:00 UTC (1h 0m ago)">token expired at 2026-11-26 13:00:00 UTC (1h 0m ago)</span></td>`,
+		`class="state s-error"><span class="clamp" title="error: dial ws://127.0.0.1:8888/ws/spin32: connection refused`,
 		`<dd id="buffer-waiting">305</dd>`,
 		`<dd id="archive-today">1 files, 1000 B</dd>`,
 		`ok, 2 files, 4.9 KiB`,

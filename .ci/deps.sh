@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make deps`: installs the Debian packages `make test` needs. As root it
+# runs apt-get; otherwise it prints the exact command and fails, so nothing
+# runs half-equipped. (DuckDB for the tests comes from npm: make deps-test.)
+set -euo pipefail
+
+# command-or-file package: what each test needs, with the package that has it.
+checks=(
+	"node nodejs" "npm npm"                      # the independent Parquet reader (DuckDB via npm)
+	"qemu-aarch64-static qemu-user-static"       # the arm64 run of the tests
+	"make make" "git git"                        # the build and its version
+	"/usr/bin/chromium chromium"                 # the status page's browser test
+	"systemd-analyze systemd"                    # systemd-analyze verify of the unit
+	"strace strace"                              # the buffer's fsync count against the kernel's
+	"unshare util-linux" "ip iproute2"           # the real relay tests' network namespace
+	# The appliance (make image-test): the arm64 root, its boot, disk images
+	# made without mounting, ssh/rsync into the guest, the overlay's linters.
+	"debootstrap debootstrap" "qemu-system-aarch64 qemu-system-arm" "update-binfmts binfmt-support"
+	"mkfs.vfat dosfstools" "mcopy mtools" "debugfs e2fsprogs" "sfdisk fdisk"
+	"ssh openssh-client" "rsync rsync" "shellcheck shellcheck" "nft nftables" "visudo sudo"
+)
+need=()
+for c in "${checks[@]}"; do
+	read -r what pkg <<<"$c"
+	case "$what" in
+	/*) [ -x "$what" ] && continue ;;
+	*) command -v "$what" >/dev/null || [ -x "/usr/sbin/$what" ] || [ -x "/sbin/$what" ] && continue ;;
+	esac
+	need+=("$pkg")
+done
+if [ "${#need[@]}" -eq 0 ]; then
+	echo "deps: every Debian package the tests need is installed"
+	exit 0
+fi
+cmd="apt-get install -y --no-install-recommends ${need[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing Debian packages; install them as root, then run make test again:" >&2
+	echo "  sudo apt-get update && sudo $cmd" >&2
+	exit 1
+fi
+echo "deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086 # $cmd is our own word list
+$cmd -qq
