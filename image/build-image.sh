@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # make image: builds the lablog SD card image with pi-gen.
 #
-#   RELAY_HOST_BIN=/path/to/relay make image            a prebuilt relay, or
-#   RELAY_SRC=/path/to/relay-checkout make image        built here for arm64
+#   make image                                        relay from ../shared/relay
+#   RELAY_TARBALL=/path/to/relay-src.tar.gz make image
+#   RELAY_SRC=/path/to/relay-checkout make image
+#   RELAY_HOST_BIN=/path/to/relay-linux-arm64 make image
 #
 # Environment:
-#   RELAY_HOST_BIN  prebuilt linux/arm64 `relay` binary (practable relay; it
-#                   runs as `relay host`). It is not on the Go module proxy,
-#                   so one of RELAY_HOST_BIN or RELAY_SRC is required.
-#   RELAY_SRC       a local checkout of the practable relay to build instead
+#   The relay host the image ships (the practable relay, `relay host`; not on
+#   the Go module proxy), from the first of these that is set (see
+#   image/relay-arm64.sh):
+#   RELAY_HOST_BIN  a prebuilt linux/arm64 `relay` binary
+#   RELAY_SRC       a checkout of github.com/practable/relay, built for arm64
+#   RELAY_TARBALL   its source tarball, built for arm64 once per content and
+#                   cached in RELAY_CACHE (default ~/.cache/lablog); default
+#                   ../shared/relay/relay-src-*.tar.gz beside the repository
 #   PIGEN_DIR       a local pi-gen checkout (default: clone PIGEN_REPO at
 #                   PIGEN_REF into image/build/pi-gen)
 #   PIGEN_REF       pi-gen tag or commit (default below: the release of the
@@ -26,21 +32,12 @@ build="${repo}/image/build"
 PIGEN_REPO=${PIGEN_REPO:-https://github.com/RPi-Distro/pi-gen.git}
 PIGEN_REF=${PIGEN_REF:-2026-06-18-raspios-trixie-arm64}
 
-if [ -z "${RELAY_HOST_BIN:-}" ] && [ -z "${RELAY_SRC:-}" ]; then
-	echo "make image: set RELAY_HOST_BIN (a linux/arm64 practable relay binary) or RELAY_SRC (a checkout of it)" >&2
-	exit 2
-fi
 mkdir -p "${build}"
-relay="${build}/relay-linux-arm64"
-if [ -n "${RELAY_HOST_BIN:-}" ]; then
-	cp "${RELAY_HOST_BIN}" "${relay}"
-elif [ -n "${RELAY_SRC:-}" ]; then
-	(cd "${RELAY_SRC}" && CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -o "${relay}" ./cmd/relay)
-fi
-if [ "$(od -An -tx1 -j18 -N2 "${relay}" | tr -d ' ')" != "b700" ]; then
-	echo "make image: ${relay} is not a linux/arm64 binary" >&2
+# The arm64 relay first: without it there is no image to build.
+relay=$("${repo}/image/relay-arm64.sh") || {
+	echo "make image: no linux/arm64 relay (set RELAY_HOST_BIN, RELAY_SRC or RELAY_TARBALL)" >&2
 	exit 2
-fi
+}
 
 if [ -z "${PIGEN_DIR:-}" ]; then
 	PIGEN_DIR="${build}/pi-gen"

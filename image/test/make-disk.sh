@@ -50,32 +50,18 @@ mkdir -p "${root}/etc/systemd/network"
 printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' >"${root}/etc/systemd/network/50-wired.network"
 chroot "${root}" systemctl enable systemd-networkd.service >/dev/null 2>&1
 
-# The simulated lab the guest's lablog records (test only): on 127.0.0.1:8888,
-# where the relay host would be; relay-host.service skips itself here, as the
-# test image has no relay binary.
-cat >"${root}/etc/systemd/system/lablog-simlab.service" <<'UNIT'
+# The lab's traffic (test only): a local client of the image's real relay
+# host that sends on ws://127.0.0.1:8888/ws/spin30..33; the relay host passes
+# it to lablog, its other local client there (see lab-traffic.py).
+install -D -m 0755 "${here}/lab-traffic.py" "${root}/usr/local/lib/lablog-image-test/lab-traffic.py"
+cat >"${root}/etc/systemd/system/lablog-labtraffic.service" <<'UNIT'
 [Unit]
-Description=simulated lab on 127.0.0.1:8888 (emulated image test only)
-Before=lablog.service
+Description=lab traffic through the relay host's local websocket (emulated image test only)
+Wants=relay-host.service
+After=relay-host.service
 
 [Service]
-ExecStart=/usr/local/bin/lablog simlab --listen 127.0.0.1:8888 --streams spin30-33 --rate 5
-DynamicUser=yes
-Restart=on-failure
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-# A listener on the guest's network address at 8888, where the real relay
-# host listens (all interfaces): the firewall must keep it unreachable.
-cat >"${root}/etc/systemd/system/lablog-fwprobe.service" <<'UNIT'
-[Unit]
-Description=listener on 10.0.2.15:8888 for the firewall check (emulated image test only)
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-ExecStart=/usr/bin/python3 -m http.server 8888 --bind 10.0.2.15 --directory /usr/share/doc/lablog-fwprobe
+ExecStart=/usr/bin/python3 /usr/local/lib/lablog-image-test/lab-traffic.py --rate 5 spin30 spin31 spin32 spin33
 DynamicUser=yes
 Restart=always
 RestartSec=2
@@ -83,9 +69,7 @@ RestartSec=2
 [Install]
 WantedBy=multi-user.target
 UNIT
-mkdir -p "${root}/usr/share/doc/lablog-fwprobe"
-echo "relay host stand-in" >"${root}/usr/share/doc/lablog-fwprobe/index.html"
-chroot "${root}" systemctl enable lablog-simlab.service lablog-fwprobe.service >/dev/null 2>&1
+chroot "${root}" systemctl enable lablog-labtraffic.service >/dev/null 2>&1
 
 # --- Our stage, exactly as pi-gen runs it ----------------------------------
 for step in "${stage}"/[0-9][0-9]-*/; do

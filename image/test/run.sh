@@ -5,6 +5,12 @@
 # qemu-system-aarch64 and checks them from this machine
 # (internal/imagetest). Needs root (debootstrap, chroot, binfmt_misc).
 #
+# The guest runs the image's real relay host (the practable relay, arm64):
+# RELAY_HOST_BIN, RELAY_SRC or RELAY_TARBALL (default the tarball in
+# ../shared/relay beside the repository, built once per content and cached in
+# RELAY_CACHE, default ~/.cache/lablog), as for make image: see
+# image/relay-arm64.sh.
+#
 # Environment: LABLOG_IMAGE_CACHE (default /var/cache/lablog-image-test) for
 # the cached root filesystem and the work folder; dist/lablog and
 # dist/lablog-linux-arm64 must be built (the Makefile does it).
@@ -28,10 +34,12 @@ for tool in debootstrap qemu-system-aarch64 qemu-aarch64-static update-binfmts m
 	fi
 done
 
+relay=$("${repo}/image/relay-arm64.sh")
+phase "arm64 relay host ready"
 tarball=$("${repo}/image/test/build-rootfs.sh")
 phase "root filesystem ready"
 mkdir -p "${work}"
-OUT="${work}/stage" "${repo}/image/assemble-stage.sh"
+OUT="${work}/stage" RELAY_HOST_BIN="${relay}" "${repo}/image/assemble-stage.sh"
 "${repo}/image/test/make-disk.sh" "${tarball}" "${work}/stage" "${work}"
 phase "disk images ready"
 cd "${repo}"

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,23 +139,49 @@ func TestImage(t *testing.T) {
 		}
 	})
 
-	t.Run("relay host port closed from the network", func(t *testing.T) {
-		// Inside the guest a listener answers on its network address at
-		// 8888, as the relay host would; through the NIC it is dropped.
-		probe := `python3 -c 'import urllib.request; print(urllib.request.urlopen("http://10.0.2.15:8888/", timeout=5).read().decode())'`
-		v.waitFor("port 8888 listener up inside the guest", time.Minute, func() error {
-			out, err := v.sh(probe)
-			if err == nil && !strings.Contains(out, "relay host stand-in") {
-				err = fmt.Errorf("answer %q", out)
+	t.Run("real relay host, after the firewall, closed from the network", func(t *testing.T) {
+		// The image's relay host is the practable relay (arm64), listening
+		// on every interface at 8888; the streams lablog records reach it
+		// through its local websocket (lab-traffic.py is its other client).
+		if out, err := v.sh("systemctl is-active relay-host.service nftables.service"); err != nil || out != "active\nactive\n" {
+			t.Fatalf("relay-host, nftables: %q %v", out, err)
+		}
+		if got := v.mustSh("sudo ss -Hltnp 'sport = :8888'"); !strings.Contains(got, `"relay-host"`) {
+			t.Errorf("port 8888 is not the relay host's:\n%s", got)
+		}
+		conns := v.mustSh("sudo ss -Htnp state established '( dport = :8888 )'")
+		for _, want := range []string{`"lablog"`, `"python3"`} {
+			if !strings.Contains(conns, want) {
+				t.Errorf("no %s connection to the relay host:\n%s", want, conns)
 			}
-			return err
-		})
+		}
+		// Started only once the ruleset was loaded, and bound to it.
+		dep := v.mustSh("systemctl show -p Requires -p After relay-host.service")
+		for _, line := range strings.Split(strings.TrimSpace(dep), "\n") {
+			if !slices.Contains(strings.Fields(strings.SplitN(line, "=", 2)[1]), "nftables.service") {
+				t.Errorf("relay-host.service %s: no nftables.service", line)
+			}
+		}
+		fw := monotonic(t, v.mustSh("systemctl show -p ActiveEnterTimestampMonotonic --value nftables.service"))
+		rh := monotonic(t, v.mustSh("systemctl show -p ExecMainStartTimestampMonotonic --value relay-host.service"))
+		if fw == 0 || rh < fw {
+			t.Errorf("relay host started at %d us, the firewall was loaded at %d us", rh, fw)
+		}
+		// Inside the guest the real relay answers on the network address
+		// (its /healthcheck says "ok" as a JSON string); through the NIC,
+		// nothing does.
+		probe := `python3 -c 'import urllib.request; print(repr(urllib.request.urlopen("http://10.0.2.15:8888/healthcheck", timeout=5).read()))'`
+		if out, err := v.sh(probe); err != nil || out != "b'\"ok\"\\n'\n" {
+			t.Errorf("relay host /healthcheck on 10.0.2.15:8888 inside the guest: %q %v", out, err)
+		}
 		client := *httpClient
 		client.Timeout = 8 * time.Second
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/healthcheck", v.relay))
-		if err == nil {
-			resp.Body.Close()
-			t.Errorf("port 8888 answered through the network: HTTP %d", resp.StatusCode)
+		for _, path := range []string{"/healthcheck", "/api/destinations/all"} {
+			resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", v.relay, path))
+			if err == nil {
+				resp.Body.Close()
+				t.Errorf("port 8888 answered %s through the network: HTTP %d", path, resp.StatusCode)
+			}
 		}
 	})
 
@@ -227,7 +254,7 @@ func TestImage(t *testing.T) {
 		t.Errorf("the buffer was quarantined after the power cut: %s", out)
 	}
 	// Everything into the archive, then count boot 1's records.
-	v.mustSh("sudo systemctl stop lablog-simlab.service lablog.service")
+	v.mustSh("sudo systemctl stop lablog-labtraffic.service lablog.service")
 	v.mustSh("sudo -u lablog /usr/local/bin/lablog compact --open-hours --config /etc/lablog/lablog.yaml")
 	pulled = filepath.Join(work, "pulled-2")
 	if err := v.pull(pulled); err != nil {
@@ -246,6 +273,72 @@ func TestImage(t *testing.T) {
 	for _, g := range gaps {
 		t.Error(g)
 	}
+
+	t.Run("no firewall, no relay host", func(t *testing.T) {
+		relayHostDown(t, v)
+	})
+}
+
+// relayHostDown checks that relay-host.service runs only with the ruleset
+// loaded: stopping nftables (which flushes the ruleset) stops it, and with a
+// ruleset that fails to load, nftables.service fails and the relay host is
+// not started; with the ruleset back it starts again. (t is the subtest's.)
+func relayHostDown(t *testing.T, v *vm) {
+	must := func(command string) string {
+		t.Helper()
+		out, err := v.sh(command)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	down := func(what string) {
+		t.Helper()
+		if out, _ := v.sh("systemctl is-active relay-host.service"); strings.TrimSpace(out) == "active" {
+			t.Errorf("%s: relay-host.service is active", what)
+		}
+		if out := must("sudo ss -Hltn 'sport = :8888'"); strings.TrimSpace(out) != "" {
+			t.Errorf("%s: something listens on 8888:\n%s", what, out)
+		}
+	}
+	if out, err := v.sh("systemctl is-active relay-host.service nftables.service"); err != nil || out != "active\nactive\n" {
+		t.Fatalf("before: relay-host, nftables: %q %v", out, err)
+	}
+	must("sudo systemctl stop nftables.service")
+	down("nftables stopped")
+
+	// A ruleset that does not load: nftables.service fails, and the relay
+	// host, asked for, is not started.
+	must("sudo cp -p /etc/nftables.conf /run/nftables.conf.good && " +
+		"echo 'table inet broken { chain c { policy dorp; } }' | sudo tee /etc/nftables.conf >/dev/null")
+	if out, err := v.sh("sudo systemctl start relay-host.service"); err == nil {
+		t.Errorf("relay-host.service started with a ruleset that fails to load: %s", out)
+	} else {
+		t.Logf("start with a broken ruleset: %s", strings.TrimSpace(out))
+	}
+	if out, _ := v.sh("systemctl is-failed nftables.service"); strings.TrimSpace(out) != "failed" {
+		t.Errorf("nftables.service with a broken ruleset: %q, want failed", out)
+	}
+	time.Sleep(3 * time.Second) // longer than RestartSec
+	down("ruleset failed to load")
+
+	// The control: with the ruleset back, starting the relay host loads it
+	// first and both run.
+	must("sudo cp -p /run/nftables.conf.good /etc/nftables.conf && sudo systemctl start relay-host.service")
+	if out, err := v.sh("systemctl is-active relay-host.service nftables.service && sudo nft list tables"); err != nil ||
+		!strings.HasPrefix(out, "active\nactive\n") || !strings.Contains(out, "table inet lablog") {
+		t.Errorf("ruleset back: %q %v", out, err)
+	}
+}
+
+// monotonic parses a systemctl show ...Monotonic value (microseconds).
+func monotonic(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		t.Errorf("monotonic timestamp %q: %v", s, err)
+	}
+	return n
 }
 
 // countRecords counts the records (distinct stream and seq) received before

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -291,10 +292,112 @@ func TestPiGenConfig(t *testing.T) {
 		t.Error("image/test/make-disk.sh does not use pi-gen's FIRST_USER_NAME labadmin")
 	}
 	cmd := exec.Command(filepath.Join(root, "image/build-image.sh"))
-	cmd.Env = append(os.Environ(), "RELAY_HOST_BIN=", "RELAY_SRC=")
+	cmd.Env = append(os.Environ(), "RELAY_HOST_BIN=", "RELAY_SRC=", "RELAY_TARBALL=/nonexistent/relay-src.tar.gz")
 	out, err = cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "RELAY_HOST_BIN") {
+	if err == nil || !strings.Contains(string(out), "RELAY_HOST_BIN") || !strings.Contains(string(out), "/nonexistent/relay-src.tar.gz") {
 		t.Errorf("make image without a relay: %v\n%s", err, out)
+	}
+}
+
+// unitDeps returns the units a unit file lists under key (in every line of
+// it, as systemd merges them).
+func unitDeps(unit, key string) []string {
+	var out []string
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
+			out = append(out, strings.Fields(v)...)
+		}
+	}
+	return out
+}
+
+// The relay host's API hands out tokens to anyone who reaches port 8888, and
+// it listens on every interface: it must run only with the ruleset loaded.
+// Requires= (or BindsTo=) keeps it down when nftables.service fails or is
+// masked, After= makes it wait for the ruleset; After= alone (a failed
+// ruleset leaves the relay host open) or Wants= are not enough. The boot in
+// QEMU (TestImage) checks the behaviour.
+func TestRelayHostUnitNeedsFirewall(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "rootfs-overlay/etc/systemd/system/relay-host.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(data)
+	hard := append(unitDeps(unit, "Requires"), unitDeps(unit, "BindsTo")...)
+	if !slices.Contains(hard, "nftables.service") {
+		t.Errorf("relay-host.service neither Requires= nor BindsTo= nftables.service (has %v)", hard)
+	}
+	if !slices.Contains(unitDeps(unit, "After"), "nftables.service") {
+		t.Errorf("relay-host.service is not After=nftables.service (has %v)", unitDeps(unit, "After"))
+	}
+	// The image always ships the relay: a missing binary must fail the unit,
+	// not skip it quietly.
+	if strings.Contains(unit, "ConditionFileIsExecutable=") {
+		t.Error("relay-host.service skips itself without its binary")
+	}
+	if !strings.Contains(unit, "\nExecStart=/usr/local/bin/relay-host host\n") || !strings.Contains(unit, "\nEnvironment=VW_PORT=8888\n") {
+		t.Errorf("relay-host.service does not run `relay host` on 8888:\n%s", unit)
+	}
+	// The parser is real: the unit as it was before (ordered, not required).
+	old := "[Unit]\nWants=network-online.target\nAfter=network-online.target nftables.service\n"
+	if slices.Contains(unitDeps(old, "Requires"), "nftables.service") || !slices.Contains(unitDeps(old, "After"), "nftables.service") {
+		t.Error("unitDeps misreads a unit")
+	}
+}
+
+// image/relay-arm64.sh, which make image and make image-test use: a prebuilt
+// binary must be arm64, a missing tarball is an error, and a tarball is
+// built once: the second time its build comes from the cache, keyed by the
+// tarball's content (GO=false: no build may run).
+func TestRelayArm64(t *testing.T) {
+	root := repoRoot(t)
+	host, arm64 := distBinary(t, "lablog"), distBinary(t, "lablog-linux-arm64")
+	script := filepath.Join(root, "image/relay-arm64.sh")
+	cache := t.TempDir()
+	run := func(env ...string) (string, string, error) {
+		cmd := exec.Command(script)
+		cmd.Env = append(os.Environ(), "RELAY_HOST_BIN=", "RELAY_SRC=", "RELAY_TARBALL=", "GO=false", "RELAY_CACHE="+cache)
+		cmd.Env = append(cmd.Env, env...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	if out, msg, err := run("RELAY_HOST_BIN=" + host); err == nil || !strings.Contains(msg, "not a linux/arm64") {
+		t.Errorf("an amd64 RELAY_HOST_BIN: %v %q %s", err, out, msg)
+	}
+	if out, _, err := run("RELAY_HOST_BIN=" + arm64); err != nil || out != arm64+"\n" {
+		t.Errorf("an arm64 RELAY_HOST_BIN: %v %q", err, out)
+	}
+	if out, msg, err := run("RELAY_TARBALL=/nonexistent.tar.gz"); err == nil || out != "" || !strings.Contains(msg, "does not exist") {
+		t.Errorf("a missing tarball: %v %q %s", err, out, msg)
+	}
+	tarball := filepath.Join(t.TempDir(), "relay-src-test.tar.gz")
+	if err := os.WriteFile(tarball, []byte("not built: the cache answers"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Not in the cache: the build (GO=false) fails.
+	if out, msg, err := run("RELAY_TARBALL=" + tarball); err == nil || out != "" {
+		t.Errorf("an uncached tarball with GO=false: %v %q %s", err, out, msg)
+	}
+	sum, err := exec.Command("sha256sum", tarball).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := filepath.Join(cache, "relay-arm64-"+string(sum[:16]))
+	data, _ := os.ReadFile(arm64)
+	if err := os.WriteFile(cached, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, msg, err := run("RELAY_TARBALL=" + tarball); err != nil || out != cached+"\n" {
+		t.Errorf("a cached tarball build: %v %q %s", err, out, msg)
+	}
+	// Another content, another key.
+	if err := os.WriteFile(tarball, []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := run("RELAY_TARBALL=" + tarball); err == nil || out == cached+"\n" {
+		t.Errorf("a changed tarball came from the cache: %v %q", err, out)
 	}
 }
 

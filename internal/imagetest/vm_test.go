@@ -86,7 +86,7 @@ func startVM(t *testing.T, work string, boot int) *vm {
 	t.Logf("boot %d: qemu started, status page on 127.0.0.1:%d, ssh on 127.0.0.1:%d", boot, v.http, v.ssh)
 	t.Cleanup(func() {
 		if t.Failed() && v.running() == nil {
-			out, _ := v.sh("sudo journalctl -b --no-pager -n 80 -u lablog -u lablog-import-config -u lablog-simlab")
+			out, _ := v.sh("sudo journalctl -b --no-pager -n 80 -u lablog -u lablog-import-config -u lablog-labtraffic -u relay-host -u nftables")
 			t.Logf("boot %d journal:\n%s", boot, out)
 		}
 		if err := v.kill(); err != nil {

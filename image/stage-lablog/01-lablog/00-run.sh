@@ -10,9 +10,8 @@
 : "${FIRST_USER_NAME:?FIRST_USER_NAME must be set}"
 
 install -D -m 0755 files/lablog "${ROOTFS_DIR}/usr/local/bin/lablog"
-if [ -f files/relay-host ]; then
-	install -D -m 0755 files/relay-host "${ROOTFS_DIR}/usr/local/bin/relay-host"
-fi
+# The practable relay (arm64), run as `relay host` by relay-host.service.
+install -D -m 0755 files/relay-host "${ROOTFS_DIR}/usr/local/bin/relay-host"
 
 # The overlay, file by file with the modes of image/overlay.modes (owners
 # other than root are set in 01-run-chroot.sh, where those users exist).
