@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fault"
@@ -242,11 +242,7 @@ func TestTornBufferKeepsRecording(t *testing.T) {
 			// compressed, so this takes more messages than bytes suggest).
 			for i := 0; ; i++ {
 				s.record(t, 1500)
-				b, err := os.ReadFile(s.buf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if inUse(t, b) > int(size)+64<<10 {
+				if inUse(t, s.buf) > int(size)+64<<10 {
 					break
 				}
 				if i == 10 {
@@ -283,7 +279,7 @@ func TestFlippedBytesNeverArchived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	used := inUse(t, clean)
+	used := inUse(t, s.buf)
 	var noticed int
 	for i := range 10 {
 		rng := rand.New(rand.NewPCG(uint64(i), 5))
@@ -328,26 +324,15 @@ func TestFlippedBytesNeverArchived(t *testing.T) {
 	}
 }
 
-// inUse is the end of the pages a bbolt file uses, from its newer meta
-// page (little-endian: amd64 and arm64), so damage lands on live data
-// rather than on the free space at the end of the file.
-func inUse(t *testing.T, file []byte) int {
+// inUse is the end of the buffer file's pages in use, so damage lands on
+// live data rather than on the free space at the end of the file.
+func inUse(t *testing.T, path string) int {
 	t.Helper()
-	le := binary.LittleEndian
-	best, txid := 0, uint64(0)
-	for _, off := range []int{0, 4096} {
-		m := file[off+16:]
-		if le.Uint32(m) != 0xED0CDAED {
-			continue
-		}
-		if id := le.Uint64(m[48:]); best == 0 || id > txid {
-			best, txid = int(le.Uint64(m[40:]))*int(le.Uint32(m[8:])), id
-		}
+	n, err := buffer.InUse(path)
+	if err != nil || n <= 8192+64 {
+		t.Fatalf("cannot tell the used part of the buffer: %d bytes, %v", n, err)
 	}
-	if best <= 8192+64 || best > len(file) {
-		t.Fatalf("cannot tell the used part of the buffer (%d of %d bytes)", best, len(file))
-	}
-	return best
+	return int(n)
 }
 
 // TestDrivePulledMidCompaction lazily unmounts a loop-mounted ext4 archive

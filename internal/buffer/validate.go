@@ -52,20 +52,9 @@ func validateFile(path string) error {
 	if size == 0 {
 		return fmt.Errorf("%w: empty file", errTorn)
 	}
-	m0, err0 := readMeta(f, 0)
-	pageSize := int64(os.Getpagesize())
-	if err0 == nil {
-		pageSize = int64(m0.pageSize)
-	}
-	m1, err1 := readMeta(f, pageSize)
-	var m boltMeta
-	switch {
-	case err0 != nil && err1 != nil:
-		return fmt.Errorf("%w: no valid meta page (%v; %v)", errTorn, err0, err1)
-	case err1 != nil || (err0 == nil && m0.txid > m1.txid):
-		m = m0
-	default:
-		m = m1
+	m, err := currentMeta(f)
+	if err != nil {
+		return err
 	}
 	ps := int64(m.pageSize)
 	if m.pgid < 2 || m.pgid > uint64(size/ps) {
@@ -81,6 +70,40 @@ func validateFile(path string) error {
 		return fmt.Errorf("%w: freelist page %d outside the %d pages", errTorn, m.freelist, m.pgid)
 	}
 	return checkFreelist(f, m)
+}
+
+// currentMeta is the meta page bbolt would use: the valid one of the two
+// with the higher transaction id.
+func currentMeta(f *os.File) (boltMeta, error) {
+	m0, err0 := readMeta(f, 0)
+	pageSize := int64(os.Getpagesize())
+	if err0 == nil {
+		pageSize = int64(m0.pageSize)
+	}
+	m1, err1 := readMeta(f, pageSize)
+	switch {
+	case err0 != nil && err1 != nil:
+		return boltMeta{}, fmt.Errorf("%w: no valid meta page (%v; %v)", errTorn, err0, err1)
+	case err1 != nil || (err0 == nil && m0.txid > m1.txid):
+		return m0, nil
+	}
+	return m1, nil
+}
+
+// InUse is how many bytes at the start of a closed buffer file its pages in
+// use take, by its current meta page; the rest is room bbolt grew ahead.
+// Fault tests aim at it to damage live data rather than spare room.
+func InUse(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("buffer %s: %w", path, err)
+	}
+	defer f.Close()
+	m, err := currentMeta(f)
+	if err != nil {
+		return 0, fmt.Errorf("buffer %s: %w", path, err)
+	}
+	return int64(m.pgid) * int64(m.pageSize), nil
 }
 
 func readMeta(f *os.File, off int64) (boltMeta, error) {

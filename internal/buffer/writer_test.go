@@ -172,7 +172,7 @@ func TestWriterRefusesWhenFull(t *testing.T) {
 	// Nothing recorded before is lost, and once the hour is archived
 	// (settled), frames are taken again.
 	g := group(db, "s", t0)
-	if n, err := db.Records(g); err != nil || n != int64(accepted) {
+	if n, err := records(db, g); err != nil || n != int64(accepted) {
 		t.Fatalf("buffer holds %d, %v; want the %d accepted", n, err, accepted)
 	}
 	if _, err := db.Settle(g, 1, ^uint64(0)); err != nil {
