@@ -142,16 +142,11 @@ type baselineRun struct {
 // made durable, until it has caught up or the drain time is over.
 func (r *runner) measureBaseline(ctx context.Context, l load, d time.Duration, seed uint64) (baselineRun, error) {
 	var out baselineRun
-	dir, err := r.runDir("baseline")
+	dir, s, done, err := r.stage("baseline")
 	if err != nil {
 		return out, err
 	}
-	defer os.RemoveAll(dir) // after the child has stopped: defers run last-in first-out
-	s, err := newServer()
-	if err != nil {
-		return out, err
-	}
-	defer s.close()
+	defer done()
 	names := streamNames(l.streams)
 	b := &baseline{dir: dir}
 	cctx, cancel := context.WithCancel(ctx)

@@ -103,6 +103,20 @@ func (r *runner) runDir(what string) (string, error) {
 	return d, nil
 }
 
+// stage makes what one measurement of a load needs: a scratch folder and
+// the loopback server; done removes both (defer it before stopping a child,
+// so the child is gone first: defers run last-in first-out).
+func (r *runner) stage(what string) (dir string, s *server, done func(), err error) {
+	if dir, err = r.runDir(what); err != nil {
+		return "", nil, nil, err
+	}
+	if s, err = newServer(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, nil, err
+	}
+	return dir, s, func() { s.close(); os.RemoveAll(dir) }, nil
+}
+
 // connectTimeout bounds the wait for n streams to connect and settle.
 func (r *runner) connectTimeout(n int) time.Duration {
 	return 20*time.Second + time.Duration(n)*30*time.Millisecond

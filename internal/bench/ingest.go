@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"sync"
 	"time"
 )
@@ -39,16 +38,11 @@ func (g ingest) perSecond(v float64) float64 { return v / g.elapsed }
 // every frame sent is committed or counted as dropped, and reads the figures.
 func (r *runner) measureIngest(ctx context.Context, l load, d time.Duration, seed uint64) (ingest, error) {
 	var g ingest
-	dir, err := r.runDir("ingest")
+	dir, s, done, err := r.stage("ingest")
 	if err != nil {
 		return g, err
 	}
-	defer os.RemoveAll(dir) // after the child has stopped: defers run last-in first-out
-	s, err := newServer()
-	if err != nil {
-		return g, err
-	}
-	defer s.close()
+	defer done()
 	names := streamNames(l.streams)
 	c, err := startChild(ctx, r.o, dir, s, names, l.env...)
 	if err != nil {

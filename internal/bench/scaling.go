@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -21,16 +20,11 @@ type scale struct {
 // then offers 1 msg/s per stream for active (when not 0).
 func (r *runner) measureScale(ctx context.Context, n int, idle, active time.Duration, seed uint64) (scale, error) {
 	var out scale
-	dir, err := r.runDir("scale")
+	dir, s, done, err := r.stage("scale")
 	if err != nil {
 		return out, err
 	}
-	defer os.RemoveAll(dir) // after the child has stopped: defers run last-in first-out
-	s, err := newServer()
-	if err != nil {
-		return out, err
-	}
-	defer s.close()
+	defer done()
 	names := streamNames(n)
 	c, err := startChild(ctx, r.o, dir, s, names)
 	if err != nil {
