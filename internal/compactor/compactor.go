@@ -285,7 +285,7 @@ func (c *Compactor) compactGroup(ctx context.Context, root *archive.Root, g buff
 		}
 		res.Records += n
 	}
-	return c.setAside(root, g, damaged, res)
+	return c.setAside(g, damaged, res)
 }
 
 // publish finishes the file, verifies it, and settles its records.
@@ -330,7 +330,7 @@ func (c *Compactor) settle(root *archive.Root, g buffer.Group, first, last uint6
 
 // setAside keeps damaged blocks out of the archive: they are written next to
 // the buffer for inspection, counted and reported.
-func (c *Compactor) setAside(root *archive.Root, g buffer.Group, damaged []buffer.Damaged, res *Result) error {
+func (c *Compactor) setAside(g buffer.Group, damaged []buffer.Damaged, res *Result) error {
 	for _, dm := range damaged {
 		path, err := c.db.SetAside(g, dm)
 		if err != nil {
