@@ -50,9 +50,6 @@ const (
 	StateReconnecting = "reconnecting" // lost or refused; retrying with backoff
 )
 
-// DateOnly formats a date the way states and logs show it: 2026-11-26.
-func DateOnly(t time.Time) string { return t.UTC().Format(time.DateOnly) }
-
 // ExpiryTime formats a token's expiry with its time, so "expired" can be
 // told from "expired a minute ago": 2026-11-26 14:03:05 UTC.
 func ExpiryTime(t time.Time) string { return t.UTC().Format(time.DateTime) + " UTC" }
