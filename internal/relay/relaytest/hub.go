@@ -125,6 +125,7 @@ func (r *Relay) writeLoop(c *hubClient) {
 		}
 		r.mu.Lock()
 		held := r.held
+		r.notify() // the queue just shrank: a waiter may be watching it
 		r.mu.Unlock()
 		if held != nil {
 			select {
