@@ -135,6 +135,9 @@ func (s *Source) serve(ctx context.Context, conn *websocket.Conn, target Target)
 // handoff is how many frames the read loop may be ahead of their handling.
 const handoff = 1024
 
+// maxKeptReadBuffer is the largest read buffer kept between frames.
+const maxKeptReadBuffer = 64 << 10
+
 // received is a frame as read, with its time.
 type received struct {
 	kind   frame.Kind
@@ -144,10 +147,13 @@ type received struct {
 }
 
 // read hands every frame to the sink until the connection fails. The loop
-// only reads and hands frames off: counting, copying and queueing run on
-// another goroutine, so the socket is drained as fast as a bare reader
-// drains it and a burst stays in our memory rather than in the relay's
-// queue, which drops when full.
+// only reads and hands frames off: counting and queueing run on another
+// goroutine, so the socket is drained as fast as a bare reader drains it and
+// a burst stays in our memory rather than in the relay's queue, which drops
+// when full. Each frame is read into one reused buffer and handed off as an
+// exact-size copy: the record owns its bytes, a small frame does not pin a
+// large buffer while it waits in the queue, and a frame costs one allocation
+// where ReadMessage grows a fresh buffer for every frame.
 func (s *Source) read(conn *websocket.Conn) error {
 	frames := make(chan received, handoff)
 	handled := make(chan struct{})
@@ -155,10 +161,7 @@ func (s *Source) read(conn *websocket.Conn) error {
 		defer close(handled)
 		for f := range frames {
 			s.stats.frame(f.at, len(f.data))
-			// An exact-size copy: the record owns its bytes whatever the
-			// websocket library does with its buffers, and a small frame
-			// does not pin a large read buffer while it waits in the queue.
-			s.emitAt(f.at, f.synced, f.kind, bytes.Clone(f.data))
+			s.emitAt(f.at, f.synced, f.kind, f.data)
 		}
 	}()
 	defer func() { close(frames); <-handled }()
@@ -166,9 +169,14 @@ func (s *Source) read(conn *websocket.Conn) error {
 	// Moving the deadline costs a timer update: once per step is enough.
 	step := min(time.Second, s.cfg.ReadTimeout/10)
 	var extended time.Time
+	var buf bytes.Buffer
 	for {
-		typ, data, err := conn.ReadMessage()
+		typ, r, err := conn.NextReader()
 		if err != nil {
+			return err
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
 			return err
 		}
 		if t := time.Now(); t.Sub(extended) >= step {
@@ -180,7 +188,12 @@ func (s *Source) read(conn *websocket.Conn) error {
 			kind = frame.Binary
 		}
 		now, synced := s.cfg.Now()
+		data := make([]byte, buf.Len()) // never nil: an empty frame is a record too
+		copy(data, buf.Bytes())
 		frames <- received{kind: kind, data: data, at: now, synced: synced}
+		if buf.Cap() > maxKeptReadBuffer {
+			buf = bytes.Buffer{} // one huge frame should not stay resident
+		}
 	}
 }
 
