@@ -38,9 +38,15 @@ func TestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// One line per step with the time since the test began, so a slow run
+	// shows where the time went (the make test phase lines, one level down).
+	began := time.Now()
+	phase := func(what string) { t.Logf("image-test: %s (%d s)", what, int(time.Since(began).Seconds())) }
+
 	// ---- boot 1 ----
 	v := startVM(t, work, 1)
 	v.waitFor("status page answers", 6*time.Minute, func() error { _, err := v.status(); return err })
+	phase("boot 1: lablog answers")
 	v.waitFor("every configured stream records", 3*time.Minute, func() error {
 		s, err := v.status()
 		if err != nil {
@@ -231,6 +237,7 @@ func TestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("power cut with %d records committed in boot 1", before.Buffer.CommittedTotal)
+	phase("boot 1 done")
 
 	// ---- boot 2 ----
 	v = startVM(t, work, 2)
@@ -249,6 +256,7 @@ func TestImage(t *testing.T) {
 		after.started = s.StartedAt
 		return nil
 	})
+	phase("boot 2: lablog records again")
 	v.waitFor("ssh", 2*time.Minute, func() error { _, err := v.sh("true"); return err })
 	if out := v.mustSh("sudo ls -A /var/lib/lablog"); strings.Contains(out, "corrupt") {
 		t.Errorf("the buffer was quarantined after the power cut: %s", out)
@@ -273,10 +281,12 @@ func TestImage(t *testing.T) {
 	for _, g := range gaps {
 		t.Error(g)
 	}
+	phase("boot 2: nothing lost")
 
 	t.Run("no firewall, no relay host", func(t *testing.T) {
 		relayHostDown(t, v)
 	})
+	phase("boot 2 done")
 }
 
 // relayHostDown checks that relay-host.service runs only with the ruleset
