@@ -144,7 +144,7 @@ func TestDamagedBlockIsSetAside(t *testing.T) {
 	err = db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("blocks")).Bucket([]byte("spin30"))
 		c := b.Cursor()
-		k, _ := c.First()
+		c.First()
 		k, v := c.Next() // the second block
 		damaged := append([]byte(nil), v...)
 		damaged[len(damaged)/2] ^= 0x20

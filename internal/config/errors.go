@@ -127,7 +127,7 @@ func (idx keyIndex) line(path string) int {
 var (
 	lineRE     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	unknownRE  = regexp.MustCompile(`^field (\S+) not found in type`)
-	unmarshRE  = regexp.MustCompile("^cannot unmarshal (!!\\w+)(.*) into (.+)$")
+	unmarshRE  = regexp.MustCompile(`^cannot unmarshal (!!\w+)(.*) into (.+)$`)
 	friendlyTo = map[string]string{
 		"time.Duration":       "a duration such as 90s, 2m or 1h",
 		"int":                 "an integer",

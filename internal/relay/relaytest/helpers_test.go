@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,5 +164,3 @@ func (p *peer) ended(t *testing.T) error {
 	}
 	return nil
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
