@@ -167,12 +167,12 @@ func demoSummary(elapsed time.Duration, rec *recorder.Recorder, archiveDir strin
 	w := rec.Writer().Stats()
 	files, size := archiveSize(archiveDir)
 	last := rec.Compactor().Last()
-	status := "ok"
+	compaction := "ok"
 	if last.Err != nil {
-		status = "error: " + last.Err.Error()
+		compaction = "error: " + last.Err.Error()
 	}
 	return fmt.Sprintf("[%3.0fs] %d/%d connected | %d frames | %d committed | queue %d | dropped %d | archive %d files %s | compaction %s",
-		elapsed.Seconds(), connected, len(srcs), frames, w.Committed, w.Queued, w.Dropped, files, humanBytes(size), status)
+		elapsed.Seconds(), connected, len(srcs), frames, w.Committed, w.Queued, w.Dropped, files, status.HumanBytes(size), compaction)
 }
 
 // awaitReceived waits, within limit, until the sources have read every frame
@@ -213,7 +213,7 @@ func demoReport(w io.Writer, root string) error {
 			fmt.Fprintf(w, "  ... and %d more\n", len(files)-show)
 			break
 		}
-		fmt.Fprintf(w, "  %s (%s)\n", f.path, humanBytes(f.size))
+		fmt.Fprintf(w, "  %s (%s)\n", f.path, status.HumanBytes(f.size))
 	}
 	n, problems := archive.VerifyTree(root)
 	for _, p := range problems {
@@ -265,16 +265,6 @@ func parquetFiles(root string) []sizedFile {
 		return nil
 	})
 	return files
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func isTerminal(w io.Writer) bool {

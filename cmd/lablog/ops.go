@@ -102,7 +102,7 @@ func (x *ops) serve(listen string) error {
 		return fmt.Errorf("status: %w", err)
 	}
 	x.srv = &http.Server{Handler: x.Monitor.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	x.URL = "http://" + displayAddr(ln.Addr())
+	x.URL = "http://" + localAddr(ln.Addr().String())
 	x.log.Info("status page", "url", x.URL)
 	x.go_(func() {
 		if err := x.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -110,19 +110,6 @@ func (x *ops) serve(listen string) error {
 		}
 	})
 	return nil
-}
-
-// displayAddr turns a wildcard listen address into one a browser on this
-// machine can open.
-func displayAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // Stop ends the server, the LED (restoring its trigger) and the watchdog.

@@ -180,7 +180,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// localAddr is where this machine reaches a server listening on listen.
+// localAddr is where this machine reaches a server listening on listen: a
+// wildcard address becomes the loopback one, which a browser here can open.
 func localAddr(listen string) string {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/practable/lablog/internal/config"
@@ -28,7 +27,7 @@ func cmdSimlab(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := loopbackOnly(*listen); err != nil {
 		return fmt.Errorf("simlab: %w", err)
 	}
-	names, err := expandStreams(*streams)
+	names, err := config.ExpandList(*streams)
 	if err != nil {
 		return fmt.Errorf("simlab: %w", err)
 	}
@@ -55,23 +54,4 @@ func loopbackOnly(addr string) error {
 		return fmt.Errorf("--listen %s: only a loopback address is allowed", addr)
 	}
 	return nil
-}
-
-// expandStreams turns "spin30-33,pend00" into names, with the config's rules
-// for names and ranges.
-func expandStreams(list string) ([]string, error) {
-	cfg := config.Default()
-	for _, n := range strings.Split(list, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			cfg.StreamSpecs = append(cfg.StreamSpecs, config.StreamSpec{Name: n, RelayHost: "ws://127.0.0.1:1"})
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("--streams %q: %w", list, err)
-	}
-	var names []string
-	for _, s := range cfg.Streams() {
-		names = append(names, s.Name)
-	}
-	return names, nil
 }

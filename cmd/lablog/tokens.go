@@ -50,16 +50,9 @@ func cmdTokens(args []string, stdout, stderr io.Writer) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Contains(u.Path+"/", "/session/") {
 		return fmt.Errorf("tokens: --access %q: want the relay's access base URL (https://...), without /session/<topic>", *access)
 	}
-	var names []string
-	for _, spec := range strings.Split(*streams, ",") {
-		if spec = strings.TrimSpace(spec); spec == "" {
-			continue
-		}
-		n, err := config.ExpandNames(spec)
-		if err != nil {
-			return fmt.Errorf("tokens: %w", err)
-		}
-		names = append(names, n...)
+	names, err := config.ExpandList(*streams)
+	if err != nil {
+		return fmt.Errorf("tokens: %w", err)
 	}
 	secret, err := readSecret(*secretFile)
 	if err != nil {

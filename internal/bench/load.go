@@ -11,7 +11,7 @@ import (
 )
 
 // joinProb is how often a burst arrives glued into one frame, as the relay
-// sends them under load (DESIGN.md, "Joined frames").
+// sends them under load (docs/relay.md, "Glued frames").
 const joinProb = 0.15
 
 // streamNames are spinner rigs: labsim shapes their messages by prefix.

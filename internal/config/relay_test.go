@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -121,13 +122,21 @@ func TestLoadResolvesTokensDirs(t *testing.T) {
 	}
 }
 
-func TestExpandNames(t *testing.T) {
-	got, err := ExpandNames("spin30-32")
-	if err != nil || !reflect.DeepEqual(got, []string{"spin30", "spin31", "spin32"}) {
-		t.Fatalf("ExpandNames = %v, %v", got, err)
+func TestExpandList(t *testing.T) {
+	got, err := ExpandList("spin30-32, pend00")
+	if err != nil || !slices.Equal(got, []string{"spin30", "spin31", "spin32", "pend00"}) {
+		t.Fatalf("ExpandList = %v, %v", got, err)
 	}
-	if _, err := ExpandNames("spin41-30"); err == nil || !strings.Contains(err.Error(), "start 41 is after end 30") {
-		t.Fatalf("backwards range: %v", err)
+	for list, want := range map[string]string{
+		"spin41-30":        "start 41 is after end 30",
+		"spin30-32,spin31": "spin31 is given twice",
+		" , ":              "no stream names",
+		"spin30,bad name":  "only letters, digits and - are allowed",
+		"api":              "api is reserved",
+	} {
+		if _, err := ExpandList(list); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ExpandList(%q) = %v, want an error with %q", list, err, want)
+		}
 	}
 }
 

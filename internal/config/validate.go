@@ -258,12 +258,30 @@ func (c Config) Streams() []Stream {
 	return out
 }
 
-// ExpandNames turns a stream name or range (spin30-41) into stream names,
-// as the streams list does.
-func ExpandNames(spec string) ([]string, error) {
-	names, _, err := expand(spec)
-	if err != nil {
-		return nil, fmt.Errorf("streams %q: %w", spec, err)
+// ExpandList turns a comma-separated list of names and ranges
+// ("spin30-41,pend00") into stream names, with the streams list's rules; a
+// name given twice, or no name at all, is an error.
+func ExpandList(list string) ([]string, error) {
+	var names []string
+	seen := map[string]bool{}
+	for _, spec := range strings.Split(list, ",") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		got, _, err := expand(spec)
+		if err != nil {
+			return nil, fmt.Errorf("streams %q: %w", spec, err)
+		}
+		for _, n := range got {
+			if seen[n] {
+				return nil, fmt.Errorf("streams %q: %s is given twice", list, n)
+			}
+			seen[n] = true
+		}
+		names = append(names, got...)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("streams %q: no stream names", list)
 	}
 	return names, nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // gen makes the messages of one stream. Shapes follow the learning-analytics
-// fixtures and DESIGN.md ("Messages on a logging topic"); only one goroutine
+// fixtures and docs/relay.md ("Messages on a logging topic"); only one goroutine
 // uses a gen at a time.
 type gen struct {
 	stream   string

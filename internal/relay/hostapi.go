@@ -31,7 +31,7 @@ func (r Rule) LogValue() slog.Value {
 		slog.String("destination", redact(r.Destination)))
 }
 
-// HostAPI is a client of a relay host's local API (DESIGN.md section 2).
+// HostAPI is a client of a relay host's local API (docs/relay.md).
 // The host answers GET /api/destinations/all with every rule, full tokens
 // included, and without authentication, so it must only listen where the
 // network cannot reach it.

@@ -1,7 +1,7 @@
 // Package relay speaks to the practable relay: it mints and reads access
 // tokens, runs the access protocol that turns a token into a one-time
 // websocket URI, reads token files, and keeps a relay host's destination
-// rules in place. DESIGN.md section 2 describes the relay it is built for.
+// rules in place. docs/relay.md describes the relay it is built for.
 //
 // Tokens are credentials: nothing here puts a token or a secret into an
 // error, a log line or a record.

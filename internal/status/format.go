@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// humanBytes prints sizes the way a person reads them off a page.
-func humanBytes(n int64) string {
+// HumanBytes prints sizes the way a person reads them off a page (binary
+// units, one decimal): the page, the demo and the logs all say it this way.
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<40:
 		return fmt.Sprintf("%.1f TiB", float64(n)/(1<<40))

@@ -189,9 +189,9 @@ func (m *Monitor) view(s Snapshot) pageView {
 		v.Streams = append(v.Streams, sv)
 	}
 	b := s.Buffer
-	v.Buffer.Size = humanBytes(b.SizeBytes)
+	v.Buffer.Size = HumanBytes(b.SizeBytes)
 	if b.MaxBytes > 0 {
-		v.Buffer.Size += " of " + humanBytes(b.MaxBytes)
+		v.Buffer.Size += " of " + HumanBytes(b.MaxBytes)
 	}
 	v.Buffer.Waiting = fmt.Sprint(b.RecordsWaiting)
 	v.Buffer.Oldest = "–"
@@ -219,14 +219,14 @@ func (m *Monitor) view(s Snapshot) pageView {
 	}
 	v.Archive.Free = "–"
 	if a.FreeBytes != nil {
-		v.Archive.Free = humanBytes(int64(*a.FreeBytes))
+		v.Archive.Free = HumanBytes(int64(*a.FreeBytes))
 	}
-	v.Archive.Today = fmt.Sprintf("%d files, %s", a.FilesToday, humanBytes(a.BytesToday))
+	v.Archive.Today = fmt.Sprintf("%d files, %s", a.FilesToday, HumanBytes(a.BytesToday))
 	v.Archive.Compaction = "not yet"
 	if c := a.LastCompaction; c != nil {
 		v.Archive.Compaction = clock(&c.FinishedAt) + " (" + ago(&c.FinishedAt) + "): "
 		if c.OK {
-			v.Archive.Compaction += fmt.Sprintf("ok, %d files, %s", c.Files, humanBytes(c.Bytes))
+			v.Archive.Compaction += fmt.Sprintf("ok, %d files, %s", c.Files, HumanBytes(c.Bytes))
 		} else {
 			v.Archive.Compaction += "FAILED: " + c.Error
 		}

@@ -467,7 +467,7 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 		warning("%d frames dropped in the last hour: the writer queue was full", s.Buffer.DroppedLastHour)
 	}
 	if s.Buffer.MaxBytes > 0 && s.Buffer.SizeBytes > s.Buffer.MaxBytes/10*9 {
-		warning("buffer is %s of its %s limit", humanBytes(s.Buffer.SizeBytes), humanBytes(s.Buffer.MaxBytes))
+		warning("buffer is %s of its %s limit", HumanBytes(s.Buffer.SizeBytes), HumanBytes(s.Buffer.MaxBytes))
 	}
 	if !s.Archive.Available && s.Archive.CheckedAt != nil {
 		warning("archive unavailable, buffering only: %s", s.Archive.Problem)

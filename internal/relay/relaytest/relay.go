@@ -1,5 +1,5 @@
 // Package relaytest has test doubles of the practable relay and of a relay
-// host that behave as DESIGN.md section 2 describes the real ones, quirks
+// host that behave as docs/relay.md describes the real ones, quirks
 // included; its tests pin each quirk. It shares no code with package relay,
 // so a mistake there cannot hide behind the same mistake here.
 package relaytest
