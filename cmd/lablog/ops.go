@@ -50,7 +50,7 @@ func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o ops
 	mo.Logger = log
 	// Token expiry comes with each source's Stats; warn when the sources do.
 	mo.TokenWarn = cfg.Sources.TokenWarning
-	mon := status.New(status.ForRecorder(rec), mo)
+	mon := status.New(recorderPipeline{rec}, mo)
 	err := rec.AddHooks(recorder.Hooks{OnCommit: mon.ObserveCommit, OnCompaction: mon.ObserveCompaction})
 	if err != nil {
 		return nil, err

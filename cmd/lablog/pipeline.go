@@ -1,0 +1,32 @@
+package main
+
+import (
+	"time"
+
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/status"
+)
+
+// recorderPipeline is a recorder as the status page reads it.
+type recorderPipeline struct{ r *recorder.Recorder }
+
+var _ status.Pipeline = recorderPipeline{}
+
+func (p recorderPipeline) Sources() []source.Stats            { return p.r.Sources() }
+func (p recorderPipeline) WriterStats() buffer.WriterStats    { return p.r.Writer().Stats() }
+func (p recorderPipeline) BufferSize() int64                  { return p.r.Buffer().Size() }
+func (p recorderPipeline) Pending() ([]buffer.Pending, error) { return p.r.Buffer().Pending() }
+func (p recorderPipeline) LastCompaction() compactor.Result   { return p.r.Compactor().Last() }
+func (p recorderPipeline) ActiveFaults(now time.Time) []fault.Fault {
+	return p.r.Faults().Active(now)
+}
+func (p recorderPipeline) FaultCounts() map[fault.Kind]int64 { return p.r.Faults().Counts() }
+func (p recorderPipeline) AckFaults(now time.Time) error     { return p.r.Faults().Ack(now) }
+func (p recorderPipeline) Provisioning() []relay.ProvisionStats {
+	return p.r.Provisioning()
+}
