@@ -103,7 +103,7 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer stopProfile()
 	log := newLogger(stderr, slog.LevelInfo)
-	db, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+	db, err := recorder.OpenBuffer(cfg, log)
 	if errors.Is(err, buffer.ErrLocked) {
 		return fmt.Errorf("%w\nthe running daemon compacts on its own schedule; to compact now, send it SIGUSR1 (systemctl kill -s USR1 lablog)", err)
 	}

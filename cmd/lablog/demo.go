@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/labsim"
@@ -196,7 +195,7 @@ func awaitReceived(host *labsim.Host, rec *recorder.Recorder, names []string, li
 
 // flushArchive archives everything left in the buffer, the open hour too.
 func flushArchive(cfg config.Config, log *slog.Logger) error {
-	db, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+	db, err := recorder.OpenBuffer(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -81,9 +81,17 @@ type Options struct {
 	noSync bool // benchmarks of the format alone: never in production
 }
 
+// Defaults of the buffer, its writer and the configuration (config.Default
+// is built from these).
+const (
+	DefaultMaxSize        = 1 << 30
+	DefaultQueue          = 16384
+	DefaultCommitInterval = 100 * time.Millisecond
+)
+
 func (o *Options) setDefaults() {
 	if o.MaxSize == 0 {
-		o.MaxSize = 1 << 30
+		o.MaxSize = DefaultMaxSize
 	}
 	if o.InitialMmapSize == 0 {
 		o.InitialMmapSize = 64 << 20

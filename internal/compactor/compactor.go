@@ -41,6 +41,13 @@ const (
 	FailAfterPublish = "compact-after-publish-before-delete"
 )
 
+// Defaults of the schedule (config.Default is built from these).
+const (
+	DefaultInterval = time.Hour       // scheduled runs, aligned to the clock
+	DefaultGrace    = 2 * time.Minute // late frames of an hour still arrive
+	DefaultRetry    = time.Minute     // after a failed run
+)
+
 // Options configure a Compactor.
 type Options struct {
 	Root         string        // archive directory
@@ -94,10 +101,10 @@ func New(db *buffer.DB, opts Options) *Compactor {
 		opts.Logger = slog.Default()
 	}
 	if opts.Interval <= 0 {
-		opts.Interval = time.Hour
+		opts.Interval = DefaultInterval
 	}
 	if opts.Retry <= 0 {
-		opts.Retry = time.Minute
+		opts.Retry = DefaultRetry
 	}
 	return &Compactor{db: db, opts: opts, trigger: make(chan struct{}, 1)}
 }

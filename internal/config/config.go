@@ -14,6 +14,12 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/source"
 )
 
 // Config is a whole lablog.yaml. Keys left out of the file keep the values
@@ -208,29 +214,29 @@ func Default() Config {
 	return Config{
 		Buffer: Buffer{
 			Path:           "/var/lib/lablog/buffer.db",
-			MaxSize:        1 * GiB,
-			Queue:          16384,
-			CommitInterval: 100 * time.Millisecond,
+			MaxSize:        buffer.DefaultMaxSize,
+			Queue:          buffer.DefaultQueue,
+			CommitInterval: buffer.DefaultCommitInterval,
 		},
 		Archive: Archive{
 			Path:         "/media/lablog",
 			Require:      RequireMarker,
-			RowGroupRows: 50000,
+			RowGroupRows: archive.DefaultRowGroupRows,
 		},
 		Compaction: Compaction{
-			Grace:    2 * time.Minute,
-			Retry:    time.Minute,
-			Interval: time.Hour,
+			Grace:    compactor.DefaultGrace,
+			Retry:    compactor.DefaultRetry,
+			Interval: compactor.DefaultInterval,
 		},
 		Sources: Sources{
-			ReadLimit:     1 * MiB,
-			PingInterval:  20 * time.Second,
-			ReadTimeout:   60 * time.Second,
-			MinBackoff:    time.Second,
-			MaxBackoff:    60 * time.Second,
+			ReadLimit:     source.DefaultReadLimit,
+			PingInterval:  source.DefaultPingInterval,
+			ReadTimeout:   source.DefaultReadTimeout,
+			MinBackoff:    source.DefaultMinBackoff,
+			MaxBackoff:    source.DefaultMaxBackoff,
 			TokensDir:     "tokens",
-			TokenWarning:  30 * 24 * time.Hour,
-			RulesInterval: 5 * time.Second,
+			TokenWarning:  source.DefaultTokenWarning,
+			RulesInterval: relay.DefaultInterval,
 		},
 		Status: Status{Listen: ":80"},
 		LED:    LED{Path: "/sys/class/leds/ACT"},

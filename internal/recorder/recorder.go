@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -109,7 +108,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+	db, err := OpenBuffer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -134,29 +133,6 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	}
 	r.compactor = compactor.New(db, opts)
 	return r, nil
-}
-
-// OpenFaults opens the record of faults, fault.FileName in the buffer's
-// folder (on the SD card with the buffer: a fault about the buffer must
-// outlive it, and the archive drive may be missing).
-func OpenFaults(cfg config.Config, log *slog.Logger) *fault.Store {
-	return fault.Open(filepath.Join(filepath.Dir(cfg.Buffer.Path), fault.FileName), fault.Options{Logger: log})
-}
-
-// CompactorOptions derives the compactor's options from the configuration;
-// what it must not keep quiet goes to faults (which may be nil).
-func CompactorOptions(cfg config.Config, log *slog.Logger, faults *fault.Store) compactor.Options {
-	return compactor.Options{
-		Fault:        faults.Report,
-		Root:         cfg.Archive.Path,
-		Require:      string(cfg.Archive.Require),
-		RowGroupRows: cfg.Archive.RowGroupRows,
-		Interval:     cfg.Compaction.Interval,
-		Grace:        cfg.Compaction.Grace,
-		Retry:        cfg.Compaction.Retry,
-		OpenHours:    cfg.Compaction.OpenHours,
-		Logger:       log,
-	}
 }
 
 // Buffer is the open buffer.

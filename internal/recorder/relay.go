@@ -7,47 +7,7 @@ import (
 
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/relay"
-	"github.com/practable/lablog/internal/source"
 )
-
-// sourceConfig is the websocket client of stream s. A relay stream resolves
-// a one-time URI before each dial; a relay_host stream with a token dials
-// the host but watches its token.
-func sourceConfig(cfg config.Config, s config.Stream) source.Config {
-	sc := source.Config{
-		Stream:       s.Name,
-		URL:          s.URL,
-		ReadLimit:    int64(cfg.Sources.ReadLimit),
-		PingInterval: cfg.Sources.PingInterval,
-		ReadTimeout:  cfg.Sources.ReadTimeout,
-		MinBackoff:   cfg.Sources.MinBackoff,
-		MaxBackoff:   cfg.Sources.MaxBackoff,
-		TokenWarning: cfg.Sources.TokenWarning,
-		// A stopped stream looks at its token as often as a failing one
-		// would dial, and at least every 10 s.
-		BlockedRetry: min(cfg.Sources.MaxBackoff, 10*time.Second),
-	}
-	switch {
-	case s.Kind == config.KindRelay:
-		sc.Prepare = relay.Direct(Credentials(s), nil, nil)
-	case s.Kind == config.KindRelayHost && s.HasToken():
-		sc.Prepare = relay.Watch(Credentials(s), nil)
-	}
-	return sc
-}
-
-// Credentials says where stream s's access URL and token come from.
-func Credentials(s config.Stream) relay.Credentials {
-	c := relay.Credentials{Stream: s.Name, Token: s.Token, Access: s.Access}
-	if s.Kind == config.KindRelay {
-		c.Access = relay.AccessURL(s.Relay, relay.LogTopic(s.Name))
-	}
-	if s.TokensDir != "" {
-		c.TokenFile = relay.TokenFile(s.TokensDir, s.Name)
-		c.AccessFile = relay.AccessFile(s.TokensDir, s.Name)
-	}
-	return c
-}
 
 // provisioners keeps the rules of every relay host that has streams with
 // tokens: one provisioner per host.

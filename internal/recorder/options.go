@@ -1,0 +1,85 @@
+package recorder
+
+// Every mapping from the configuration to a component's options is here, so
+// that a new setting is wired in one place.
+
+import (
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/source"
+)
+
+// OpenBuffer opens the configured buffer, as the daemon, lablog compact and
+// the demo do.
+func OpenBuffer(cfg config.Config, log *slog.Logger) (*buffer.DB, error) {
+	return buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+}
+
+// OpenFaults opens the record of faults, fault.FileName in the buffer's
+// folder (on the SD card with the buffer: a fault about the buffer must
+// outlive it, and the archive drive may be missing).
+func OpenFaults(cfg config.Config, log *slog.Logger) *fault.Store {
+	return fault.Open(filepath.Join(filepath.Dir(cfg.Buffer.Path), fault.FileName), fault.Options{Logger: log})
+}
+
+// CompactorOptions derives the compactor's options from the configuration;
+// what it must not keep quiet goes to faults (which may be nil).
+func CompactorOptions(cfg config.Config, log *slog.Logger, faults *fault.Store) compactor.Options {
+	return compactor.Options{
+		Fault:        faults.Report,
+		Root:         cfg.Archive.Path,
+		Require:      string(cfg.Archive.Require),
+		RowGroupRows: cfg.Archive.RowGroupRows,
+		Interval:     cfg.Compaction.Interval,
+		Grace:        cfg.Compaction.Grace,
+		Retry:        cfg.Compaction.Retry,
+		OpenHours:    cfg.Compaction.OpenHours,
+		Logger:       log,
+	}
+}
+
+// sourceConfig is the websocket client of stream s. A relay stream resolves
+// a one-time URI before each dial; a relay_host stream with a token dials
+// the host but watches its token.
+func sourceConfig(cfg config.Config, s config.Stream) source.Config {
+	sc := source.Config{
+		Stream:       s.Name,
+		URL:          s.URL,
+		ReadLimit:    int64(cfg.Sources.ReadLimit),
+		PingInterval: cfg.Sources.PingInterval,
+		ReadTimeout:  cfg.Sources.ReadTimeout,
+		MinBackoff:   cfg.Sources.MinBackoff,
+		MaxBackoff:   cfg.Sources.MaxBackoff,
+		TokenWarning: cfg.Sources.TokenWarning,
+		// A stopped stream looks at its token as often as a failing one
+		// would dial, and at least every 10 s.
+		BlockedRetry: min(cfg.Sources.MaxBackoff, 10*time.Second),
+	}
+	switch {
+	case s.Kind == config.KindRelay:
+		sc.Prepare = relay.Direct(Credentials(s), nil, nil)
+	case s.Kind == config.KindRelayHost && s.HasToken():
+		sc.Prepare = relay.Watch(Credentials(s), nil)
+	}
+	return sc
+}
+
+// Credentials says where stream s's access URL and token come from.
+func Credentials(s config.Stream) relay.Credentials {
+	c := relay.Credentials{Stream: s.Name, Token: s.Token, Access: s.Access}
+	if s.Kind == config.KindRelay {
+		c.Access = relay.AccessURL(s.Relay, relay.LogTopic(s.Name))
+	}
+	if s.TokensDir != "" {
+		c.TokenFile = relay.TokenFile(s.TokensDir, s.Name)
+		c.AccessFile = relay.AccessFile(s.TokensDir, s.Name)
+	}
+	return c
+}
