@@ -34,6 +34,7 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"stop"}, []string{"Stop"}},
 		{[]string{"status"}, []string{"-config"}},
 		{[]string{"drive", "init"}, []string{"-yes", "-user", "DEVICE"}},
+		{[]string{"drive", "mark"}, []string{"DIR", ".lablog-archive"}},
 		{[]string{"version"}, []string{"version"}},
 	} {
 		name := strings.Join(tc.cmd, " ")
@@ -78,7 +79,7 @@ func TestTopLevelHelp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"run [--config FILE] [--debug]", "--rate", "simlab", "head", "--exec BIN", "--user lablog",
-		"status [--config FILE]", "drive init [--yes] [--user lablog] DEVICE", "help COMMAND"} {
+		"status [--config FILE]", "drive init [--yes] [--user lablog] DEVICE", "drive mark DIR", "help COMMAND"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lablog --help lacks %q", want)
 		}
@@ -97,6 +98,7 @@ func TestUsageProblems(t *testing.T) {
 		{[]string{"config", "frob"}, `unknown command "frob"`},
 		{[]string{"drive"}, "Usage: lablog drive init"},
 		{[]string{"drive", "init"}, "want one device"},
+		{[]string{"drive", "mark"}, "want one folder"},
 		{[]string{"tokens"}, "--secret-file, --access, --streams required"},
 		{[]string{"tokens", "--secret-file", "x", "--access", "https://r"}, "--streams required"},
 		{[]string{"head"}, "want one file or folder"},

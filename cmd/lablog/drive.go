@@ -8,9 +8,12 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/drive"
 )
 
@@ -22,8 +25,12 @@ var (
 	driveEUID   = os.Geteuid
 )
 
-// cmdDrive prepares a USB drive as the archive: lablog drive init DEVICE.
+// cmdDrive prepares a USB drive as the archive: lablog drive init DEVICE,
+// or lablog drive mark DIR for a filesystem made some other way.
 func cmdDrive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "mark" {
+		return cmdDriveMark(args[1:], stdout, stderr)
+	}
 	fs := newFlags("drive init", "[--yes] [--user lablog] DEVICE",
 		"Make a USB drive (e.g. /dev/sda) lablog's archive drive: ERASES it, makes one ext4\npartition labelled "+drive.Label+" owned by --user, with the archive marker. Needs root.")
 	yes := fs.Bool("yes", false, "erase without asking")
@@ -34,7 +41,7 @@ func cmdDrive(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fs.Usage()
 			return errHelp
 		}
-		return usageError(fs, stderr, "want: lablog drive init DEVICE")
+		return usageError(fs, stderr, "want: lablog drive init DEVICE, or lablog drive mark DIR")
 	}
 	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
@@ -67,5 +74,33 @@ func cmdDrive(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "done: %s is the archive drive. On the appliance it is mounted at /media/lablog when plugged in\n(now: sudo systemctl start media-lablog.mount).\n", drive.PartitionPath(d.Path))
+	return nil
+}
+
+// cmdDriveMark writes the archive marker into a folder: the root of a drive
+// formatted some other way, or a disk image being built. The marker gets the
+// folder's owner, which should be the service's user.
+func cmdDriveMark(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("drive mark", "DIR",
+		"Make DIR (the root of a mounted drive, or a folder that becomes one) an archive root\nfor archive.require: marker, by writing the marker file "+archive.MarkerFile+" there, owned\nby DIR's owner (chown DIR to the service's user first). Erases nothing.")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError(fs, stderr, "want one folder, got %d arguments", fs.NArg())
+	}
+	dir := fs.Arg(0)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("drive mark: %w", err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !st.IsDir() || !ok {
+		return fmt.Errorf("drive mark: %s is not a folder", dir)
+	}
+	if err := archive.WriteMarker(dir, int(sys.Uid), int(sys.Gid)); err != nil {
+		return fmt.Errorf("drive mark: %w", err)
+	}
+	fmt.Fprintf(stdout, "marked %s as an archive root (%s)\n", dir, filepath.Join(dir, archive.MarkerFile))
 	return nil
 }

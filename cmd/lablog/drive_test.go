@@ -7,8 +7,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/drive"
 )
 
@@ -56,5 +58,38 @@ func TestDriveInitConfirms(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"drive"}, &out, &out); err == nil {
 		t.Error("no subcommand accepted")
+	}
+}
+
+// drive mark turns a folder into an archive root the compactor accepts
+// under require: marker, with the marker owned by the folder's owner.
+func TestDriveMark(t *testing.T) {
+	dir := t.TempDir()
+	if err := archive.CheckTarget(dir, archive.RequireMarker); err == nil {
+		t.Fatal("an unmarked folder passed require: marker")
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 { // as root, prove the owner is the folder's, not ours
+		uid, gid = 4321, 4322
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := runCmd(t, "drive", "mark", dir)
+	if err != nil {
+		t.Fatalf("drive mark: %v\n%s", err, out)
+	}
+	if err := archive.CheckTarget(dir, archive.RequireMarker); err != nil {
+		t.Errorf("a marked folder fails require: marker: %v", err)
+	}
+	st, err := os.Stat(filepath.Join(dir, archive.MarkerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := st.Sys().(*syscall.Stat_t); int(s.Uid) != uid || int(s.Gid) != gid {
+		t.Errorf("marker owned by %d:%d, want the folder's %d:%d", s.Uid, s.Gid, uid, gid)
+	}
+	if _, err := runCmd(t, "drive", "mark", filepath.Join(dir, archive.MarkerFile)); err == nil {
+		t.Error("drive mark accepted a file")
 	}
 }

@@ -50,6 +50,7 @@ Usage:
   lablog status [--config FILE]       is the service running, and its /healthz
   lablog drive init [--yes] [--user lablog] DEVICE
                                       make a USB drive the archive drive (erases it)
+  lablog drive mark DIR               mark a folder as an archive root (erases nothing)
   lablog simlab [--listen 127.0.0.1:8888] [--streams spin30-33] [--rate 5]
                                       serve a simulated lab alone (for the image test)
   lablog version                      print the version

@@ -14,6 +14,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+lablog="${here}/../../dist/lablog" # this machine's build: it writes the archive marker
 tarball=$1
 stage=$(cd "$2" && pwd)
 work=$3
@@ -123,8 +124,8 @@ gid=$(chroot "${root}" id -g lablog)
 arch="${work}/archive-root"
 rm -rf "${arch}"
 mkdir -p "${arch}"
-: >"${arch}/.lablog-archive"
-chown -R "${uid}:${gid}" "${arch}"
+chown "${uid}:${gid}" "${arch}"
+"${lablog}" drive mark "${arch}" >/dev/null
 truncate -s 512M "${work}/archive.img"
 printf 'label: gpt\nstart=2048, type=L\n' | sfdisk --quiet "${work}/archive.img"
 mkfs.ext4 -q -F -L LABLOG -d "${arch}" -E "offset=$((2048 * 512)),root_owner=${uid}:${gid}" \

@@ -14,6 +14,22 @@ import (
 // archive drive is mounted there (require = "marker").
 const MarkerFile = ".lablog-archive"
 
+// markerText says, to whoever finds the marker, what it is for.
+const markerText = "lablog archive drive: lablog writes Parquet files here only while this file exists\n"
+
+// WriteMarker makes dir an archive root for require = "marker": it writes
+// MarkerFile there, owned by uid:gid (the service's user).
+func WriteMarker(dir string, uid, gid int) error {
+	path := filepath.Join(dir, MarkerFile)
+	if err := os.WriteFile(path, []byte(markerText), 0o644); err != nil {
+		return fmt.Errorf("archive marker: %w", err)
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("archive marker: %w", err)
+	}
+	return nil
+}
+
 // What CheckTarget may require of the archive root.
 const (
 	RequireMarker     = "marker"

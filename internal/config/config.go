@@ -57,18 +57,15 @@ type Buffer struct {
 // so that it never fills the SD card's mount point by mistake.
 type Require string
 
+// The modes are the archive package's (it owns the layout and the marker).
 const (
-	// RequireMarker needs the file MarkerFile in the archive path.
-	RequireMarker Require = "marker"
+	// RequireMarker needs the file archive.MarkerFile in the archive path.
+	RequireMarker Require = archive.RequireMarker
 	// RequireMountpoint needs the archive path to be a mount point.
-	RequireMountpoint Require = "mountpoint"
+	RequireMountpoint Require = archive.RequireMountpoint
 	// RequireNone writes wherever the path is.
-	RequireNone Require = "none"
+	RequireNone Require = archive.RequireNone
 )
-
-// MarkerFile is the file that must exist in archive.path when
-// archive.require is "marker".
-const MarkerFile = ".lablog-archive"
 
 // Archive configures the Parquet archive on the USB drive.
 type Archive struct {

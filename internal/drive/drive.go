@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/practable/lablog/internal/archive"
 )
 
 // Label is the filesystem label the appliance mounts at /media/lablog.
@@ -251,11 +253,7 @@ func Init(ctx context.Context, run Runner, disk Disk, uid, gid int, log io.Write
 		return fmt.Errorf("drive init: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	marker := filepath.Join(dir, ".lablog-archive")
-	if err := os.WriteFile(marker, []byte("lablog archive drive: lablog writes Parquet files here only while this file exists\n"), 0o644); err != nil {
-		return fmt.Errorf("drive init: %w", err)
-	}
-	if err := os.Chown(marker, uid, gid); err != nil {
+	if err := archive.WriteMarker(dir, uid, gid); err != nil {
 		return fmt.Errorf("drive init: %w", err)
 	}
 	args := []string{"-F", "-q", "-t", "ext4", "-L", Label, "-m", "0",
