@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/practable/lablog/internal/archive"
@@ -212,7 +211,7 @@ func demoReport(w io.Writer, root string) error {
 			fmt.Fprintf(w, "  ... and %d more\n", len(files)-show)
 			break
 		}
-		fmt.Fprintf(w, "  %s (%s)\n", f.path, status.HumanBytes(f.size))
+		fmt.Fprintf(w, "  %s (%s)\n", f.Path, status.HumanBytes(f.Size))
 	}
 	n, problems := archive.VerifyTree(root)
 	for _, p := range problems {
@@ -224,7 +223,7 @@ func demoReport(w io.Writer, root string) error {
 	fmt.Fprintf(w, "all %d files verified (lablog verify %s)\n\n", n, root)
 	if len(files) > 0 {
 		// A sample of the data with lablog's own reader: nothing to install.
-		if err := cmdHead([]string{"-n", "5", files[0].path}, w, w); err != nil {
+		if err := cmdHead([]string{"-n", "5", files[0].Path}, w, w); err != nil {
 			return err
 		}
 	}
@@ -242,27 +241,14 @@ More rows: lablog head -n 20 FILE. To query them all, optionally with DuckDB
 func archiveSize(root string) (files int, bytes int64) {
 	for _, f := range parquetFiles(root) {
 		files++
-		bytes += f.size
+		bytes += f.Size
 	}
 	return files, bytes
 }
 
-type sizedFile struct {
-	path string
-	size int64
-}
-
-// parquetFiles lists the published files under root, temporary ones aside.
-func parquetFiles(root string) []sizedFile {
-	var files []sizedFile
-	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
-			if info, err := d.Info(); err == nil {
-				files = append(files, sizedFile{path, info.Size()})
-			}
-		}
-		return nil
-	})
+// parquetFiles lists the published files under root.
+func parquetFiles(root string) []archive.File {
+	files, _ := archive.Files(root) // the demo lists what it can
 	return files
 }
 

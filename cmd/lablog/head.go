@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,12 +27,14 @@ func cmdHead(args []string, stdout, stderr io.Writer) error {
 	if st, err := os.Stat(path); err != nil {
 		return fmt.Errorf("head: %w", err)
 	} else if st.IsDir() {
-		files := parquetFiles(path)
+		files, err := archive.Files(path) // in lexical order: the first stream's first hour
+		if err != nil {
+			return fmt.Errorf("head: %w", err)
+		}
 		if len(files) == 0 {
 			return fmt.Errorf("head: no Parquet files under %s", path)
 		}
-		sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
-		path = files[0].path
+		path = files[0].Path
 	}
 	rows, meta, err := archive.ReadRows(path)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Problem is one thing wrong in an archive tree.
@@ -20,6 +21,54 @@ func (p Problem) String() string { return p.Err.Error() }
 
 // isTemp reports whether name is a writer's temporary file.
 func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") }
+
+// File is a published archive file.
+type File struct {
+	Path string
+	Size int64
+}
+
+// Files lists the published files under root in lexical order: every
+// Parquet file, writers' temporary files aside. Whoever needs the archive's
+// files asks here rather than walking the layout itself. A folder that
+// cannot be read is an error, except ext4's root-only lost+found.
+func Files(root string) ([]File, error) {
+	var files []File
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if d != nil && d.IsDir() && d.Name() == "lost+found" && filepath.Dir(path) == root {
+				return fs.SkipDir
+			}
+			return err
+		}
+		if d.IsDir() || isTemp(d.Name()) || !strings.HasSuffix(d.Name(), ".parquet") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: path, Size: info.Size()})
+		return nil
+	})
+	if err != nil {
+		return files, fmt.Errorf("archive files under %s: %w", root, err)
+	}
+	return files, nil
+}
+
+// FilesOfDay lists the published files of every stream in day's UTC date
+// partitions.
+func FilesOfDay(root string, day time.Time) []File {
+	paths, _ := filepath.Glob(filepath.Join(root, "stream=*", "date="+day.UTC().Format(dateLayout), "*.parquet"))
+	var files []File
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && !isTemp(filepath.Base(p)) {
+			files = append(files, File{Path: p, Size: st.Size()})
+		}
+	}
+	return files
+}
 
 // VerifyTree verifies every published file under root and checks that each
 // sits in the stream=/date= directory its metadata names and that no

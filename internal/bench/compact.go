@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/labsim"
@@ -163,7 +163,7 @@ func (r *runner) measureCompaction(ctx context.Context, b *builtBuffer) (compact
 	if _, err := fmt.Sscanf(stdout.String(), "published %d files, %d records", &files, &out.records); err != nil {
 		return out, fmt.Errorf("lablog compact said %q: %w", stdout.String(), err)
 	}
-	out.parquetBytes, err = treeBytes(archive, ".parquet")
+	out.parquetBytes, err = archiveBytes(archive)
 	return out, err
 }
 
@@ -191,24 +191,12 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// treeBytes sums the sizes of the files under root ending in ext.
-func treeBytes(root, ext string) (int64, error) {
+// archiveBytes sums the sizes of the published files under root.
+func archiveBytes(root string) (int64, error) {
+	files, err := archive.Files(root)
 	var n int64
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.HasSuffix(p, ext) {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			n += info.Size()
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("archive size: %w", err)
+	for _, f := range files {
+		n += f.Size
 	}
-	return n, nil
+	return n, err
 }

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -253,16 +251,11 @@ func (m *Monitor) ObserveCommit(records int, took time.Duration) {
 	m.metrics.commit(took)
 }
 
-// filesOfDay counts the Parquet files, and their bytes, in the UTC date
-// partitions of now: the archive layout is stream=*/date=YYYY-MM-DD/.
+// filesOfDay counts the archive's files, and their bytes, of now's UTC date.
 func filesOfDay(root string, now time.Time) (files int, bytes int64) {
-	date := now.UTC().Format(time.DateOnly)
-	paths, _ := filepath.Glob(filepath.Join(root, "stream=*", "date="+date, "*.parquet"))
-	for _, p := range paths {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			files++
-			bytes += st.Size()
-		}
+	for _, f := range archive.FilesOfDay(root, now) {
+		files++
+		bytes += f.Size
 	}
 	return files, bytes
 }
