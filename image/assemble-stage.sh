@@ -32,9 +32,10 @@ if [ -z "${relay}" ] || [ ! -f "${relay}" ]; then
 	echo "assemble-stage: RELAY_HOST_BIN (the arm64 relay host) missing: '${relay}' (image/relay-arm64.sh)" >&2
 	exit 1
 fi
-# ELF e_machine (bytes 18-19) of an arm64 binary is 0xb7 0x00.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "${repo}/image/lib.sh"
 for f in "${arm64}" "${relay}"; do
-	if [ "$(od -An -tx1 -j18 -N2 "${f}" | tr -d ' ')" != "b700" ]; then
+	if ! is_arm64 "${f}"; then
 		echo "assemble-stage: ${f} is not an arm64 binary" >&2
 		exit 1
 	fi

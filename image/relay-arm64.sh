@@ -30,8 +30,8 @@ die() {
 	say "$*"
 	exit 2
 }
-# ELF e_machine (bytes 18-19) of an arm64 binary is 0xb7 0x00.
-is_arm64() { [ -f "$1" ] && [ "$(od -An -tx1 -j18 -N2 "$1" | tr -d ' ')" = "b700" ]; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 build() { # build MODULE_DIR OUT [go flags]: what ../shared/relay/build.sh does
 	local dir=$1 out=$2
 	shift 2
