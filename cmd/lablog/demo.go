@@ -57,17 +57,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer logFile.Close()
 	log := newLogger(logFile, slog.LevelInfo)
 
-	rec, err := recorder.Open(cfg, log)
-	if err != nil {
-		return err
-	}
 	// A demo's timestamps matter to no one: an unsynced clock (any container
 	// or VM) must not turn its page to WARNING.
-	ops, err := startOps(rec, cfg, log, opsOptions{Listen: *listen, Monitor: status.Options{ClockOptional: true}})
+	a, err := assemble(cfg, log, opsOptions{Listen: *listen, Monitor: status.Options{ClockOptional: true}})
 	if err != nil {
-		_ = rec.Close()
 		return err
 	}
+	rec, ops := a.rec, a.ops
 	defer ops.Stop()
 	recCtx, stopRec := context.WithCancel(context.Background())
 	defer stopRec()

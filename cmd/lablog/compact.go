@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/recorder"
+)
+
+func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("compact", "[--config FILE] [--open-hours]",
+		"Archive the buffer's closed hours to Parquet now, with the daemon stopped\n(while it runs, send it SIGUSR1 instead: systemctl kill -s USR1 lablog).")
+	path := fs.String("config", defaultConfig, "configuration `file`")
+	open := fs.Bool("open-hours", false, "also archive the current, still open hour")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+	log := newLogger(stderr, slog.LevelInfo)
+	db, err := recorder.OpenBuffer(cfg, log)
+	if errors.Is(err, buffer.ErrLocked) {
+		return fmt.Errorf("%w\nthe running daemon compacts on its own schedule; to compact now, send it SIGUSR1 (systemctl kill -s USR1 lablog)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	faults := recorder.OpenFaults(cfg, log)
+	defer faults.Flush()
+	if q := db.Quarantined(); q != "" {
+		// The daemon's next start sees only the fresh buffer: record the
+		// quarantine where its status page will show it.
+		log.Error("BUFFER WAS CORRUPT: it was set aside and a fresh one started", "quarantined", q)
+		faults.Report(fault.BufferQuarantined, q, 1)
+	}
+	opts := recorder.CompactorOptions(cfg, log, faults)
+	opts.OpenHours = opts.OpenHours || *open
+	res := compactor.New(db, opts).RunOnce(ctx)
+	fmt.Fprintf(stdout, "published %d files, %d records, %d bytes\n", res.Files, res.Records, res.Bytes)
+	if res.SetAside > 0 {
+		fmt.Fprintf(stdout, "set aside %d damaged records in %s (not archived)\n", res.SetAside, db.DamagedDir())
+	}
+	return res.Err
+}

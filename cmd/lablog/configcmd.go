@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/practable/lablog/internal/config"
+)
+
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	const about = "lablog config check FILE | lablog config example"
+	if len(args) == 0 || isHelp(args[0]) {
+		w := stderr
+		if len(args) > 0 {
+			w = stdout
+		}
+		fmt.Fprintf(w, "Usage: %s\n\n  check FILE  validate a configuration file, and read its relay tokens\n  example     print a commented example configuration with every default\n", about)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return errHelp
+	}
+	switch args[0] {
+	case "check":
+		fs := newFlags("config check", "FILE",
+			"Validate a configuration file: unknown keys, bad values and bad stream names are\nerrors with their line number. Also reads every stream's relay token and warns\nabout tokens that cannot work or expire soon.")
+		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usageError(fs, stderr, "want one file, got %d arguments", fs.NArg())
+		}
+		cfg, err := config.Load(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "ok: %s: %d streams\n", fs.Arg(0), len(cfg.Streams()))
+		checkTokens(stdout, cfg)
+		return nil
+	case "example":
+		fs := newFlags("config example", "", "Print a commented example configuration with every key and its default.")
+		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() != 0 {
+			return usageError(fs, stderr, "takes no arguments")
+		}
+		_, err := stdout.Write(config.Example())
+		return err
+	}
+	fmt.Fprintf(stderr, "lablog config: unknown command %q\nusage: %s\n", args[0], about)
+	return errUsage
+}

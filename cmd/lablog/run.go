@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/sdnotify"
+)
+
+// defaultConfig is where the service's configuration lives.
+const defaultConfig = "/etc/lablog/lablog.yaml"
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", "[--config FILE] [--debug]",
+		"Record the configured streams until SIGTERM or SIGINT (the daemon; the service runs this).\nSIGUSR1 compacts now.")
+	path := fs.String("config", defaultConfig, "configuration `file`")
+	debug := fs.Bool("debug", false, "log at debug level (every connection attempt, commit and rule check)")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := newLogger(stderr, level)
+	a, err := assemble(cfg, log, opsOptions{Listen: cfg.Status.Listen, LEDPath: cfg.LED.Path, Notify: true})
+	if err != nil {
+		return err
+	}
+	defer a.ops.Stop()
+	rec := a.rec
+	// startOps told systemd READY (the buffer is open); say STOPPING as soon
+	// as shutdown begins, before the queue is drained.
+	stopping := context.AfterFunc(ctx, sdnotify.Notifier{Log: log}.Stopping)
+	defer stopping()
+	// SIGUSR1 asks for a compaction now (`systemctl kill -s USR1 lablog`).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			log.Info("compaction requested by SIGUSR1")
+			rec.Compactor().Trigger()
+		}
+	}()
+	log.Info("lablog recording", "version", versionString(), "streams", len(cfg.Streams()),
+		"buffer", cfg.Buffer.Path, "archive", cfg.Archive.Path)
+	return rec.Run(ctx)
+}
+
+// assembly is one assembled lablog: the recorder and its operations side
+// (status page, LED, watchdog), as run and demo start it.
+type assembly struct {
+	rec *recorder.Recorder
+	ops *ops
+}
+
+// assemble opens the recorder and starts its operations side; the caller
+// runs a.rec and stops a.ops.
+func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, error) {
+	rec, err := recorder.Open(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := startOps(rec, cfg, log, o)
+	if err != nil {
+		_ = rec.Close()
+		return nil, err
+	}
+	return &assembly{rec: rec, ops: ops}, nil
+}
