@@ -3,8 +3,10 @@ package upload
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -99,7 +101,7 @@ func alreadyExists(err error) bool {
 // hint says in words what an S3 error most likely means.
 func hint(err error) string {
 	switch code := apiCode(err); code {
-	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken":
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken", "XAdminUserNotFound":
 		return "credentials refused (" + code + "): check upload.credentials_file"
 	case "RequestTimeTooSkewed":
 		return "clock skew: the server refused a request signed at this machine's time (" + code + ")"
@@ -116,6 +118,12 @@ func hint(err error) string {
 	var oe *net.OpError
 	if errors.As(err, &oe) {
 		return "server unreachable"
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return "server unreachable (connection closed without an answer)"
+	}
+	if httpStatus(err) == http.StatusForbidden {
+		return "refused (HTTP 403): check upload.credentials_file and the key's rights on the bucket"
 	}
 	return ""
 }

@@ -124,10 +124,7 @@ func TestConflictIsLoudAndNothingIsOverwritten(t *testing.T) {
 	}
 	u := New(o, e.creds())
 	other := []byte("not this file")
-	if _, err := e.srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(e.bucket),
-		Key: aws.String(u.Key(rels[1])), Body: bytes.NewReader(other)}); err != nil {
-		t.Fatal(err)
-	}
+	putObject(t, e, u.Key(rels[1]), other)
 	st := settle(t, u, 5)
 	if st.Conflicts != 1 || st.FilesWaiting != 1 || st.FilesUploaded != int64(len(rels)-1) {
 		t.Errorf("stats %+v", st)
@@ -147,5 +144,14 @@ func TestConflictIsLoudAndNothingIsOverwritten(t *testing.T) {
 	}
 	if !strings.Contains(e.logText(), "UPLOAD CONFLICT") {
 		t.Error("no loud log line")
+	}
+}
+
+// putObject stores body at key directly (not through the proxy).
+func putObject(t *testing.T, e *env, key string, body []byte) {
+	t.Helper()
+	if _, err := e.srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(e.bucket),
+		Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
 	}
 }
