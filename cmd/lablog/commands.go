@@ -18,6 +18,7 @@ import (
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/sdnotify"
+	"github.com/practable/lablog/internal/upload"
 	"github.com/practable/lablog/internal/version"
 )
 
@@ -187,6 +188,15 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		cfg, err := config.Load(fs.Arg(0))
 		if err != nil {
 			return err
+		}
+		if cfg.Upload.Enabled() {
+			// The daemon would record without uploading: refuse the file
+			// here, where the last good one can stay in use.
+			creds, err := upload.LoadCredentials(cfg.Upload.CredentialsFile)
+			if err != nil {
+				return err
+			}
+			defer fmt.Fprintf(stdout, "upload: %s at %s (%s)\n", upload.OptionsFrom(cfg).Target(), cfg.Upload.Endpoint, creds)
 		}
 		fmt.Fprintf(stdout, "ok: %s: %d streams\n", fs.Arg(0), len(cfg.Streams()))
 		checkTokens(stdout, cfg)

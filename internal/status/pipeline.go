@@ -9,6 +9,7 @@ import (
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/upload"
 )
 
 // Pipeline is what the status page reads from a running recorder. It is an
@@ -29,6 +30,8 @@ type Pipeline interface {
 	// Provisioning is how each relay host's rules are kept (one entry per
 	// host whose streams lablog provisions).
 	Provisioning() []relay.ProvisionStats
+	// Upload is the uploader's state; false when upload is off.
+	Upload() (upload.Stats, bool)
 }
 
 // ForRecorder adapts a recorder to Pipeline.
@@ -48,4 +51,10 @@ func (p recorderPipeline) FaultCounts() map[fault.Kind]int64 { return p.r.Faults
 func (p recorderPipeline) AckFaults(now time.Time) error     { return p.r.Faults().Ack(now) }
 func (p recorderPipeline) Provisioning() []relay.ProvisionStats {
 	return p.r.Provisioning()
+}
+func (p recorderPipeline) Upload() (upload.Stats, bool) {
+	if u := p.r.Uploader(); u != nil {
+		return u.Stats(), true
+	}
+	return upload.Stats{}, false
 }

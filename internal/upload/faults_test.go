@@ -276,3 +276,28 @@ func TestRetentionDeletesOnlyUploadedOldFiles(t *testing.T) {
 		t.Errorf("a file within keep_days was deleted: %v", err)
 	}
 }
+
+// An unusable credentials file turns upload off, says why, and is read
+// again at each look: fixing it needs no restart.
+func TestCredentialsFileFixedWithoutRestart(t *testing.T) {
+	e := newEnv(t)
+	rels := sampleFiles(t, e.root)
+	path := filepath.Join(t.TempDir(), "upload-credentials")
+	body := "access_key_id: " + e.srv.AccessKey + "\nsecret_access_key: " + e.srv.SecretKey + "\n"
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := NewFromFile(e.options("bristol"), path)
+	u.cycle(context.Background())
+	st := u.Stats()
+	if st.State != StateNoCredentials || !strings.Contains(st.LastError, "mode 0644") || st.Failures != 1 ||
+		strings.Contains(st.LastError, e.srv.SecretKey) {
+		t.Errorf("stats %+v", st)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := settle(t, u, 5); st.FilesUploaded != int64(len(rels)) || st.Failures != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -63,6 +63,9 @@ const (
 	StateRetrying           = "retrying" // waiting after a failure
 	StateWaitingForClock    = "waiting_for_clock"
 	StateArchiveUnavailable = "archive_unavailable"
+	// StateNoCredentials: the credentials file cannot be used; it is read
+	// again at every look, so fixing it needs no restart.
+	StateNoCredentials = "no_credentials"
 )
 
 // Options configure an Uploader. Zero fields take config's defaults where
@@ -104,6 +107,9 @@ func OptionsFrom(cfg config.Config) Options {
 	}
 }
 
+// Target is where the files go: s3://bucket/prefix/site=<site>/.
+func (o Options) Target() string { return "s3://" + path.Join(o.Bucket, o.Prefix, "site="+o.Site) + "/" }
+
 // Stats is the uploader's state for the status page. It holds no
 // credential.
 type Stats struct {
@@ -138,9 +144,10 @@ type Stats struct {
 
 // Uploader ships the archive's files. Run it once.
 type Uploader struct {
-	opts   Options
-	client *s3.Client
-	clean  redactor
+	opts      Options
+	loadCreds func() (Credentials, error)
+	client    *s3.Client // nil until the credentials are read
+	clean     redactor
 	lim    *limiter
 	scan   scanner
 	log    *slog.Logger
@@ -162,8 +169,19 @@ type sample struct {
 	bytes int64
 }
 
-// New makes an uploader; creds come from LoadCredentials.
+// New makes an uploader with the given credentials.
 func New(o Options, creds Credentials) *Uploader {
+	return newUploader(o, func() (Credentials, error) { return creds, nil })
+}
+
+// NewFromFile makes an uploader whose credentials are read from path (see
+// LoadCredentials). A file that cannot be used does not stop lablog: the
+// uploader shows why and reads it again at every look.
+func NewFromFile(o Options, path string) *Uploader {
+	return newUploader(o, func() (Credentials, error) { return LoadCredentials(path) })
+}
+
+func newUploader(o Options, loadCreds func() (Credentials, error)) *Uploader {
 	d := config.Default().Upload
 	if o.Concurrency <= 0 {
 		o.Concurrency = d.Concurrency
@@ -197,8 +215,7 @@ func New(o Options, creds Credentials) *Uploader {
 	}
 	u := &Uploader{
 		opts:      o,
-		client:    newClient(o, creds),
-		clean:     newRedactor(creds),
+		loadCreds: loadCreds,
 		lim:       newLimiter(o.BandwidthLimit),
 		log:       o.Logger.With("upload", "s3://"+o.Bucket),
 		trigger:   make(chan struct{}, 1),
@@ -213,7 +230,7 @@ func New(o Options, creds Credentials) *Uploader {
 		dirs:   map[string]dirState{},
 		settle: 2 * time.Second,
 	}
-	u.st = Stats{State: StateStarting, Endpoint: o.Endpoint, Target: "s3://" + path.Join(o.Bucket, o.Prefix, "site="+o.Site) + "/"}
+	u.st = Stats{State: StateStarting, Endpoint: o.Endpoint, Target: o.Target()}
 	return u
 }
 
@@ -281,6 +298,25 @@ const clockPoll = 5 * time.Second
 // cycle looks at the archive and uploads what waits; it returns how long to
 // wait before the next look.
 func (u *Uploader) cycle(ctx context.Context) time.Duration {
+	if u.client == nil {
+		creds, err := u.loadCreds()
+		if err != nil {
+			u.mu.Lock()
+			if u.st.LastError != err.Error() {
+				u.log.Error("upload off until its credentials file is fixed", "err", err)
+			}
+			u.st.State, u.st.Failures = StateNoCredentials, 1
+			u.st.LastError, u.st.LastErrorAt = err.Error(), time.Now()
+			u.mu.Unlock()
+			return u.opts.Interval
+		}
+		u.client, u.clean = newClient(u.opts, creds), newRedactor(creds)
+		u.mu.Lock()
+		if u.st.State == StateNoCredentials {
+			u.st.Failures = 0
+		}
+		u.mu.Unlock()
+	}
 	if u.opts.WaitForClock && !u.opts.ClockSynced() {
 		u.setState(StateWaitingForClock, "")
 		return min(clockPoll, u.opts.Interval)
