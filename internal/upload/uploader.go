@@ -108,7 +108,9 @@ func OptionsFrom(cfg config.Config) Options {
 }
 
 // Target is where the files go: s3://bucket/prefix/site=<site>/.
-func (o Options) Target() string { return "s3://" + path.Join(o.Bucket, o.Prefix, "site="+o.Site) + "/" }
+func (o Options) Target() string {
+	return "s3://" + path.Join(o.Bucket, o.Prefix, "site="+o.Site) + "/"
+}
 
 // Stats is the uploader's state for the status page. It holds no
 // credential.
@@ -148,9 +150,9 @@ type Uploader struct {
 	loadCreds func() (Credentials, error)
 	client    *s3.Client // nil until the credentials are read
 	clean     redactor
-	lim    *limiter
-	scan   scanner
-	log    *slog.Logger
+	lim       *limiter
+	scan      scanner
+	log       *slog.Logger
 
 	trigger chan struct{}
 
