@@ -45,6 +45,7 @@ import (
 
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fault"
 )
 
@@ -588,8 +589,14 @@ func (u *Uploader) conflict(f file, key, detail string) {
 	}
 }
 
+// FailAfterPut is hit between a file's confirmed upload and its record in
+// the ledger: a crash there must end in "found, same checksum", not in a
+// second copy.
+const FailAfterPut = "upload-after-put-before-ledger"
+
 // done records a file as uploaded (durably when the drive takes it).
 func (u *Uploader) done(f file, shaHex string, size int64, found bool, took time.Duration) {
+	failpoint.Hit(FailAfterPut)
 	var lerr error
 	if err := archive.CheckTarget(u.opts.Root, u.opts.Require); err != nil {
 		lerr = err

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/practable/lablog/internal/duckdbtest"
+	"github.com/practable/lablog/internal/failpoint"
+	"github.com/practable/lablog/internal/s3test"
+	"github.com/practable/lablog/internal/upload"
+)
+
+// uploadSection is the upload: YAML of a daemon of site, with its
+// credentials file written next to the config (dir).
+func uploadSection(t *testing.T, dir string, srv *s3test.Server, bucket, site string) string {
+	t.Helper()
+	creds := fmt.Sprintf("access_key_id: %s\nsecret_access_key: %s\n", srv.AccessKey, srv.SecretKey)
+	if err := os.WriteFile(filepath.Join(dir, "upload-credentials"), []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("compaction: {interval: 1s, grace: 0s, retry: 1s, open_hours: true}\n"+
+		"upload: {endpoint: %q, bucket: %s, prefix: fleet, site: %s, path_style: true, wait_for_clock: false,\n"+
+		"  interval: 1s, min_backoff: 50ms, max_backoff: 500ms, timeout: 30s}\n", srv.URL, bucket, site)
+}
+
+// archiveFiles lists the published Parquet files under root, relative.
+func archiveFiles(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == upload.LedgerDir {
+			return fs.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(d.Name(), ".parquet") && !strings.HasPrefix(d.Name(), ".") {
+			rel, _ := filepath.Rel(root, path)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Two sites record, compact and upload into one bucket on a real S3
+// server; the bucket then holds every archive file of both, byte for byte,
+// once, and DuckDB over the downloaded objects counts what was sent.
+func TestTwoSitesUploadIntoOneBucket(t *testing.T) {
+	srv := s3test.Start(t)
+	const bucket = "fleet-archive"
+	srv.Bucket(t, bucket)
+	sites := map[string]map[string]int{
+		"bristol": {"spin30": 40, "spin31": 15},
+		"oxford":  {"spin30": 25, "pend00": 10},
+	}
+	daemons := map[string]*daemon{}
+	for site, streams := range sites {
+		dir := t.TempDir()
+		var names []string
+		for n := range streams {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		d := runInProcessIn(t, dir, names, "", uploadSection(t, dir, srv, bucket, site))
+		daemons[site] = d
+		for n, count := range streams {
+			publishFrames(d.host, n, count)
+		}
+	}
+	for site, d := range daemons {
+		sent := 0
+		for _, n := range sites[site] {
+			sent += n
+		}
+		waitFor(t, 60*time.Second, site+": every frame archived and every file uploaded", func() bool {
+			s := d.status(t)
+			u := s.Upload
+			if u == nil || s.Buffer.CommittedTotal < int64(sent) || s.Buffer.RecordsWaiting != 0 || u.FilesWaiting != 0 || u.FilesUploaded == 0 {
+				return false
+			}
+			local := archiveFiles(t, d.archive)
+			return int64(len(local)) == u.FilesUploaded
+		})
+		s := d.status(t)
+		if s.Upload.State != upload.StateIdle || s.Upload.Failures != 0 || s.Upload.LastError != "" || s.Upload.Target != "s3://"+bucket+"/fleet/site="+site+"/" {
+			t.Errorf("%s: upload %+v", site, s.Upload)
+		}
+		code, body := d.get(t, "/")
+		if code != 200 || !strings.Contains(string(body), "everything uploaded") {
+			t.Errorf("%s: page %d lacks the upload state", site, code)
+		}
+		fams := scrapeMetrics(t, d)
+		if got := metricValue(fams, "lablog_upload_files_waiting", ""); got != 0 {
+			t.Errorf("%s: lablog_upload_files_waiting = %v", site, got)
+		}
+	}
+	for _, d := range daemons {
+		if err := d.shutdown(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	down := t.TempDir()
+	objs := srv.Download(t, bucket, down)
+	keys := map[string]bool{}
+	for _, o := range objs {
+		keys[o.Key] = true
+	}
+	for site, d := range daemons {
+		local := archiveFiles(t, d.archive)
+		if len(local) == 0 {
+			t.Fatalf("%s: no archive files", site)
+		}
+		for _, rel := range local {
+			key := "fleet/site=" + site + "/" + rel
+			if !keys[key] {
+				t.Errorf("%s: %s not in the bucket", site, rel)
+				continue
+			}
+			delete(keys, key)
+			a, _ := os.ReadFile(filepath.Join(d.archive, rel))
+			b, _ := os.ReadFile(filepath.Join(down, key))
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s: %s differs from its object", site, rel)
+			}
+		}
+		// lablog verify checks each site's tree: every file, and no row twice.
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"verify", filepath.Join(down, "fleet", "site="+site)}, &out, io.Discard); err != nil {
+			t.Errorf("%s: lablog verify: %v\n%s", site, err, out.String())
+		}
+	}
+	for k := range keys {
+		t.Errorf("object %s is no archive file", k)
+	}
+
+	rows := duckdbtest.Query(t, fmt.Sprintf(`SELECT site, stream, count(*) AS n FROM read_parquet('%s/fleet/**/*.parquet', hive_partitioning = true)
+		WHERE kind = 'message' GROUP BY ALL ORDER BY ALL`, down))
+	got := map[string]string{}
+	for _, r := range rows {
+		got[fmt.Sprint(r["site"], "/", r["stream"])] = fmt.Sprint(r["n"])
+	}
+	want := map[string]string{}
+	for site, streams := range sites {
+		for n, c := range streams {
+			want[site+"/"+n] = fmt.Sprint(c)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("DuckDB counts %v, want %v", got, want)
+	}
+}
+
+// The real binary is killed (SIGKILL) between a confirmed upload and its
+// record in the ledger; the next run finds the object with the same
+// checksum and records it: nothing lost, nothing stored twice.
+func TestUploadKillBetweenPutAndLedger(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the real binary; not in -short")
+	}
+	bin := lablogBinary(t)
+	srv := s3test.Start(t)
+	const bucket = "fleet-archive"
+	srv.Bucket(t, bucket)
+	host := newTestHost(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "archive")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("buffer: {path: %s}\narchive: {path: %s, require: none}\nstatus: {listen: \"127.0.0.1:0\"}\nled: {path: \"\"}\n%s"+
+		"streams:\n  - {name: spin30, relay_host: %s}\n", filepath.Join(dir, "buffer.db"), root,
+		uploadSection(t, dir, srv, bucket, "bristol"), host.URL())
+	cfgPath := filepath.Join(dir, "lablog.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// First run: dies at the failpoint, after its first object is stored.
+	logPath := filepath.Join(dir, "run1.log")
+	logf, _ := os.Create(logPath)
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), failpoint.EnvVar+"="+upload.FailAfterPut)
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := host.WaitClients(ctx, "spin30", 1); err != nil {
+		t.Fatal(err)
+	}
+	publishFrames(host, "spin30", 30)
+	err := cmd.Wait()
+	logf.Close()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("first run did not die at the failpoint: %v\n%s", err, log)
+	}
+	stored := srv.List(t, bucket)
+	if len(stored) == 0 {
+		t.Fatal("killed before any object was stored")
+	}
+
+	// Second run: finds the stored object, uploads the rest.
+	d := &daemon{host: host, archive: root, logs: &syncBuffer{}, done: make(chan error, 1)}
+	run2, stop := context.WithCancel(ctx)
+	d.cancel = stop
+	go func() { d.done <- run(run2, []string{"run", "--config", cfgPath}, io.Discard, d.logs) }()
+	t.Cleanup(func() { d.stop(t) })
+	waitFor(t, 10*time.Second, "the status page's address", func() bool {
+		m := statusURL.FindStringSubmatch(d.logs.String())
+		if m != nil {
+			d.url = m[1]
+		}
+		return m != nil
+	})
+	waitFor(t, 60*time.Second, "every file settled", func() bool {
+		u := d.status(t).Upload
+		return u != nil && u.FilesWaiting == 0 && u.FilesFound >= 1 && s3Matches(t, srv, bucket, root)
+	})
+	if u := d.status(t).Upload; u.FilesFound != int64(len(stored)) {
+		t.Errorf("found %d objects already there, want the %d stored before the kill: %+v", u.FilesFound, len(stored), u)
+	}
+	if !strings.Contains(d.logs.String(), "in the bucket already with the same checksum") {
+		t.Errorf("no log line about the object found:\n%s", d.logs.String())
+	}
+}
+
+// s3Matches reports whether the bucket holds exactly root's files, byte
+// for byte, under site bristol.
+func s3Matches(t *testing.T, srv *s3test.Server, bucket, root string) bool {
+	t.Helper()
+	local := archiveFiles(t, root)
+	objs := srv.List(t, bucket)
+	if len(objs) != len(local) {
+		return false
+	}
+	down := t.TempDir()
+	srv.Download(t, bucket, down)
+	for _, rel := range local {
+		a, _ := os.ReadFile(filepath.Join(root, rel))
+		b, err := os.ReadFile(filepath.Join(down, "fleet", "site=bristol", rel))
+		if err != nil || !bytes.Equal(a, b) {
+			return false
+		}
+	}
+	return true
+}
+
+// S3 down while lablog records: recording goes on (200 on /healthz), the
+// outage is a warning with its reason on /api/status and /healthz, and
+// once the server is back every file arrives.
+func TestUploadOutageShownThenRecovered(t *testing.T) {
+	srv := s3test.Start(t)
+	const bucket = "fleet-archive"
+	srv.Bucket(t, bucket)
+	srv.Stop()
+	dir := t.TempDir()
+	d := runInProcessIn(t, dir, []string{"spin30"}, "", uploadSection(t, dir, srv, bucket, "bristol"))
+	publishFrames(d.host, "spin30", 20)
+	waitFor(t, 30*time.Second, "the outage on the status", func() bool {
+		u := d.status(t).Upload
+		return u != nil && u.Failures >= 2 && u.FilesWaiting > 0 && strings.Contains(u.LastError, "server unreachable")
+	})
+	s := d.status(t)
+	if !s.Recording || s.Upload.State != upload.StateRetrying || s.Upload.OldestWaiting == nil {
+		t.Errorf("during the outage: recording %v, upload %+v", s.Recording, s.Upload)
+	}
+	code, body := d.get(t, "/healthz")
+	if code != 200 || !strings.Contains(string(body), "warning: upload failing (") || !strings.Contains(string(body), "server unreachable") {
+		t.Errorf("/healthz %d %q", code, body)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "every file uploaded after the outage", func() bool {
+		u := d.status(t).Upload
+		return u.FilesWaiting == 0 && u.Failures == 0 && d.status(t).Buffer.RecordsWaiting == 0 && s3Matches(t, srv, bucket, d.archive)
+	})
+}
