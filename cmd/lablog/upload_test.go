@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/duckdbtest"
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/s3test"
@@ -58,6 +59,25 @@ func archiveFiles(t *testing.T, root string) []string {
 	return out
 }
 
+// archivedMessages counts the message rows of root's files, read with
+// lablog's own reader.
+func archivedMessages(t *testing.T, root string) int {
+	t.Helper()
+	n := 0
+	for _, rel := range archiveFiles(t, root) {
+		rows, _, err := archive.ReadRows(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.Kind == "message" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Two sites record, compact and upload into one bucket on a real S3
 // server; the bucket then holds every archive file of both, byte for byte,
 // once, and DuckDB over the downloaded objects counts what was sent.
@@ -95,7 +115,7 @@ func TestTwoSitesUploadIntoOneBucket(t *testing.T) {
 				return false
 			}
 			local := archiveFiles(t, d.archive)
-			return int64(len(local)) == u.FilesUploaded
+			return int64(len(local)) == u.FilesUploaded && archivedMessages(t, d.archive) == sent
 		})
 		s := d.status(t)
 		if s.Upload.State != upload.StateIdle || s.Upload.Failures != 0 || s.Upload.LastError != "" || s.Upload.Target != "s3://"+bucket+"/fleet/site="+site+"/" {
@@ -275,6 +295,7 @@ func TestUploadOutageShownThenRecovered(t *testing.T) {
 	dir := t.TempDir()
 	d := runInProcessIn(t, dir, []string{"spin30"}, "", uploadSection(t, dir, srv, bucket, "bristol"))
 	publishFrames(d.host, "spin30", 20)
+	waitFor(t, 30*time.Second, "every frame archived", func() bool { return archivedMessages(t, d.archive) == 20 })
 	waitFor(t, 30*time.Second, "the outage on the status", func() bool {
 		u := d.status(t).Upload
 		return u != nil && u.Failures >= 2 && u.FilesWaiting > 0 && strings.Contains(u.LastError, "server unreachable")
