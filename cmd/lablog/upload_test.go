@@ -316,3 +316,37 @@ func TestUploadOutageShownThenRecovered(t *testing.T) {
 		return u.FilesWaiting == 0 && u.Failures == 0 && d.status(t).Buffer.RecordsWaiting == 0 && s3Matches(t, srv, bucket, d.archive)
 	})
 }
+
+func TestConfigCheckReadsUploadCredentials(t *testing.T) {
+	dir := t.TempDir()
+	cfg := "upload: {endpoint: \"https://s3.example.org\", bucket: lab-archive, prefix: fleet, site: bristol}\n" +
+		"streams:\n  - {name: spin30, relay_host: ws://127.0.0.1:8888}\n"
+	cfgPath := filepath.Join(dir, "lablog.yaml")
+	credPath := filepath.Join(dir, "upload-credentials")
+	const secret = "s3cr3t-value-never-shown-0123456789"
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(credPath, []byte("access_key_id: AKIAEXAMPLE99\nsecret_access_key: "+secret+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"config", "check", cfgPath}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "mode 0644 lets others read or change the keys") {
+		t.Errorf("world-readable credentials: %v", err)
+	}
+	if err := os.Chmod(credPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"config", "check", cfgPath}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	want := "upload: s3://lab-archive/fleet/site=bristol/ at https://s3.example.org (access key AKIA****)\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output %q lacks %q", out.String(), want)
+	}
+	if strings.Contains(out.String()+errb.String(), secret) || strings.Contains(out.String(), "AKIAEXAMPLE99") {
+		t.Errorf("a key is shown: %q", out.String())
+	}
+}
