@@ -46,7 +46,9 @@ func publish(t testing.TB, root, stream string, hour time.Time, first uint64, n 
 	defer w.Abort()
 	for i := range n {
 		seq := first + uint64(i)
-		data := fmt.Sprintf(`{"user":"u%d","t":%d,"type":"log","payload":{"n":%d,"s":%q}}`, i%7, 1764165600000+i, i, stream)
+		// A pseudo-random reading, as rigs send, so files compress as real ones do.
+		r := (uint64(i)*6364136223846793005 + 1442695040888963407) >> 20
+		data := fmt.Sprintf(`{"user":"u%d","t":%d,"type":"log","payload":{"n":%d,"s":%q,"v":%d.%03d}}`, i%7, 1764165600000+i, i, stream, r%10000, r%997)
 		if err := w.Add(archive.Entry{Seq: seq, Rec: frame.Record{Stream: stream, Received: hour.Add(time.Duration(i) * time.Millisecond),
 			Kind: frame.Text, Data: []byte(data)}}); err != nil {
 			t.Fatal(err)
@@ -298,3 +300,10 @@ func (e *env) checkOnce(t *testing.T) {
 		}
 	}
 }
+
+type slogLogger = slog.Logger
+
+func slogNew(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// startServer is s3test.Start for tests and benchmarks alike.
+func startServer(tb testing.TB) *s3test.Server { return s3test.Start(tb) }
