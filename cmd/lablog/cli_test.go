@@ -34,6 +34,7 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"stop"}, []string{"Stop"}},
 		{[]string{"status"}, []string{"-config"}},
 		{[]string{"drive", "init"}, []string{"-yes", "-user", "DEVICE"}},
+		{[]string{"fleet"}, []string{"-config", "-site", "-json", "gaps"}},
 		{[]string{"version"}, []string{"version"}},
 	} {
 		name := strings.Join(tc.cmd, " ")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,9 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/duckdbtest"
 	"github.com/practable/lablog/internal/failpoint"
+	"github.com/practable/lablog/internal/fleet"
 	"github.com/practable/lablog/internal/s3test"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -348,5 +353,70 @@ func TestConfigCheckReadsUploadCredentials(t *testing.T) {
 	}
 	if strings.Contains(out.String()+errb.String(), secret) || strings.Contains(out.String(), "AKIAEXAMPLE99") {
 		t.Errorf("a key is shown: %q", out.String())
+	}
+}
+
+// lablog fleet lists what two sites uploaded, with the gap of one.
+func TestFleetListsSitesStreamsAndGaps(t *testing.T) {
+	srv := s3test.Start(t)
+	const bucket = "fleet-archive"
+	srv.Bucket(t, bucket)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "archive")
+	h := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
+	// Site bristol: spin30 at 22:00, 23:00 and 02:00 the next day; oxford: pend00 at 22:00.
+	for site, hours := range map[string][]time.Time{"bristol": {h, h.Add(time.Hour), h.Add(4 * time.Hour)}, "oxford": {h}} {
+		for i, hr := range hours {
+			stream := "spin30"
+			if site == "oxford" {
+				stream = "pend00"
+			}
+			n := archive.Name{Stream: stream, Hour: hr, BufferID: "0123456789abcdef", First: uint64(i*10 + 1), Last: uint64(i*10 + 10)}
+			key := "fleet/site=" + site + "/stream=" + stream + "/date=" + hr.Format(time.DateOnly) + "/" + archive.FileName(n)
+			if _, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+				Body: strings.NewReader("0123456789")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "upload-credentials"),
+		[]byte("access_key_id: "+srv.AccessKey+"\nsecret_access_key: "+srv.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "lablog.yaml")
+	cfg := fmt.Sprintf("archive: {path: %s}\nupload: {endpoint: %q, bucket: %s, prefix: fleet, site: bristol, path_style: true}\n"+
+		"streams:\n  - {name: spin30, relay_host: ws://127.0.0.1:8888}\n", root, srv.URL, bucket)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"fleet", "--config", cfgPath}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"bristol  spin30  2026-11-26T22  2026-11-27T02  3      3      30     2026-11-27T00..2026-11-27T01 (2h)",
+		"oxford   pend00  2026-11-26T22  2026-11-26T22  1      1      10     -",
+		"2 streams, 2 missing hours; 0 other objects under s3://fleet-archive/fleet",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"fleet", "--config", cfgPath, "--json", "--site", "oxford"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Streams []fleet.Stream `json:"streams"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil || len(doc.Streams) != 1 || doc.Streams[0].Stream != "pend00" || len(doc.Streams[0].Gaps) != 0 {
+		t.Errorf("--json --site oxford: %v %s", err, out.String())
+	}
+	// Without an upload section it says so and fails.
+	plain := filepath.Join(dir, "plain.yaml")
+	os.WriteFile(plain, []byte("streams:\n  - {name: spin30, relay_host: ws://127.0.0.1:8888}\n"), 0o644)
+	if err := run(context.Background(), []string{"fleet", "--config", plain}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "no upload section") {
+		t.Errorf("no upload section: %v", err)
 	}
 }

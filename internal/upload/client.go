@@ -18,6 +18,19 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
+// NewClient is the client the uploader uses, for tools that read the
+// bucket (lablog fleet).
+func NewClient(o Options, creds Credentials) *s3.Client {
+	o.Concurrency = max(o.Concurrency, 1)
+	if o.Timeout <= 0 {
+		o.Timeout = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return newClient(o, creds)
+}
+
 // newClient builds an S3 client from lablog's configuration alone: static
 // keys, the endpoint given, no shared config files, no instance metadata,
 // no AWS_* environment variables, no proxy from the environment. Checksums
