@@ -41,6 +41,8 @@ Usage:
                                       measure a lablog binary: ingest, baseline, memory, compaction
   lablog fleet [--config FILE] [--site S] [--json]
                                       list the sites, streams and hours in the upload bucket, and gaps
+  lablog merge [--config FILE] [--date YYYY-MM-DD] [--part-rows N]
+                                      merge a day of the bucket's hourly objects into compacted/ parts
   lablog config check FILE            validate a configuration file
   lablog config example               print a commented example configuration
   lablog tokens --secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]
@@ -90,6 +92,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdCompact(ctx, rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
+	case "merge":
+		return cmdMerge(ctx, rest, stdout, stderr)
 	case "fleet":
 		return cmdFleet(ctx, rest, stdout, stderr)
 	case "bench":

@@ -23,6 +23,7 @@ import (
 	"github.com/practable/lablog/internal/duckdbtest"
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fleet"
+	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/s3test"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -418,5 +419,111 @@ func TestFleetListsSitesStreamsAndGaps(t *testing.T) {
 	os.WriteFile(plain, []byte("streams:\n  - {name: spin30, relay_host: ws://127.0.0.1:8888}\n"), 0o644)
 	if err := run(context.Background(), []string{"fleet", "--config", plain}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "no upload section") {
 		t.Errorf("no upload section: %v", err)
+	}
+}
+
+// lablog merge turns a day of two sites' hourly objects (late files
+// included) into parts sorted by site, stream and received time, holding
+// every row once; DuckDB reads them.
+func TestMergeADayOfTheFleet(t *testing.T) {
+	srv := s3test.Start(t)
+	const bucket = "fleet-archive"
+	srv.Bucket(t, bucket)
+	dir := t.TempDir()
+	day := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	want := map[string]int{}
+	put := func(site, rel string, root string) {
+		f, err := os.Open(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("fleet/site=" + site + "/" + rel), Body: f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for si, site := range []string{"oxford", "bristol"} {
+		root := filepath.Join(dir, site)
+		if err := os.Mkdir(root, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, stream := range []string{"spin31", "spin30"} {
+			seq := uint64(1)
+			// Hours 13 and 09 (out of order on purpose), a late file for 09, and one of the next day.
+			for _, h := range []int{13, 9, 9, 24} {
+				n := 5 + si + h%4
+				w, err := archive.Create(root, stream, day.Add(time.Duration(h)*time.Hour), archive.Options{BufferID: "0123456789abcdef"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range n {
+					// Late frames were received after the earlier file's.
+					at := day.Add(time.Duration(h)*time.Hour + time.Duration(seq)*time.Second)
+					if err := w.Add(archive.Entry{Seq: seq, Rec: frame.Record{Stream: stream, Received: at, Kind: frame.Text,
+						Data: []byte(fmt.Sprintf(`{"i":%d}{"j":%d}`, i, i))}}); err != nil {
+						t.Fatal(err)
+					}
+					seq++
+				}
+				p, err := w.Publish()
+				if err != nil {
+					t.Fatal(err)
+				}
+				rel, _ := filepath.Rel(root, p)
+				put(site, filepath.ToSlash(rel), root)
+				if h < 24 {
+					want[site+"/"+stream] += 2 * n // two messages per frame
+				}
+			}
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "upload-credentials"), []byte("access_key_id: "+srv.AccessKey+"\nsecret_access_key: "+srv.SecretKey+"\n"), 0o600)
+	cfgPath := filepath.Join(dir, "lablog.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("upload: {endpoint: %q, bucket: %s, prefix: fleet, site: any, path_style: true}\n"+
+		"streams:\n  - {name: spin30, relay_host: ws://127.0.0.1:8888}\n", srv.URL, bucket)), 0o644)
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"merge", "--config", cfgPath, "--date", "2026-11-26", "--part-rows", "30"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("merged 12 hourly objects, %d rows of 2026-11-26 into", total)) {
+		t.Errorf("output %q", out.String())
+	}
+	down := t.TempDir()
+	srv.Download(t, bucket, down)
+	parts, _ := filepath.Glob(filepath.Join(down, "fleet", "compacted", "date=2026-11-26", "part-*.parquet"))
+	if len(parts) != (total+29)/30 {
+		t.Errorf("%d parts, want %d", len(parts), (total+29)/30)
+	}
+	glob := filepath.Join(down, "fleet", "compacted", "date=2026-11-26", "*.parquet")
+	rows := duckdbtest.Query(t, fmt.Sprintf(`SELECT site, stream, count(*) AS n, count(DISTINCT (seq, part)) AS uniq FROM read_parquet('%s')
+		GROUP BY ALL ORDER BY ALL`, glob))
+	got := map[string]string{}
+	for _, r := range rows {
+		if fmt.Sprint(r["n"]) != fmt.Sprint(r["uniq"]) {
+			t.Errorf("%v: a row twice", r)
+		}
+		got[fmt.Sprint(r["site"], "/", r["stream"])] = fmt.Sprint(r["n"])
+	}
+	wantS := map[string]string{}
+	for k, n := range want {
+		wantS[k] = fmt.Sprint(n)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantS) {
+		t.Errorf("rows per stream %v, want %v", got, wantS)
+	}
+	// In file order (parts by name, rows in order), the key never goes back.
+	bad := duckdbtest.Query(t, fmt.Sprintf(`WITH r AS (SELECT site, stream, received_at, seq, part,
+		row_number() OVER (ORDER BY filename, file_row_number) AS i FROM read_parquet('%s', filename = true, file_row_number = true)),
+		l AS (SELECT *, lag(site) OVER w AS ps, lag(stream) OVER w AS pst, lag(received_at) OVER w AS pr, lag(seq) OVER w AS pq
+		FROM r WINDOW w AS (ORDER BY i))
+		SELECT count(*) AS n FROM l WHERE ps IS NOT NULL AND (site, stream, received_at, seq) < (ps, pst, pr, pq)`, glob))
+	if fmt.Sprint(bad[0]["n"]) != "0" {
+		t.Errorf("%v rows out of order", bad[0]["n"])
 	}
 }

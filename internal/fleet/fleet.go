@@ -63,9 +63,9 @@ func List(ctx context.Context, client *s3.Client, bucket, prefix string) ([]Obje
 	return out, nil
 }
 
-// parseKey reads <prefix>/site=<site>/stream=<s>/date=<d>/<name>; ok is
+// ParseKey reads <prefix>/site=<site>/stream=<s>/date=<d>/<name>; ok is
 // false for any other key (merged files, foreign objects).
-func parseKey(prefix, key string) (site string, n archive.Name, ok bool) {
+func ParseKey(prefix, key string) (site string, n archive.Name, ok bool) {
 	if prefix != "" {
 		if key, ok = strings.CutPrefix(key, prefix+"/"); !ok {
 			return "", n, false
@@ -93,7 +93,7 @@ func Summarise(prefix string, objs []Object) (streams []Stream, skipped int) {
 	hours := map[id]map[time.Time]bool{}
 	byID := map[id]*Stream{}
 	for _, o := range objs {
-		site, n, ok := parseKey(prefix, o.Key)
+		site, n, ok := ParseKey(prefix, o.Key)
 		if !ok {
 			skipped++
 			continue
