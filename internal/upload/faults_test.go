@@ -87,9 +87,9 @@ func TestSlowServerTimesOutThenRecovers(t *testing.T) {
 	e := newEnv(t)
 	rels := sampleFiles(t, e.root)
 	o := e.options("bristol")
-	o.Timeout = 300 * time.Millisecond
+	o.Timeout = time.Second
 	u := New(o, e.creds())
-	e.proxy.set(func(p *proxy) { p.delay = time.Second })
+	e.proxy.set(func(p *proxy) { p.delay = 5 * time.Second })
 	st := cycleUntil(t, u, 2, "a timeout", func(s Stats) bool { return s.Failures > 0 })
 	if !strings.Contains(st.LastError, "timed out") {
 		t.Errorf("last error %q", st.LastError)
