@@ -145,6 +145,22 @@ func TestConflictIsLoudAndNothingIsOverwritten(t *testing.T) {
 	if !strings.Contains(e.logText(), "UPLOAD CONFLICT") {
 		t.Error("no loud log line")
 	}
+	// Looked at again without sending the file: still a conflict, once.
+	puts := e.proxy.requests("PUT")
+	settle(t, u, 2)
+	if st := u.Stats(); st.Conflicts != 1 || e.proxy.requests("PUT") != puts || len(faults) != 1 {
+		t.Errorf("second look: %+v, PUTs %d -> %d, faults %d", st, puts, e.proxy.requests("PUT"), len(faults))
+	}
+	// A person removes the wrong object: the file goes up at the next look.
+	if _, err := e.srv.Client().DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(e.bucket),
+		Key: aws.String(u.Key(rels[1]))}); err != nil {
+		t.Fatal(err)
+	}
+	st = settle(t, u, 3)
+	if st.Conflicts != 0 || st.FilesWaiting != 0 || st.FilesUploaded != int64(len(rels)) {
+		t.Errorf("after the fix: %+v", st)
+	}
+	e.checkBucket(t, "bristol", rels)
 }
 
 // putObject stores body at key directly (not through the proxy).

@@ -31,12 +31,15 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -366,7 +369,8 @@ func (u *Uploader) cycle(ctx context.Context) time.Duration {
 		return u.opts.Interval
 	}
 	u.setState(StateUploading, "")
-	if err := u.uploadAll(ctx, todo); err != nil {
+	settled, err := u.uploadAll(ctx, todo)
+	if err != nil {
 		if ctx.Err() != nil {
 			return 0
 		}
@@ -375,7 +379,12 @@ func (u *Uploader) cycle(ctx context.Context) time.Duration {
 	u.mu.Lock()
 	u.st.Failures, u.backoff = 0, 0
 	u.mu.Unlock()
-	return 0 // look again at once: more may have been published meanwhile
+	if settled > 0 {
+		return 0 // look again at once: more may have been published meanwhile
+	}
+	// Only conflicts wait: they are shown, and looked at again later.
+	u.setState(StateIdle, "")
+	return u.opts.Interval
 }
 
 func (u *Uploader) setState(state, archiveProblem string) {
@@ -385,20 +394,22 @@ func (u *Uploader) setState(state, archiveProblem string) {
 }
 
 // order puts the files to try in order: those that failed least first, then
-// oldest hour first; conflicts wait for a person.
+// oldest hour first; known conflicts last (they are looked at again, so a
+// person's fix in the bucket is picked up without a restart).
 func (u *Uploader) order(pending []file) []file {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	todo := make([]file, 0, len(pending))
-	for _, f := range pending {
-		if _, ok := u.conflicts[f.rel]; !ok {
-			todo = append(todo, f)
+	todo := slices.Clone(pending)
+	rank := func(f file) int {
+		if _, ok := u.conflicts[f.rel]; ok {
+			return 1 << 30
 		}
+		return u.failures[f.rel]
 	}
 	sort.SliceStable(todo, func(i, j int) bool {
 		a, b := todo[i], todo[j]
-		if fa, fb := u.failures[a.rel], u.failures[b.rel]; fa != fb {
-			return fa < fb
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra < rb
 		}
 		if !a.hour.Equal(b.hour) {
 			return a.hour.Before(b.hour)
@@ -428,13 +439,15 @@ func (u *Uploader) fail(err error) time.Duration {
 }
 
 // uploadAll uploads todo with Concurrency workers; after the first failure
-// no new file is started, and the first error is returned.
-func (u *Uploader) uploadAll(ctx context.Context, todo []file) error {
+// no new file is started, and the first error is returned. settled counts
+// the files uploaded or found uploaded.
+func (u *Uploader) uploadAll(ctx context.Context, todo []file) (settled int, err error) {
 	jobs := make(chan file)
 	var (
 		wg    sync.WaitGroup
 		errMu sync.Mutex
 		first error
+		n     atomic.Int64
 	)
 	failed := func() bool { errMu.Lock(); defer errMu.Unlock(); return first != nil }
 	for range u.opts.Concurrency {
@@ -442,7 +455,11 @@ func (u *Uploader) uploadAll(ctx context.Context, todo []file) error {
 		go func() {
 			defer wg.Done()
 			for f := range jobs {
-				if err := u.uploadOne(ctx, f); err != nil {
+				ok, err := u.uploadOne(ctx, f)
+				if ok {
+					n.Add(1)
+				}
+				if err != nil {
 					u.mu.Lock()
 					u.failures[f.rel]++
 					u.mu.Unlock()
@@ -466,7 +483,7 @@ func (u *Uploader) uploadAll(ctx context.Context, todo []file) error {
 	}
 	close(jobs)
 	wg.Wait()
-	return first
+	return int(n.Load()), first
 }
 
 // sums are a file's checksums, computed in one read.
@@ -475,7 +492,7 @@ type sums struct {
 }
 
 // uploadOne puts one file, or settles it when the bucket has it already.
-func (u *Uploader) uploadOne(ctx context.Context, f file) error {
+func (u *Uploader) uploadOne(ctx context.Context, f file) (settled bool, err error) {
 	key := u.Key(f.rel)
 	wrap := func(err error) error {
 		msg := u.clean.clean(err.Error())
@@ -487,30 +504,47 @@ func (u *Uploader) uploadOne(ctx context.Context, f file) error {
 	local := filepath.Join(u.opts.Root, filepath.FromSlash(f.rel))
 	meta, err := archive.ReadMeta(local)
 	if err != nil {
-		return fmt.Errorf("upload %s: %w", key, err)
+		return false, fmt.Errorf("upload %s: %w", key, err)
 	}
 	fh, err := os.Open(local)
 	if err != nil {
-		return fmt.Errorf("upload %s: %w", key, err)
+		return false, fmt.Errorf("upload %s: %w", key, err)
 	}
 	defer fh.Close()
 	st, err := fh.Stat()
 	if err != nil {
-		return fmt.Errorf("upload %s: %w", key, err)
+		return false, fmt.Errorf("upload %s: %w", key, err)
 	}
 	var s sums
 	hs, hm := sha256.New(), md5.New()
 	if _, err := io.Copy(io.MultiWriter(hs, hm), fh); err != nil {
-		return fmt.Errorf("upload %s: read: %w", key, err)
+		return false, fmt.Errorf("upload %s: read: %w", key, err)
 	}
 	s.sha256, s.md5 = hs.Sum(nil), hm.Sum(nil)
 	if _, err := fh.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("upload %s: %w", key, err)
+		return false, fmt.Errorf("upload %s: %w", key, err)
 	}
 	shaHex := hex.EncodeToString(s.sha256)
 
 	rctx, cancel := context.WithTimeout(ctx, u.opts.Timeout)
 	defer cancel()
+	u.mu.Lock()
+	_, conflicting := u.conflicts[f.rel]
+	u.mu.Unlock()
+	if conflicting {
+		// Look before sending the body again: still there and different
+		// is still a conflict; gone means a person removed it.
+		same, _, err := u.compare(rctx, key, st.Size(), s)
+		switch {
+		case err == nil && same:
+			u.done(f, shaHex, st.Size(), true, 0)
+			return true, nil
+		case err == nil:
+			return false, nil
+		case httpStatus(err) != http.StatusNotFound:
+			return false, wrap(err)
+		}
+	}
 	started := time.Now()
 	_, err = u.client.PutObject(rctx, &s3.PutObjectInput{
 		Bucket:         aws.String(u.opts.Bucket),
@@ -529,18 +563,18 @@ func (u *Uploader) uploadOne(ctx context.Context, f file) error {
 	case alreadyExists(err):
 		same, detail, herr := u.compare(rctx, key, st.Size(), s)
 		if herr != nil {
-			return wrap(herr)
+			return false, wrap(herr)
 		}
 		if !same {
 			u.conflict(f, key, detail)
-			return nil
+			return false, nil
 		}
 		found = true
 	default:
-		return wrap(err)
+		return false, wrap(err)
 	}
 	u.done(f, shaHex, st.Size(), found, time.Since(started))
-	return nil
+	return true, nil
 }
 
 // compare tells whether the object at key holds the file: by the SHA-256 in
@@ -607,6 +641,7 @@ func (u *Uploader) done(f file, shaHex string, size int64, found bool, took time
 	u.mu.Lock()
 	delete(u.waiting, f.rel)
 	delete(u.failures, f.rel)
+	delete(u.conflicts, f.rel)
 	if lerr != nil {
 		u.memDone[f.rel] = true
 		if u.st.LedgerError == "" {
