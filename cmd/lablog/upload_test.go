@@ -135,6 +135,16 @@ func TestTwoSitesUploadIntoOneBucket(t *testing.T) {
 		if got := metricValue(fams, "lablog_upload_files_waiting", ""); got != 0 {
 			t.Errorf("%s: lablog_upload_files_waiting = %v", site, got)
 		}
+		// The keys are nowhere to be seen.
+		for _, p := range []string{"/", "/api/status", "/metrics", "/healthz"} {
+			_, body := d.get(t, p)
+			if bytes.Contains(body, []byte(srv.SecretKey)) || bytes.Contains(body, []byte(srv.AccessKey)) {
+				t.Errorf("%s: %s shows a key", site, p)
+			}
+		}
+		if strings.Contains(d.logs.String(), srv.SecretKey) || strings.Contains(d.logs.String(), srv.AccessKey) {
+			t.Errorf("%s: the log shows a key", site)
+		}
 	}
 	for _, d := range daemons {
 		if err := d.shutdown(); err != nil {
