@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/chromedp/chromedp"
 
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/duckdbtest"
@@ -536,4 +537,72 @@ func TestMergeADayOfTheFleet(t *testing.T) {
 	if fmt.Sprint(bad[0]["n"]) != "0" {
 		t.Errorf("%v rows out of order", bad[0]["n"])
 	}
+}
+
+const readUpload = `JSON.stringify({
+  hidden: document.getElementById("upload-section").hidden,
+  updated: document.getElementById("updated").textContent,
+  texts: ["upload-target", "upload-state", "upload-waiting", "upload-done", "upload-error"].map(function (id) {
+    return document.getElementById(id).textContent;
+  }),
+  overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+  clamp_titled: Array.from(document.querySelectorAll(".clamp")).every(function (e) { return e.title === e.textContent; })
+})`
+
+type uploadPage struct {
+	Hidden      bool     `json:"hidden"`
+	Updated     string   `json:"updated"`
+	Texts       []string `json:"texts"`
+	Overflow    bool     `json:"overflow"`
+	ClampTitled bool     `json:"clamp_titled"`
+}
+
+// The page's script words the upload as the server does, and shows an
+// outage as it happens.
+func TestUploadSectionInChromium(t *testing.T) {
+	ctx := browser(t)
+	srv := s3test.Start(t)
+	const bucket = "fleet-archive"
+	srv.Bucket(t, bucket)
+	dir := t.TempDir()
+	d := runInProcessIn(t, dir, []string{"spin30"}, "", uploadSection(t, dir, srv, bucket, "bristol"))
+	publishFrames(d.host, "spin30", 10)
+	waitFor(t, 30*time.Second, "the frames uploaded", func() bool {
+		u := d.status(t).Upload
+		return archivedMessages(t, d.archive) == 10 && u.FilesWaiting == 0 && u.State == upload.StateIdle &&
+			u.FilesUploaded == int64(len(archiveFiles(t, d.archive)))
+	})
+	read := func() uploadPage {
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](readUpload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p uploadPage
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(d.url+"/")); err != nil {
+		t.Fatal(err)
+	}
+	server := read()
+	if server.Hidden || server.Texts[1] != "everything uploaded" || !strings.HasPrefix(server.Texts[0], "s3://fleet-archive/fleet/site=bristol/ at http://127.0.0.1:") {
+		t.Fatalf("server-rendered upload section: %+v", server)
+	}
+	var script uploadPage
+	waitFor(t, 20*time.Second, "the page's own refresh", func() bool {
+		script = read()
+		return script.Updated != server.Updated
+	})
+	if strings.Join(script.Texts, "|") != strings.Join(server.Texts, "|") || script.Overflow || !script.ClampTitled {
+		t.Errorf("script renders\n %q\nserver rendered\n %q (overflow %v, titled %v)", script.Texts, server.Texts, script.Overflow, script.ClampTitled)
+	}
+	srv.Stop()
+	publishFrames(d.host, "spin30", 5)
+	waitFor(t, 30*time.Second, "the outage on the page", func() bool {
+		p := read()
+		return p.Texts[1] == "FAILING, retrying with backoff" && strings.Contains(p.Texts[4], "server unreachable") &&
+			strings.HasPrefix(p.Texts[2], "1 file (")
+	})
 }
