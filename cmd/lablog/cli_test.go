@@ -35,6 +35,8 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"status"}, []string{"-config"}},
 		{[]string{"drive", "init"}, []string{"-yes", "-user", "DEVICE"}},
 		{[]string{"drive", "mark"}, []string{"DIR", ".lablog-archive"}},
+		{[]string{"fleet"}, []string{"-config", "-site", "-json", "gaps"}},
+		{[]string{"merge"}, []string{"-config", "-date", "-part-rows", "compacted/date="}},
 		{[]string{"version"}, []string{"version"}},
 	} {
 		name := strings.Join(tc.cmd, " ")

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/upload"
 )
 
 func cmdConfig(args []string, stdout, stderr io.Writer) error {
@@ -33,6 +34,15 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		cfg, err := config.Load(fs.Arg(0))
 		if err != nil {
 			return err
+		}
+		if cfg.Upload.Enabled() {
+			// The daemon would record without uploading: refuse the file
+			// here, where the last good one can stay in use.
+			creds, err := upload.LoadCredentials(cfg.Upload.CredentialsFile)
+			if err != nil {
+				return err
+			}
+			defer fmt.Fprintf(stdout, "upload: %s at %s (%s)\n", upload.OptionsFrom(cfg).Target(), cfg.Upload.Endpoint, creds)
 		}
 		fmt.Fprintf(stdout, "ok: %s: %d streams\n", fs.Arg(0), len(cfg.Streams()))
 		checkTokens(stdout, cfg)

@@ -39,6 +39,10 @@ Usage:
   lablog verify DIR                   check every Parquet file under DIR
   lablog bench [--runs 3] [--duration 8s] [--quick] [--only ingest,...] [--binary F]
                                       measure a lablog binary: ingest, baseline, memory, compaction
+  lablog fleet [--config FILE] [--site S] [--json]
+                                      list the sites, streams and hours in the upload bucket, and gaps
+  lablog merge [--config FILE] [--date YYYY-MM-DD] [--part-rows N]
+                                      merge a day of the bucket's hourly objects into compacted/ parts
   lablog config check FILE            validate a configuration file
   lablog config example               print a commented example configuration
   lablog tokens --secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]
@@ -89,6 +93,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdCompact(ctx, rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
+	case "merge":
+		return cmdMerge(ctx, rest, stdout, stderr)
+	case "fleet":
+		return cmdFleet(ctx, rest, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, stdout, stderr)
 	case "tokens":

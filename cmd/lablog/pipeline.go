@@ -10,6 +10,7 @@ import (
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/status"
+	"github.com/practable/lablog/internal/upload"
 )
 
 // recorderPipeline is a recorder as the status page reads it.
@@ -29,4 +30,10 @@ func (p recorderPipeline) FaultCounts() map[fault.Kind]int64 { return p.r.Faults
 func (p recorderPipeline) AckFaults(now time.Time) error     { return p.r.Faults().Ack(now) }
 func (p recorderPipeline) Provisioning() []relay.ProvisionStats {
 	return p.r.Provisioning()
+}
+func (p recorderPipeline) Upload() (upload.Stats, bool) {
+	if u := p.r.Uploader(); u != nil {
+		return u.Stats(), true
+	}
+	return upload.Stats{}, false
 }

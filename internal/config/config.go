@@ -31,6 +31,7 @@ type Config struct {
 	Sources    Sources    `yaml:"sources"`
 	Status     Status     `yaml:"status"`
 	LED        LED        `yaml:"led"`
+	Upload     Upload     `yaml:"upload"`
 	// StreamSpecs are the entries of the streams list as written; Streams
 	// expands them. (The field cannot share the method's name.)
 	StreamSpecs []StreamSpec `yaml:"streams"`
@@ -205,6 +206,16 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 //	sources.rules_interval   5s
 //	status.listen            :80
 //	led.path                 /sys/class/leds/ACT
+//	upload.endpoint          "" (uploading off; see Upload for the rest)
+//	upload.region            us-east-1
+//	upload.credentials_file  upload-credentials (next to the config file)
+//	upload.concurrency       2
+//	upload.keep_days         30
+//	upload.wait_for_clock    true
+//	upload.interval          1m
+//	upload.min_backoff       1s
+//	upload.max_backoff       5m
+//	upload.timeout           10m
 //
 // There is no default stream: a file must list at least one.
 func Default() Config {
@@ -237,6 +248,7 @@ func Default() Config {
 		},
 		Status: Status{Listen: ":80"},
 		LED:    LED{Path: "/sys/class/leds/ACT"},
+		Upload: defaultUpload(),
 	}
 }
 
@@ -269,6 +281,9 @@ func Load(path string) (Config, error) {
 	c.Archive.Path = resolve(dir, c.Archive.Path)
 	if c.Sources.TokensDir != "" {
 		c.Sources.TokensDir = resolve(dir, c.Sources.TokensDir)
+	}
+	if c.Upload.CredentialsFile != "" {
+		c.Upload.CredentialsFile = resolve(dir, c.Upload.CredentialsFile)
 	}
 	for i := range c.StreamSpecs {
 		if d := c.StreamSpecs[i].TokensDir; d != "" {

@@ -72,6 +72,9 @@ sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2
   tokens_dir: /t, token_warning: 48h, rules_interval: 2s}
 status: {listen: "127.0.0.1:8080"}
 led: {path: /sys/class/leds/led0}
+upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-archive, prefix: lablog/v1, site: bristol,
+  path_style: true, credentials_file: /etc/lablog/s3, concurrency: 4, bandwidth_limit: 1MiB,
+  delete_after_upload: true, keep_days: 7, wait_for_clock: false, interval: 30s, min_backoff: 2s, max_backoff: 1m, timeout: 2m}
 `+oneStream)
 	want := Config{
 		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
@@ -79,8 +82,12 @@ led: {path: /sys/class/leds/led0}
 		Compaction: Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
 		Sources: Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second,
 			TokensDir: "/t", TokenWarning: 48 * time.Hour, RulesInterval: 2 * time.Second},
-		Status:      Status{Listen: "127.0.0.1:8080"},
-		LED:         LED{Path: "/sys/class/leds/led0"},
+		Status: Status{Listen: "127.0.0.1:8080"},
+		LED:    LED{Path: "/sys/class/leds/led0"},
+		Upload: Upload{Endpoint: "https://s3.example.org", Region: "eu-west-2", Bucket: "lab-archive", Prefix: "lablog/v1",
+			Site: "bristol", PathStyle: true, CredentialsFile: "/etc/lablog/s3", Concurrency: 4, BandwidthLimit: MiB,
+			DeleteAfterUpload: true, KeepDays: 7, WaitForClock: false, Interval: 30 * time.Second,
+			MinBackoff: 2 * time.Second, MaxBackoff: time.Minute, Timeout: 2 * time.Minute},
 		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -166,7 +173,7 @@ func TestExampleReturnsCopy(t *testing.T) {
 func TestUnknownKeysKeepLine(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"bogus: 1\n" + oneStream,
-			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, sources, status, led, streams)"},
+			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, sources, status, led, upload, streams)"},
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
 			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue, commit_interval)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",

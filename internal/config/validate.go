@@ -89,6 +89,8 @@ func (c Config) Validate() error {
 		add("led.path", "must be an absolute path (a sysfs LED folder), got %q", c.LED.Path)
 	}
 
+	c.validateUpload(add)
+
 	if len(c.StreamSpecs) == 0 {
 		add("streams", "at least one stream is required")
 	}

@@ -45,10 +45,14 @@ const (
 	// IdentityConflict: an archive file has the same identity as records
 	// being archived but different content. Detail: the file.
 	IdentityConflict Kind = "identity_conflict"
+	// UploadConflict: the bucket holds an object at an archive file's key
+	// with other content; nothing was overwritten. Detail: the key and how
+	// they differ.
+	UploadConflict Kind = "upload_conflict"
 )
 
 // Kinds are the kinds lablog reports, in the order the status shows them.
-var Kinds = []Kind{BufferQuarantined, RecordsSetAside, FramesRefused, IdentityConflict}
+var Kinds = []Kind{BufferQuarantined, RecordsSetAside, FramesRefused, IdentityConflict, UploadConflict}
 
 // FileName is the record's name, next to the buffer (see recorder.OpenFaults).
 const FileName = "faults.json"

@@ -14,12 +14,24 @@ import (
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/upload"
 )
 
 // OpenBuffer opens the configured buffer, as the daemon, lablog compact and
 // the demo do.
 func OpenBuffer(cfg config.Config, log *slog.Logger) (*buffer.DB, error) {
 	return buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+}
+
+// NewUploader makes the uploader of cfg's upload section; conflicts go to
+// faults (which may be nil). A credentials file that cannot be used does
+// not stop recording: the uploader says so and reads it again.
+func NewUploader(cfg config.Config, log *slog.Logger, faults *fault.Store) *upload.Uploader {
+	opts := upload.OptionsFrom(cfg)
+	opts.Logger = log
+	opts.Fault = faults.Report
+	opts.ClockSynced = source.ClockSynced
+	return upload.NewFromFile(opts, cfg.Upload.CredentialsFile)
 }
 
 // OpenFaults opens the record of faults, fault.FileName in the buffer's

@@ -20,6 +20,7 @@ import (
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/upload"
 )
 
 // Recorder is an assembled pipeline.
@@ -33,6 +34,8 @@ type Recorder struct {
 	faults    *fault.Store
 	// provisioners keep relay hosts' rules (see relay.go).
 	provisioners []*relay.Provisioner
+	// uploader ships published files to a bucket; nil when upload is off.
+	uploader *upload.Uploader
 
 	// onCompaction is set by installHooks before the compactor starts.
 	onCompaction func(compactor.Result)
@@ -125,10 +128,16 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if cfg.Upload.Enabled() {
+		r.uploader = NewUploader(cfg, log, r.faults)
+	}
 	opts := CompactorOptions(cfg, log, r.faults)
 	opts.OnResult = func(res compactor.Result) {
 		if f := r.onCompaction; f != nil {
 			f(res)
+		}
+		if r.uploader != nil && res.Files > 0 {
+			r.uploader.Trigger()
 		}
 	}
 	r.compactor = compactor.New(db, opts)
@@ -143,6 +152,9 @@ func (r *Recorder) Writer() *buffer.Writer { return r.writer }
 
 // Compactor is the archive's compactor.
 func (r *Recorder) Compactor() *compactor.Compactor { return r.compactor }
+
+// Uploader ships the archive to a bucket; nil when upload is off.
+func (r *Recorder) Uploader() *upload.Uploader { return r.uploader }
 
 // Faults is the record of faults the status shows until acknowledged.
 func (r *Recorder) Faults() *fault.Store { return r.faults }
@@ -191,13 +203,24 @@ func (r *Recorder) Run(ctx context.Context) error {
 		r.compactor.Run(compCtx)
 	}()
 
+	upCtx, stopUploader := context.WithCancel(context.Background())
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		if r.uploader != nil {
+			r.uploader.Run(upCtx)
+		}
+	}()
+
 	<-ctx.Done()
 	start := time.Now()
 	stopSources()
 	stopCompactor()
+	stopUploader()
 	sources.Wait()
 	r.writer.Stop()
 	<-compDone
+	<-upDone
 	st := r.writer.Stats()
 	err := r.Close()
 	r.log.Info("stopped", "committed", st.Committed, "dropped", st.Dropped,

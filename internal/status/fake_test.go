@@ -11,6 +11,7 @@ import (
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/upload"
 )
 
 // fakePipeline is a Pipeline whose every value the test sets.
@@ -26,6 +27,8 @@ type fakePipeline struct {
 	faults *fault.Store
 	// provision is what Provisioning answers.
 	provision []relay.ProvisionStats
+	// upload is what Upload answers; nil: upload off.
+	upload *upload.Stats
 }
 
 func (f *fakePipeline) set(fn func(f *fakePipeline)) {
@@ -73,6 +76,15 @@ func (f *fakePipeline) store() *fault.Store {
 func (f *fakePipeline) ActiveFaults(now time.Time) []fault.Fault { return f.store().Active(now) }
 func (f *fakePipeline) FaultCounts() map[fault.Kind]int64        { return f.store().Counts() }
 func (f *fakePipeline) AckFaults(now time.Time) error            { return f.store().Ack(now) }
+func (f *fakePipeline) Upload() (upload.Stats, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.upload == nil {
+		return upload.Stats{}, false
+	}
+	return *f.upload, true
+}
+
 func (f *fakePipeline) Provisioning() []relay.ProvisionStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -66,6 +66,10 @@ func faultWords(f fault.Fault) (message, action string) {
 		return fmt.Sprintf("%d %s refused: the buffer was full", f.Count, plural(f.Count, "frame was", "frames were")),
 			"Frames are lost while the buffer is full. Make sure the archive drive is available so compaction can empty " +
 				"the buffer (see Archive); if it happens again, raise buffer.max_size." + detail(" Latest: %s.")
+	case fault.UploadConflict:
+		return "An object in the upload bucket has an archive file's name but other content" + times,
+			"Nothing was overwritten and the file stays waiting. Compare the object" + detail(" (%s)") +
+				" with the local file; remove the wrong one from the bucket and lablog uploads the file at its next look."
 	case fault.IdentityConflict:
 		return "An archive file has the same identity as records being archived but different content" + times,
 			"Nothing was overwritten. Compare" + detail(" %s") + " with what the log says before deleting anything."

@@ -98,6 +98,7 @@ type pageView struct {
 		Available                                 bool
 		Drive, Free, Today, Compaction, LastError string
 	}
+	Upload        *uploadView // nil when upload is off
 	RefreshMillis int64
 }
 
@@ -235,5 +236,6 @@ func (m *Monitor) view(s Snapshot) pageView {
 	if a.LastError != "" {
 		v.Archive.LastError = a.LastError + " (" + ago(a.LastErrorAt) + ")"
 	}
+	v.Upload = viewUpload(s.Upload, ago)
 	return v
 }

@@ -118,6 +118,9 @@ func (c *pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
 		descWaiting, descArchiveUp, descFree, descClock, descInfo, descFaultsActive, descFaultEvents, descProvision} {
 		ch <- d
 	}
+	for _, d := range uploadDescs {
+		ch <- d
+	}
 }
 
 func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
@@ -159,6 +162,7 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descClock, b2f(s.ClockSynced))
 	gauge(descInfo, 1, s.Version)
 	collectFaults(ch, s, c.m.p.FaultCounts())
+	collectUpload(ch, s.Upload)
 }
 
 // provisionStates are every value of lablog_provision_state's state label.

@@ -269,6 +269,7 @@ func (m *Monitor) Snapshot() Snapshot {
 	last := m.p.LastCompaction()
 	synced := m.opts.ClockSynced()
 	faults := faultStatuses(now, m.p.ActiveFaults(now))
+	up, upOn := m.p.Upload()
 	provision := map[string]relay.StreamProvision{}
 	for _, ps := range m.p.Provisioning() {
 		for stream, sp := range ps.Streams {
@@ -346,6 +347,9 @@ func (m *Monitor) Snapshot() Snapshot {
 	a.LastError, a.LastErrorAt = m.lastErr, timePtr(m.errAt)
 
 	s.Faults = faults
+	if upOn {
+		s.Upload = uploadStatus(up)
+	}
 	s.Problems = m.problems(now, s)
 	s.Health, s.Recording = HealthOK, true
 	for _, p := range s.Problems {
@@ -468,6 +472,7 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 	if c := s.Archive.LastCompaction; c != nil && !c.OK {
 		warning("last compaction failed: %s", c.Error)
 	}
+	uploadProblems(now, s.Upload, warning)
 	for _, f := range s.Faults {
 		p := faultProblem(f)
 		if p.Level == HealthFailing {

@@ -8,6 +8,7 @@ import (
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/upload"
 )
 
 // Pipeline is what the status page reads from a running recorder. It is an
@@ -29,4 +30,6 @@ type Pipeline interface {
 	// Provisioning is how each relay host's rules are kept (one entry per
 	// host whose streams lablog provisions).
 	Provisioning() []relay.ProvisionStats
+	// Upload is the uploader's state; false when upload is off.
+	Upload() (upload.Stats, bool)
 }

@@ -25,6 +25,8 @@ type Snapshot struct {
 	// Faults are the active faults (see FaultStatus), failing ones first;
 	// each is also a problem.
 	Faults []FaultStatus `json:"faults"`
+	// Upload is the shipping of archive files to a bucket; null when off.
+	Upload *UploadStatus `json:"upload"`
 }
 
 // Health levels, mildest first.
