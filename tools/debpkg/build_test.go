@@ -176,12 +176,24 @@ func TestBuildChecks(t *testing.T) {
 }
 
 // lintian finds no error in either package (the warnings are explained in
-// README, "Install on an existing Raspberry Pi OS or Debian/Ubuntu server").
+// README, "Install on an existing Raspberry Pi OS or Debian/Ubuntu server"):
+// those of make deb in LABLOG_DEB_DIR (make deb-test), else packages built
+// here.
 func TestLintian(t *testing.T) {
+	t.Parallel() // lintian (perl) and the chroot test (qemu) share the cores well
 	lintian := need(t, "lintian", "lintian")
 	out := t.TempDir()
 	for _, arch := range []string{"amd64", "arm64"} {
-		deb := buildPackage(t, arch, "1.0+git3.gabc1234", "debtest-1.0", 0, out)
+		var deb string
+		if dir := os.Getenv("LABLOG_DEB_DIR"); dir != "" {
+			found, _ := filepath.Glob(filepath.Join(dir, "lablog_*_"+arch+".deb"))
+			if len(found) != 1 {
+				t.Fatalf("LABLOG_DEB_DIR=%s: want one lablog_*_%s.deb (make deb), found %v", dir, arch, found)
+			}
+			deb = found[0]
+		} else {
+			deb = buildPackage(t, arch, "1.0+git3.gabc1234", "debtest-1.0", 0, out)
+		}
 		b, err := exec.Command(lintian, "--fail-on", "error", deb).CombinedOutput()
 		t.Logf("lintian %s:\n%s", filepath.Base(deb), b)
 		if err != nil {

@@ -283,6 +283,7 @@ streams:
 // records and an archive; a refused downgrade to an older buffer format;
 // the upgraded lablog archives every record; purge keeps buffer and archive.
 func TestArm64PackageInChroot(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	step := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	c := newChroot(t)
