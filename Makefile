@@ -37,10 +37,10 @@ deps:
 PHASE := .ci/phase.sh
 test:
 	@$(PHASE) "dependencies" $(MAKE) --no-print-directory deps
-	@$(PHASE) "lint and build" $(MAKE) --no-print-directory lint build build-arm64
+	@$(PHASE) "lint and build" $(MAKE) --no-print-directory lint build build-arm64 deb
 	@$(PHASE) "unit tests" env LABLOG_REQUIRE_DUCKDB=1 $(GO) test -count=1 -timeout 15m ./...
 	@$(PHASE) "arm64 tests (qemu-user)" $(MAKE) --no-print-directory test-arm64
-	@$(PHASE) "Debian packages (lintian, arm64 root)" $(MAKE) --no-print-directory deb deb-test
+	@$(PHASE) "Debian packages (lintian, arm64 root)" $(MAKE) --no-print-directory deb-test
 	@$(PHASE) "appliance image test (QEMU)" $(MAKE) --no-print-directory image-test
 
 test-unit:
@@ -85,7 +85,7 @@ fuzz:
 # LABLOG_IMAGE_CACHE), apply our pi-gen stage and rootfs-overlay, boot it in
 # qemu-system-aarch64 with the real arm64 relay host (image/relay-arm64.sh, as
 # for make image) and check it from here (image/test/run.sh; root only).
-image-test: build build-arm64
+image-test: build build-arm64 deb
 	image/test/run.sh
 
 # The SD card image, with pi-gen (image/build-image.sh; see README,
@@ -94,7 +94,7 @@ image-test: build build-arm64
 # ../shared/relay/relay-src-*.tar.gz), built for arm64 by image/relay-arm64.sh;
 # PIGEN_DIR may point at a local pi-gen checkout; SITE at a lablog/ config
 # folder to bake in.
-image: build build-arm64
+image: build build-arm64 deb
 	image/build-image.sh
 
 # The Debian packages dist/lablog_<version>_amd64.deb and _arm64.deb, built
