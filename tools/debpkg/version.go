@@ -24,6 +24,7 @@ var (
 //	v0.3-12-gabc1234  0.3+git12.gabc1234   after 0.3, before 0.3.1 and 0.4
 //	v0.4-rc1          0.4~rc1              before 0.4
 //	abc1234 (no tag)  0~git<commits>.gabc1234, before any tagged version
+//	dev (no git)      0~dev, before everything
 //	...-dirty         the same with .dirty (or +dirty) appended
 //
 // commits is the number of commits in the history (git rev-list --count
@@ -34,6 +35,8 @@ func DebianVersion(describe string, commits int) (string, error) {
 	d = strings.TrimSuffix(d, "-dirty")
 	var v string
 	switch m := describeRe.FindStringSubmatch(d); {
+	case d == "dev": // the Makefile's VERSION outside a git checkout
+		v = "0~dev"
 	case hashRe.MatchString(d) && !strings.HasPrefix(describe, "v"):
 		v = fmt.Sprintf("0~git%d.g%s", commits, d)
 	case m != nil:

@@ -21,13 +21,14 @@ func TestDebianVersion(t *testing.T) {
 		{"70805ff", 42, "0~git42.g70805ff"},
 		{"70805ff-dirty", 42, "0~git42.g70805ff+dirty"},
 		{"abc1234\n", 7, "0~git7.gabc1234"},
+		{"dev", 0, "0~dev"},
 	} {
 		got, err := DebianVersion(tc.describe, tc.commits)
 		if err != nil || got != tc.want {
 			t.Errorf("DebianVersion(%q, %d) = %q, %v; want %q", tc.describe, tc.commits, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "dev", "release candidate", "v", "vx1", "v1.0 beta", "v1/2"} {
+	for _, bad := range []string{"", "devel", "release candidate", "v", "vx1", "v1.0 beta", "v1/2"} {
 		if got, err := DebianVersion(bad, 1); err == nil {
 			t.Errorf("DebianVersion(%q) = %q, want an error", bad, got)
 		}
@@ -44,7 +45,7 @@ func TestDebianVersionOrderByDpkg(t *testing.T) {
 		describe string
 		commits  int
 	}{
-		{"abc1234", 5}, {"abc1234-dirty", 5}, {"abc1299", 6}, {"abc1300", 12},
+		{"dev", 0}, {"abc1234", 5}, {"abc1234-dirty", 5}, {"abc1299", 6}, {"abc1300", 12},
 		{"v0.3-rc1", 0}, {"v0.3-rc1-2-gaaaa111", 0},
 		{"v0.3", 0}, {"v0.3-dirty", 0}, {"v0.3-1-gfff0000", 0}, {"v0.3-1-gfff0000-dirty", 0},
 		{"v0.3-2-g0000aaa", 0}, {"v0.3-12-gabc1234", 0},
