@@ -72,6 +72,7 @@ func newChroot(t *testing.T) *chroot {
 		}
 		t.Skip("needs root (chroot, dpkg)")
 	}
+	enableBinfmt(t)
 	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
 		msg := "binfmt_misc has no qemu-aarch64 (apt-get install qemu-user-static binfmt-support; image/test/build-rootfs.sh enables it)"
 		if inCI() {
@@ -97,6 +98,22 @@ func newChroot(t *testing.T) *chroot {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// enableBinfmt turns on qemu-user for arm64 binaries as
+// image/test/build-rootfs.sh does, for a machine where that script found
+// its root cached and so did not (a fresh container has binfmt_misc off).
+func enableBinfmt(t *testing.T) {
+	const entry = "/proc/sys/fs/binfmt_misc/qemu-aarch64"
+	if _, err := os.Stat(entry); err == nil {
+		return
+	}
+	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/status"); err != nil {
+		out, err := exec.Command("mount", "-t", "binfmt_misc", "binfmt_misc", "/proc/sys/fs/binfmt_misc").CombinedOutput()
+		t.Logf("mount binfmt_misc: %v %s", err, out)
+	}
+	out, err := exec.Command("update-binfmts", "--enable", "qemu-aarch64").CombinedOutput()
+	t.Logf("update-binfmts --enable qemu-aarch64: %v %s", err, out)
 }
 
 func (c *chroot) path(p string) string { return filepath.Join(c.root, p) }
