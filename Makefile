@@ -12,7 +12,7 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-go fuzz deps deps-test clean image image-test
+.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-go fuzz deps deps-test clean image image-test deb deb-test
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
@@ -37,9 +37,10 @@ deps:
 PHASE := .ci/phase.sh
 test:
 	@$(PHASE) "dependencies" $(MAKE) --no-print-directory deps
-	@$(PHASE) "lint and build" $(MAKE) --no-print-directory lint build build-arm64
+	@$(PHASE) "lint and build" $(MAKE) --no-print-directory lint build build-arm64 deb
 	@$(PHASE) "unit tests" env LABLOG_REQUIRE_DUCKDB=1 $(GO) test -count=1 -timeout 15m ./...
 	@$(PHASE) "arm64 tests (qemu-user)" $(MAKE) --no-print-directory test-arm64
+	@$(PHASE) "Debian packages (lintian, arm64 root)" $(MAKE) --no-print-directory deb-test
 	@$(PHASE) "appliance image test (QEMU)" $(MAKE) --no-print-directory image-test
 
 test-unit:
@@ -55,8 +56,9 @@ test-arm64:
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 lint:
-	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal tools); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -C tools ./...
 	$(GO) run $(STATICCHECK) ./...
 
 # Build first, saying so: the first compile takes a while and go run is silent.
@@ -88,7 +90,7 @@ fuzz:
 # LABLOG_IMAGE_CACHE), apply our pi-gen stage and rootfs-overlay, boot it in
 # qemu-system-aarch64 with the real arm64 relay host (image/relay-arm64.sh, as
 # for make image) and check it from here (image/test/run.sh; root only).
-image-test: build build-arm64
+image-test: build build-arm64 deb
 	image/test/run.sh
 
 # The SD card image, with pi-gen (image/build-image.sh; see README,
@@ -97,8 +99,30 @@ image-test: build build-arm64
 # ../shared/relay/relay-src-*.tar.gz), built for arm64 by image/relay-arm64.sh;
 # PIGEN_DIR may point at a local pi-gen checkout; SITE at a lablog/ config
 # folder to bake in.
-image: build build-arm64
+image: build build-arm64 deb
 	image/build-image.sh
+
+# The Debian packages dist/lablog_<version>_amd64.deb and _arm64.deb, built
+# by tools/cmd/lablog-deb with nfpm (tools/ is its own Go module, so the
+# packager's dependencies stay out of the daemon's go.mod). The version is
+# git describe's, made a Debian one (tools/debpkg/version.go).
+DEB_COMMITS    = $(shell git rev-list --count HEAD 2>/dev/null || echo 0)
+DEB_DATE       = $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
+deb: build build-arm64
+	$(GO) build -C tools -o ../dist/lablog-deb ./cmd/lablog-deb
+	rm -f dist/lablog_*.deb
+	dist/lablog-deb --describe '$(VERSION)' --commits $(DEB_COMMITS) --date $(DEB_DATE) \
+		--maintainer '$(DEB_MAINTAINER)' --binary amd64=dist/lablog --binary arm64=dist/lablog-linux-arm64
+
+# The packaging tests: scripts, versions, lintian on both packages, and the
+# arm64 package installed, upgraded and purged in the arm64 root of make
+# image-test (built and cached by image/test/build-rootfs.sh; root only:
+# without root the tests that need it skip and say so).
+deb-test:
+	@rootfs=""; if [ "$$(id -u)" = 0 ]; then rootfs=$$(image/test/build-rootfs.sh); fi; \
+		echo "LABLOG_DEB_ROOTFS=$$rootfs"; \
+		LABLOG_DEB_ROOTFS="$$rootfs" LABLOG_DEB_DIR=$(CURDIR)/dist $(GO) test -C tools -count=1 -timeout 10m ./...
 
 clean:
 	rm -rf dist lablog-demo

@@ -11,6 +11,7 @@ checks=(
 	"make make" "git git"                        # the build and its version
 	"/usr/bin/chromium chromium"                 # the status page's browser test
 	"systemd-analyze systemd"                    # systemd-analyze verify of the unit
+	"lintian lintian"                            # the Debian packages' check (make deb-test)
 	"strace strace"                              # the buffer's fsync count against the kernel's
 	"unshare util-linux" "ip iproute2"           # the real relay tests' network namespace
 	# The appliance (make image-test): the arm64 root, its boot, disk images

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/practable/lablog/internal/buffer"
 )
 
 // Every command's --help succeeds, prints its usage with its flags to
@@ -37,7 +40,7 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"drive", "mark"}, []string{"DIR", ".lablog-archive"}},
 		{[]string{"fleet"}, []string{"-config", "-site", "-json", "gaps"}},
 		{[]string{"merge"}, []string{"-config", "-date", "-part-rows", "compacted/date="}},
-		{[]string{"version"}, []string{"version"}},
+		{[]string{"version"}, []string{"version", "-buffer-format"}},
 	} {
 		name := strings.Join(tc.cmd, " ")
 		for _, help := range []string{"--help", "-h"} {
@@ -60,9 +63,6 @@ func TestEveryCommandHelp(t *testing.T) {
 		var stdout bytes.Buffer
 		if err := run(context.Background(), []string{"help", tc.cmd[0]}, &stdout, &stdout); err != nil || !strings.Contains(stdout.String(), "Usage: lablog "+tc.cmd[0]) {
 			t.Errorf("help %s: %v %q", tc.cmd[0], err, stdout.String())
-		}
-		if name == "version" {
-			continue // takes no flags, but has none to misspell either
 		}
 		var stderr bytes.Buffer
 		stdout.Reset()
@@ -168,5 +168,14 @@ func TestExitCodes(t *testing.T) {
 		if code != tc.code {
 			t.Errorf("lablog %v: exit %d, want %d", tc.args, code, tc.code)
 		}
+	}
+}
+
+// version --buffer-format is the number the Debian package's preinst
+// compares: the buffer package's, alone on its line.
+func TestVersionBufferFormat(t *testing.T) {
+	out, err := runCmd(t, "version", "--buffer-format")
+	if err != nil || out != fmt.Sprintf("%d\n", buffer.FormatVersion) {
+		t.Errorf("version --buffer-format = %q, %v; want %d and a newline", out, err, buffer.FormatVersion)
 	}
 }

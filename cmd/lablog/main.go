@@ -57,7 +57,7 @@ Usage:
   lablog drive mark DIR               mark a folder as an archive root (erases nothing)
   lablog simlab [--listen 127.0.0.1:8888] [--streams spin30-33] [--rate 5]
                                       serve a simulated lab alone (for the image test)
-  lablog version                      print the version
+  lablog version [--buffer-format]    print the version (or the buffer format it writes)
 
 lablog help COMMAND (or lablog COMMAND --help) describes a command and its flags.
 `

@@ -12,8 +12,8 @@
 # image/relay-arm64.sh.
 #
 # Environment: LABLOG_IMAGE_CACHE (default /var/cache/lablog-image-test) for
-# the cached root filesystem and the work folder; dist/lablog and
-# dist/lablog-linux-arm64 must be built (the Makefile does it).
+# the cached root filesystem and the work folder; dist/lablog and lablog's
+# arm64 package dist/lablog_*_arm64.deb must be built (the Makefile does it).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)

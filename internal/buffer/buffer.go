@@ -49,6 +49,11 @@ var ErrLocked = errors.New("locked by another process (is another lablog running
 // FormatVersion is the buffer's current file format.
 const FormatVersion = 2
 
+// ErrNewerFormat is returned by Open for a buffer written by a newer lablog
+// (a downgrade). Such a file is sound, so it is neither quarantined nor
+// touched: the newer lablog must archive it first.
+var ErrNewerFormat = errors.New("written by a newer lablog")
+
 var (
 	metaBucket   = []byte("meta")
 	seqsBucket   = []byte("seqs")
@@ -144,7 +149,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err == nil {
 		return d, nil
 	}
-	if errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) {
+	if errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) || errors.Is(err, ErrNewerFormat) {
 		return nil, err
 	}
 	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
@@ -233,7 +238,12 @@ func (d *DB) initialise() error {
 			}
 		}
 		if id := meta.Get(keyID); id != nil {
-			if f := meta.Get(keyFormat); len(f) != 1 || f[0] != FormatVersion {
+			f := meta.Get(keyFormat)
+			if len(f) == 1 && f[0] > FormatVersion {
+				return fmt.Errorf("buffer format %d, %w: this lablog reads format %d at most; "+
+					"install that lablog (or a later one) again, or archive and move the buffer away first", f[0], ErrNewerFormat, FormatVersion)
+			}
+			if len(f) != 1 || f[0] != FormatVersion {
 				return fmt.Errorf("buffer format %v, this lablog reads %d", f, FormatVersion)
 			}
 			d.id = hex.EncodeToString(id)

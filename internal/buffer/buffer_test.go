@@ -404,3 +404,57 @@ func TestSimulation(t *testing.T) {
 		})
 	}
 }
+
+// A buffer written by a newer lablog (a downgrade) is refused with
+// ErrNewerFormat and left exactly as it was: it is sound, only newer, so
+// quarantining it would strand its records.
+func TestNewerFormatIsRefusedNotQuarantined(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Append([]frame.Record{rec("s", t0, "kept")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(metaBucket).Put(keyFormat, []byte{FormatVersion + 1})
+	})
+	if cerr := raw.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = Open(path, Options{})
+	if !errors.Is(err, ErrNewerFormat) {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("Open of a format %d buffer: %v, want ErrNewerFormat", FormatVersion+1, err)
+	}
+	for _, want := range []string{path, fmt.Sprintf("buffer format %d", FormatVersion+1), fmt.Sprintf("reads format %d at most", FormatVersion)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("the newer buffer was changed by the refused Open")
+	}
+	if aside, _ := filepath.Glob(path + ".corrupt-*"); len(aside) > 0 {
+		t.Errorf("the newer buffer was quarantined: %v", aside)
+	}
+}

@@ -263,7 +263,7 @@ func TestImage(t *testing.T) {
 	}
 	// Everything into the archive, then count boot 1's records.
 	v.mustSh("sudo systemctl stop lablog-labtraffic.service lablog.service")
-	v.mustSh("sudo -u lablog /usr/local/bin/lablog compact --open-hours --config /etc/lablog/lablog.yaml")
+	v.mustSh("sudo -u lablog /usr/bin/lablog compact --open-hours --config /etc/lablog/lablog.yaml")
 	pulled = filepath.Join(work, "pulled-2")
 	if err := v.pull(pulled); err != nil {
 		t.Fatal(err)

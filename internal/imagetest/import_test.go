@@ -30,6 +30,19 @@ func distBinary(t *testing.T, name string) string {
 	return p
 }
 
+// distDeb is make deb's package for arch in dist/.
+func distDeb(t *testing.T, arch string) string {
+	t.Helper()
+	found, _ := filepath.Glob(filepath.Join(repoRoot(t), "dist", "lablog_*_"+arch+".deb"))
+	if len(found) != 1 {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("want one dist/lablog_*_%s.deb, found %v: make test builds it (make deb)", arch, found)
+		}
+		t.Skipf("want one dist/lablog_*_%s.deb, found %v: run make deb", arch, found)
+	}
+	return found[0]
+}
+
 func newImportEnv(t *testing.T) *importEnv {
 	d := t.TempDir()
 	e := &importEnv{t: t, boot: filepath.Join(d, "boot"), etc: filepath.Join(d, "etc/lablog"),

@@ -409,6 +409,7 @@ func TestBuildImageAssemblesStage(t *testing.T) {
 	}
 	root := repoRoot(t)
 	host, arm64 := distBinary(t, "lablog"), distBinary(t, "lablog-linux-arm64")
+	deb := distDeb(t, "arm64")
 	pigen := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(pigen, "stage2"), 0o755)
 	// The stand-in checks what pi-gen's build.sh would and "exports" an image.
@@ -418,8 +419,8 @@ set -eu
 [ -n "$FIRST_USER_PASS" ] && [ -n "$PUBKEY_SSH_FIRST_USER" ] || { echo "pi-gen would refuse"; exit 1; }
 for f in stage-lablog/prerun.sh stage-lablog/EXPORT_IMAGE stage-lablog/00-packages/00-packages-nr \
 	stage-lablog/01-lablog/00-run.sh stage-lablog/01-lablog/01-run-chroot.sh \
-	stage-lablog/01-lablog/files/lablog stage-lablog/01-lablog/files/relay-host \
-	stage-lablog/01-lablog/files/lablog.service stage-lablog/01-lablog/files/overlay.modes \
+	stage-lablog/01-lablog/files/lablog.deb stage-lablog/01-lablog/files/relay-host \
+	stage-lablog/01-lablog/files/overlay.modes \
 	stage-lablog/01-lablog/files/overlay/etc/nftables.conf stage-lablog/01-lablog/files/site/lablog.yaml stage2/SKIP_IMAGES; do
 	[ -e "$f" ] || { echo "missing $f"; exit 1; }
 done
@@ -433,7 +434,7 @@ mkdir -p deploy && echo image | xz >deploy/image_2026-01-01-lablog.img.xz
 	cmd := exec.Command(filepath.Join(root, "image/build-image.sh"))
 	cmd.Env = append(os.Environ(), "PIGEN_DIR="+pigen, "PIGEN_DOCKER=0", "DEPLOY="+deploy,
 		"RELAY_HOST_BIN="+arm64, "SITE="+filepath.Join(root, "image/test/lablog"),
-		"LABLOG_ARM64="+arm64, "LABLOG_HOST="+host)
+		"LABLOG_DEB="+deb, "LABLOG_HOST="+host)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("build-image.sh: %v\n%s", err, out)
@@ -441,9 +442,16 @@ mkdir -p deploy && echo image | xz >deploy/image_2026-01-01-lablog.img.xz
 	if _, err := os.Stat(filepath.Join(deploy, "image_2026-01-01-lablog.img.xz")); err != nil {
 		t.Errorf("no image delivered: %v\n%s", err, out)
 	}
-	unit, _ := os.ReadFile(filepath.Join(pigen, "stage-lablog/01-lablog/files/lablog.service"))
-	if !strings.Contains(string(unit), "ExecStart=/usr/local/bin/lablog run --config /etc/lablog/lablog.yaml") {
-		t.Errorf("the stage's unit:\n%s", unit)
+	// lablog comes as the very package make deb built.
+	staged, _ := os.ReadFile(filepath.Join(pigen, "stage-lablog/01-lablog/files/lablog.deb"))
+	if want, _ := os.ReadFile(deb); len(want) == 0 || !bytes.Equal(staged, want) {
+		t.Errorf("the stage's lablog.deb is not %s", deb)
+	}
+	// Any other file is refused as lablog's package.
+	cmd = exec.Command(filepath.Join(root, "image/assemble-stage.sh"))
+	cmd.Env = append(os.Environ(), "OUT="+t.TempDir()+"/stage", "RELAY_HOST_BIN="+arm64, "LABLOG_DEB="+arm64, "LABLOG_HOST="+host)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "is not lablog's arm64 package") {
+		t.Errorf("assemble-stage took a binary as lablog's package: %v\n%s", err, out)
 	}
 	cfg, _ := os.ReadFile(filepath.Join(pigen, "config"))
 	if strings.Contains(string(cfg), "FIRST_USER_PASS=\n") || !strings.Contains(string(cfg), "STAGE_LIST=") {

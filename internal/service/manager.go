@@ -119,13 +119,20 @@ func (m *Manager) ensureUser(ctx context.Context, user string) error {
 		}
 		args = append(args, "--root", m.Root)
 	}
-	args = append(args, "--system", "--user-group", "--no-create-home",
-		"--home-dir", "/var/lib/lablog", "--shell", "/usr/sbin/nologin", user)
+	args = append(args, UserAddArgs(user)...)
 	if _, err := m.Run(ctx, "useradd", args...); err != nil {
 		return fmt.Errorf("install: create user %s: %w", user, err)
 	}
 	m.Log.Info("user created", "user", user)
 	return nil
+}
+
+// UserAddArgs are useradd's arguments that create the service user: a
+// system user and group, no login, no home of its own. `lablog install` and
+// the Debian package's postinst both use them.
+func UserAddArgs(user string) []string {
+	return []string{"--system", "--user-group", "--no-create-home",
+		"--home-dir", "/var/lib/lablog", "--shell", "/usr/sbin/nologin", user}
 }
 
 func hasUser(passwd, user string) bool {

@@ -1,7 +1,8 @@
 #!/bin/bash -e
-# lablog stage, host side: puts lablog, the relay host, the rootfs overlay and
-# the lablog unit into ${ROOTFS_DIR}. pi-gen runs this in this folder; the
-# emulated image test (image/test/make-disk.sh) runs the very same script.
+# lablog stage, host side: puts lablog's Debian package (installed by
+# 01-run-chroot.sh), the relay host and the rootfs overlay into
+# ${ROOTFS_DIR}. pi-gen runs this in this folder; the emulated image test
+# (image/test/make-disk.sh) runs the very same script.
 # files/ is filled by image/assemble-stage.sh.
 #
 # Environment: ROOTFS_DIR (the image's root), FIRST_USER_NAME (pi-gen's).
@@ -9,7 +10,7 @@
 : "${ROOTFS_DIR:?ROOTFS_DIR must be set}"
 : "${FIRST_USER_NAME:?FIRST_USER_NAME must be set}"
 
-install -D -m 0755 files/lablog "${ROOTFS_DIR}/usr/local/bin/lablog"
+install -D -m 0644 files/lablog.deb "${ROOTFS_DIR}/tmp/lablog.deb"
 # The practable relay (arm64), run as `relay host` by relay-host.service.
 install -D -m 0755 files/relay-host "${ROOTFS_DIR}/usr/local/bin/relay-host"
 
@@ -20,9 +21,6 @@ while read -r mode _owner path; do
 	install -D -m "${mode}" "files/overlay${path}" "${ROOTFS_DIR}${path}"
 done <files/overlay.modes
 install -D -m 0644 files/overlay.modes "${ROOTFS_DIR}/usr/local/share/lablog/overlay.modes"
-
-# The lablog unit: the one `lablog install --print` renders (internal/service).
-install -D -m 0644 files/lablog.service "${ROOTFS_DIR}/etc/systemd/system/lablog.service"
 
 # Who the first-boot import gives the boot partition's authorized_keys to.
 printf 'LABLOG_ADMIN_USER=%s\n' "${FIRST_USER_NAME}" >"${ROOTFS_DIR}/etc/default/lablog-image"

@@ -1,12 +1,12 @@
 #!/bin/bash -e
 # lablog stage, inside the image (pi-gen's on_chroot, or chroot in the
-# emulated test): users, keys folder, units.
+# emulated test): lablog's package, users, keys folder, units.
 
-# The service user, as internal/service creates it (lablog install).
-if ! getent passwd lablog >/dev/null; then
-	useradd --system --user-group --no-create-home --home-dir /var/lib/lablog \
-		--shell /usr/sbin/nologin lablog
-fi
+# lablog from its Debian package, as on any machine: binary, unit (enabled),
+# the lablog user, its folders. The overlay's lablog.yaml, installed first,
+# is kept (the package's example is not needed).
+dpkg --force-confold --force-confdef -i /tmp/lablog.deb
+rm -f /tmp/lablog.deb /etc/lablog/lablog.yaml.dpkg-dist
 # The read-only archive account: sshd forces rrsync -ro on it.
 if ! getent passwd archive >/dev/null; then
 	useradd --system --user-group --create-home --home-dir /var/lib/archive-ssh \
