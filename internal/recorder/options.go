@@ -5,7 +5,9 @@ package recorder
 
 import (
 	"log/slog"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/practable/lablog/internal/buffer"
@@ -60,7 +62,7 @@ func CompactorOptions(cfg config.Config, log *slog.Logger, faults *fault.Store) 
 // sourceConfig is the websocket client of stream s. A relay stream resolves
 // a one-time URI before each dial; a relay_host stream with a token dials
 // the host but watches its token.
-func sourceConfig(cfg config.Config, s config.Stream) source.Config {
+func sourceConfig(cfg config.Config, s config.Stream, probes probes) source.Config {
 	sc := source.Config{
 		Stream:       s.Name,
 		URL:          s.URL,
@@ -73,6 +75,7 @@ func sourceConfig(cfg config.Config, s config.Stream) source.Config {
 		// A stopped stream looks at its token as often as a failing one
 		// would dial, and at least every 10 s.
 		BlockedRetry: min(cfg.Sources.MaxBackoff, 10*time.Second),
+		Probe:        probes.of(s),
 	}
 	switch {
 	case s.Kind == config.KindRelay:
@@ -94,4 +97,49 @@ func Credentials(s config.Stream) relay.Credentials {
 		c.AccessFile = relay.AccessFile(s.TokensDir, s.Name)
 	}
 	return c
+}
+
+// probes shares one source.Probe among the streams of each endpoint, so a
+// relay that is down gets one request per probe interval however many
+// streams wait on it.
+type probes map[string]*source.Probe
+
+// of is stream s's probe: a GET of the relay's access base, of the relay
+// host's health check, or of the stream's own URL over http(s). Nil when
+// no URL can be made (the stream then keeps its plain backoff).
+func (ps probes) of(s config.Stream) *source.Probe {
+	var target string
+	switch s.Kind {
+	case config.KindRelay:
+		target = s.Relay
+	case config.KindRelayHost:
+		target = strings.TrimRight(httpURL(s.RelayHost), "/") + "/healthcheck"
+	default:
+		target = httpURL(s.URL)
+	}
+	u, err := url.Parse(target)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil
+	}
+	key := u.Scheme + "://" + u.Host
+	if s.Kind != config.KindURL {
+		key = target
+	}
+	if p, ok := ps[key]; ok {
+		return p
+	}
+	p := source.NewProbe(target)
+	ps[key] = p
+	return p
+}
+
+// httpURL is a ws(s) URL's http(s) twin.
+func httpURL(ws string) string {
+	switch {
+	case strings.HasPrefix(ws, "ws://"):
+		return "http://" + strings.TrimPrefix(ws, "ws://")
+	case strings.HasPrefix(ws, "wss://"):
+		return "https://" + strings.TrimPrefix(ws, "wss://")
+	}
+	return ws
 }

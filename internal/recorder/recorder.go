@@ -121,8 +121,9 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	}
 	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
 	r.writer.SetInterval(cfg.Buffer.CommitInterval)
+	shared := probes{}
 	for _, s := range cfg.Streams() {
-		r.sources = append(r.sources, source.New(sourceConfig(cfg, s), r.writer, log))
+		r.sources = append(r.sources, source.New(sourceConfig(cfg, s, shared), r.writer, log))
 	}
 	if r.provisioners, err = provisioners(cfg, log); err != nil {
 		_ = db.Close()

@@ -31,6 +31,13 @@ type lablogProc struct {
 // production default, backoff included: these tests measure it.
 func startLablog(t *testing.T, tokensDir string, streams ...string) *lablogProc {
 	t.Helper()
+	return startLablogWith(t, tokensDir, "", streams...)
+}
+
+// startLablogWith is startLablog with more keys for the sources section
+// (e.g. "min_backoff: 20s").
+func startLablogWith(t *testing.T, tokensDir, sourcesKeys string, streams ...string) *lablogProc {
+	t.Helper()
 	dir := t.TempDir()
 	l := &lablogProc{t: t, dir: dir, cfg: filepath.Join(dir, "lablog.yaml"), buf: filepath.Join(dir, "buffer.db"),
 		archive: filepath.Join(dir, "archive"), status: freePort(t)}
@@ -39,11 +46,11 @@ func startLablog(t *testing.T, tokensDir string, streams ...string) *lablogProc 
 	}
 	cfg := fmt.Sprintf(`buffer: {path: %s}
 archive: {path: %s, require: none}
-sources: {tokens_dir: %s}
+sources: {tokens_dir: %s%s}
 status: {listen: "127.0.0.1:%d"}
 led: {path: ""}
 streams:
-`, l.buf, l.archive, tokensDir, l.status)
+`, l.buf, l.archive, tokensDir, sourcesKeys, l.status)
 	for _, s := range streams {
 		cfg += "  - " + s + "\n"
 	}

@@ -16,16 +16,43 @@ const recoveryTarget = 5 * time.Second
 // record again, with nothing missing before the outage or once they are
 // back; the time to record again is compared with the peers'.
 func TestServeRestart(t *testing.T) {
+	// The issue saw 9-12 s; long enough for backoffs to grow, within
+	// the fast reconnect window (60 s) that follows a working connection.
+	serveOutage(t, 8*time.Second, "", true)
+}
+
+// TestServeLongOutage: an outage that outlasts the fast reconnect window,
+// with a min_backoff of 20 s, so that each stream's next wait is anything
+// up to 20 s, then 40 s, when the relay comes back. The relay's probe (one
+// request per 2 s for all its streams) must still bring the direct streams
+// back within the recovery target. Host streams are left out: they come
+// back on the relay host's own backoff, which TestServeRestart covers.
+func TestServeLongOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 75 s outage; not in -short")
+	}
+	serveOutage(t, 75*time.Second, ", min_backoff: 20s", false)
+}
+
+// serveOutage kills relay serve for outage under live traffic and checks
+// what lablog recorded against the senders and peers: direct streams, and
+// provisioned host streams when withHost.
+func serveOutage(t *testing.T, outage time.Duration, sourcesKeys string, withHost bool) {
 	direct := []string{"spin50", "spin51", "spin52", "spin53"}
-	hosted := []string{"pend10", "pend11"}
+	var hosted []string
+	if withHost {
+		hosted = []string{"pend10", "pend11"}
+	}
 	r := newRig(t, time.Hour, append(direct, hosted...)...)
-	host := newHost(t)
+	streams := []string{fmt.Sprintf("{name: spin50-53, relay: %s}", r.serve.Base())}
+	if withHost {
+		host := newHost(t)
+		streams = append(streams, fmt.Sprintf("{name: pend10-11, relay_host: %s, tokens_dir: %s}", host.URL(), r.readTk))
+	}
 	for name := range r.senders {
 		r.peer(name)
 	}
-	r.lablog = startLablog(t, r.readTk,
-		fmt.Sprintf("{name: spin50-53, relay: %s}", r.serve.Base()),
-		fmt.Sprintf("{name: pend10-11, relay_host: %s, tokens_dir: %s}", host.URL(), r.readTk))
+	r.lablog = startLablogWith(t, r.readTk, sourcesKeys, streams...)
 	warmUp(t, r.list(), 30*time.Second, r.connected)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -34,7 +61,6 @@ func TestServeRestart(t *testing.T) {
 	time.Sleep(3 * time.Second) // traffic before the outage
 	down := time.Now()
 	r.serve.p.kill()
-	const outage = 8 * time.Second // the issue saw 9-12 s; long enough for backoffs to grow
 	time.Sleep(outage)
 	up := r.serve.start()
 	// start polls; a sender that joined earlier saw the relay back sooner.

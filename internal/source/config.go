@@ -31,6 +31,10 @@ type Config struct {
 	// 60s; a negative FastRetryFor turns this off.
 	FastRetry    time.Duration
 	FastRetryFor time.Duration
+	// Probe, when set, is shared by the streams of one endpoint: it cuts
+	// their longer waits short when it sees the endpoint come back after
+	// an outage longer than the fast window.
+	Probe *Probe
 
 	// Prepare, when set, runs before every dial and says what to dial: the
 	// relay access protocol's one-time URI, or URL with the expiry of the

@@ -110,14 +110,20 @@ func (s *Source) Run(ctx context.Context) error {
 // pause waits d between dials unless ctx ends first; it reports whether to
 // go on. A token expiring meanwhile stops the stream at once, so the
 // state and the ERROR line come at the expiry, not at the next dial.
+// A long wait is cut short when the stream's probe sees the endpoint come
+// back.
 func (s *Source) pause(ctx context.Context, d time.Duration, expiry time.Time) bool {
+	wait := sleep
+	if p := s.cfg.Probe; p != nil && d > 2*p.interval() {
+		wait = p.Wait
+	}
 	if expiry.IsZero() {
-		return sleep(ctx, d)
+		return wait(ctx, d)
 	}
 	now, _ := s.cfg.Now()
 	left := expiry.Sub(now)
 	if left <= 0 || left >= d {
-		return sleep(ctx, d)
+		return wait(ctx, d)
 	}
 	if !sleep(ctx, left) {
 		return false
