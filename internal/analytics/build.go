@@ -50,6 +50,7 @@ type Stats struct {
 	FeedbackIgnored   int64 `json:"feedback_ignored"`    // feedback with an unknown state or subject (the reference dropped them too)
 	ImportedMatrices  int64 `json:"imported_matrices"`   // -adjacency.csv files added in (--logs)
 	ImportDroppedEdge int64 `json:"import_dropped_edge"` // weight of imported cells whose nodes the experiment lacks
+	DamagedBlocks     int64 `json:"damaged_blocks"`      // buffer blocks failing their checksum, not read
 }
 
 // step is one command of a graph's sequence.

@@ -31,6 +31,11 @@ func ReadRows(path string) ([]Row, Meta, error) {
 	return rows, meta, err
 }
 
+// Scan reads a file's metadata and then feeds fn every row in order,
+// streaming, so a whole file never sits in memory. fn must not keep the
+// row's pointers: the batch they point into is reused.
+func Scan(path string, fn func(*Row) error) (Meta, error) { return scan(path, fn) }
+
 // ReadMeta reads only a file's footer metadata.
 func ReadMeta(path string) (Meta, error) {
 	f, pf, err := open(path)
