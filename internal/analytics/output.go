@@ -91,3 +91,11 @@ func writeFile(path string, data []byte) error {
 	}
 	return nil
 }
+
+// WriteAll writes the matrices, indicators.json and the pictures to dir.
+func WriteAll(dir string, r Report) error {
+	if err := WriteMatrices(dir, r.Graphs); err != nil {
+		return err
+	}
+	return WriteIndicators(dir, r)
+}
