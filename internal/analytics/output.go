@@ -52,8 +52,8 @@ func Analyse(b *Builder, comps Comparisons) Report {
 // WriteMatrices writes each graph's matrix to dir as the reference named
 // and formatted it.
 func WriteMatrices(dir string, graphs []Graph) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write matrices: %w", err)
+	if err := mkdir(dir); err != nil {
+		return err
 	}
 	for _, g := range graphs {
 		var buf bytes.Buffer
@@ -97,5 +97,15 @@ func WriteAll(dir string, r Report) error {
 	if err := WriteMatrices(dir, r.Graphs); err != nil {
 		return err
 	}
-	return WriteIndicators(dir, r)
+	if err := WriteIndicators(dir, r); err != nil {
+		return err
+	}
+	return WritePictures(dir, r)
+}
+
+func mkdir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("analytics output: %w", err)
+	}
+	return nil
 }
