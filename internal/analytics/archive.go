@@ -70,7 +70,7 @@ func (b *Builder) ReadArchive(root string, w Window, progress func(done, total i
 		k := [2]string{meta.BufferID, meta.Stream}
 		held[k] = append(held[k], [2]uint64{meta.FirstSeq, meta.LastSeq})
 		if w.overlaps(meta.Hour) {
-			if _, err := archive.Scan(path, func(r *archive.Row) error { b.addRow(r, w); return nil }); err != nil {
+			if _, err := archive.ScanMessages(path, func(r *archive.MessageRow) error { b.addRow(r, w); return nil }); err != nil {
 				return nil, fmt.Errorf("archive: %w", err)
 			}
 		}
@@ -82,7 +82,7 @@ func (b *Builder) ReadArchive(root string, w Window, progress func(done, total i
 }
 
 // addRow adds an archive row: one message of a text frame.
-func (b *Builder) addRow(r *archive.Row, w Window) {
+func (b *Builder) addRow(r *archive.MessageRow, w Window) {
 	if r.Kind != archive.KindMessage {
 		return
 	}
@@ -104,11 +104,7 @@ func (b *Builder) addRow(r *archive.Row, w Window) {
 		b.Stats.Unparsed++
 		return
 	}
-	m := Message{User: r.User, Exp: r.Exp, Course: r.Course, Hardware: r.Hardware, Type: r.Type, T: r.T, Arrival: r.ReceivedAt}
-	if r.Payload != nil {
-		m.Payload = []byte(*r.Payload)
-	}
-	b.Add(m)
+	b.Add(Message{User: r.User, Exp: r.Exp, Course: r.Course, Hardware: r.Hardware, Type: r.Type, T: r.T, Payload: r.Payload, Arrival: r.ReceivedAt})
 }
 
 // ReadBuffer adds the text frames of the buffer file at path (the hour the
