@@ -3,7 +3,6 @@ package analytics
 import (
 	"cmp"
 	"slices"
-	"sort"
 
 	"github.com/practable/lablog/internal/frame"
 )
@@ -115,49 +114,88 @@ func str(p *string) string {
 	return *p
 }
 
-// Add adds one message.
-func (b *Builder) Add(m Message) {
-	b.Stats.Messages++
+// verdict is what one message means for the graphs.
+type verdict struct {
+	kind     verdictKind
+	key      Key
+	node     uint8     // vCommand: the node
+	feedback [2]string // vFeedback: state, subject
+}
+
+type verdictKind uint8
+
+const (
+	vNothing  verdictKind = iota // counted in the stats only
+	vCommand                     // a step of key's graph
+	vForeign                     // a command of another experiment than key's
+	vFeedback                    // a feedback count of key
+)
+
+// classify decides what m is, counting in st everything but the per-graph
+// figures (commands, foreign commands and graphs lost), which the caller
+// counts once it has the graph: the Builder in memory, the live Store in
+// the buffer. It is the one definition both use.
+func (st *Stats) classify(m Message) verdict {
+	st.Messages++
 	if str(m.Type) == "feedback" {
-		b.addFeedback(m)
-		return
+		return st.classifyFeedback(m)
 	}
 	log := frame.StringField(m.Payload, "log")
 	if log == nil {
-		b.Stats.NotCommands++
-		return
+		st.NotCommands++
+		return verdict{}
 	}
 	owner, ok := commandExp[*log]
 	if !ok {
-		b.Stats.NotCommands++
-		return
+		st.NotCommands++
+		return verdict{}
 	}
-	k := Key{User: str(m.User), Exp: str(m.Exp), Course: str(m.Course)}
 	if m.User == nil || m.Exp == nil || m.Course == nil {
-		b.Stats.NoKey++
-		return
+		st.NoKey++
+		return verdict{}
 	}
+	k := Key{User: *m.User, Exp: *m.Exp, Course: *m.Course}
 	e := Experiments[k.Exp]
 	if e == nil {
-		b.Stats.UnknownExp++
-		return
+		st.UnknownExp++
+		return verdict{}
 	}
 	if m.T == nil {
-		b.Stats.NoTime++
-		return
+		st.NoTime++
+		return verdict{}
 	}
-	g := b.graph(k)
 	if owner != e.Name {
+		return verdict{kind: vForeign, key: k}
+	}
+	if str(m.Type) != "log" {
+		st.NonLogType++
+	}
+	return verdict{kind: vCommand, key: k, node: uint8(e.index(e.Commands[*log]))}
+}
+
+// Add adds one message.
+func (b *Builder) Add(m Message) {
+	v := b.Stats.classify(m)
+	switch v.kind {
+	case vFeedback:
+		g := b.graph(v.key)
+		if g.feedback == nil {
+			g.feedback = map[[2]string]int{}
+		}
+		g.feedback[v.feedback]++
+		return
+	case vForeign:
 		b.Stats.ForeignCommands++
-		if !g.foreign {
+		if g := b.graph(v.key); !g.foreign {
 			g.foreign = true
 			b.Stats.GraphsLostByRef++
 		}
 		return
+	case vCommand:
+	default:
+		return
 	}
-	if t := str(m.Type); t != "log" {
-		b.Stats.NonLogType++
-	}
+	g := b.graph(v.key)
 	hw := str(m.Hardware)
 	switch {
 	case len(g.steps) == 0:
@@ -169,7 +207,7 @@ func (b *Builder) Add(m Message) {
 		g.unordered = true
 	}
 	g.lastT = *m.T
-	g.steps = append(g.steps, step{t: *m.T, arrival: m.Arrival, node: uint8(e.index(e.Commands[*log]))})
+	g.steps = append(g.steps, step{t: *m.T, arrival: m.Arrival, node: v.node})
 	b.Stats.Commands++
 }
 
@@ -203,11 +241,13 @@ func (b *Builder) Keys() []Key {
 	for k := range b.graphs {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, c := keys[i], keys[j]
-		return cmp.Or(cmp.Compare(a.Exp, c.Exp), cmp.Compare(a.Course, c.Course), cmp.Compare(a.User, c.User)) < 0
-	})
+	slices.SortFunc(keys, compareKeys)
 	return keys
+}
+
+// compareKeys orders graphs by exp, course, user.
+func compareKeys(a, c Key) int {
+	return cmp.Or(cmp.Compare(a.Exp, c.Exp), cmp.Compare(a.Course, c.Course), cmp.Compare(a.User, c.User))
 }
 
 // Graph is one student graph: its matrix and what went into it.

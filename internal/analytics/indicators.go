@@ -23,23 +23,19 @@ var (
 	}
 )
 
-// addFeedback counts a feedback message {payload: {state, subject}} as the
-// reference's feedback table did; unknown states or subjects are ignored
-// (the reference's table had no cell for them).
-func (b *Builder) addFeedback(m Message) {
+// classifyFeedback reads a feedback message {payload: {state, subject}} as
+// the reference's feedback table did; unknown states or subjects are
+// ignored (the reference's table had no cell for them).
+func (st *Stats) classifyFeedback(m Message) verdict {
 	state, subject := frame.StringField(m.Payload, "state"), frame.StringField(m.Payload, "subject")
 	if m.User == nil || m.Exp == nil || m.Course == nil || state == nil || subject == nil ||
 		!slices.Contains(positiveStates, *state) && !slices.Contains(negativeStates, *state) ||
 		!slices.Contains(baseSubjects, *subject) && !slices.Contains(courseSubjects[*m.Course], *subject) {
-		b.Stats.FeedbackIgnored++
-		return
+		st.FeedbackIgnored++
+		return verdict{}
 	}
-	g := b.graph(Key{User: *m.User, Exp: *m.Exp, Course: *m.Course})
-	if g.feedback == nil {
-		g.feedback = map[[2]string]int{}
-	}
-	g.feedback[[2]string{*state, *subject}]++
-	b.Stats.Feedback++
+	st.Feedback++
+	return verdict{kind: vFeedback, key: Key{User: *m.User, Exp: *m.Exp, Course: *m.Course}, feedback: [2]string{*state, *subject}}
 }
 
 // Enjoyment is the reference's enjoyment: positive feedback minus negative
