@@ -140,12 +140,15 @@ type progress struct {
 	last  time.Time
 }
 
-func newProgress(w io.Writer) *progress { return &progress{w: w, start: time.Now()} }
+func newProgress(w io.Writer) *progress {
+	now := time.Now()
+	return &progress{w: w, start: now, last: now}
+}
 
 func (p *progress) report(final bool, format string, args ...any) {
 	now := time.Now()
-	if !final && now.Sub(p.last) < time.Second || final && p.last.IsZero() && now.Sub(p.start) < time.Second {
-		return // short runs stay quiet
+	if now.Sub(p.last) < time.Second && (!final || p.last == p.start) {
+		return // at most a line a second; short runs stay quiet
 	}
 	p.last = now
 	fmt.Fprintf(p.w, strings.TrimSuffix(format, "\n")+" (%s)\n", append(args, now.Sub(p.start).Round(time.Second))...)

@@ -492,9 +492,11 @@ type RunOptions struct {
 	Target func() (*archive.Root, error)
 }
 
-// Run consumes new records every CatchUp and exports every Export until
-// ctx ends; then it catches up and exports once more, so a clean stop
-// leaves the drive up to date. Errors are logged and retried.
+// Run catches up and exports at once (after a restart every graph is
+// due), then consumes new records every CatchUp and exports what changed
+// every Export, until ctx ends; then it consumes what was committed last,
+// without exporting, so a stop stays quick (the next start exports).
+// Errors are logged and retried.
 func (s *Store) Run(ctx context.Context, o RunOptions) {
 	if o.CatchUp <= 0 {
 		o.CatchUp = 2 * time.Second
@@ -502,6 +504,7 @@ func (s *Store) Run(ctx context.Context, o RunOptions) {
 	if o.Export <= 0 {
 		o.Export = 5 * time.Minute
 	}
+	s.step(o, true)
 	catchUp := time.NewTicker(o.CatchUp)
 	defer catchUp.Stop()
 	export := time.NewTicker(o.Export)
@@ -509,7 +512,7 @@ func (s *Store) Run(ctx context.Context, o RunOptions) {
 	for {
 		select {
 		case <-ctx.Done():
-			s.step(o, true)
+			s.step(o, false)
 			return
 		case <-catchUp.C:
 			s.step(o, false)

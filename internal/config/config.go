@@ -22,6 +22,7 @@ type Config struct {
 	Buffer     Buffer     `yaml:"buffer"`
 	Archive    Archive    `yaml:"archive"`
 	Compaction Compaction `yaml:"compaction"`
+	Analytics  Analytics  `yaml:"analytics"`
 	Sources    Sources    `yaml:"sources"`
 	Status     Status     `yaml:"status"`
 	LED        LED        `yaml:"led"`
@@ -84,6 +85,13 @@ type Compaction struct {
 	// OpenHours also archives the current, still open hour at each run
 	// (demo and tests).
 	OpenHours bool `yaml:"open_hours"`
+}
+
+// Analytics configures the live learning-analytics store of lablog run.
+type Analytics struct {
+	// Export is how often the students' matrices that changed are written
+	// to the archive drive (analytics/ in archive.path).
+	Export time.Duration `yaml:"export"`
 }
 
 // Sources holds the websocket settings shared by every stream.
@@ -192,6 +200,7 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 //	compaction.retry         1m
 //	compaction.interval      1h
 //	compaction.open_hours    false
+//	analytics.export         5m
 //	sources.read_limit       1MiB
 //	sources.ping_interval    20s
 //	sources.read_timeout     60s
@@ -222,6 +231,7 @@ func Default() Config {
 			Retry:    time.Minute,
 			Interval: time.Hour,
 		},
+		Analytics: Analytics{Export: 5 * time.Minute},
 		Sources: Sources{
 			ReadLimit:     1 * MiB,
 			PingInterval:  20 * time.Second,

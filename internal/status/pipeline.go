@@ -3,6 +3,7 @@ package status
 import (
 	"time"
 
+	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/fault"
@@ -31,6 +32,13 @@ type Pipeline interface {
 	Provisioning() []relay.ProvisionStats
 }
 
+// AnalyticsCounter is what a Pipeline may also offer: the counts of the
+// live learning-analytics store. The Monitor reads them with the backlog,
+// every few seconds.
+type AnalyticsCounter interface {
+	AnalyticsCounts() (analytics.Counts, error)
+}
+
 // ForRecorder adapts a recorder to Pipeline.
 func ForRecorder(r *recorder.Recorder) Pipeline { return recorderPipeline{r} }
 
@@ -46,6 +54,9 @@ func (p recorderPipeline) ActiveFaults(now time.Time) []fault.Fault {
 }
 func (p recorderPipeline) FaultCounts() map[fault.Kind]int64 { return p.r.Faults().Counts() }
 func (p recorderPipeline) AckFaults(now time.Time) error     { return p.r.Faults().Ack(now) }
+func (p recorderPipeline) AnalyticsCounts() (analytics.Counts, error) {
+	return p.r.Analytics().Counts()
+}
 func (p recorderPipeline) Provisioning() []relay.ProvisionStats {
 	return p.r.Provisioning()
 }
