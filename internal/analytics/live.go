@@ -35,8 +35,9 @@ type Store struct {
 	db  *buffer.DB
 	log *slog.Logger
 
-	mu    sync.Mutex // one catch-up at a time; guards dirty
-	dirty map[Key]bool
+	mu     sync.Mutex // one catch-up at a time; guards dirty and broken
+	dirty  map[Key]bool
+	broken bool // the state is damaged and could not be dropped: off until restart
 }
 
 const (
@@ -68,6 +69,11 @@ func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 			return nil
 		})
 	})
+	if err != nil {
+		s.mu.Lock()
+		err = s.survive(err) // damage never stops lablog from starting
+		s.mu.Unlock()
+	}
 	return s, err
 }
 
@@ -106,22 +112,55 @@ type pending struct {
 
 // CatchUp consumes every record committed since the last call (or since
 // the marks, after a restart). It returns how many records it consumed.
+// It locks one group at a time, so the compactor's BeforeSettle never waits
+// for a long catch-up (after a restart on a large buffer) to end.
 func (s *Store) CatchUp() (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	groups, err := s.db.Groups()
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, g := range groups {
+		s.mu.Lock()
 		k, err := s.catchUpGroup(g, ^uint64(0))
+		err = s.survive(err)
+		s.mu.Unlock()
 		n += k
 		if err != nil {
 			return n, err
 		}
 	}
-	return n, s.pruneMarks(groups)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		return n, nil
+	}
+	// Marks are made only under mu: a group missing from a list taken
+	// under mu has no records left, so its mark can go.
+	if groups, err = s.db.Groups(); err != nil {
+		return n, err
+	}
+	return n, s.survive(s.pruneMarks(groups))
+}
+
+// survive handles damage to the store's own state (bbolt pages the
+// buffer's check at open does not read): the state is dropped and rebuilt
+// from the records still in the buffer, so the recording and the archive
+// never wait for it; the older matrices must then be rebuilt from the
+// archive with lablog analytics. If even dropping fails the store stays
+// off until a restart. mu must be held.
+func (s *Store) survive(err error) error {
+	if !errors.Is(err, buffer.ErrSideCorrupt) {
+		return err
+	}
+	s.log.Error("ANALYTICS STORE DAMAGED: dropping it and counting again from the records in the buffer; "+
+		"rebuild older matrices with lablog analytics --archive", "err", err)
+	if derr := s.db.DropSide(storeBucket); derr != nil {
+		s.log.Error("analytics store: cannot drop the damaged state; the store is off until lablog restarts", "err", derr)
+		s.broken = true
+		return nil
+	}
+	return nil
 }
 
 // BeforeSettle makes the store consume g's records up to last before the
@@ -129,7 +168,16 @@ func (s *Store) CatchUp() (int, error) {
 func (s *Store) BeforeSettle(g buffer.Group, last uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.broken {
+		return nil // never hold the archive back for a store that is off
+	}
 	_, err := s.catchUpGroup(g, last)
+	if errors.Is(err, buffer.ErrSideCorrupt) {
+		if err = s.survive(err); err == nil && !s.broken {
+			_, err = s.catchUpGroup(g, last)
+			err = s.survive(err)
+		}
+	}
 	return err
 }
 
@@ -153,6 +201,9 @@ var errBatchFull = errors.New("batch full")
 
 // catchUpGroup consumes g's records after its mark up to upTo, in batches.
 func (s *Store) catchUpGroup(g buffer.Group, upTo uint64) (int, error) {
+	if s.broken {
+		return 0, nil
+	}
 	n := 0
 	for {
 		from, err := s.mark(g)

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -145,6 +146,54 @@ func TestStoreMatchesArchiveAndJSONL(t *testing.T) {
 			if w.Key == g.Key && Enjoyment(w.Feedback) != Enjoyment(g.Feedback) {
 				t.Errorf("%v enjoyment %d, want %d", g.Key, Enjoyment(g.Feedback), Enjoyment(w.Feedback))
 			}
+		}
+	}
+}
+
+// A damaged store is dropped and counted again from the buffer's records.
+func TestStoreSurvivesDamage(t *testing.T) {
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Append(labFrames(9, 500)); err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenStore(db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := store.Graphs(nil)
+	if err != nil || len(before) == 0 {
+		t.Fatalf("%d graphs, %v", len(before), err)
+	}
+	store.mu.Lock()
+	err = store.survive(fmt.Errorf("%w: test", buffer.ErrSideCorrupt))
+	store.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs, _, _ := store.Graphs(nil); len(gs) != 0 {
+		t.Fatalf("%d graphs after the drop, want 0", len(gs))
+	}
+	if n, err := store.CatchUp(); err != nil || n != 500 {
+		t.Fatalf("catch-up after the drop consumed %d (%v), want all 500 records again", n, err)
+	}
+	after, _, err := store.Graphs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got := csvOf(t, before), csvOf(t, after)
+	if len(got) != len(want) {
+		t.Fatalf("%d graphs rebuilt, %d before", len(got), len(want))
+	}
+	for k := range want {
+		if got[k] != want[k] {
+			t.Errorf("%v differs after the rebuild", k)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/practable/lablog/internal/frame"
 )
 
@@ -72,5 +74,43 @@ func TestOpenReadOnlyReadsWithoutChanging(t *testing.T) {
 
 	if _, err := OpenReadOnly(filepath.Join(t.TempDir(), "missing.db"), Options{}); err == nil {
 		t.Error("a missing buffer opened")
+	}
+}
+
+// A panic inside bbolt while a side bucket is read or written (damaged
+// pages) is an ErrSideCorrupt error, not a crash; DropSide removes the bucket.
+func TestSideBucketDamageIsAnError(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "buffer.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.UpdateSide("x", func(b *bolt.Bucket) error { return b.Put([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ViewSide("x", func(*bolt.Bucket) error { panic("unexpected fault address") }); !errors.Is(err, ErrSideCorrupt) {
+		t.Errorf("view: %v, want ErrSideCorrupt", err)
+	}
+	if err := db.UpdateSide("x", func(*bolt.Bucket) error { panic("page out of range") }); !errors.Is(err, ErrSideCorrupt) {
+		t.Errorf("update: %v, want ErrSideCorrupt", err)
+	}
+	// The buffer still works, and the value written before is there.
+	var v []byte
+	if err := db.ViewSide("x", func(b *bolt.Bucket) error { v = append(v, b.Get([]byte("k"))...); return nil }); err != nil || string(v) != "v" {
+		t.Errorf("after the panics: %q %v", v, err)
+	}
+	if err := db.DropSide("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ViewSide("x", func(b *bolt.Bucket) error {
+		if b != nil {
+			t.Error("the side bucket is still there")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DropSide("x"); err != nil {
+		t.Errorf("dropping a missing side bucket: %v", err)
 	}
 }
