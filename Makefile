@@ -12,7 +12,7 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-go fuzz deps deps-test clean image image-test deb deb-test
+.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
@@ -78,6 +78,16 @@ bench: build
 bench-arm64: build-arm64
 	qemu-aarch64-static dist/lablog-linux-arm64 bench --quick --exec qemu-aarch64-static \
 		--binary dist/lablog-linux-arm64 $(BENCH_FLAGS)
+
+# Learning analytics at scale (README, "Learning analytics"): matrices of
+# 1,000 users x 2,000 commands from an archive, then the binary's time and
+# peak RSS over the same archive.
+bench-analytics: build
+	rm -rf /tmp/lablog-bench-analytics && mkdir -p /tmp/lablog-bench-analytics/archive
+	LABLOG_BENCH_USERS=1000 LABLOG_BENCH_COMMANDS=2000 LABLOG_BENCH_ARCHIVE=/tmp/lablog-bench-analytics/archive \
+		$(GO) test -run '^$$' -bench ArchiveMatrices -benchtime 3x -timeout 30m ./internal/analytics
+	/usr/bin/time -f 'lablog analytics: %e s wall, %U s user, %S s sys, max RSS %M KiB' \
+		dist/lablog analytics --archive /tmp/lablog-bench-analytics/archive --out /tmp/lablog-bench-analytics/out
 
 # The go test micro benchmarks of the packages.
 bench-go:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
@@ -48,8 +49,14 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Error("BUFFER WAS CORRUPT: it was set aside and a fresh one started", "quarantined", q)
 		faults.Report(fault.BufferQuarantined, q, 1)
 	}
+	// The analytics store consumes records before they leave the buffer.
+	store, err := analytics.OpenStore(db, log)
+	if err != nil {
+		return err
+	}
 	opts := recorder.CompactorOptions(cfg, log, faults)
 	opts.OpenHours = opts.OpenHours || *open
+	opts.BeforeSettle = store.BeforeSettle
 	res := compactor.New(db, opts).RunOnce(ctx)
 	fmt.Fprintf(stdout, "published %d files, %d records, %d bytes\n", res.Files, res.Records, res.Bytes)
 	if res.SetAside > 0 {

@@ -37,6 +37,9 @@ Usage:
   lablog compact [--config FILE] [--open-hours]
                                       archive closed hours now (daemon stopped)
   lablog verify DIR                   check every Parquet file under DIR
+  lablog analytics --archive DIR [--buffer FILE] | --jsonl FILE | --logs DIR [--compare DIR]
+                   [--since T] [--until T] --out DIR
+                                      students' transition matrices, indicators, graphs, report
   lablog bench [--runs 3] [--duration 8s] [--quick] [--only ingest,...] [--binary F]
                                       measure a lablog binary: ingest, baseline, memory, compaction
   lablog fleet [--config FILE] [--site S] [--json]
@@ -97,6 +100,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdMerge(ctx, rest, stdout, stderr)
 	case "fleet":
 		return cmdFleet(ctx, rest, stdout, stderr)
+	case "analytics":
+		return cmdAnalytics(rest, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, stdout, stderr)
 	case "tokens":

@@ -3,6 +3,7 @@ package main
 import (
 	"time"
 
+	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/fault"
@@ -36,4 +37,7 @@ func (p recorderPipeline) Upload() (upload.Stats, bool) {
 		return u.Stats(), true
 	}
 	return upload.Stats{}, false
+}
+func (p recorderPipeline) AnalyticsCounts() (analytics.Counts, error) {
+	return p.r.Analytics().Counts()
 }

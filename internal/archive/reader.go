@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,147 @@ func ReadRows(path string) ([]Row, Meta, error) {
 		return nil
 	})
 	return rows, meta, err
+}
+
+// Scan reads a file's metadata and then feeds fn every row in order,
+// streaming, so a whole file never sits in memory. fn must not keep the
+// row's pointers: the batch they point into is reused.
+func Scan(path string, fn func(*Row) error) (Meta, error) { return scan(path, fn) }
+
+// MessageRow is the part of a Row that says what a message was: reading
+// only these columns (not the raw text) is what makes ScanMessages fast.
+type MessageRow struct {
+	ReceivedAt int64   `parquet:"received_at,timestamp(microsecond)"`
+	Seq        int64   `parquet:"seq"`
+	Part       int32   `parquet:"part"`
+	Kind       string  `parquet:"kind,dict"`
+	User       *string `parquet:"user,dict"`
+	Exp        *string `parquet:"exp,dict"`
+	Hardware   *string `parquet:"hardware,dict"`
+	Course     *string `parquet:"course,dict"`
+	Type       *string `parquet:"type,dict"`
+	T          *int64  `parquet:"t,timestamp(millisecond)"`
+	Payload    []byte  `parquet:"payload,optional"` // nil when null
+	Error      *string `parquet:"error"`
+}
+
+// ScanMessages is Scan reading only the columns of MessageRow, for every
+// row (events and binary frames included: see Kind), column by column
+// rather than through row reconstruction, which is several times faster.
+// fn must not keep the row's pointers.
+func ScanMessages(path string, fn func(*MessageRow) error) (meta Meta, err error) {
+	f, pf, err := open(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	defer f.Close()
+	if meta, err = metaOf(path, pf); err != nil {
+		return meta, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: %w: %v", path, ErrCorrupt, p)
+		}
+	}()
+	str := func(v parquet.Value) *string { s := string(v.ByteArray()); return &s }
+	// The dictionary columns repeat a few values: share one string each.
+	interned := map[string]*string{}
+	intern := func(v parquet.Value) *string {
+		if p, ok := interned[string(v.ByteArray())]; ok {
+			return p
+		}
+		p := str(v)
+		interned[*p] = p
+		return p
+	}
+	columns := []struct {
+		name string
+		set  func(r *MessageRow, v parquet.Value)
+	}{
+		{"received_at", func(r *MessageRow, v parquet.Value) { r.ReceivedAt = v.Int64() }},
+		{"seq", func(r *MessageRow, v parquet.Value) { r.Seq = v.Int64() }},
+		{"part", func(r *MessageRow, v parquet.Value) { r.Part = v.Int32() }},
+		{"kind", func(r *MessageRow, v parquet.Value) { r.Kind = *intern(v) }},
+		{"user", func(r *MessageRow, v parquet.Value) { r.User = intern(v) }},
+		{"exp", func(r *MessageRow, v parquet.Value) { r.Exp = intern(v) }},
+		{"hardware", func(r *MessageRow, v parquet.Value) { r.Hardware = intern(v) }},
+		{"course", func(r *MessageRow, v parquet.Value) { r.Course = intern(v) }},
+		{"type", func(r *MessageRow, v parquet.Value) { r.Type = intern(v) }},
+		{"t", func(r *MessageRow, v parquet.Value) { t := v.Int64(); r.T = &t }},
+		{"payload", func(r *MessageRow, v parquet.Value) {
+			r.Payload = append(make([]byte, 0, len(v.ByteArray())), v.ByteArray()...)
+		}},
+		{"error", func(r *MessageRow, v parquet.Value) { r.Error = str(v) }},
+	}
+	index := make([]int, len(columns))
+	for i, c := range columns {
+		leaf, ok := pf.Schema().Lookup(c.name)
+		if !ok {
+			return meta, fmt.Errorf("%s: %w: no column %s", path, ErrMetadata, c.name)
+		}
+		index[i] = leaf.ColumnIndex
+	}
+	values := make([]parquet.Value, 1024)
+	var rows []MessageRow
+	for _, rg := range pf.RowGroups() {
+		rows = slices.Grow(rows[:0], int(rg.NumRows()))[:rg.NumRows()]
+		clear(rows)
+		chunks := rg.ColumnChunks()
+		for i, c := range columns {
+			if err := readColumn(chunks[index[i]], values, rows, c.set); err != nil {
+				return meta, fmt.Errorf("%s: column %s: %w: %w", path, c.name, ErrCorrupt, err)
+			}
+		}
+		for i := range rows {
+			if err := fn(&rows[i]); err != nil {
+				return meta, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+	}
+	return meta, nil
+}
+
+// readColumn sets every non-null value of a flat column chunk into rows,
+// in row order.
+func readColumn(chunk parquet.ColumnChunk, values []parquet.Value, rows []MessageRow, set func(*MessageRow, parquet.Value)) error {
+	pages := chunk.Pages()
+	defer pages.Close()
+	row := 0
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		vr := p.Values()
+		for {
+			n, err := vr.ReadValues(values)
+			for _, v := range values[:n] {
+				if row >= len(rows) {
+					parquet.Release(p)
+					return fmt.Errorf("more values than the %d rows", len(rows))
+				}
+				if !v.IsNull() {
+					set(&rows[row], v)
+				}
+				row++
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return err
+			}
+		}
+		parquet.Release(p)
+	}
+	if row != len(rows) {
+		return fmt.Errorf("%d values for %d rows", row, len(rows))
+	}
+	return nil
 }
 
 // ReadMeta reads only a file's footer metadata.

@@ -65,6 +65,10 @@ type Options struct {
 	// Fault, when set, is told of what must not go unnoticed: damaged
 	// records set aside, an archive file whose content conflicts.
 	Fault func(kind fault.Kind, detail string, count int64)
+	// BeforeSettle, when set, is called before archived records of g up to
+	// seq last are deleted from the buffer; an error keeps them there (and
+	// the run retries). The live analytics store consumes them in it.
+	BeforeSettle func(g buffer.Group, last uint64) error
 }
 
 // Result describes one run.
@@ -328,6 +332,11 @@ func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Grou
 func (c *Compactor) settle(root *archive.Root, g buffer.Group, first, last uint64) error {
 	if err := root.Check(); err != nil {
 		return fmt.Errorf("compact %s: records stay in the buffer: %w", g, err)
+	}
+	if c.opts.BeforeSettle != nil {
+		if err := c.opts.BeforeSettle(g, last); err != nil {
+			return fmt.Errorf("compact %s: records stay in the buffer: %w", g, err)
+		}
 	}
 	if _, err := c.db.Settle(g, first, last); err != nil {
 		return fmt.Errorf("compact %s: %w", g, err)

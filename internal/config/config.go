@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
@@ -28,6 +29,7 @@ type Config struct {
 	Buffer     Buffer     `yaml:"buffer"`
 	Archive    Archive    `yaml:"archive"`
 	Compaction Compaction `yaml:"compaction"`
+	Analytics  Analytics  `yaml:"analytics"`
 	Sources    Sources    `yaml:"sources"`
 	Status     Status     `yaml:"status"`
 	LED        LED        `yaml:"led"`
@@ -88,6 +90,13 @@ type Compaction struct {
 	// OpenHours also archives the current, still open hour at each run
 	// (demo and tests).
 	OpenHours bool `yaml:"open_hours"`
+}
+
+// Analytics configures the live learning-analytics store of lablog run.
+type Analytics struct {
+	// Export is how often the students' matrices that changed are written
+	// to the archive drive (analytics/ in archive.path).
+	Export time.Duration `yaml:"export"`
 }
 
 // Sources holds the websocket settings shared by every stream.
@@ -196,6 +205,7 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 //	compaction.retry         1m
 //	compaction.interval      1h
 //	compaction.open_hours    false
+//	analytics.export         5m
 //	sources.read_limit       1MiB
 //	sources.ping_interval    20s
 //	sources.read_timeout     60s
@@ -236,6 +246,7 @@ func Default() Config {
 			Retry:    compactor.DefaultRetry,
 			Interval: compactor.DefaultInterval,
 		},
+		Analytics: Analytics{Export: analytics.DefaultExport},
 		Sources: Sources{
 			ReadLimit:     source.DefaultReadLimit,
 			PingInterval:  source.DefaultPingInterval,

@@ -68,6 +68,7 @@ func TestEveryKeyOverrides(t *testing.T) {
 buffer: {path: /b.db, max_size: 2MiB, queue: 7, commit_interval: 0s}
 archive: {path: /a, require: none, row_group_rows: 9}
 compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
+analytics: {export: 90s}
 sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s,
   tokens_dir: /t, token_warning: 48h, rules_interval: 2s}
 status: {listen: "127.0.0.1:8080"}
@@ -80,6 +81,7 @@ upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-arch
 		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
 		Archive:    Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9},
 		Compaction: Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
+		Analytics:  Analytics{Export: 90 * time.Second},
 		Sources: Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second,
 			TokensDir: "/t", TokenWarning: 48 * time.Hour, RulesInterval: 2 * time.Second},
 		Status: Status{Listen: "127.0.0.1:8080"},
@@ -173,7 +175,7 @@ func TestExampleReturnsCopy(t *testing.T) {
 func TestUnknownKeysKeepLine(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"bogus: 1\n" + oneStream,
-			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, sources, status, led, upload, streams)"},
+			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, streams)"},
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
 			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue, commit_interval)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",

@@ -65,6 +65,7 @@ func (c Config) Validate() error {
 		add("compaction.grace", "must be at least 0 and less than compaction.interval (%v), got %v", cp.Interval, cp.Grace)
 	}
 	positive("compaction.retry", int64(cp.Retry), cp.Retry)
+	positive("analytics.export", int64(c.Analytics.Export), c.Analytics.Export)
 
 	s := c.Sources
 	positive("sources.read_limit", int64(s.ReadLimit), s.ReadLimit)

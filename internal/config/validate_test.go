@@ -33,6 +33,8 @@ func TestValidationErrors(t *testing.T) {
 			"lablog.yaml:3: compaction.grace: must be at least 0 and less than compaction.interval (1m0s), got 1m0s"},
 		{"zero retry", "compaction:\n  retry: 0s\n" + oneStream,
 			"lablog.yaml:2: compaction.retry: must be positive, got 0s"},
+		{"zero export", "analytics:\n  export: 0s\n" + oneStream,
+			"lablog.yaml:2: analytics.export: must be positive, got 0s"},
 		{"zero read_limit", "sources:\n  read_limit: 0B\n" + oneStream,
 			"lablog.yaml:2: sources.read_limit: must be positive, got 0B"},
 		{"zero ping", "sources:\n  ping_interval: 0s\n" + oneStream,

@@ -352,3 +352,43 @@ func skipDigits(b []byte, i int) int {
 	}
 	return i
 }
+
+// Field returns the JSON text of the top-level key of the object obj, nil
+// when obj is not a well-formed object (NaN tolerated, as by Split) or has
+// no such key. Analytics reads payload.log with it, since a payload may hold
+// NaN that encoding/json rejects.
+func Field(obj []byte, key string) []byte {
+	i := skipSpace(obj, 0)
+	if i == len(obj) || obj[i] != '{' {
+		return nil
+	}
+	end, err := scanValue(obj, i)
+	if err != nil || skipSpace(obj, end) != len(obj) {
+		return nil
+	}
+	v := obj[i:end]
+	for j := skipSpace(v, 1); v[j] != '}'; {
+		keyEnd, _ := scanString(v, j)
+		k := unquote(v[j:keyEnd])
+		j = skipSpace(v, keyEnd)
+		j = skipSpace(v, j+1) // past ':'
+		valEnd, _ := scanValue(v, j)
+		if k == key {
+			return v[j:valEnd]
+		}
+		j = skipSpace(v, valEnd)
+		if v[j] == ',' {
+			j = skipSpace(v, j+1)
+		}
+	}
+	return nil
+}
+
+// StringField is Field's value when it is a JSON string, nil otherwise.
+func StringField(obj []byte, key string) *string {
+	v := Field(obj, key)
+	if len(v) == 0 {
+		return nil
+	}
+	return stringValue(v)
+}

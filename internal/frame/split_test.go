@@ -201,3 +201,26 @@ func FuzzUnquote(f *testing.F) {
 		}
 	})
 }
+
+func TestField(t *testing.T) {
+	obj := []byte(` {"log": "voltage", "data": {"log": "inner", "x": NaN}, "n": [1, {"a": 2}], "e": "a\"b"} `)
+	for _, tc := range []struct {
+		key  string
+		want string
+	}{{"log", `"voltage"`}, {"data", `{"log": "inner", "x": NaN}`}, {"n", `[1, {"a": 2}]`}, {"e", `"a\"b"`}, {"missing", ""}} {
+		if got := string(Field(obj, tc.key)); got != tc.want {
+			t.Errorf("Field(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+	if s := StringField(obj, "e"); s == nil || *s != `a"b` {
+		t.Errorf("StringField(e) = %v", s)
+	}
+	if s := StringField(obj, "data"); s != nil {
+		t.Errorf("StringField(data) = %q, want nil for an object", *s)
+	}
+	for _, bad := range []string{``, `[1]`, `"s"`, `{"log": "a"`, `{"log": "a"}{}`, `{"log" "a"}`} {
+		if v := Field([]byte(bad), "log"); v != nil {
+			t.Errorf("Field(%q) = %q, want nil", bad, v)
+		}
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/practable/lablog/internal/analytics"
+	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
@@ -32,6 +34,7 @@ type Recorder struct {
 	sources   []*source.Source
 	compactor *compactor.Compactor
 	faults    *fault.Store
+	analytics *analytics.Store
 	// provisioners keep relay hosts' rules (see relay.go).
 	provisioners []*relay.Provisioner
 	// uploader ships published files to a bucket; nil when upload is off.
@@ -129,10 +132,15 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if r.analytics, err = analytics.OpenStore(db, log); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if cfg.Upload.Enabled() {
 		r.uploader = NewUploader(cfg, log, r.faults)
 	}
 	opts := CompactorOptions(cfg, log, r.faults)
+	opts.BeforeSettle = r.analytics.BeforeSettle
 	opts.OnResult = func(res compactor.Result) {
 		if f := r.onCompaction; f != nil {
 			f(res)
@@ -156,6 +164,9 @@ func (r *Recorder) Compactor() *compactor.Compactor { return r.compactor }
 
 // Uploader ships the archive to a bucket; nil when upload is off.
 func (r *Recorder) Uploader() *upload.Uploader { return r.uploader }
+
+// Analytics is the live learning-analytics store.
+func (r *Recorder) Analytics() *analytics.Store { return r.analytics }
 
 // Faults is the record of faults the status shows until acknowledged.
 func (r *Recorder) Faults() *fault.Store { return r.faults }
@@ -203,6 +214,14 @@ func (r *Recorder) Run(ctx context.Context) error {
 		defer close(compDone)
 		r.compactor.Run(compCtx)
 	}()
+	laCtx, stopAnalytics := context.WithCancel(context.Background())
+	laDone := make(chan struct{})
+	go func() {
+		defer close(laDone)
+		r.analytics.Run(laCtx, analytics.RunOptions{Export: r.cfg.Analytics.Export, Target: func() (*archive.Root, error) {
+			return archive.OpenRoot(r.cfg.Archive.Path, string(r.cfg.Archive.Require))
+		}})
+	}()
 
 	upCtx, stopUploader := context.WithCancel(context.Background())
 	upDone := make(chan struct{})
@@ -222,6 +241,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.writer.Stop()
 	<-compDone
 	<-upDone
+	// Last: the store consumes what the writer committed and exports.
+	stopAnalytics()
+	<-laDone
 	st := r.writer.Stats()
 	err := r.Close()
 	r.log.Info("stopped", "committed", st.Committed, "dropped", st.Dropped,

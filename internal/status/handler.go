@@ -1,6 +1,8 @@
 package status
 
 import (
+	"github.com/practable/lablog/internal/analytics"
+
 	"bytes"
 	_ "embed"
 	"encoding/json"
@@ -94,6 +96,7 @@ type pageView struct {
 	Faults                                 []faultView
 	Streams                                []streamView
 	Buffer                                 struct{ Size, Waiting, Oldest, Writer, Dropped string }
+	Analytics                              string // the store's counts, "" without one
 	Archive                                struct {
 		Available                                 bool
 		Drive, Free, Today, Compaction, LastError string
@@ -207,6 +210,9 @@ func (m *Monitor) view(s Snapshot) pageView {
 		}
 	}
 	v.Buffer.Dropped = fmt.Sprintf("%d (%d in the last hour)", b.DroppedTotal, b.DroppedLastHour)
+	if c := s.Analytics; c != nil {
+		v.Analytics = analyticsText(*c)
+	}
 
 	a := s.Archive
 	v.Archive.Available = a.Available
@@ -238,4 +244,10 @@ func (m *Monitor) view(s Snapshot) pageView {
 	}
 	v.Upload = viewUpload(s.Upload, ago)
 	return v
+}
+
+// analyticsText is the store's counts in words (the page's JavaScript
+// writes the same).
+func analyticsText(c analytics.Counts) string {
+	return fmt.Sprintf("%d student graphs, %d commands, %d to export", c.Graphs, c.Commands, c.Due)
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/relay"
@@ -95,6 +96,7 @@ type Monitor struct {
 	stalled string // why the writer is stalled, "" when it is not
 	arch    archiveCheck
 	backlog backlog
+	counts  *analytics.Counts // the analytics store's, when the pipeline has one
 	lastErr string
 	errAt   time.Time
 }
@@ -204,6 +206,14 @@ func (m *Monitor) checkArchive(now time.Time) {
 		}
 		c.filesToday, c.bytesToday = filesOfDay(m.opts.ArchiveRoot, now)
 	}
+	var counts *analytics.Counts
+	if ac, ok := m.p.(AnalyticsCounter); ok {
+		if c, err := ac.AnalyticsCounts(); err == nil {
+			counts = &c
+		} else {
+			m.opts.Logger.Warn("status: cannot read the analytics store's counts", "err", err)
+		}
+	}
 	var b backlog
 	pending, perr := m.p.Pending()
 	for _, p := range pending {
@@ -217,6 +227,7 @@ func (m *Monitor) checkArchive(now time.Time) {
 	defer m.mu.Unlock()
 	was := m.arch
 	m.arch = c
+	m.counts = counts
 	if perr == nil {
 		m.backlog = b
 	} else {
@@ -314,6 +325,8 @@ func (m *Monitor) Snapshot() Snapshot {
 		WriterError:     ws.LastError,
 		CommitMs:        m.metrics.commitLat.summary(),
 	}
+
+	s.Analytics = m.counts
 
 	a := &s.Archive
 	a.Path = m.opts.ArchiveRoot

@@ -3,6 +3,7 @@ package status
 import (
 	"time"
 
+	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/fault"
@@ -32,4 +33,11 @@ type Pipeline interface {
 	Provisioning() []relay.ProvisionStats
 	// Upload is the uploader's state; false when upload is off.
 	Upload() (upload.Stats, bool)
+}
+
+// AnalyticsCounter is what a Pipeline may also offer: the counts of the
+// live learning-analytics store. The Monitor reads them with the backlog,
+// every few seconds.
+type AnalyticsCounter interface {
+	AnalyticsCounts() (analytics.Counts, error)
 }

@@ -1,6 +1,8 @@
 package status
 
 import (
+	"github.com/practable/lablog/internal/analytics"
+
 	"time"
 )
 
@@ -22,6 +24,9 @@ type Snapshot struct {
 	Streams []StreamStatus `json:"streams"`
 	Buffer  BufferStatus   `json:"buffer"`
 	Archive ArchiveStatus  `json:"archive"`
+	// Analytics counts the live learning-analytics store's graphs (counts
+	// only, never user ids); null when the pipeline keeps none.
+	Analytics *analytics.Counts `json:"analytics"`
 	// Faults are the active faults (see FaultStatus), failing ones first;
 	// each is also a problem.
 	Faults []FaultStatus `json:"faults"`

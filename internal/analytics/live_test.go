@@ -1,0 +1,199 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/compactor"
+)
+
+// The live store, fed while frames commit, restarted, and compacted under,
+// holds the matrices that the CLI's reading of archive and buffer gives,
+// and those of the frames as JSON lines: nothing lost, nothing twice.
+func TestStoreMatchesArchiveAndJSONL(t *testing.T) {
+	recs := labFrames(3, 8000)
+	dir := t.TempDir()
+	bufPath, root := filepath.Join(dir, "buffer.db"), filepath.Join(dir, "archive")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	var db *buffer.DB
+	var store *Store
+	var comp *compactor.Compactor
+	var now time.Time
+	open := func() {
+		t.Helper()
+		var err error
+		if db, err = buffer.Open(bufPath, buffer.Options{Logger: quiet}); err != nil {
+			t.Fatal(err)
+		}
+		if store, err = OpenStore(db, quiet); err != nil {
+			t.Fatal(err)
+		}
+		comp = compactor.New(db, compactor.Options{Root: root, Require: "none", Grace: time.Minute, Logger: quiet,
+			Now: func() time.Time { return now }, BeforeSettle: store.BeforeSettle})
+	}
+	open()
+	consumed := 0
+	for i, chunk := 0, 0; i < len(recs); chunk++ {
+		n := 1 + (chunk*7919)%700
+		batch := recs[i:min(i+n, len(recs))]
+		i += len(batch)
+		if err := db.Append(batch); err != nil {
+			t.Fatal(err)
+		}
+		now = batch[len(batch)-1].Received
+		switch chunk % 5 {
+		case 0, 2:
+			k, err := store.CatchUp()
+			if err != nil {
+				t.Fatal(err)
+			}
+			consumed += k
+		case 1:
+			// A compaction of every hour, the one just recorded included,
+			// whose latest records the store has not seen: it must catch up
+			// before they leave the buffer.
+			now = now.Add(2 * time.Hour)
+			if res := comp.RunOnce(context.Background()); res.Err != nil || res.Records == 0 {
+				t.Fatalf("compaction %+v", res)
+			}
+		case 3:
+			// A restart: the store goes on from its marks.
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			open()
+		}
+	}
+	if k, err := store.CatchUp(); err != nil {
+		t.Fatal(err)
+	} else {
+		consumed += k
+	}
+	if k, err := store.CatchUp(); err != nil || k != 0 {
+		t.Fatalf("a second catch-up consumed %d (%v), want 0", k, err)
+	}
+	files, _ := ArchiveFiles(root)
+	if len(files) == 0 || consumed == 0 {
+		t.Fatalf("%d archive files, %d records consumed by catch-ups: the test exercised nothing", len(files), consumed)
+	}
+	live, liveStats, err := store.Graphs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := filepath.Join(dir, "exported")
+	if n, err := store.Export(exported); err != nil || n != len(live) {
+		t.Fatalf("export wrote %d of %d (%v)", n, len(live), err)
+	}
+	if n, err := store.Export(exported); err != nil || n != 0 {
+		t.Errorf("a second export wrote %d (%v), want nothing changed", n, err)
+	}
+	counts, err := store.Counts()
+	if err != nil || counts.Graphs != len(live) || counts.Commands != liveStats.Commands || counts.Due != 0 {
+		t.Errorf("counts %+v (%v), want %d graphs, %d commands", counts, err, len(live), liveStats.Commands)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	fromArchive := NewBuilder()
+	held, err := fromArchive.ReadArchive(root, Window{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fromArchive.ReadBuffer(bufPath, Window{}, held); err != nil {
+		t.Fatal(err)
+	}
+	want := csvOf(t, fromArchive.Matrices())
+	got := csvOf(t, live)
+	if len(got) != len(want) || len(want) < 4 {
+		t.Fatalf("%d live graphs, %d from the archive", len(got), len(want))
+	}
+	for k, csv := range want {
+		if got[k] != csv {
+			t.Errorf("%v differs:\nlive:\n%s\narchive:\n%s", k, got[k], csv)
+		}
+		onDrive, err := os.ReadFile(filepath.Join(exported, FileName(k, "-adjacency.csv")))
+		if err != nil || string(onDrive) != csv {
+			t.Errorf("%v exported %q (%v)", k, onDrive, err)
+		}
+	}
+	as := fromArchive.Stats
+	if liveStats.Commands != as.Commands || liveStats.Messages != as.Messages || liveStats.ForeignCommands != as.ForeignCommands ||
+		liveStats.GraphsLostByRef != as.GraphsLostByRef || liveStats.Feedback != as.Feedback || liveStats.GluedFrames != as.GluedFrames {
+		t.Errorf("stats differ:\nlive    %+v\narchive %+v", liveStats, as)
+	}
+	fromJSONL := NewBuilder()
+	for _, r := range recs {
+		fromJSONL.AddFrame(r.Data, r.Received.UnixMicro())
+	}
+	for k, csv := range csvOf(t, fromJSONL.Matrices()) {
+		if got[k] != csv {
+			t.Errorf("%v differs from the frames'", k)
+		}
+	}
+	// Enjoyment is kept too.
+	for _, g := range live {
+		for _, w := range fromArchive.Matrices() {
+			if w.Key == g.Key && Enjoyment(w.Feedback) != Enjoyment(g.Feedback) {
+				t.Errorf("%v enjoyment %d, want %d", g.Key, Enjoyment(g.Feedback), Enjoyment(w.Feedback))
+			}
+		}
+	}
+}
+
+// A damaged store is dropped and counted again from the buffer's records.
+func TestStoreSurvivesDamage(t *testing.T) {
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Append(labFrames(9, 500)); err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenStore(db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := store.Graphs(nil)
+	if err != nil || len(before) == 0 {
+		t.Fatalf("%d graphs, %v", len(before), err)
+	}
+	store.mu.Lock()
+	err = store.survive(fmt.Errorf("%w: test", buffer.ErrSideCorrupt))
+	store.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs, _, _ := store.Graphs(nil); len(gs) != 0 {
+		t.Fatalf("%d graphs after the drop, want 0", len(gs))
+	}
+	if n, err := store.CatchUp(); err != nil || n != 500 {
+		t.Fatalf("catch-up after the drop consumed %d (%v), want all 500 records again", n, err)
+	}
+	after, _, err := store.Graphs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got := csvOf(t, before), csvOf(t, after)
+	if len(got) != len(want) {
+		t.Fatalf("%d graphs rebuilt, %d before", len(got), len(want))
+	}
+	for k := range want {
+		if got[k] != want[k] {
+			t.Errorf("%v differs after the rebuild", k)
+		}
+	}
+}
