@@ -10,7 +10,6 @@ import (
 	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
-	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/recorder"
 )
@@ -23,11 +22,7 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	stopProfile, err := startProfile()
+	cfg, stopProfile, err := loadConfigProfiled(*path)
 	if err != nil {
 		return err
 	}

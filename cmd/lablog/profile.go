@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+
+	"github.com/practable/lablog/internal/config"
 )
 
 // profileEnv names a file to write a CPU profile of the whole run to: a
@@ -26,4 +28,15 @@ func startProfile() (stop func(), err error) {
 		return nil, fmt.Errorf("%s: %w", profileEnv, err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// loadConfigProfiled loads the configuration at path and starts the CPU
+// profile if asked for, as the long-running commands (run, compact) do;
+// the caller defers stop.
+func loadConfigProfiled(path string) (cfg config.Config, stop func(), err error) {
+	if cfg, err = config.Load(path); err != nil {
+		return cfg, nil, err
+	}
+	stop, err = startProfile()
+	return cfg, stop, err
 }

@@ -24,11 +24,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	stopProfile, err := startProfile()
+	cfg, stopProfile, err := loadConfigProfiled(*path)
 	if err != nil {
 		return err
 	}
