@@ -16,6 +16,7 @@ import (
 func TestHostProvisioned(t *testing.T) {
 	streams := []string{"pend00", "pend01", "pend02"}
 	r := newRig(t, time.Hour, streams...)
+	r.readThroughHost(streams...)
 	host := newHost(t)
 	r.lablog = startLablog(t, r.readTk, fmt.Sprintf("{name: pend00-02, relay_host: %s, tokens_dir: %s}", host.URL(), r.readTk))
 	warmUp(t, r.list(), 30*time.Second, r.connected)
@@ -58,9 +59,8 @@ func TestHostProvisioned(t *testing.T) {
 	var gaps []float64
 	for _, name := range streams {
 		tl := count(recs[name])
-		if miss := tl.missing(upTo(steadySent[name])); len(miss) > 0 {
-			t.Errorf("host provisioned: steady traffic before the restart: lablog lacks %d of %d messages of %s", len(miss), steadySent[name], name)
-		}
+		miss := tl.missing(upTo(steadySent[name]))
+		r.lacks(name, len(miss), "host provisioned: steady traffic before the restart: lablog lacks %d of %d messages of %s", len(miss), steadySent[name], name)
 		first, ok := firstAfter(recs[name], up)
 		if !ok {
 			t.Errorf("host restart: %s never recorded again within 45 s of the host answering", name)
@@ -71,9 +71,8 @@ func TestHostProvisioned(t *testing.T) {
 		// Once a message comes through again, the path is whole: nothing
 		// after it may be missing.
 		after := r.senders[name].sentBetween(first.Add(200*time.Millisecond), time.Now())
-		if miss := tl.missing(after); len(miss) > 0 {
-			t.Errorf("host restart: %s lacks %d of the %d messages sent after it recorded again", name, len(miss), len(after))
-		}
+		miss = tl.missing(after)
+		r.lacks(name, len(miss), "host restart: %s lacks %d of the %d messages sent after it recorded again", name, len(miss), len(after))
 	}
 	t.Logf("host restart: time to record again after the host answers: p50 %.2f s, p95 %.2f s, per stream %.2f", percentile(gaps, 50), percentile(gaps, 95), gaps)
 }
@@ -85,6 +84,7 @@ func TestHostProvisioned(t *testing.T) {
 func TestHostUnprovisioned(t *testing.T) {
 	streams := []string{"spin40", "spin41"}
 	r := newRig(t, time.Hour, streams...)
+	r.readThroughHost(streams...)
 	host := newHost(t)
 	api, err := relay.NewHostAPI(host.URL(), nil)
 	if err != nil {

@@ -24,6 +24,9 @@ type lablogProc struct {
 	archive string
 	status  int
 	p       *proc
+	// overflows counts, by stream, the Overflow records lablog wrote: the
+	// marks of frames it dropped itself (filled in by records).
+	overflows map[string]int
 }
 
 // startLablog runs lablog with streams (YAML list items, indented by two
@@ -104,6 +107,7 @@ func (l *lablogProc) records() map[string][]received {
 	t.Helper()
 	l.p.stop()
 	out := map[string][]received{}
+	l.overflows = map[string]int{}
 	db, err := buffer.Open(l.buf, buffer.Options{})
 	if err != nil {
 		t.Fatalf("open lablog's buffer: %v", err)
@@ -115,8 +119,11 @@ func (l *lablogProc) records() map[string][]received {
 	}
 	for _, g := range groups {
 		damaged, err := db.Scan(g, 0, ^uint64(0), func(_ uint64, r frame.Record) error {
-			if r.Kind == frame.Text {
+			switch r.Kind {
+			case frame.Text:
 				out[g.Stream] = append(out[g.Stream], received{at: r.Received, data: r.Data})
+			case frame.Overflow:
+				l.overflows[g.Stream]++
 			}
 			return nil
 		})
@@ -133,8 +140,11 @@ func (l *lablogProc) records() map[string][]received {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
 		for _, r := range rows {
-			if r.Raw != nil && r.Kind == archive.KindMessage {
+			switch {
+			case r.Raw != nil && r.Kind == archive.KindMessage:
 				out[meta.Stream] = append(out[meta.Stream], received{at: r.ReceivedTime(), data: []byte(*r.Raw)})
+			case r.Kind == frame.Overflow.String():
+				l.overflows[meta.Stream]++
 			}
 		}
 		return nil
