@@ -97,6 +97,21 @@ if [ "${docker}" = 1 ]; then
 	# then refuses to start until it is removed: remove one left by an
 	# earlier build of ours, and ours when this build fails (its log kept).
 	export CONTAINER_NAME=${PIGEN_CONTAINER:-pigen_work}
+	# On x86_64 build-docker.sh registers `which qemu-aarch64` with binfmt_misc
+	# (flag F) ahead of any other entry; a dynamically linked one (Debian 12's
+	# qemu-user) then cannot start inside the build's arm64 chroot.
+	case $(uname -m) in
+	aarch64 | arm*) ;;
+	*)
+		qemu=$(command -v qemu-aarch64 || true)
+		if [ -z "${qemu}" ] || file -L "${qemu}" | grep -q 'dynamically linked'; then
+			echo "make image: Docker route needs a static qemu-aarch64 on PATH, found '${qemu}'" >&2
+			echo "  (Debian 13: apt-get install qemu-user qemu-user-binfmt; Debian 12: apt-get install" >&2
+			echo "  qemu-user-static binfmt-support && ln -s /usr/bin/qemu-aarch64-static /usr/local/bin/qemu-aarch64)" >&2
+			exit 2
+		fi
+		;;
+	esac
 	if running=$(docker container inspect -f '{{.State.Running}}' "${CONTAINER_NAME}" 2>/dev/null); then
 		if [ "${running}" = true ]; then
 			echo "make image: container ${CONTAINER_NAME} is running a build; wait for it or docker rm -f ${CONTAINER_NAME}" >&2

@@ -87,7 +87,7 @@ func TestDockerRoute(t *testing.T) {
 	for _, tool := range piGenDepends(t, pigen) {
 		need(t, tool, "pi-gen's build-host packages (README, Appliance)")
 	}
-	need(t, "qemu-aarch64", "qemu-user") // build-docker.sh's check on x86_64
+	static := need(t, "qemu-aarch64-static", "qemu-user-static")
 
 	// The stand-in stage and export step (pi-gen's stage walker runs both).
 	ours, err := os.ReadFile(filepath.Join(root, "image/stage-lablog/EXPORT_IMAGE"))
@@ -113,6 +113,12 @@ echo "image of ${IMG_NAME}${IMG_SUFFIX}" | xz >"${DEPLOY_DIR}/${ARCHIVE_FILENAME
 	// build-docker.sh registers its own binfmt entry through sudo: recorded,
 	// never run.
 	writeFile(t, filepath.Join(bin, "sudo"), "#!/bin/sh\necho \"sudo $*\" >>\"$DOCKER_STANDIN_STATE/calls.log\"\n", 0o755)
+	// build-docker.sh registers `which qemu-aarch64` with binfmt_misc: a
+	// dynamically linked one is refused before anything runs.
+	qemu := filepath.Join(bin, "qemu-aarch64")
+	if err := os.Symlink("/bin/true", qemu); err != nil {
+		t.Fatal(err)
+	}
 	deploy := t.TempDir()
 	build := func(config string) (string, error) {
 		cmd := exec.Command(filepath.Join(root, "image/build-image.sh"))
@@ -129,6 +135,14 @@ echo "image of ${IMG_NAME}${IMG_SUFFIX}" | xz >"${DEPLOY_DIR}/${ARCHIVE_FILENAME
 			names = append(names, e.Name())
 		}
 		return names
+	}
+
+	if out, err := build(extra); err == nil || !strings.Contains(out, "needs a static qemu-aarch64") {
+		t.Errorf("Docker route with a dynamically linked qemu-aarch64: %v\n%s", err, out)
+	}
+	os.Remove(qemu)
+	if err := os.Symlink(static, qemu); err != nil {
+		t.Fatal(err)
 	}
 
 	// A container left by an earlier failed build, as build-docker.sh leaves it.
@@ -153,8 +167,8 @@ echo "image of ${IMG_NAME}${IMG_SUFFIX}" | xz >"${DEPLOY_DIR}/${ARCHIVE_FILENAME
 		t.Errorf("containers left after a good build: %v", c)
 	}
 	calls, _ := os.ReadFile(filepath.Join(state, "calls.log"))
-	for _, want := range []string{"build --build-arg BASE_IMAGE=debian:trixie -t pi-gen " + pigen, "cp pigen_work:/pi-gen/deploy -", "rm -v pigen_work"} {
-		if !bytes.Contains(calls, []byte(want+"\n")) {
+	for _, want := range []string{"sudo bash -c echo ':qemu-aarch64-rpi:", "build --build-arg BASE_IMAGE=debian:trixie -t pi-gen " + pigen, "cp pigen_work:/pi-gen/deploy -", "rm -v pigen_work"} {
+		if !bytes.Contains(calls, []byte(want)) {
 			t.Errorf("build-docker.sh did not call docker %q; calls:\n%s", want, calls)
 		}
 	}
