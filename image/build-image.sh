@@ -86,7 +86,7 @@ export GIT_HASH
 
 cd "${PIGEN_DIR}"
 # Only this build's image is delivered.
-rm -f deploy/*lablog*.img.xz
+rm -f deploy/*lablog*.img*
 docker=${PIGEN_DOCKER:-}
 if [ -z "${docker}" ]; then
 	docker=0
@@ -136,4 +136,5 @@ else
 fi
 deploy=${DEPLOY:-${repo}/image/deploy}
 mkdir -p "${deploy}"
-cp -v "${PIGEN_DIR}"/deploy/*lablog*.img.xz "${deploy}/"
+# The image as DEPLOY_COMPRESSION packs it (xz in pi-gen-config/config).
+cp -v --sparse=always "${PIGEN_DIR}"/deploy/*lablog*.img* "${deploy}/"
