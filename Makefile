@@ -96,10 +96,11 @@ bench-go:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime 60s ./internal/frame
 
-# The appliance, emulated: debootstrap an arm64 Debian root (cached under
-# LABLOG_IMAGE_CACHE), apply our pi-gen stage and rootfs-overlay, boot it in
-# qemu-system-aarch64 with the real arm64 relay host (image/relay-arm64.sh, as
-# for make image) and check it from here (image/test/run.sh; root only).
+# The appliance, emulated: pi-gen's own build.sh (../shared/pi-gen) runs our
+# stage and its export over a debootstrapped arm64 Debian root (cached under
+# LABLOG_IMAGE_CACHE) standing in for its stages 0-2; the image boots in
+# qemu-system-aarch64 with the real arm64 relay host (image/relay-arm64.sh,
+# as for make image) and is checked from here (image/test/run.sh; root only).
 image-test: build build-arm64 deb
 	image/test/run.sh
 

@@ -19,6 +19,11 @@ checks=(
 	"debootstrap debootstrap" "qemu-system-aarch64 qemu-system-arm" "update-binfmts binfmt-support"
 	"mkfs.vfat dosfstools" "mcopy mtools" "debugfs e2fsprogs" "sfdisk fdisk"
 	"ssh openssh-client" "rsync rsync" "shellcheck shellcheck" "nft nftables" "visudo sudo"
+	# pi-gen's own build.sh in the image test and the Docker route's test: the
+	# tools of its depends file (README, "Appliance", the native lists).
+	"quilt quilt" "parted parted" "qemu-arm qemu-user" "zerofree zerofree" "zip zip"
+	"capsh libcap2-bin" "bsdtar libarchive-tools" "curl curl" "xxd xxd" "file file"
+	"lsmod kmod" "bc bc" "gpg gpg" "pigz pigz" "arch-test arch-test" "xz xz-utils"
 )
 need=()
 for c in "${checks[@]}"; do

@@ -25,6 +25,9 @@
 #   PIGEN_DOCKER    1 (default when docker is available) to use pi-gen's
 #                   build-docker.sh, 0 for build.sh on this machine
 #   DEPLOY          where the image lands (default image/deploy/)
+#   PIGEN_CONTAINER the Docker route's container name (default pigen_work)
+#   PIGEN_CONFIG_EXTRA  a file appended to pi-gen's config last (tests: a
+#                   shorter STAGE_LIST, a faster COMPRESSION_LEVEL)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,6 +56,12 @@ PIGEN_DIR=$(cd "${PIGEN_DIR}" && pwd)
 # build sees only that tree).
 OUT="${PIGEN_DIR}/stage-lablog" RELAY_HOST_BIN="${relay}" SITE="${SITE:-}" "${repo}/image/assemble-stage.sh"
 touch "${PIGEN_DIR}/stage2/SKIP_IMAGES" # only our stage is exported
+# ENABLE_CLOUD_INIT=0 only skips that sub-stage's run script, not its package
+# list (cloud-init, rpi-cloud-init-mods): skip the whole sub-stage. Our stage
+# purges both should anything else have pulled them in.
+if [ -d "${PIGEN_DIR}/stage2/04-cloud-init" ]; then
+	touch "${PIGEN_DIR}/stage2/04-cloud-init/SKIP"
+fi
 
 # pi-gen refuses DISABLE_FIRST_BOOT_USER_RENAME without a password and
 # PUBKEY_ONLY_SSH without a key: give it a random password (our stage locks
@@ -64,17 +73,60 @@ key=${ADMIN_PUBKEY:-"# keys: lablog/authorized_keys on the boot partition"}
 	printf '\n# Added by image/build-image.sh\n'
 	printf 'FIRST_USER_PASS=%q\n' "${pass}"
 	printf 'PUBKEY_SSH_FIRST_USER=%q\n' "${key}"
-	printf 'DEPLOY_DIR=%q\n' "${PIGEN_DIR}/deploy"
+	# No DEPLOY_DIR: pi-gen's default, deploy/ in its own tree, is the one
+	# folder build-docker.sh copies out of the container.
+	if [ -n "${PIGEN_CONFIG_EXTRA:-}" ]; then
+		printf '\n# From PIGEN_CONFIG_EXTRA (%s)\n' "${PIGEN_CONFIG_EXTRA}"
+		cat "${PIGEN_CONFIG_EXTRA}"
+	fi
 } >"${PIGEN_DIR}/config"
+# pi-gen records its own commit; a PIGEN_DIR that is no git checkout has none.
+GIT_HASH=$(git -C "${PIGEN_DIR}" rev-parse HEAD 2>/dev/null || echo "${PIGEN_REF}")
+export GIT_HASH
 
 cd "${PIGEN_DIR}"
+# Only this build's image is delivered.
+rm -f deploy/*lablog*.img*
 docker=${PIGEN_DOCKER:-}
 if [ -z "${docker}" ]; then
 	docker=0
 	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then docker=1; fi
 fi
 if [ "${docker}" = 1 ]; then
-	./build-docker.sh
+	# build-docker.sh leaves its container behind when the build fails, and
+	# then refuses to start until it is removed: remove one left by an
+	# earlier build of ours, and ours when this build fails (its log kept).
+	export CONTAINER_NAME=${PIGEN_CONTAINER:-pigen_work}
+	# On x86_64 build-docker.sh registers `which qemu-aarch64` with binfmt_misc
+	# (flag F) ahead of any other entry; a dynamically linked one (Debian 12's
+	# qemu-user) then cannot start inside the build's arm64 chroot.
+	case $(uname -m) in
+	aarch64 | arm*) ;;
+	*)
+		qemu=$(command -v qemu-aarch64 || true)
+		if [ -z "${qemu}" ] || file -L "${qemu}" | grep -q 'dynamically linked'; then
+			echo "make image: Docker route needs a static qemu-aarch64 on PATH, found '${qemu}'" >&2
+			echo "  (Debian 13: apt-get install qemu-user qemu-user-binfmt; Debian 12: apt-get install" >&2
+			echo "  qemu-user-static binfmt-support && ln -s /usr/bin/qemu-aarch64-static /usr/local/bin/qemu-aarch64)" >&2
+			exit 2
+		fi
+		;;
+	esac
+	if running=$(docker container inspect -f '{{.State.Running}}' "${CONTAINER_NAME}" 2>/dev/null); then
+		if [ "${running}" = true ]; then
+			echo "make image: container ${CONTAINER_NAME} is running a build; wait for it or docker rm -f ${CONTAINER_NAME}" >&2
+			exit 1
+		fi
+		echo "make image: removing container ${CONTAINER_NAME} left by an earlier build" >&2
+		docker rm -v "${CONTAINER_NAME}" >/dev/null
+	fi
+	if ! ./build-docker.sh; then
+		log="${PIGEN_DIR}/build-docker-failed.log"
+		docker logs --timestamps "${CONTAINER_NAME}" >"${log}" 2>&1 || true
+		docker rm -v "${CONTAINER_NAME}" >/dev/null 2>&1 || true
+		echo "make image: pi-gen failed in Docker; its log: ${log}" >&2
+		exit 1
+	fi
 else
 	if [ "$(id -u)" != 0 ]; then
 		echo "make image: pi-gen's build.sh needs root (or use Docker)" >&2
@@ -84,4 +136,5 @@ else
 fi
 deploy=${DEPLOY:-${repo}/image/deploy}
 mkdir -p "${deploy}"
-cp -v "${PIGEN_DIR}"/deploy/*lablog*.img.xz "${deploy}/"
+# The image as DEPLOY_COMPRESSION packs it (xz in pi-gen-config/config).
+cp -v --sparse=always "${PIGEN_DIR}"/deploy/*lablog*.img* "${deploy}/"

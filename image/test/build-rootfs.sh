@@ -16,9 +16,10 @@ cache=${LABLOG_IMAGE_CACHE:-/var/cache/lablog-image-test}
 suite=${SUITE:-bookworm}
 mirror=${MIRROR:-http://deb.debian.org/debian}
 
-# What Raspberry Pi OS Lite has and the test needs (init, udev, ssh, sudo),
-# then our stage's own packages.
-base="systemd systemd-sysv dbus udev kmod iproute2 openssh-server sudo dosfstools e2fsprogs util-linux"
+# What Raspberry Pi OS Lite has and the test needs (init, udev, ssh, sudo;
+# systemd-timesyncd as pi-gen's stage1 installs it: its export-image step
+# needs the systemd-timesync user), then our stage's own packages.
+base="systemd systemd-sysv dbus udev kmod iproute2 openssh-server sudo dosfstools e2fsprogs util-linux systemd-timesyncd"
 stage=$(grep -hv '^#' "${repo}/image/stage-lablog/00-packages/"00-packages* | tr -s ' \n' ' ')
 # The initramfs needs only what finds the root: virtio disks, ext4, and vfat
 # for the boot partition (MODULES=most takes 10 minutes under emulation).

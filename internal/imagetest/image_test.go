@@ -145,6 +145,46 @@ func TestImage(t *testing.T) {
 		}
 	})
 
+	t.Run("first boot: root grown once, resize gone, no cloud-init, no swap", func(t *testing.T) {
+		// pi-gen's cmdline.txt says resize; this boot's kernel got it.
+		if got := v.mustSh("cat /proc/cmdline"); !slices.Contains(strings.Fields(got), "resize") {
+			t.Errorf("boot 1's kernel command line has no resize (pi-gen's cmdline.txt has): %q", got)
+		}
+		if out, err := v.sh("systemctl is-active lablog-grow-root.service"); err != nil || out != "active\n" {
+			t.Errorf("lablog-grow-root: %q %v\n%s", out, err, v.mustSh("sudo journalctl -b --no-pager -u lablog-grow-root"))
+		}
+		// The root partition reaches the end of the disk (1 GiB was free
+		// after it), and the filesystem fills the partition.
+		sizes := strings.Fields(v.mustSh(`p=$(basename $(findmnt -n -o SOURCE /)); d=$(lsblk -n -o PKNAME /dev/$p); ` +
+			`echo $(cat /sys/class/block/$d/size) $(cat /sys/class/block/$p/start) $(cat /sys/class/block/$p/size) $(df -B512 --output=size / | tail -1)`))
+		if len(sizes) != 4 {
+			t.Fatalf("sizes: %v", sizes)
+		}
+		n := make([]int64, 4)
+		for i, f := range sizes {
+			n[i], _ = strconv.ParseInt(f, 10, 64)
+		}
+		if free := n[0] - n[1] - n[2]; free > 2048 || n[3] < n[2]*9/10 {
+			t.Errorf("root not grown: disk %d sectors, partition %d+%d (%d free after it), filesystem %d", n[0], n[1], n[2], free, n[3])
+		} else {
+			t.Logf("root partition %d MiB, filesystem %d MiB", n[2]/2048, n[3]/2048)
+		}
+		if got := v.mustSh("cat /boot/firmware/cmdline.txt"); slices.Contains(strings.Fields(got), "resize") || !strings.Contains(got, "root=PARTUUID=") {
+			t.Errorf("cmdline.txt on the card after the first boot: %q", got)
+		}
+		if got := v.mustSh("systemctl is-enabled rpi-resize.service || true"); got != "masked\n" {
+			t.Errorf("rpi-resize.service is %q, want masked", got)
+		}
+		for _, st := range strings.Fields(v.mustSh("dpkg-query -W -f='${db:Status-Status} ' cloud-init rpi-cloud-init-mods 2>/dev/null || true")) {
+			if st != "not-installed" {
+				t.Errorf("a cloud-init package in the image is %s", st)
+			}
+		}
+		if out, err := v.sh("test -e /etc/cloud/cloud-init.disabled && tail -n +2 /proc/swaps && grep -A1 '^\\[Main\\]' /etc/rpi/swap.conf.d/90-lablog-no-swap.conf"); err != nil || out != "[Main]\nMechanism=none\n" {
+			t.Errorf("cloud-init switched off, no swap, rpi-swap's drop-in: %q %v", out, err)
+		}
+	})
+
 	t.Run("real relay host, after the firewall, closed from the network", func(t *testing.T) {
 		// The image's relay host is the practable relay (arm64), listening
 		// on every interface at 8888; the streams lablog records reach it
@@ -282,6 +322,20 @@ func TestImage(t *testing.T) {
 		t.Error(g)
 	}
 	phase("boot 2: nothing lost")
+
+	t.Run("second boot: nothing grows again", func(t *testing.T) {
+		if got := v.mustSh("cat /proc/cmdline"); slices.Contains(strings.Fields(got), "resize") {
+			t.Errorf("boot 2's kernel command line (the card's cmdline.txt) still says resize: %q", got)
+		}
+		cond := v.mustSh("systemctl show -p ConditionResult --value lablog-grow-root.service")
+		ran := v.mustSh("systemctl show -p ExecMainStartTimestampMonotonic --value lablog-grow-root.service")
+		if cond != "no\n" || ran != "0\n" {
+			t.Errorf("lablog-grow-root in boot 2: condition %q, started at %q", cond, ran)
+		}
+		if out := v.mustSh("sudo journalctl -b --no-pager -o cat | grep -iE 'resize2fs|lablog-grow-root:' || true"); out != "" {
+			t.Errorf("boot 2 resized something:\n%s", out)
+		}
+	})
 
 	t.Run("no firewall, no relay host", func(t *testing.T) {
 		relayHostDown(t, v)

@@ -51,10 +51,11 @@ func startVM(t *testing.T, work string, boot int) *vm {
 	v := &vm{t: t, work: work, boot: boot, http: freePort(t), ssh: freePort(t), relay: freePort(t),
 		pidfile: filepath.Join(work, fmt.Sprintf("qemu-%d.pid", boot)),
 		console: filepath.Join(work, fmt.Sprintf("console-%d.log", boot)), exited: make(chan struct{})}
-	cmdline, err := os.ReadFile(filepath.Join(work, "cmdline"))
+	cmdline, err := kernelCmdline(filepath.Join(work, "disk.img"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("boot %d: kernel command line %q", boot, cmdline)
 	os.Remove(v.pidfile)
 	fwd := fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-:8888",
 		v.http, v.ssh, v.relay)
@@ -62,7 +63,7 @@ func startVM(t *testing.T, work string, boot int) *vm {
 		"-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
 		"-nographic", "-monitor", "none", "-serial", "file:" + v.console,
 		"-kernel", filepath.Join(work, "vmlinuz"), "-initrd", filepath.Join(work, "initrd.img"),
-		"-append", strings.TrimSpace(string(cmdline)),
+		"-append", cmdline,
 		"-drive", "if=none,id=sd,format=raw,file=" + filepath.Join(work, "disk.img"),
 		"-device", "virtio-blk-pci,drive=sd",
 		"-drive", "if=none,id=usb,format=raw,file=" + filepath.Join(work, "archive.img"),
@@ -97,6 +98,48 @@ func startVM(t *testing.T, work string, boot int) *vm {
 		}
 	})
 	return v
+}
+
+// cardCmdline reads cmdline.txt from the FAT boot partition (the first) of
+// the disk image, as the Pi's firmware does at every boot.
+func cardCmdline(disk string) (string, error) {
+	out, err := exec.Command("partx", "-g", "-n", "1", "-o", "START", disk).Output()
+	if err != nil {
+		return "", fmt.Errorf("partx %s: %w", disk, err)
+	}
+	start, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("partx %s: %q: %w", disk, out, err)
+	}
+	cmd := exec.Command("mtype", "-i", fmt.Sprintf("%s@@%d", disk, start*512), "::cmdline.txt")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	out, err = cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("mtype cmdline.txt: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// kernelCmdline is the card's cmdline.txt as the kernel gets it on QEMU's
+// virt board: the firmware's serial0 alias becomes the PL011 UART ttyAMA0
+// (as on a Pi, where the firmware substitutes the board's UART), and tty1
+// goes (no display), so the console log catches everything.
+func kernelCmdline(disk string) (string, error) {
+	line, err := cardCmdline(disk)
+	if err != nil {
+		return "", err
+	}
+	var args []string
+	for _, a := range strings.Fields(line) {
+		switch {
+		case a == "console=tty1":
+			continue
+		case strings.HasPrefix(a, "console=serial0"):
+			a = "console=ttyAMA0" + strings.TrimPrefix(a, "console=serial0")
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " "), nil
 }
 
 // kill cuts the power: SIGKILL to the PID QEMU wrote to its -pidfile.

@@ -36,12 +36,20 @@ printf '%s\n' "LABEL=LABLOG /media/lablog ext4 defaults,noatime,nofail,x-systemd
 # only while it removes the tokens (FAT has no journal).
 sed -i -E '\#[[:space:]]/boot/firmware[[:space:]]#{/(^|[,[:space:]])ro([,[:space:]]|$)/!s#^([^[:space:]]+[[:space:]]+[^[:space:]]+[[:space:]]+vfat[[:space:]]+)([^[:space:]]+)#\1\2,ro#}' "${fstab}"
 
+# No cloud-init seed files on the boot partition (cloud-init is purged in
+# 01-run-chroot.sh; stage2 only writes them with ENABLE_CLOUD_INIT=1).
+rm -f "${ROOTFS_DIR}/boot/firmware/user-data" "${ROOTFS_DIR}/boot/firmware/meta-data" \
+	"${ROOTFS_DIR}/boot/firmware/network-config"
+
 # Mount the root read-only first, so that its fsck runs after a power cut,
 # before systemd remounts it read-write.
 cmdline="${ROOTFS_DIR}/boot/firmware/cmdline.txt"
 if [ -f "${cmdline}" ] && ! grep -qE '(^| )ro( |$)' "${cmdline}"; then
 	sed -i -E '1s/$/ ro/; 1s/  +/ /g' "${cmdline}"
 fi
+# pi-gen's `resize` stays: Raspberry Pi OS's initramfs grows the root
+# partition at the first boot, and lablog-grow-root.service (the overlay)
+# finishes the job and takes the word off.
 
 # A site's config folder baked in at build time (make image SITE=folder):
 # imported at first boot like one a technician put on the card.

@@ -26,11 +26,30 @@ while read -r mode owner path; do
 	chmod "${mode}" "${path}"
 done </usr/local/share/lablog/overlay.modes
 
-# No swap file on the SD card (Raspberry Pi OS has dphys-swapfile).
-if [ -e /usr/lib/systemd/system/dphys-swapfile.service ] || [ -e /lib/systemd/system/dphys-swapfile.service ]; then
-	systemctl disable dphys-swapfile.service
+# No cloud-init: the lablog/ folder on the boot partition configures the
+# appliance, and a user-data file there (Raspberry Pi Imager's customisation)
+# must not. build-image.sh skips stage2's cloud-init sub-stage; whatever else
+# brought these packages in, they go, and cloud-init's own off switch stays
+# should a later upgrade bring it back.
+purge=()
+for pkg in cloud-init rpi-cloud-init-mods; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "${pkg}" 2>/dev/null || true)
+	if [ -n "${status}" ] && [ "${status}" != not-installed ]; then purge+=("${pkg}"); fi
+done
+if [ "${#purge[@]}" -gt 0 ]; then
+	apt-get purge -y --auto-remove "${purge[@]}"
+fi
+install -d -m 0755 /etc/cloud
+touch /etc/cloud/cloud-init.disabled
+
+# No swap: rpi-swap reads /etc/rpi/swap.conf.d/90-lablog-no-swap.conf (from
+# the overlay). Raspberry Pi's first-boot resize: rpi-resize.service would
+# edit cmdline.txt on the read-only boot partition; lablog-grow-root.service
+# does what is left, once.
+if [ -e /usr/lib/systemd/system/rpi-resize.service ] || [ -e /lib/systemd/system/rpi-resize.service ]; then
+	systemctl mask rpi-resize.service
 fi
 
 systemctl enable nftables.service ssh.service avahi-daemon.service \
 	lablog-import-config.service lablog-archive-guard.service \
-	relay-host.service lablog.service
+	lablog-grow-root.service relay-host.service lablog.service
