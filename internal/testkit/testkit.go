@@ -22,6 +22,12 @@ const pollEvery = 10 * time.Millisecond
 // it. For state that has an event to wait on (a channel, a
 // waitfor.Signal), wait on the event instead.
 func Poll(limit time.Duration, cond func() bool) bool {
+	return PollEvery(limit, pollEvery, cond)
+}
+
+// PollEvery is Poll with its own period, for conditions that are costly to
+// check (a command run over ssh in an emulated machine).
+func PollEvery(limit, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
 	for {
 		if cond() {
@@ -30,7 +36,7 @@ func Poll(limit time.Duration, cond func() bool) bool {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(pollEvery)
+		time.Sleep(every)
 	}
 }
 

@@ -84,6 +84,19 @@ func TestPollGivesUpAfterLimit(t *testing.T) {
 	}
 }
 
+func TestPollEveryKeepsItsPeriod(t *testing.T) {
+	var calls []time.Time
+	PollEvery(250*time.Millisecond, 100*time.Millisecond, func() bool { calls = append(calls, time.Now()); return false })
+	if len(calls) < 2 || len(calls) > 4 {
+		t.Fatalf("%d checks in 250ms every 100ms, want 2 to 4", len(calls))
+	}
+	for i := 1; i < len(calls); i++ {
+		if gap := calls[i].Sub(calls[i-1]); gap < 100*time.Millisecond {
+			t.Fatalf("checks %v apart, want at least the 100ms period", gap)
+		}
+	}
+}
+
 func TestEventuallyPassesWhenCondComesToHold(t *testing.T) {
 	f := &fakeTB{}
 	ready := time.Now().Add(30 * time.Millisecond)
