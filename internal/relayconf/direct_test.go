@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // rig is one scenario's relay, lablog, senders and peers.
@@ -81,7 +83,7 @@ func (r *rig) settle(limit time.Duration) {
 	var prev string
 	var lastErr error
 	names := slices.Sorted(maps.Keys(r.senders)) // a stable order for sig
-	ok := poll(limit, func() bool {
+	ok := testkit.Poll(limit, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			lastErr = err

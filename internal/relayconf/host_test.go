@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // TestHostProvisioned: `relay_host:` streams with tokens, where lablog
@@ -37,7 +38,7 @@ func TestHostProvisioned(t *testing.T) {
 	host.p.stop()
 	up := host.start()
 	back := map[string]time.Time{}
-	poll(45*time.Second, func() bool {
+	testkit.Poll(45*time.Second, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			return false

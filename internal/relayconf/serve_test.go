@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // recoveryTarget is issue 10's: p95 of the time to record again.
@@ -51,7 +53,7 @@ func TestServeRestart(t *testing.T) {
 	// Wait (bounded) until every recorder has something sent after up.
 	const limit = 45 * time.Second
 	labBack := map[string]time.Time{}
-	poll(limit, func() bool {
+	testkit.Poll(limit, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			return false
