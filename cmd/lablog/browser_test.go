@@ -102,7 +102,8 @@ func read(t *testing.T, ctx context.Context) pageState {
 func awaitPage(t *testing.T, ctx context.Context, limit time.Duration, what string, cond func(pageState) bool) pageState {
 	t.Helper()
 	var p pageState
-	if !testkit.Poll(limit, func() bool { p = read(t, ctx); return cond(p) }) {
+	// Every 100 ms: each read asks the browser, and the page refreshes itself.
+	if !testkit.PollEvery(limit, 100*time.Millisecond, func() bool { p = read(t, ctx); return cond(p) }) {
 		t.Fatalf("page never showed %s within %v; last: %+v", what, limit, p)
 	}
 	return p

@@ -83,7 +83,7 @@ func (r *rig) settle(limit time.Duration) {
 	var prev string
 	var lastErr error
 	names := slices.Sorted(maps.Keys(r.senders)) // a stable order for sig
-	ok := testkit.Poll(limit, func() bool {
+	ok := testkit.PollEvery(limit, pollEvery, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			lastErr = err

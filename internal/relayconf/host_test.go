@@ -38,7 +38,7 @@ func TestHostProvisioned(t *testing.T) {
 	host.p.stop()
 	up := host.start()
 	back := map[string]time.Time{}
-	testkit.Poll(45*time.Second, func() bool {
+	testkit.PollEvery(45*time.Second, pollEvery, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			return false

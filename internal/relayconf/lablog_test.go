@@ -52,7 +52,7 @@ streams:
 		t.Fatal(err)
 	}
 	l.p = startProc(t, "lablog run", filepath.Join(dir, "lablog.log"), nil, lablogBin, "run", "--config", l.cfg)
-	if !testkit.Poll(15*time.Second, func() bool { _, err := l.streams(); return err == nil || l.p.exited() }) || l.p.exited() {
+	if !testkit.PollEvery(15*time.Second, pollEvery, func() bool { _, err := l.streams(); return err == nil || l.p.exited() }) || l.p.exited() {
 		t.Fatalf("lablog's status API did not answer within 15 s")
 	}
 	return l

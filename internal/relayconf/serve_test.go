@@ -53,7 +53,7 @@ func TestServeRestart(t *testing.T) {
 	// Wait (bounded) until every recorder has something sent after up.
 	const limit = 45 * time.Second
 	labBack := map[string]time.Time{}
-	testkit.Poll(limit, func() bool {
+	testkit.PollEvery(limit, pollEvery, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			return false

@@ -36,7 +36,7 @@ func TestTokenExpiryAndRenewal(t *testing.T) {
 	// spin71 stops once its token expires (the relay ends the connection,
 	// or lablog does at the expiry).
 	var stopped71 time.Time
-	if !testkit.Poll(life+20*time.Second, func() bool {
+	if !testkit.PollEvery(life+20*time.Second, pollEvery, func() bool {
 		st, err := r.lablog.streams()
 		if err == nil && time.Now().After(exp) && !st["spin71"].Connected {
 			stopped71 = time.Now()
@@ -53,7 +53,7 @@ func TestTokenExpiryAndRenewal(t *testing.T) {
 	renewed71 := time.Now()
 
 	back := map[string]time.Time{}
-	testkit.Poll(40*time.Second, func() bool {
+	testkit.PollEvery(40*time.Second, pollEvery, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			return false
