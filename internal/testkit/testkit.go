@@ -1,7 +1,7 @@
 // Package testkit holds the helpers every package's tests share: waiting
 // for a condition with a time limit, a log buffer safe to read while a
-// daemon writes it, and a real buffer that closes itself when the test
-// ends. Only tests import it.
+// daemon writes it, a real buffer that closes itself when the test ends,
+// and a settable clock. Only tests import it.
 package testkit
 
 import (
@@ -85,4 +85,36 @@ func OpenBuffer(t testing.TB, path string, opts buffer.Options) *buffer.DB {
 		}
 	})
 	return db
+}
+
+// Clock is a settable clock for code that takes a Now func; safe for
+// concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock is a clock standing at now.
+func NewClock(now time.Time) *Clock { return &Clock{now: now} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock on by d and returns the new time.
+func (c *Clock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
+}
+
+// Set puts the clock at t (backwards too, as an NTP step may).
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
 }

@@ -206,3 +206,31 @@ func TestOpenBufferFailsTheTestWhenItCannotOpen(t *testing.T) {
 		t.Fatalf("%d cleanups registered for a buffer that never opened", len(f.cleanups))
 	}
 }
+
+func TestClock(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	c := NewClock(t0)
+	if got := c.Now(); !got.Equal(t0) {
+		t.Fatalf("Now = %v, want %v", got, t0)
+	}
+	if got := c.Advance(90 * time.Second); !got.Equal(t0.Add(90*time.Second)) || !c.Now().Equal(got) {
+		t.Fatalf("Advance returned %v, Now %v, want %v", got, c.Now(), t0.Add(90*time.Second))
+	}
+	c.Set(t0.Add(-time.Hour))
+	if got := c.Now(); !got.Equal(t0.Add(-time.Hour)) {
+		t.Fatalf("after Set back an hour: Now = %v", got)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				c.Advance(time.Millisecond)
+				_ = c.Now()
+			}
+		})
+	}
+	wg.Wait()
+	if got := c.Now(); !got.Equal(t0.Add(-time.Hour + 400*time.Millisecond)) {
+		t.Fatalf("after 400 concurrent advances of 1ms: %v", got)
+	}
+}

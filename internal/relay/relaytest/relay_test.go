@@ -67,7 +67,7 @@ func TestAccessAnswers(t *testing.T) {
 }
 
 func TestCodeIsSingleUseAndExpiresIn30s(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	r := newRelay(t, clk.Now)
 	tok := token(r, "spin30-log", "read")
 	u := uri(t, r, "spin30-log", tok)
@@ -169,7 +169,7 @@ func TestQueuedMessagesAreGluedIntoOneFrame(t *testing.T) {
 }
 
 func TestRelayClosesConnectionWhenTokenExpires(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	r := newRelay(t, clk.Now)
 	exp := clk.Now().Add(time.Hour).Truncate(time.Second)
 	tok := Token(secret, TokenSpec{Topic: "spin30-log", Scopes: []string{"read"}, BookingID: "b", Audience: r.URL(), ExpiresAt: exp})
