@@ -74,6 +74,24 @@ func (r *rig) connected() bool {
 	return true
 }
 
+// awaitBack waits, at most limit, until lablog has a message of every
+// stream recorded after since (a stream's last message only moves on). It
+// does not fail: what came back, and when, is judged from the records.
+func (r *rig) awaitBack(limit time.Duration, since time.Time) {
+	testkit.PollEvery(limit, pollEvery, func() bool {
+		st, err := r.lablog.streams()
+		if err != nil {
+			return false
+		}
+		for name := range r.senders {
+			if s := st[name]; s.LastMessageAt == nil || !s.LastMessageAt.After(since) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // settle waits until lablog and the peers have what was sent: each
 // recorder's last frame is no older than its stream's last message, or
 // nothing more arrives for 2 s (a recorder that lost the last frames).

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/relay"
-	"github.com/practable/lablog/internal/testkit"
 )
 
 // TestHostProvisioned: `relay_host:` streams with tokens, where lablog
@@ -37,19 +36,7 @@ func TestHostProvisioned(t *testing.T) {
 	time.Sleep(time.Second) // traffic before the restart
 	host.p.stop()
 	up := host.start()
-	back := map[string]time.Time{}
-	testkit.PollEvery(45*time.Second, pollEvery, func() bool {
-		st, err := r.lablog.streams()
-		if err != nil {
-			return false
-		}
-		for name := range r.senders {
-			if s := st[name]; back[name].IsZero() && s.LastMessageAt != nil && s.LastMessageAt.After(up) {
-				back[name] = *s.LastMessageAt
-			}
-		}
-		return len(back) == len(r.senders)
-	})
+	r.awaitBack(45*time.Second, up)
 	time.Sleep(2 * time.Second) // traffic after every stream is back
 	cancel()
 	wg.Wait()

@@ -6,8 +6,6 @@ import (
 	"math"
 	"testing"
 	"time"
-
-	"github.com/practable/lablog/internal/testkit"
 )
 
 // recoveryTarget is issue 10's: p95 of the time to record again.
@@ -51,20 +49,7 @@ func TestServeRestart(t *testing.T) {
 	}
 
 	// Wait (bounded) until every recorder has something sent after up.
-	const limit = 45 * time.Second
-	labBack := map[string]time.Time{}
-	testkit.PollEvery(limit, pollEvery, func() bool {
-		st, err := r.lablog.streams()
-		if err != nil {
-			return false
-		}
-		for name := range r.senders {
-			if s := st[name]; labBack[name].IsZero() && s.LastMessageAt != nil && s.LastMessageAt.After(up) {
-				labBack[name] = *s.LastMessageAt
-			}
-		}
-		return len(labBack) == len(r.senders)
-	})
+	r.awaitBack(45*time.Second, up)
 	time.Sleep(2 * time.Second) // traffic once every stream is back
 	cancel()
 	wg.Wait()
