@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -100,17 +101,12 @@ func read(t *testing.T, ctx context.Context) pageState {
 // awaitPage polls the page (which refreshes itself) until cond holds.
 func awaitPage(t *testing.T, ctx context.Context, limit time.Duration, what string, cond func(pageState) bool) pageState {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		p := read(t, ctx)
-		if cond(p) {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("page never showed %s within %v; last: %+v", what, limit, p)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var p pageState
+	// Every 100 ms: each read asks the browser, and the page refreshes itself.
+	if !testkit.PollEvery(limit, 100*time.Millisecond, func() bool { p = read(t, ctx); return cond(p) }) {
+		t.Fatalf("page never showed %s within %v; last: %+v", what, limit, p)
 	}
+	return p
 }
 
 // The acceptance test of the status page, in a real browser: a lablog

@@ -20,6 +20,7 @@ import (
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 var (
@@ -226,11 +227,20 @@ streams:
 	}
 
 	// A clean run: repairs, records a little more, and stops on SIGTERM in time.
-	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second)
+	cmd, log := startDaemon(t, cfgPath, `msg="status page"`)
+	clean := &daemon{url: statusURL.FindStringSubmatch(log.String())[1]}
+	testkit.Eventually(t, 30*time.Second, "the clean run to compact (repairing) and commit frames of every stream", func() bool {
+		s := clean.status(t)
+		if s.Archive.LastCompaction == nil || s.Buffer.CommittedTotal == 0 || len(s.Streams) != len(names) {
+			return false
+		}
+		for _, st := range s.Streams {
+			if st.MessagesTotal == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	stopLab()
 	<-labDone
 	_ = cmd.Process.Signal(syscall.SIGTERM)

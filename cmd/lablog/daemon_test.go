@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,50 +17,20 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/labsim"
 	"github.com/practable/lablog/internal/status"
+	"github.com/practable/lablog/internal/testkit"
 )
-
-// syncBuffer is a log sink safe to read while the daemon writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // daemon is `lablog run` in-process against a simulated relay host.
 type daemon struct {
 	host    *labsim.Host
 	url     string // status server
 	archive string
-	logs    *syncBuffer
+	logs    *testkit.LogBuffer
 	cancel  context.CancelFunc
 	done    chan error
 
 	stopOnce sync.Once
 	stopErr  error
-}
-
-// waitFor polls cond until it holds or limit passes: for state that has no
-// event to wait on (counters, pages).
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 var statusURL = regexp.MustCompile(`msg="status page" url=(http://\S+)`)
@@ -79,7 +48,7 @@ func runInProcess(t *testing.T, names []string, bufferKeys, extra string) *daemo
 func runInProcessIn(t *testing.T, dir string, names []string, bufferKeys, extra string) *daemon {
 	t.Helper()
 	host := newTestHost(t)
-	d := &daemon{host: host, archive: filepath.Join(dir, "archive"), logs: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{host: host, archive: filepath.Join(dir, "archive"), logs: &testkit.LogBuffer{}, done: make(chan error, 1)}
 	if err := os.MkdirAll(d.archive, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +69,7 @@ func runInProcessIn(t *testing.T, dir string, names []string, bufferKeys, extra 
 	d.cancel = cancel
 	go func() { d.done <- run(ctx, []string{"run", "--config", cfgPath}, io.Discard, d.logs) }()
 	t.Cleanup(func() { d.stop(t) })
-	waitFor(t, 10*time.Second, "the status page's address in the log", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the status page's address in the log", func() bool {
 		m := statusURL.FindStringSubmatch(d.logs.String())
 		if m != nil {
 			d.url = m[1]
@@ -188,7 +157,7 @@ func TestDaemonStatusAPIAndMetricsMatchWhatWasSent(t *testing.T) {
 	for _, n := range names {
 		bytesSent[n] = publishFrames(d.host, n, int(sent[n]))
 	}
-	waitFor(t, 20*time.Second, "the status to count every frame and see the archive", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the status to count every frame and see the archive", func() bool {
 		s := d.status(t)
 		for _, st := range s.Streams {
 			// The rolling windows catch up at the next sample (every second).
@@ -276,7 +245,7 @@ func TestDaemonStatusAPIAndMetricsMatchWhatWasSent(t *testing.T) {
 	// counted once it is back.
 	d.host.Refuse("spin31", true)
 	d.host.DropClients("spin31")
-	waitFor(t, 10*time.Second, "spin31 reconnecting", func() bool {
+	testkit.Eventually(t, 10*time.Second, "spin31 reconnecting", func() bool {
 		for _, st := range d.status(t).Streams {
 			if st.Name == "spin31" {
 				return st.State == status.StateReconnecting && strings.Contains(st.LastError, "503")
@@ -285,7 +254,7 @@ func TestDaemonStatusAPIAndMetricsMatchWhatWasSent(t *testing.T) {
 		return false
 	})
 	d.host.Refuse("spin31", false)
-	waitFor(t, 10*time.Second, "spin31 back", func() bool {
+	testkit.Eventually(t, 10*time.Second, "spin31 back", func() bool {
 		for _, st := range d.status(t).Streams {
 			if st.Name == "spin31" {
 				return st.State == status.StateConnected && st.ReconnectsTotal == 1 && st.ReconnectsToday == 1

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // The demo serves the status page while it records, and says where.
 func TestDemoServesStatusPage(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testkit.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -19,18 +21,18 @@ func TestDemoServesStatusPage(t *testing.T) {
 	}()
 	re := regexp.MustCompile(`status page: (http://127\.0\.0\.1:\d+)/ `)
 	d := &daemon{}
-	waitFor(t, 10*time.Second, "the demo to print the status page's URL", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the demo to print the status page's URL", func() bool {
 		if m := re.FindStringSubmatch(out.String()); m != nil {
 			d.url = m[1]
 		}
 		return d.url != ""
 	})
-	waitFor(t, 20*time.Second, "both demo streams counted", func() bool {
+	testkit.Eventually(t, 20*time.Second, "both demo streams counted", func() bool {
 		s := d.status(t)
 		return len(s.Streams) == 2 && s.Streams[0].MessagesTotal > 0 && s.Streams[1].MessagesTotal > 0
 	})
 	// Healthy means OK, whether or not this machine's clock is synced.
-	waitFor(t, 20*time.Second, "the demo's health to be ok", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the demo's health to be ok", func() bool {
 		s := d.status(t)
 		return s.Health == "ok" && !s.ClockExpected
 	})

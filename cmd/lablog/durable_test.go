@@ -18,6 +18,7 @@ import (
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // The tests in this file break the durability promise the ways an
@@ -94,7 +95,7 @@ func (s *site) record(t *testing.T, n int, env ...string) *daemon {
 			s.next[name]++
 		}
 	}
-	waitFor(t, 30*time.Second, "every message committed", func() bool {
+	testkit.Eventually(t, 30*time.Second, "every message committed", func() bool {
 		return d.status(t).Buffer.CommittedTotal >= before+int64(n*len(durableStreams))
 	})
 	stopBinary(t, cmd, d)
@@ -179,7 +180,7 @@ func (s *site) compact(t *testing.T) string {
 // daemon alone (a failpoint armed for it must not reach later commands).
 func startBinaryEnv(t *testing.T, cfgPath string, env []string) (*exec.Cmd, *daemon) {
 	t.Helper()
-	d := &daemon{logs: &syncBuffer{}}
+	d := &daemon{logs: &testkit.LogBuffer{}}
 	cmd := exec.Command(lablogBinary(t), "run", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = d.logs
@@ -187,7 +188,7 @@ func startBinaryEnv(t *testing.T, cfgPath string, env []string) (*exec.Cmd, *dae
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(t, 20*time.Second, "the status page's address in the log", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the status page's address in the log", func() bool {
 		m := statusURL.FindStringSubmatch(d.logs.String())
 		if m != nil {
 			d.url = m[1]
@@ -361,7 +362,7 @@ func TestDrivePulledMidCompaction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the run to fail on the pulled drive", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the run to fail on the pulled drive", func() bool {
 		return strings.Contains(d.logs.String(), "compaction failed")
 	})
 	stopBinary(t, cmd, d)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/status"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // startBinary runs the real binary on cfgPath and returns it with its log
@@ -221,7 +222,7 @@ func TestFaultsAcknowledgedInChromium(t *testing.T) {
 	await := func(what string, cond func(faultsOnPage) bool) faultsOnPage {
 		t.Helper()
 		var p faultsOnPage
-		waitFor(t, 30*time.Second, what, func() bool { p = read(); return cond(p) })
+		testkit.Eventually(t, 30*time.Second, what, func() bool { p = read(); return cond(p) })
 		return p
 	}
 
@@ -254,7 +255,7 @@ func TestFaultsAcknowledgedInChromium(t *testing.T) {
 		return v
 	}
 	before := updated()
-	waitFor(t, 30*time.Second, "a refresh of the page", func() bool { return updated() != before })
+	testkit.Eventually(t, 30*time.Second, "a refresh of the page", func() bool { return updated() != before })
 	if p := read(); p.Visible || len(p.Kinds) != 0 {
 		t.Errorf("the fault came back after a refresh: %+v", p)
 	}

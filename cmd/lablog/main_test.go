@@ -17,6 +17,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 func runCmd(t *testing.T, args ...string) (string, error) {
@@ -60,7 +61,7 @@ func writeArchiveFile(t *testing.T, root, stream string, first uint64, n int) st
 }
 
 // startDaemon runs the real binary and returns it once its log shows want.
-func startDaemon(t *testing.T, cfgPath, want string) (*exec.Cmd, *bytes.Buffer) {
+func startDaemon(t *testing.T, cfgPath, want string) (*exec.Cmd, *testkit.LogBuffer) {
 	t.Helper()
 	cmd := exec.Command(lablogBinary(t), "run", "--config", cfgPath)
 	pipe, err := cmd.StderrPipe()
@@ -71,13 +72,13 @@ func startDaemon(t *testing.T, cfgPath, want string) (*exec.Cmd, *bytes.Buffer) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var log bytes.Buffer
+	log := &testkit.LogBuffer{} // read while the scanner below still writes it
 	found := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
 		seen := false
 		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
+			_, _ = log.Write([]byte(sc.Text() + "\n"))
 			if !seen && strings.Contains(sc.Text(), want) {
 				seen = true
 				found <- true
@@ -96,7 +97,7 @@ func startDaemon(t *testing.T, cfgPath, want string) (*exec.Cmd, *bytes.Buffer) 
 	case <-time.After(20 * time.Second):
 		t.Fatalf("daemon did not log %q within 20 s", want)
 	}
-	return cmd, &log
+	return cmd, log
 }
 
 func daemonConfig(t *testing.T, hostURL string) (cfgPath, bufPath string) {

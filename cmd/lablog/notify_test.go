@@ -8,6 +8,7 @@ import (
 
 	"github.com/practable/lablog/internal/sdnotify/sdnotifytest"
 	"github.com/practable/lablog/internal/status"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // fakeSystemd listens where NOTIFY_SOCKET points.
@@ -63,7 +64,7 @@ func TestRunNotifiesSystemd(t *testing.T) {
 		}
 		d.host.Publish("spin30", frame, false)
 	}
-	waitFor(t, 20*time.Second, "the status to say the buffer is full", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the status to say the buffer is full", func() bool {
 		s := d.status(t)
 		return s.Buffer.Full && s.Buffer.RefusedTotal > 0 && s.Health == status.HealthFailing
 	})

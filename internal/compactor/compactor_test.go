@@ -17,6 +17,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 var t0 = time.Date(2026, 11, 26, 14, 10, 0, 0, time.UTC)
@@ -32,11 +33,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := buffer.Open(filepath.Join(dir, "buffer.db"), buffer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := testkit.OpenBuffer(t, filepath.Join(dir, "buffer.db"), buffer.Options{})
 	f := &fixture{t: t, db: db, root: filepath.Join(dir, "archive"), now: t0}
 	if err := os.Mkdir(f.root, 0o755); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // reopen closes the fixture's buffer and opens the file at path (a fresh
@@ -26,11 +27,7 @@ import (
 func (f *fixture) reopen(path string) {
 	f.t.Helper()
 	_ = f.db.Close()
-	db, err := buffer.Open(path, buffer.Options{})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { _ = db.Close() })
+	db := testkit.OpenBuffer(f.t, path, buffer.Options{})
 	f.db = db
 	f.c.db = db
 }
@@ -206,11 +203,7 @@ func TestEarlyPartFilesWhenHalfFull(t *testing.T) {
 	f := newFixture(t)
 	path := f.db.Path()
 	_ = f.db.Close()
-	db, err := buffer.Open(path, buffer.Options{MaxSize: 4 << 20, InitialMmapSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := testkit.OpenBuffer(t, path, buffer.Options{MaxSize: 4 << 20, InitialMmapSize: 1 << 20})
 	f.db, f.c.db = db, db
 	f.c.TriggerIfFull() // not full: no trigger
 	select {

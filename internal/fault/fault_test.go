@@ -11,27 +11,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 var t0 = time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
 
 // logs is a logger whose output the test reads.
 func logs() (*slog.Logger, *bytes.Buffer) {
@@ -39,7 +23,7 @@ func logs() (*slog.Logger, *bytes.Buffer) {
 	return slog.New(slog.NewTextHandler(&buf, nil)), &buf
 }
 
-func open(t *testing.T, path string, clk *clock) (*Store, *bytes.Buffer) {
+func open(t *testing.T, path string, clk *testkit.Clock) (*Store, *bytes.Buffer) {
 	t.Helper()
 	log, buf := logs()
 	return Open(path, Options{Now: clk.Now, Logger: log}), buf
@@ -68,7 +52,7 @@ func onDisk(t *testing.T, path string) file {
 }
 
 func TestReportMergesByKind(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testkit.NewClock(t0)
 	s, _ := open(t, filepath.Join(t.TempDir(), "faults.json"), clk)
 	if got := s.Active(t0); len(got) != 0 {
 		t.Fatalf("new store has faults: %v", got)
@@ -93,7 +77,7 @@ func TestReportMergesByKind(t *testing.T) {
 }
 
 func TestExpiryAt24Hours(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testkit.NewClock(t0)
 	s, _ := open(t, filepath.Join(t.TempDir(), "faults.json"), clk)
 	s.Report(FramesRefused, "buffer full", 10)
 	if got := s.Active(t0.Add(24*time.Hour - time.Nanosecond)); len(got) != 1 {
@@ -123,7 +107,7 @@ func TestExpiryAt24Hours(t *testing.T) {
 }
 
 func TestAckAndReportAgain(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testkit.NewClock(t0)
 	path := filepath.Join(t.TempDir(), "faults.json")
 	s, _ := open(t, path, clk)
 	s.Report(BufferQuarantined, "/data/buffer.db.corrupt-1", 1)
@@ -156,7 +140,7 @@ func TestAckAndReportAgain(t *testing.T) {
 }
 
 func TestPersistsAcrossReopen(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testkit.NewClock(t0)
 	path := filepath.Join(t.TempDir(), "faults.json")
 	s, _ := open(t, path, clk)
 	s.Report(BufferQuarantined, "/data/buffer.db.corrupt-1", 1)
@@ -201,7 +185,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 }
 
 func TestMissingAndCorruptFiles(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testkit.NewClock(t0)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "none.json")
 	s, log := open(t, missing, clk)
@@ -246,7 +230,7 @@ func TestMissingAndCorruptFiles(t *testing.T) {
 }
 
 func TestUnwritableFolderIsNotFatal(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testkit.NewClock(t0)
 	path := filepath.Join(t.TempDir(), "gone", "faults.json")
 	s, log := open(t, path, clk)
 	s.Report(BufferQuarantined, "q", 1)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/status"
 )
 
 // The streams of image/test/lablog/lablog.yaml.
@@ -268,11 +269,25 @@ func TestImage(t *testing.T) {
 	}
 
 	// ---- power cut ----
-	time.Sleep(2 * time.Second) // more frames committed after the compaction
-	before, err := v.status()
+	// Cut the power once the buffer holds records committed after the
+	// compaction (the files were pulled after it published them), so the
+	// power cut hits records that are in the buffer only.
+	compacted, err := v.status()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var before status.Snapshot
+	v.waitFor("records committed after the compaction", time.Minute, func() error {
+		s, err := v.status()
+		if err != nil {
+			return err
+		}
+		if s.Buffer.CommittedTotal <= compacted.Buffer.CommittedTotal {
+			return fmt.Errorf("%d records committed, as many as when the files were pulled", s.Buffer.CommittedTotal)
+		}
+		before = s
+		return nil
+	})
 	if err := v.kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +398,11 @@ func relayHostDown(t *testing.T, v *vm) {
 	if out, _ := v.sh("systemctl is-failed nftables.service"); strings.TrimSpace(out) != "failed" {
 		t.Errorf("nftables.service with a broken ruleset: %q, want failed", out)
 	}
-	time.Sleep(3 * time.Second) // longer than RestartSec
+	// A fixed wait is right here: the check is that nothing brings the relay
+	// host up (no restart by Restart=on-failure), and an absence has no
+	// event to wait on. 3 s is longer than RestartSec=2 of
+	// relay-host.service, so a restart it scheduled would have happened.
+	time.Sleep(3 * time.Second)
 	down("ruleset failed to load")
 
 	// The control: with the ruleset back, starting the relay host loads it

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/status"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // vm is one boot of the test image. Every port it forwards is on 127.0.0.1
@@ -182,15 +183,18 @@ func (v *vm) waitFor(what string, limit time.Duration, check func() error) {
 	v.t.Helper()
 	start := time.Now()
 	var err error
-	for time.Since(start) < limit {
+	// Every second, not faster: each check is a command in the emulated
+	// machine, and checking takes time from the boot being watched.
+	testkit.PollEvery(limit, time.Second, func() bool {
 		if err = v.running(); err != nil {
-			break
+			return true // qemu is gone: no use waiting
 		}
-		if err = check(); err == nil {
-			v.t.Logf("boot %d: %s after %.0f s", v.boot, what, time.Since(start).Seconds())
-			return
-		}
-		time.Sleep(time.Second)
+		err = check()
+		return err == nil
+	})
+	if err == nil {
+		v.t.Logf("boot %d: %s after %.0f s", v.boot, what, time.Since(start).Seconds())
+		return
 	}
 	v.t.Fatalf("boot %d: %s: not within %s: %v", v.boot, what, limit, err)
 }

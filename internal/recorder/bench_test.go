@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // BenchmarkEndToEnd pushes unpaced traffic from 12 simulated streams through
@@ -52,7 +53,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		for _, n := range names {
 			delivered += host.DeliveredCount(n)
 		}
-		eventually(b, time.Minute, "every frame received and the queue drained", func() bool {
+		testkit.Eventually(b, time.Minute, "every frame received and the queue drained", func() bool {
 			var received int64
 			for _, s := range rec.Sources() {
 				received += s.Frames

@@ -8,6 +8,7 @@ import (
 
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // Hooks see every commit and every compaction run, from two registrations.
@@ -57,12 +58,12 @@ func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 	if err := lab.RunN(ctx, 50); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "every frame committed", func() bool {
+	testkit.Eventually(t, 10*time.Second, "every frame committed", func() bool {
 		// Frames plus the connected record.
 		return rec.Writer().Stats().Committed == host.DeliveredCount("spin30")+1
 	})
 	rec.Compactor().Trigger()
-	eventually(t, 10*time.Second, "a compaction that archived something", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a compaction that archived something", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, r := range runs {

@@ -21,6 +21,7 @@ import (
 	"github.com/practable/lablog/internal/duckdbtest"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -45,28 +46,12 @@ func testConfig(t testing.TB, hostURL string, names []string) config.Config {
 	return cfg
 }
 
-// eventually polls cond until it holds or limit passes: for counters that
-// have no event to wait on.
-func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // flush archives everything left in the buffer, as `lablog compact
 // --open-hours` does.
 func flush(t *testing.T, cfg config.Config) {
 	t.Helper()
-	db, err := buffer.Open(cfg.Buffer.Path, buffer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testkit.OpenBuffer(t, cfg.Buffer.Path, buffer.Options{})
+	defer db.Close() // before the test's next step opens the buffer again
 	opts := CompactorOptions(cfg, quietLogger(), nil)
 	opts.OpenHours = true
 	if res := compactor.New(db, opts).RunOnce(context.Background()); res.Err != nil {
@@ -162,7 +147,7 @@ func TestTwelveStreamsEndToEnd(t *testing.T) {
 	if err := lab.RunN(ctx, perStream); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "lablog to receive every delivered frame", func() bool {
+	testkit.Eventually(t, 30*time.Second, "lablog to receive every delivered frame", func() bool {
 		var delivered, received int64
 		for _, n := range names {
 			delivered += host.DeliveredCount(n)

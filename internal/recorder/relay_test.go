@@ -17,28 +17,10 @@ import (
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/relay/relaytest"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 var relaySecret = []byte("e2e-shared-secret-never-logged")
-
-// lockedBuf collects the recorder's log, to check what it says and that it
-// never says a secret.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // relayLab is the world around lablog: a relay double, the lab's UIs
 // publishing through it, and a folder of lablog's read-only tokens.
@@ -47,7 +29,7 @@ type relayLab struct {
 	uis    *relaytest.UIs
 	names  []string
 	tokens string
-	log    *lockedBuf
+	log    *testkit.LogBuffer
 }
 
 func newRelayLab(t *testing.T, n int) *relayLab {
@@ -57,7 +39,7 @@ func newRelayLab(t *testing.T, n int) *relayLab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	l := &relayLab{relay: r, uis: relaytest.NewUIs(r, relaySecret), tokens: t.TempDir(), log: &lockedBuf{}}
+	l := &relayLab{relay: r, uis: relaytest.NewUIs(r, relaySecret), tokens: t.TempDir(), log: &testkit.LogBuffer{}}
 	t.Cleanup(l.uis.Close)
 	for i := range n {
 		name := fmt.Sprintf("spin%d", 30+i)
@@ -267,17 +249,13 @@ func TestRelayDirectEndToEnd(t *testing.T) {
 		return d
 	}
 	l.publish(t, 200, 1)
-	eventually(t, 30*time.Second, "lablog to receive every delivered frame", func() bool { return rec.received() == delivered() })
+	testkit.Eventually(t, 30*time.Second, "lablog to receive every delivered frame", func() bool { return rec.received() == delivered() })
 
 	// Kill the relay: every stream notices, and retries.
 	l.relay.Stop()
-	eventually(t, 10*time.Second, "every stream to see the relay go", func() bool { return rec.allConnected(false) })
+	testkit.Eventually(t, 10*time.Second, "every stream to see the relay go", func() bool { return rec.allConnected(false) })
 	for _, n := range l.names {
-		for deadline := time.Now().Add(10 * time.Second); l.uis.Connected(n); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("UI of %s did not notice the relay going", n)
-			}
-		}
+		testkit.Eventually(t, 10*time.Second, "the UI of "+n+" to notice the relay going", func() bool { return !l.uis.Connected(n) })
 	}
 	if err := l.relay.Start(); err != nil {
 		t.Fatal(err)
@@ -296,7 +274,7 @@ func TestRelayDirectEndToEnd(t *testing.T) {
 	t.Logf("all 12 streams back %v after the relay restarted (max_backoff %v)", took.Round(time.Millisecond), cfg.Sources.MaxBackoff)
 
 	l.publish(t, 200, 2)
-	eventually(t, 30*time.Second, "lablog to receive every delivered frame", func() bool { return rec.received() == delivered() })
+	testkit.Eventually(t, 30*time.Second, "lablog to receive every delivered frame", func() bool { return rec.received() == delivered() })
 	sent := l.uis.Sent()
 	rec.stop()
 
@@ -374,7 +352,7 @@ func TestRelayHostEndToEnd(t *testing.T) {
 		return up == fromRelay && rec.received() == local
 	}
 	l.publish(t, 200, 3)
-	eventually(t, 30*time.Second, "frames to pass the host to lablog", quiet)
+	testkit.Eventually(t, 30*time.Second, "frames to pass the host to lablog", quiet)
 
 	if err := host.Restart(); err != nil {
 		t.Fatal(err)
@@ -390,7 +368,7 @@ func TestRelayHostEndToEnd(t *testing.T) {
 	t.Logf("12 rules re-posted %v after the relay host restarted (rules_interval 5s)", took.Round(time.Millisecond))
 	ready()
 	l.publish(t, 200, 4)
-	eventually(t, 30*time.Second, "frames to pass the host to lablog", quiet)
+	testkit.Eventually(t, 30*time.Second, "frames to pass the host to lablog", quiet)
 	rec.stop()
 	if st := rec.Provisioning(); len(st) != 1 || st[0].Posts < 24 || st[0].Rules != 12 {
 		t.Errorf("provisioning %+v", st)
@@ -441,7 +419,7 @@ func TestRelayTokenStates(t *testing.T) {
 		}
 		return got
 	}
-	eventually(t, 10*time.Second, "the token states", func() bool { return fmt.Sprint(states()) == fmt.Sprint(want) })
+	testkit.Eventually(t, 10*time.Second, "the token states", func() bool { return fmt.Sprint(states()) == fmt.Sprint(want) })
 	if n := l.relay.Answers(401) + l.relay.Answers(400); n != 0 {
 		t.Fatalf("%d unusable tokens were sent to the relay", n)
 	}
@@ -465,7 +443,7 @@ func TestRelayTokenStates(t *testing.T) {
 	if err := l.relay.WaitClients(ctx, "spin31-log", 1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "spin31 to connect", func() bool { return states()["spin31"][0] == source.StateConnected })
+	testkit.Eventually(t, 10*time.Second, "spin31 to connect", func() bool { return states()["spin31"][0] == source.StateConnected })
 	rec.stop()
 	l.noSecretsLogged(t)
 }

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -11,30 +10,13 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/relay/relaytest"
+	"github.com/practable/lablog/internal/testkit"
 )
-
-// logBuf is a goroutine-safe log destination.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // provisioned runs a Provisioner for streams on h until the test ends.
 type provisioned struct {
 	*Provisioner
-	log  *logBuf
+	log  *testkit.LogBuffer
 	dir  string
 	stop func()
 }
@@ -46,7 +28,7 @@ func provision(t *testing.T, h *relaytest.Host, r *relaytest.Relay, interval tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &logBuf{}
+	lb := &testkit.LogBuffer{}
 	p := &Provisioner{API: api, Interval: interval, Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, s := range streams {
 		topic := LogTopic(s)
@@ -115,11 +97,7 @@ func TestProvisionerWaitsForHostThenPostsRules(t *testing.T) {
 	h.Stop()
 	streams := []string{"spin30", "spin31", "spin32"}
 	p := provision(t, h, r, 50*time.Millisecond, streams...)
-	for deadline := time.Now().Add(wait); p.Stats().LastError == ""; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no healthcheck failure noticed")
-		}
-	}
+	testkit.Eventually(t, wait, "a healthcheck failure noticed", func() bool { return p.Stats().LastError != "" })
 	if st := p.Stats(); st.Healthy || !strings.Contains(st.LastError, "connection refused") {
 		t.Fatalf("stats while the host is down: %+v", st)
 	}
@@ -141,10 +119,8 @@ func TestProvisionerWaitsForHostThenPostsRules(t *testing.T) {
 		t.Fatalf("log:\n%s", p.log)
 	}
 	// The host may apply the last rule a moment before its reply arrives.
-	for deadline := time.Now().Add(wait); p.Stats().LastSync.IsZero(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no complete check: %+v", p.Stats())
-		}
+	if !testkit.Poll(wait, func() bool { return !p.Stats().LastSync.IsZero() }) {
+		t.Fatalf("no complete check: %+v", p.Stats())
 	}
 	p.stop()
 	if st := p.Stats(); st.Posts != 3 || st.Rules != 3 || !st.Healthy {
@@ -211,12 +187,8 @@ func TestProvisionerRemovesUselessAndDuplicateRules(t *testing.T) {
 	if log := p.log.String(); strings.Count(log, want) != 1 || !strings.Contains(log, "deleting another rule") {
 		t.Fatalf("want one %q and a duplicate warning in:\n%s", want, log)
 	}
-	for deadline := time.Now().Add(wait); ; time.Sleep(5 * time.Millisecond) {
-		if st := p.Stats(); st.Deletes == 2 && st.Rules == 1 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("stats %+v, want 2 deletes and 1 rule", st)
-		}
+	if !testkit.Poll(wait, func() bool { st := p.Stats(); return st.Deletes == 2 && st.Rules == 1 }) {
+		t.Fatalf("stats %+v, want 2 deletes and 1 rule", p.Stats())
 	}
 	noTokensLogged(t, p, "spin30", "spin31")
 	if strings.Contains(p.log.String(), dup.Token) {

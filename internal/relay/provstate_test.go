@@ -12,35 +12,33 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/relay/relaytest"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // awaitStates polls p's per-stream states (they change with no event a
 // test could wait on) until they are want, for at most wait.
 func awaitStates(t *testing.T, p *Provisioner, want map[string]string) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		got := map[string]string{}
+	var got map[string]string
+	if !testkit.Poll(wait, func() bool {
+		got = map[string]string{}
 		for s, sp := range p.Stats().Streams {
 			got[s] = sp.State
 			if sp.State != ProvisionRulePosted && sp.State != ProvisionWaiting && sp.Detail == "" {
 				t.Fatalf("%s: state %s without a detail", s, sp.State)
 			}
 		}
-		if len(got) == len(want) && func() bool {
-			for s, st := range want {
-				if got[s] != st {
-					return false
-				}
+		if len(got) != len(want) {
+			return false
+		}
+		for s, st := range want {
+			if got[s] != st {
+				return false
 			}
-			return true
-		}() {
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("states %v, want %v", got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return true
+	}) {
+		t.Fatalf("states %v, want %v", got, want)
 	}
 }
 
@@ -82,7 +80,7 @@ func TestProvisionStatePerStream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lb := &logBuf{}
+			lb := &testkit.LogBuffer{}
 			p := &Provisioner{API: api, Interval: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(lb, nil))}
 			for s, life := range map[string]time.Duration{"spin30": 48 * time.Hour, "spin31": 30 * time.Minute} {
 				topic := LogTopic(s)
@@ -98,9 +96,7 @@ func TestProvisionStatePerStream(t *testing.T) {
 			awaitStates(t, p, tc.want)
 			if tc.base == other.URL {
 				// Asked again and again, it warns once.
-				for deadline := time.Now().Add(wait); asked.Load() < 5 && time.Now().Before(deadline); {
-					time.Sleep(5 * time.Millisecond)
-				}
+				testkit.Eventually(t, wait, "five answers from the router", func() bool { return asked.Load() >= 5 })
 				if n := strings.Count(lb.String(), "level=WARN msg=\"the relay host answers unexpectedly"); n != 1 {
 					t.Fatalf("%d warnings after %d answers:\n%s", n, asked.Load(), lb.String())
 				}

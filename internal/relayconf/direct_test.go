@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // rig is one scenario's relay, lablog, senders and peers.
@@ -108,6 +110,24 @@ func (r *rig) connected() bool {
 	return true
 }
 
+// awaitBack waits, at most limit, until lablog has a message of every
+// stream recorded after since (a stream's last message only moves on). It
+// does not fail: what came back, and when, is judged from the records.
+func (r *rig) awaitBack(limit time.Duration, since time.Time) {
+	testkit.PollEvery(limit, pollEvery, func() bool {
+		st, err := r.lablog.streams()
+		if err != nil {
+			return false
+		}
+		for name := range r.senders {
+			if s := st[name]; s.LastMessageAt == nil || !s.LastMessageAt.After(since) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // settle waits until lablog and the peers have what was sent: each
 // recorder's last frame is no older than its stream's last message, or
 // nothing more arrives for 2 s (a recorder that lost the last frames).
@@ -117,7 +137,7 @@ func (r *rig) settle(limit time.Duration) {
 	var prev string
 	var lastErr error
 	names := slices.Sorted(maps.Keys(r.senders)) // a stable order for sig
-	ok := poll(limit, func() bool {
+	ok := testkit.PollEvery(limit, pollEvery, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			lastErr = err

@@ -37,19 +37,7 @@ func TestHostProvisioned(t *testing.T) {
 	time.Sleep(time.Second) // traffic before the restart
 	host.p.stop()
 	up := host.start()
-	back := map[string]time.Time{}
-	poll(45*time.Second, func() bool {
-		st, err := r.lablog.streams()
-		if err != nil {
-			return false
-		}
-		for name := range r.senders {
-			if s := st[name]; back[name].IsZero() && s.LastMessageAt != nil && s.LastMessageAt.After(up) {
-				back[name] = *s.LastMessageAt
-			}
-		}
-		return len(back) == len(r.senders)
-	})
+	r.awaitBack(45*time.Second, up)
 	time.Sleep(2 * time.Second) // traffic after every stream is back
 	cancel()
 	wg.Wait()

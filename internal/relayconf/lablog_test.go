@@ -13,6 +13,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // lablogProc is the real `lablog run` with a config of the test's making.
@@ -61,7 +62,7 @@ streams:
 		t.Fatal(err)
 	}
 	l.p = startProc(t, "lablog run", filepath.Join(dir, "lablog.log"), nil, lablogBin, "run", "--config", l.cfg)
-	if !poll(15*time.Second, func() bool { _, err := l.streams(); return err == nil || l.p.exited() }) || l.p.exited() {
+	if !testkit.PollEvery(15*time.Second, pollEvery, func() bool { _, err := l.streams(); return err == nil || l.p.exited() }) || l.p.exited() {
 		t.Fatalf("lablog's status API did not answer within 15 s")
 	}
 	return l

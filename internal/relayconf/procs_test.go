@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // proc is one real process of a test (relay serve, relay host, relay
@@ -115,19 +117,10 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// poll calls cond every 50 ms until it holds or limit passes.
-func poll(limit time.Duration, cond func() bool) bool {
-	end := time.Now().Add(limit)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// pollEvery is how often the tests ask the real processes (over HTTP or
+// TCP) whether something happened: no more often, so that asking does not
+// take the CPU from the processes whose timing is measured.
+const pollEvery = 50 * time.Millisecond
 
 func listening(port int) bool {
 	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
@@ -185,7 +178,7 @@ func (s *relayServe) start() time.Time {
 		"RELAY_LOG_FORMAT=text",
 		"RELAY_LOG_LEVEL=warn",
 	}, relayBin, "serve")
-	if !poll(15*time.Second, func() bool { return s.p.exited() || listening(s.access) && listening(s.hub) }) || s.p.exited() {
+	if !testkit.PollEvery(15*time.Second, pollEvery, func() bool { return s.p.exited() || listening(s.access) && listening(s.hub) }) || s.p.exited() {
 		s.t.Fatalf("relay serve did not listen on %d and %d within 15 s", s.access, s.hub)
 	}
 	return time.Now()
@@ -240,7 +233,7 @@ func (h *relayHost) start() time.Time {
 	h.p = startProc(h.t, fmt.Sprintf("relay host #%d", h.runs), filepath.Join(h.dir, fmt.Sprintf("host%d.log", h.runs)),
 		[]string{fmt.Sprintf("VW_PORT=%d", h.port)}, relayBin, "host")
 	var last string
-	ok := poll(15*time.Second, func() bool {
+	ok := testkit.PollEvery(15*time.Second, pollEvery, func() bool {
 		if h.p.exited() {
 			return true
 		}

@@ -76,20 +76,7 @@ func serveOutage(t *testing.T, outage time.Duration, sourcesKeys string, withHos
 	}
 
 	// Wait (bounded) until every recorder has something sent after up.
-	const limit = 45 * time.Second
-	labBack := map[string]time.Time{}
-	poll(limit, func() bool {
-		st, err := r.lablog.streams()
-		if err != nil {
-			return false
-		}
-		for name := range r.senders {
-			if s := st[name]; labBack[name].IsZero() && s.LastMessageAt != nil && s.LastMessageAt.After(up) {
-				labBack[name] = *s.LastMessageAt
-			}
-		}
-		return len(labBack) == len(r.senders)
-	})
+	r.awaitBack(45*time.Second, up)
 	time.Sleep(2 * time.Second) // traffic once every stream is back
 	cancel()
 	wg.Wait()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // TestTokenExpiryAndRenewal: lablog's read tokens live 12 s. spin70's
@@ -35,7 +36,7 @@ func TestTokenExpiryAndRenewal(t *testing.T) {
 	// spin71 stops once its token expires (the relay ends the connection,
 	// or lablog does at the expiry).
 	var stopped71 time.Time
-	if !poll(life+20*time.Second, func() bool {
+	if !testkit.PollEvery(life+20*time.Second, pollEvery, func() bool {
 		st, err := r.lablog.streams()
 		if err == nil && time.Now().After(exp) && !st["spin71"].Connected {
 			stopped71 = time.Now()
@@ -52,7 +53,7 @@ func TestTokenExpiryAndRenewal(t *testing.T) {
 	renewed71 := time.Now()
 
 	back := map[string]time.Time{}
-	poll(40*time.Second, func() bool {
+	testkit.PollEvery(40*time.Second, pollEvery, func() bool {
 		st, err := r.lablog.streams()
 		if err != nil {
 			return false

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // burstServer is a loopback double of the relay in a burst: frames a sender
@@ -112,10 +113,8 @@ func (b *burstServer) burst(t *testing.T, n int) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(wait)
-	for b.sent.Load() < want && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	// Not a check: a figure follows, in which what the relay missed counts.
+	testkit.Poll(wait, func() bool { return b.sent.Load() >= want })
 }
 
 // msgStart begins every message of a burst, to count them in joined frames.
@@ -168,11 +167,10 @@ func runBursts(t *testing.T, bursts, n, queue int) (recorded, sent int64) {
 	for range bursts {
 		b.burst(t, n)
 		// Until the burst is through: bounded, polling counters that have
-		// no event to wait on.
-		deadline := time.Now().Add(wait)
-		for time.Now().Before(deadline) && (b.written.Load() < b.sent.Load()-b.dropped.Load() || sink.frames.Load() < b.written.Load()) {
-			time.Sleep(time.Millisecond)
-		}
+		// no event to wait on; what is not through in time counts as lost.
+		testkit.Poll(wait, func() bool {
+			return b.written.Load() >= b.sent.Load()-b.dropped.Load() && sink.frames.Load() >= b.written.Load()
+		})
 	}
 	return sink.frames.Load(), b.sent.Load()
 }
@@ -228,10 +226,9 @@ func bareBursts(t *testing.T, bursts, n, queue int) (received, sent int64) {
 	<-b.ready
 	for range bursts {
 		b.burst(t, n)
-		deadline := time.Now().Add(wait)
-		for time.Now().Before(deadline) && (b.written.Load() < b.sent.Load()-b.dropped.Load() || got.Load() < b.written.Load()) {
-			time.Sleep(time.Millisecond)
-		}
+		testkit.Poll(wait, func() bool {
+			return b.written.Load() >= b.sent.Load()-b.dropped.Load() && got.Load() >= b.written.Load()
+		})
 	}
 	return got.Load(), b.sent.Load()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 func TestFramesArriveByteExact(t *testing.T) {
@@ -219,10 +220,8 @@ func TestFullSinkCountsDropsThenOverflowRecord(t *testing.T) {
 		recv(t, sink.refused)
 	}
 	// The sink signals a refusal just before the source counts it.
-	for deadline := time.Now().Add(wait); src.Stats().Dropped != n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Dropped = %d, want %d", src.Stats().Dropped, n)
-		}
+	if !testkit.Poll(wait, func() bool { return src.Stats().Dropped == n }) {
+		t.Fatalf("Dropped = %d, want %d", src.Stats().Dropped, n)
 	}
 	// One warning for the burst, not one per frame.
 	if m := logs.await(t, "writer queue full"); !strings.Contains(m, "dropped=1") || !strings.Contains(m, "stream=spin35") {

@@ -15,11 +15,12 @@ import (
 
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/led"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // withFaults is a healthy monitor whose pipeline has a fault store on a file,
 // on the monitor's clock.
-func withFaults(t *testing.T) (*Monitor, *fault.Store, *fakeClock, string) {
+func withFaults(t *testing.T) (*Monitor, *fault.Store, *testkit.Clock, string) {
 	t.Helper()
 	m, f, clk := healthy(t)
 	path := filepath.Join(t.TempDir(), fault.FileName)

@@ -20,6 +20,7 @@ import (
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 var t0 = time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
@@ -46,9 +47,9 @@ func archiveRoot(t *testing.T) string {
 }
 
 // scene is a monitor over a fake pipeline with one stream in each state.
-func scene(t *testing.T) (*Monitor, *fakePipeline, *fakeClock, string) {
+func scene(t *testing.T) (*Monitor, *fakePipeline, *testkit.Clock, string) {
 	t.Helper()
-	clk := &fakeClock{now: t0}
+	clk := testkit.NewClock(t0)
 	root := archiveRoot(t)
 	f := &fakePipeline{
 		sources: []source.Stats{
@@ -76,7 +77,7 @@ func scene(t *testing.T) (*Monitor, *fakePipeline, *fakeClock, string) {
 }
 
 // advance moves the clock and lets the monitor sample, as Run would.
-func advance(m *Monitor, clk *fakeClock, d time.Duration) {
+func advance(m *Monitor, clk *testkit.Clock, d time.Duration) {
 	m.sample(clk.Advance(d))
 }
 
@@ -298,9 +299,9 @@ func TestStreamStates(t *testing.T) {
 }
 
 // healthy is a pipeline with every stream connected and the drive mounted.
-func healthy(t *testing.T) (*Monitor, *fakePipeline, *fakeClock) {
+func healthy(t *testing.T) (*Monitor, *fakePipeline, *testkit.Clock) {
 	t.Helper()
-	clk := &fakeClock{now: t0}
+	clk := testkit.NewClock(t0)
 	f := &fakePipeline{
 		sources: []source.Stats{{Stream: "spin30", Connected: true, Since: t0}, {Stream: "spin31", Connected: true, Since: t0}},
 		writer:  buffer.WriterStats{QueueCap: 100},
@@ -417,7 +418,7 @@ func TestArchiveCheckedPeriodically(t *testing.T) {
 func TestReconnectsTodayAndDrops(t *testing.T) {
 	loc := time.Local
 	start := time.Date(2026, 11, 26, 23, 59, 0, 0, loc)
-	clk := &fakeClock{now: start}
+	clk := testkit.NewClock(start)
 	f := &fakePipeline{sources: []source.Stats{{Stream: "s", Connected: true, Reconnects: 7}}}
 	m := New(f, Options{ArchiveRoot: t.TempDir(), Now: clk.Now, Logger: quiet()})
 	m.sample(start)

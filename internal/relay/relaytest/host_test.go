@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 func newHost(t *testing.T, opts HostOptions) *Host {
@@ -130,10 +132,8 @@ func TestHostRuleUpstreamAndRestart(t *testing.T) {
 		t.Fatalf("upstream got %q", got)
 	}
 	// The local client may read the frame a moment before the host counts it.
-	for deadline := time.Now().Add(wait); h.UpstreamFrames("spin30") != 1 || h.DeliveredCount("spin30") != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream frames %d, delivered %d", h.UpstreamFrames("spin30"), h.DeliveredCount("spin30"))
-		}
+	if !testkit.Poll(wait, func() bool { return h.UpstreamFrames("spin30") == 1 && h.DeliveredCount("spin30") == 1 }) {
+		t.Fatalf("upstream frames %d, delivered %d", h.UpstreamFrames("spin30"), h.DeliveredCount("spin30"))
 	}
 
 	if err := h.Restart(); err != nil {

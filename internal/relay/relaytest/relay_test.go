@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 func TestAccessGrantsOneTimeURIOnTheHub(t *testing.T) {
@@ -65,7 +67,7 @@ func TestAccessAnswers(t *testing.T) {
 }
 
 func TestCodeIsSingleUseAndExpiresIn30s(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	r := newRelay(t, clk.Now)
 	tok := token(r, "spin30-log", "read")
 	u := uri(t, r, "spin30-log", tok)
@@ -167,7 +169,7 @@ func TestQueuedMessagesAreGluedIntoOneFrame(t *testing.T) {
 }
 
 func TestRelayClosesConnectionWhenTokenExpires(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	r := newRelay(t, clk.Now)
 	exp := clk.Now().Add(time.Hour).Truncate(time.Second)
 	tok := Token(secret, TokenSpec{Topic: "spin30-log", Scopes: []string{"read"}, BookingID: "b", Audience: r.URL(), ExpiresAt: exp})
@@ -241,11 +243,8 @@ func TestUIsPublishThroughTheRelay(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	r.Stop()
-	for deadline := time.Now().Add(wait); uis.Connected("spin30"); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the UI did not notice the relay going away")
-		}
-	}
+	// UIs has no event for it: the UI notices the drop on its next read.
+	testkit.Eventually(t, wait, "the UI to notice the relay going away", func() bool { return !uis.Connected("spin30") })
 	uis.Publish("spin30", []byte(`{"lost":1}`), false)
 	if uis.Dropped() != 1 {
 		t.Fatalf("dropped %d, want 1", uis.Dropped())
