@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // The live store's matrices, exported by lablog run to analytics/ on the
@@ -86,7 +87,7 @@ streams:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the store's first export", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the store's first export", func() bool {
 		log, _ := os.ReadFile(logPath)
 		return bytes.Contains(log, []byte("analytics store: matrices exported"))
 	})

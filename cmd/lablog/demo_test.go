@@ -3,6 +3,7 @@ package main
 import (
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,10 +16,12 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	// One file per device at the end, plus one per device for each scheduled
-	// (10 s aligned) compaction that fell inside the run.
-	if m := regexp.MustCompile(`all (\d+) files verified`).FindStringSubmatch(out); m == nil || m[1] != "4" && m[1] != "8" {
-		t.Errorf("demo did not verify 4 or 8 files:\n%s", out)
+	// One file per device at the end, plus one for each device that had
+	// frames when a scheduled (10 s aligned) compaction fell inside the run:
+	// 4 to 8 files.
+	m := regexp.MustCompile(`all (\d+) files verified`).FindStringSubmatch(out)
+	if n, err := strconv.Atoi(firstGroup(m)); err != nil || n < 4 || n > 8 {
+		t.Errorf("demo did not verify 4 to 8 files:\n%s", out)
 	}
 	for _, want := range []string{"4/4 connected", "archives the open hour every 10s", "received_at ", " message ",
 		"lablog head -n 20 FILE", "read_parquet('" + dir + "/archive/**/*.parquet', hive_partitioning = true, union_by_name = true)"} {
@@ -29,4 +32,12 @@ func TestDemo(t *testing.T) {
 	if _, problems := archive.VerifyTree(filepath.Join(dir, "archive")); len(problems) > 0 {
 		t.Errorf("demo archive: %v", problems)
 	}
+}
+
+// firstGroup is a regexp match's first group, or "" for no match.
+func firstGroup(m []string) string {
+	if len(m) < 2 {
+		return ""
+	}
+	return m[1]
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/practable/lablog/internal/fleet"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/s3test"
+	"github.com/practable/lablog/internal/testkit"
 	"github.com/practable/lablog/internal/upload"
 )
 
@@ -66,25 +67,6 @@ func archiveFiles(t *testing.T, root string) []string {
 	return out
 }
 
-// archivedMessages counts the message rows of root's files, read with
-// lablog's own reader.
-func archivedMessages(t *testing.T, root string) int {
-	t.Helper()
-	n := 0
-	for _, rel := range archiveFiles(t, root) {
-		rows, _, err := archive.ReadRows(filepath.Join(root, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rows {
-			if r.Kind == "message" {
-				n++
-			}
-		}
-	}
-	return n
-}
-
 // Two sites record, compact and upload into one bucket on a real S3
 // server; the bucket then holds every archive file of both, byte for byte,
 // once, and DuckDB over the downloaded objects counts what was sent.
@@ -115,7 +97,7 @@ func TestTwoSitesUploadIntoOneBucket(t *testing.T) {
 		for _, n := range sites[site] {
 			sent += n
 		}
-		waitFor(t, 60*time.Second, site+": every frame archived and every file uploaded", func() bool {
+		testkit.Eventually(t, 60*time.Second, site+": every frame archived and every file uploaded", func() bool {
 			s := d.status(t)
 			u := s.Upload
 			if u == nil || s.Buffer.CommittedTotal < int64(sent) || s.Buffer.RecordsWaiting != 0 || u.FilesWaiting != 0 || u.FilesUploaded == 0 {
@@ -256,19 +238,19 @@ func TestUploadKillBetweenPutAndLedger(t *testing.T) {
 	}
 
 	// Second run: finds the stored object, uploads the rest.
-	d := &daemon{host: host, archive: root, logs: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{host: host, archive: root, logs: &testkit.LogBuffer{}, done: make(chan error, 1)}
 	run2, stop := context.WithCancel(ctx)
 	d.cancel = stop
 	go func() { d.done <- run(run2, []string{"run", "--config", cfgPath}, io.Discard, d.logs) }()
 	t.Cleanup(func() { d.stop(t) })
-	waitFor(t, 10*time.Second, "the status page's address", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the status page's address", func() bool {
 		m := statusURL.FindStringSubmatch(d.logs.String())
 		if m != nil {
 			d.url = m[1]
 		}
 		return m != nil
 	})
-	waitFor(t, 60*time.Second, "every file settled", func() bool {
+	testkit.Eventually(t, 60*time.Second, "every file settled", func() bool {
 		u := d.status(t).Upload
 		return u != nil && u.FilesWaiting == 0 && u.FilesFound >= 1 && s3Matches(t, srv, bucket, root)
 	})
@@ -312,8 +294,8 @@ func TestUploadOutageShownThenRecovered(t *testing.T) {
 	dir := t.TempDir()
 	d := runInProcessIn(t, dir, []string{"spin30"}, "", uploadSection(t, dir, srv, bucket, "bristol"))
 	publishFrames(d.host, "spin30", 20)
-	waitFor(t, 30*time.Second, "every frame archived", func() bool { return archivedMessages(t, d.archive) == 20 })
-	waitFor(t, 30*time.Second, "the outage on the status", func() bool {
+	testkit.Eventually(t, 30*time.Second, "every frame archived", func() bool { return archivedMessages(t, d.archive) == 20 })
+	testkit.Eventually(t, 30*time.Second, "the outage on the status", func() bool {
 		u := d.status(t).Upload
 		return u != nil && u.Failures >= 2 && u.FilesWaiting > 0 && strings.Contains(u.LastError, "server unreachable")
 	})
@@ -328,7 +310,7 @@ func TestUploadOutageShownThenRecovered(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "every file uploaded after the outage", func() bool {
+	testkit.Eventually(t, 60*time.Second, "every file uploaded after the outage", func() bool {
 		u := d.status(t).Upload
 		return u.FilesWaiting == 0 && u.Failures == 0 && d.status(t).Buffer.RecordsWaiting == 0 && s3Matches(t, srv, bucket, d.archive)
 	})
@@ -567,7 +549,7 @@ func TestUploadSectionInChromium(t *testing.T) {
 	dir := t.TempDir()
 	d := runInProcessIn(t, dir, []string{"spin30"}, "", uploadSection(t, dir, srv, bucket, "bristol"))
 	publishFrames(d.host, "spin30", 10)
-	waitFor(t, 30*time.Second, "the frames uploaded", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the frames uploaded", func() bool {
 		u := d.status(t).Upload
 		return archivedMessages(t, d.archive) == 10 && u.FilesWaiting == 0 && u.State == upload.StateIdle &&
 			u.FilesUploaded == int64(len(archiveFiles(t, d.archive)))
@@ -591,7 +573,7 @@ func TestUploadSectionInChromium(t *testing.T) {
 		t.Fatalf("server-rendered upload section: %+v", server)
 	}
 	var script uploadPage
-	waitFor(t, 20*time.Second, "the page's own refresh", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the page's own refresh", func() bool {
 		script = read()
 		return script.Updated != server.Updated
 	})
@@ -600,7 +582,7 @@ func TestUploadSectionInChromium(t *testing.T) {
 	}
 	srv.Stop()
 	publishFrames(d.host, "spin30", 5)
-	waitFor(t, 30*time.Second, "the outage on the page", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the outage on the page", func() bool {
 		p := read()
 		return p.Texts[1] == "FAILING, retrying with backoff" && strings.Contains(p.Texts[4], "server unreachable") &&
 			strings.HasPrefix(p.Texts[2], "1 file (")
