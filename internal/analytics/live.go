@@ -541,6 +541,10 @@ type RunOptions struct {
 	// Target opens the archive drive when it is usable (the compactor's
 	// check); the export waits while it is not.
 	Target func() (*archive.Root, error)
+	// Committed, when set, counts the records committed to the buffer: a
+	// tick that finds it unchanged since the last catch-up reads nothing,
+	// so an idle recorder costs no work here.
+	Committed func() int64
 }
 
 // DefaultExport is how often changed matrices are written to the archive
@@ -559,7 +563,19 @@ func (s *Store) Run(ctx context.Context, o RunOptions) {
 	if o.Export <= 0 {
 		o.Export = DefaultExport
 	}
-	s.step(o, true)
+	var seen int64 = -1 // Committed at the last catch-up that succeeded
+	step := func(export bool) {
+		now := int64(-1)
+		if o.Committed != nil {
+			now = o.Committed()
+		}
+		if export || now < 0 || now != seen {
+			if s.step(o, export) {
+				seen = now
+			}
+		}
+	}
+	step(true)
 	catchUp := time.NewTicker(o.CatchUp)
 	defer catchUp.Stop()
 	export := time.NewTicker(o.Export)
@@ -570,32 +586,37 @@ func (s *Store) Run(ctx context.Context, o RunOptions) {
 			s.step(o, false)
 			return
 		case <-catchUp.C:
-			s.step(o, false)
+			step(false)
 		case <-export.C:
-			s.step(o, true)
+			step(true)
 		}
 	}
 }
 
-func (s *Store) step(o RunOptions, export bool) {
-	if n, err := s.CatchUp(); err != nil {
+// step catches up, and exports if asked; it reports whether the catch-up
+// succeeded.
+func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
+	n, err := s.CatchUp()
+	if err != nil {
 		s.log.Error("analytics store: catching up failed; retrying", "consumed", n, "err", err)
 	}
+	caughtUp = err == nil
 	if !export || o.Target == nil {
-		return
+		return caughtUp
 	}
 	root, err := o.Target()
 	if err != nil {
 		s.log.Warn("analytics store: archive drive unavailable; export waits", "err", err)
-		return
+		return caughtUp
 	}
 	defer root.Close()
-	n, err := s.Export(ExportDir(root))
+	written, err := s.Export(ExportDir(root))
 	if err != nil {
-		s.log.Error("analytics store: export failed; retrying", "written", n, "err", err)
-		return
+		s.log.Error("analytics store: export failed; retrying", "written", written, "err", err)
+		return caughtUp
 	}
-	if n > 0 {
-		s.log.Info("analytics store: matrices exported", "graphs", n)
+	if written > 0 {
+		s.log.Info("analytics store: matrices exported", "graphs", written)
 	}
+	return caughtUp
 }

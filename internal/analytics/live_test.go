@@ -3,9 +3,11 @@ package analytics
 import (
 	"context"
 	"fmt"
+	"github.com/practable/lablog/internal/testkit"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,4 +198,56 @@ func TestStoreSurvivesDamage(t *testing.T) {
 			t.Errorf("%v differs after the rebuild", k)
 		}
 	}
+}
+
+// Run reads the buffer on a tick only when the commit count moved: an idle
+// recorder costs no work, and records committed later are consumed at the
+// next tick after the count moves.
+func TestRunCatchesUpOnlyWhenCommitsMoved(t *testing.T) {
+	recs := labFrames(2, 400)
+	quiet := slog.New(slog.DiscardHandler)
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := OpenStore(db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed atomic.Int64
+	commands := func() int64 {
+		c, err := store.Counts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Commands
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		store.Run(ctx, RunOptions{CatchUp: 5 * time.Millisecond, Export: time.Hour, Committed: committed.Load})
+	}()
+	defer func() { cancel(); <-done }()
+
+	half := len(recs) / 2
+	if err := db.Append(recs[:half]); err != nil {
+		t.Fatal(err)
+	}
+	committed.Store(int64(half))
+	testkit.Eventually(t, 10*time.Second, "the first half consumed", func() bool { return commands() > 0 })
+	first := commands()
+
+	// Records appended behind the counter's back stay unread while it
+	// stands still (many ticks)...
+	if err := db.Append(recs[half:]); err != nil {
+		t.Fatal(err)
+	}
+	if testkit.Poll(200*time.Millisecond, func() bool { return commands() != first }) {
+		t.Fatal("the store read the buffer although no commit was counted")
+	}
+	// ... and are consumed once it moves.
+	committed.Store(int64(len(recs)))
+	testkit.Eventually(t, 10*time.Second, "the second half consumed", func() bool { return commands() > first })
 }

@@ -218,9 +218,10 @@ func (r *Recorder) Run(ctx context.Context) error {
 	laDone := make(chan struct{})
 	go func() {
 		defer close(laDone)
-		r.analytics.Run(laCtx, analytics.RunOptions{Export: r.cfg.Analytics.Export, Target: func() (*archive.Root, error) {
-			return archive.OpenRoot(r.cfg.Archive.Path, string(r.cfg.Archive.Require))
-		}})
+		r.analytics.Run(laCtx, analytics.RunOptions{Export: r.cfg.Analytics.Export,
+			Committed: func() int64 { return r.writer.Stats().Committed }, Target: func() (*archive.Root, error) {
+				return archive.OpenRoot(r.cfg.Archive.Path, string(r.cfg.Archive.Require))
+			}})
 	}()
 
 	upCtx, stopUploader := context.WithCancel(context.Background())
