@@ -7,13 +7,21 @@
 #
 # Usage: build-rootfs.sh        prints the path of the cached tarball
 # Environment: LABLOG_IMAGE_CACHE (default /var/cache/lablog-image-test),
-#              SUITE (bookworm), MIRROR (http://deb.debian.org/debian)
+#              MIRROR (http://deb.debian.org/debian). The Debian release is
+#              pi-gen-config/config's RELEASE, the one the image is built on
+#              (like pi-gen, a RELEASE in the environment overrides it).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "${here}/../.." && pwd)
 cache=${LABLOG_IMAGE_CACHE:-/var/cache/lablog-image-test}
-suite=${SUITE:-bookworm}
+# The config is pi-gen's, sourced as pi-gen's build.sh sources it; in a
+# subshell, so only RELEASE comes out.
+suite=$(
+	# shellcheck source-path=SCRIPTDIR source=../../pi-gen-config/config
+	. "${repo}/pi-gen-config/config"
+	echo "${RELEASE:?pi-gen-config/config sets no RELEASE}"
+)
 mirror=${MIRROR:-http://deb.debian.org/debian}
 
 # What Raspberry Pi OS Lite has and the test needs (init, udev, ssh, sudo;
