@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -258,12 +259,9 @@ func touchAll(tx *bolt.Tx) error {
 		touch(name)
 		return walk(b)
 	})
-	touched = sink // a store the compiler keeps, so the reads are kept too
+	runtime.KeepAlive(sink) // the reads are kept: their result is used
 	return err
 }
-
-// touched holds what touchAll read.
-var touched byte
 
 // initialise creates the buckets and the id of a new file, and reads the id
 // of an existing one.
