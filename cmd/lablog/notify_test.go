@@ -2,10 +2,13 @@ package main
 
 import (
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/sdnotify/sdnotifytest"
 	"github.com/practable/lablog/internal/status"
 	"github.com/practable/lablog/internal/testkit"
@@ -55,7 +58,12 @@ func TestRunNotifiesSystemd(t *testing.T) {
 		}
 	}
 
-	// Fill the buffer with frames that do not compress.
+	// Fill the buffer with frames that do not compress, with the drive gone
+	// (no marker), as when a buffer really fills: otherwise an early
+	// compaction can keep making room faster than a slow machine fills it.
+	if err := os.Remove(filepath.Join(d.archive, archive.MarkerFile)); err != nil {
+		t.Fatal(err)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 400 { // 3.2 MiB, well past max_size
 		frame := make([]byte, 8<<10)
