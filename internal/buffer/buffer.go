@@ -34,7 +34,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -200,10 +199,9 @@ func (d *DB) open(opts Options) (err error) {
 	d.bolt = db
 	db.NoSync = opts.noSync
 	if !opts.SkipCheck {
+		// validateFile walked the tree: every page and key bbolt's check
+		// reads through the memory map lies inside the file.
 		err = db.View(func(tx *bolt.Tx) error {
-			if err := touchAll(tx); err != nil {
-				return err
-			}
 			for cerr := range tx.Check() {
 				return fmt.Errorf("consistency check: %w", cerr)
 			}
@@ -226,41 +224,6 @@ func (d *DB) open(opts Options) (err error) {
 		return fmt.Errorf("buffer %s: convert format 1: %w", d.path, err)
 	}
 	return d.loadCounts()
-}
-
-// touchAll reads the first and last byte of every key and value of every
-// bucket, nested ones too, in the calling goroutine. A leaf page whose
-// offsets point outside the file faults here, where open's SetPanicOnFault
-// turns the fault into a recovered panic (a quarantined buffer). tx.Check
-// runs in a goroutine of its own, without that protection: the same page
-// would crash the process there, at every start. Branch pages' keys are
-// not reached this way; a fault in those still crashes the check.
-func touchAll(tx *bolt.Tx) error {
-	var sink byte
-	touch := func(b []byte) {
-		if len(b) > 0 {
-			sink ^= b[0] ^ b[len(b)-1]
-		}
-	}
-	var walk func(b *bolt.Bucket) error
-	walk = func(b *bolt.Bucket) error {
-		return b.ForEach(func(k, v []byte) error {
-			touch(k)
-			touch(v)
-			if v == nil {
-				if nested := b.Bucket(k); nested != nil {
-					return walk(nested)
-				}
-			}
-			return nil
-		})
-	}
-	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		touch(name)
-		return walk(b)
-	})
-	runtime.KeepAlive(sink) // the reads are kept: their result is used
-	return err
 }
 
 // initialise creates the buckets and the id of a new file, and reads the id

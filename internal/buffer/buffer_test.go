@@ -217,7 +217,7 @@ func TestCorruptBufferIsQuarantined(t *testing.T) {
 }
 
 // fill appends n realistic records over 7 streams in commits of 50.
-func fill(t *testing.T, db *DB, n int) map[string][]frame.Record {
+func fill(t testing.TB, db *DB, n int) map[string][]frame.Record {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(7, 7))
 	out := map[string][]frame.Record{}

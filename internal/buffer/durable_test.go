@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"compress/gzip"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -323,5 +324,167 @@ func TestScanGoesOnPastAGap(t *testing.T) {
 	}
 	if len(seqs) != 10 || seqs[0] != 21 || seqs[9] != 30 {
 		t.Fatalf("scan from 15 saw %v, want 21-30", seqs)
+	}
+}
+
+// TestDamagedPagePointersAreQuarantined writes impossible offsets, sizes and
+// page ids into the tree pages of a buffer, where a flipped byte on the card
+// can put them. bbolt follows them through its memory map, and its
+// consistency check does that in a goroutine of its own, where a fault
+// kills the process: every start would crash. Each must be quarantined.
+func TestDamagedPagePointersAreQuarantined(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "full.db")
+	db, err := Open(src, Options{InitialMmapSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, db, 30000)
+	_ = db.Close()
+	branches, leaves := treePages(t, src)
+	if len(branches) == 0 || len(leaves) == 0 {
+		t.Fatalf("%d branch and %d leaf pages: the buffer is too small to test", len(branches), len(leaves))
+	}
+	const huge = 0x7fff0000
+	type damage struct {
+		name  string
+		pages []int64 // byte offsets of pages
+		field int64   // byte offset in the page
+		value uint64
+		width int
+	}
+	damages := []damage{
+		{"branch key offset", branches, 16, huge, 4},
+		{"branch key size", branches, 20, huge, 4},
+		{"branch child page", branches, 24, 1 << 40, 8},
+		{"branch element count", branches, 10, 0xffff, 2},
+		{"branch overflow", branches, 12, huge, 4},
+		{"leaf key offset", leaves, 20, huge, 4},
+		{"leaf key size", leaves, 24, huge, 4},
+		{"leaf value size", leaves, 28, huge, 4},
+		{"leaf element count", leaves, 10, 0xffff, 2},
+	}
+	for _, d := range damages {
+		for _, page := range d.pages[:min(len(d.pages), 3)] {
+			t.Run(fmt.Sprintf("%s at %d", d.name, page), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "buffer.db")
+				copyFile(t, src, path)
+				b := make([]byte, 8)
+				binary.LittleEndian.PutUint64(b, d.value)
+				f, err := os.OpenFile(path, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.WriteAt(b[:d.width], page+d.field); err != nil {
+					t.Fatal(err)
+				}
+				_ = f.Close()
+				db, err := Open(path, Options{})
+				if err != nil {
+					t.Fatalf("open: %v, want a fresh buffer", err)
+				}
+				defer db.Close()
+				if db.Quarantined() == "" {
+					t.Fatal("not quarantined")
+				}
+			})
+		}
+	}
+}
+
+// treePages lists the byte offsets of the branch and leaf pages in use,
+// as bbolt itself reports them.
+func treePages(t *testing.T, path string) (branches, leaves []int64) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error { // tx.Page wants a writable transaction
+		for id := 2; ; id++ {
+			info, err := tx.Page(id)
+			if err != nil || info == nil {
+				return err
+			}
+			off := int64(id) * int64(db.Info().PageSize)
+			switch info.Type {
+			case "branch":
+				branches = append(branches, off)
+			case "leaf":
+				leaves = append(leaves, off)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return branches, leaves
+}
+
+// TestTreeCheckAcceptsEveryShape builds a bbolt file with every shape of
+// tree bbolt writes (empty and inline buckets, nested ten deep, values
+// over many pages, thousands of keys under branch pages) and lets the tree
+// walk of open judge it: a healthy buffer must never be quarantined.
+func TestTreeCheckAcceptsEveryShape(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shapes.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucket([]byte("empty")); err != nil {
+			return err
+		}
+		inline, err := tx.CreateBucket([]byte("inline"))
+		if err != nil {
+			return err
+		}
+		if err := inline.Put([]byte("k"), []byte("v")); err != nil {
+			return err
+		}
+		if _, err := inline.CreateBucket([]byte("empty inside inline")); err != nil {
+			return err
+		}
+		deep := inline
+		for i := range 10 {
+			if deep, err = deep.CreateBucket(fmt.Appendf(nil, "level %d", i)); err != nil {
+				return err
+			}
+			if err := deep.Put([]byte("k"), make([]byte, 1+i*1000)); err != nil {
+				return err
+			}
+		}
+		big, err := tx.CreateBucket([]byte("big"))
+		if err != nil {
+			return err
+		}
+		for i := range 20000 {
+			if err := big.Put(fmt.Appendf(nil, "key %08d", i), fmt.Appendf(nil, "value %d", i)); err != nil {
+				return err
+			}
+		}
+		for i := range 5 {
+			if err := big.Put(fmt.Appendf(nil, "large %d", i), make([]byte, 100_000*(i+1))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = db.View(func(tx *bolt.Tx) error {
+			for cerr := range tx.Check() {
+				return cerr
+			}
+			return nil
+		})
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateFile(path); err != nil {
+		t.Fatalf("a healthy file was refused: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,10 +13,10 @@ import (
 // bbolt maps the file and reads it through pointers: a file cut short by a
 // power cut (a meta page naming pages past the end of the file, a freelist
 // page longer than what is left) is a SIGBUS inside bbolt.Open, which no
-// recover() catches. validateFile reads what bbolt would trust first (the
-// two meta pages and the freelist page) with ordinary reads and refuses a
-// file that does not hold them, so such a file is quarantined instead of
-// crashing every start. The layout is bbolt's v2 file format, which it
+// recover() catches. validateFile reads what bbolt would trust (the two meta
+// pages, the freelist page and the tree of pages) with ordinary reads and
+// refuses a file that does not hold them, so such a file is quarantined
+// instead of crashing every start. The layout is bbolt's v2 file format, which it
 // writes in the machine's byte order (little-endian on amd64 and arm64).
 const (
 	boltMagic        = 0xED0CDAED
@@ -26,7 +27,7 @@ const (
 	noFreelist       = ^uint64(0)
 )
 
-var errTorn = errors.New("torn or truncated file")
+var errTorn = errors.New("torn or damaged file")
 
 type boltMeta struct {
 	pageSize uint32
@@ -63,13 +64,15 @@ func validateFile(path string) error {
 	if m.root < 2 || m.root >= m.pgid {
 		return fmt.Errorf("%w: root page %d outside the %d pages", errTorn, m.root, m.pgid)
 	}
-	if m.freelist == noFreelist {
-		return nil
+	if m.freelist != noFreelist {
+		if m.freelist < 2 || m.freelist >= m.pgid {
+			return fmt.Errorf("%w: freelist page %d outside the %d pages", errTorn, m.freelist, m.pgid)
+		}
+		if err := checkFreelist(f, m); err != nil {
+			return err
+		}
 	}
-	if m.freelist < 2 || m.freelist >= m.pgid {
-		return fmt.Errorf("%w: freelist page %d outside the %d pages", errTorn, m.freelist, m.pgid)
-	}
-	return checkFreelist(f, m)
+	return checkTree(f, m)
 }
 
 // currentMeta is the meta page bbolt would use: the valid one of the two
@@ -161,6 +164,133 @@ func checkFreelist(f *os.File, m boltMeta) error {
 	}
 	if pageHeaderSize+8*ids > (1+overflow)*uint64(ps) {
 		return fmt.Errorf("%w: freelist of %d ids does not fit its %d pages", errTorn, ids, 1+overflow)
+	}
+	return nil
+}
+
+// The tree pages of bbolt's v2 format: a branch element is pos(4) ksize(4)
+// pgid(8), a leaf element flags(4) pos(4) ksize(4) vsize(4); pos counts from
+// the element itself. A bucket's value starts with its root page id and
+// sequence; a root of 0 means the bucket's page follows inline.
+const (
+	branchPageFlag   = 0x01
+	leafPageFlag     = 0x02
+	elementSize      = 16
+	bucketLeafFlag   = 0x01
+	bucketHeaderSize = 16
+	maxTreeDepth     = 64
+)
+
+// checkTree walks every page of every bucket from the root with ordinary
+// reads and refuses a tree in which an offset, a size or a page id points
+// outside its page or the pages in use. bbolt follows each of them through
+// its memory map, and its consistency check does so in a goroutine of its
+// own, where the fault of a damaged page kills the process rather than
+// raising a panic open can recover: every start would crash.
+func checkTree(f *os.File, m boltMeta) error {
+	w := treeWalk{f: f, pageSize: int64(m.pageSize), pages: m.pgid, seen: map[uint64]bool{}}
+	return w.page(m.root, 0)
+}
+
+type treeWalk struct {
+	f        *os.File
+	pageSize int64
+	pages    uint64 // pages [0, pages) are in use
+	seen     map[uint64]bool
+}
+
+// page checks the page id of a bucket's root or a branch's child.
+func (w *treeWalk) page(id uint64, depth int) error {
+	if id < 2 || id >= w.pages {
+		return fmt.Errorf("%w: page %d outside the %d pages", errTorn, id, w.pages)
+	}
+	if w.seen[id] || depth > maxTreeDepth {
+		return fmt.Errorf("%w: page %d reached twice", errTorn, id)
+	}
+	w.seen[id] = true
+	// One read for the header and, mostly, the whole element table.
+	head := make([]byte, w.pageSize)
+	if _, err := w.f.ReadAt(head, int64(id)*w.pageSize); err != nil {
+		return fmt.Errorf("%w: page %d: %v", errTorn, id, err)
+	}
+	le := binary.LittleEndian
+	if got := le.Uint64(head); got != id {
+		return fmt.Errorf("%w: page %d says it is page %d", errTorn, id, got)
+	}
+	overflow := uint64(le.Uint32(head[12:]))
+	if id+overflow >= w.pages {
+		return fmt.Errorf("%w: page %d runs past the %d pages", errTorn, id, w.pages)
+	}
+	span := int64(1+overflow) * w.pageSize
+	return w.node(io.NewSectionReader(w.f, int64(id)*w.pageSize, span), head, span, depth, id)
+}
+
+// node checks the elements of one page (id), on its own or inline in a
+// bucket's value: r holds its span bytes, head the first of them.
+func (w *treeWalk) node(r io.ReaderAt, head []byte, span int64, depth int, id uint64) error {
+	where := func() string {
+		if id == 0 {
+			return "inline bucket"
+		}
+		return fmt.Sprintf("page %d", id)
+	}
+	le := binary.LittleEndian
+	if len(head) < pageHeaderSize {
+		return fmt.Errorf("%w: %s: no page header", errTorn, where())
+	}
+	flags, count := le.Uint16(head[8:]), int64(le.Uint16(head[10:]))
+	if flags != branchPageFlag && flags != leafPageFlag {
+		return fmt.Errorf("%w: %s: not a branch or leaf page (flags %#x)", errTorn, where(), flags)
+	}
+	end := pageHeaderSize + count*elementSize
+	if end > span {
+		return fmt.Errorf("%w: %s: %d elements do not fit", errTorn, where(), count)
+	}
+	table := head[pageHeaderSize:min(end, int64(len(head)))]
+	if int64(len(head)) < end {
+		table = make([]byte, count*elementSize)
+		if _, err := r.ReadAt(table, pageHeaderSize); err != nil {
+			return fmt.Errorf("%w: %s: elements: %v", errTorn, where(), err)
+		}
+	}
+	for i := range count {
+		e := table[i*elementSize:]
+		at := uint64(pageHeaderSize + i*elementSize)
+		if flags == branchPageFlag {
+			pos, ksize := uint64(le.Uint32(e)), uint64(le.Uint32(e[4:]))
+			if at+pos+ksize > uint64(span) {
+				return fmt.Errorf("%w: %s: key %d outside the page", errTorn, where(), i)
+			}
+			if err := w.page(le.Uint64(e[8:]), depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		eflags, pos := le.Uint32(e), uint64(le.Uint32(e[4:]))
+		ksize, vsize := uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
+		if at+pos+ksize+vsize > uint64(span) {
+			return fmt.Errorf("%w: %s: element %d outside the page", errTorn, where(), i)
+		}
+		if eflags&bucketLeafFlag == 0 {
+			continue
+		}
+		if vsize < bucketHeaderSize {
+			return fmt.Errorf("%w: %s: bucket %d without a header", errTorn, where(), i)
+		}
+		value := make([]byte, vsize)
+		if _, err := r.ReadAt(value, int64(at+pos+ksize)); err != nil {
+			return fmt.Errorf("%w: %s: bucket %d: %v", errTorn, where(), i, err)
+		}
+		var err error
+		if root := le.Uint64(value); root != 0 {
+			err = w.page(root, depth+1)
+		} else {
+			inline := value[bucketHeaderSize:]
+			err = w.node(bytes.NewReader(inline), inline, int64(len(inline)), depth+1, 0)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
