@@ -58,20 +58,11 @@ type MessageRow struct {
 // row (events and binary frames included: see Kind), column by column
 // rather than through row reconstruction, which is several times faster.
 // fn must not keep the row's pointers.
-func ScanMessages(path string, fn func(*MessageRow) error) (meta Meta, err error) {
-	f, pf, err := open(path)
-	if err != nil {
-		return Meta{}, err
-	}
-	defer f.Close()
-	if meta, err = metaOf(path, pf); err != nil {
-		return meta, err
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%s: %w: %v", path, ErrCorrupt, p)
-		}
-	}()
+func ScanMessages(path string, fn func(*MessageRow) error) (Meta, error) {
+	return withFile(path, func(pf *parquet.File) error { return scanMessages(path, pf, fn) })
+}
+
+func scanMessages(path string, pf *parquet.File, fn func(*MessageRow) error) error {
 	str := func(v parquet.Value) *string { s := string(v.ByteArray()); return &s }
 	// The dictionary columns repeat a few values: share one string each.
 	interned := map[string]*string{}
@@ -106,7 +97,7 @@ func ScanMessages(path string, fn func(*MessageRow) error) (meta Meta, err error
 	for i, c := range columns {
 		leaf, ok := pf.Schema().Lookup(c.name)
 		if !ok {
-			return meta, fmt.Errorf("%s: %w: no column %s", path, ErrMetadata, c.name)
+			return fmt.Errorf("%s: %w: no column %s", path, ErrMetadata, c.name)
 		}
 		index[i] = leaf.ColumnIndex
 	}
@@ -118,16 +109,16 @@ func ScanMessages(path string, fn func(*MessageRow) error) (meta Meta, err error
 		chunks := rg.ColumnChunks()
 		for i, c := range columns {
 			if err := readColumn(chunks[index[i]], values, rows, c.set); err != nil {
-				return meta, fmt.Errorf("%s: column %s: %w: %w", path, c.name, ErrCorrupt, err)
+				return fmt.Errorf("%s: column %s: %w: %w", path, c.name, ErrCorrupt, err)
 			}
 		}
 		for i := range rows {
 			if err := fn(&rows[i]); err != nil {
-				return meta, fmt.Errorf("%s: %w", path, err)
+				return fmt.Errorf("%s: %w", path, err)
 			}
 		}
 	}
-	return meta, nil
+	return nil
 }
 
 // readColumn sets every non-null value of a flat column chunk into rows,
@@ -327,9 +318,33 @@ func rowShape(r *Row) error {
 }
 
 // scan opens a file, reads its metadata and feeds fn every row in order,
-// streaming in small batches so a whole hour never sits in memory. A panic
+// streaming in small batches so a whole hour never sits in memory.
+func scan(path string, fn func(*Row) error) (Meta, error) {
+	return withFile(path, func(pf *parquet.File) error {
+		r := parquet.NewGenericReader[Row](pf)
+		defer r.Close()
+		batch := make([]Row, 256)
+		for {
+			clear(batch) // the reader may leave old pointers in place of nulls
+			n, err := r.Read(batch)
+			for i := range batch[:n] {
+				if err := fn(&batch[i]); err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
+			}
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
+			}
+		}
+	})
+}
+
+// withFile opens a file, reads its metadata and runs read over it. A panic
 // inside the Parquet reader (garbled pages) becomes an ErrCorrupt error.
-func scan(path string, fn func(*Row) error) (meta Meta, err error) {
+func withFile(path string, read func(*parquet.File) error) (meta Meta, err error) {
 	f, pf, err := open(path)
 	if err != nil {
 		return Meta{}, err
@@ -343,24 +358,7 @@ func scan(path string, fn func(*Row) error) (meta Meta, err error) {
 			err = fmt.Errorf("%s: %w: %v", path, ErrCorrupt, p)
 		}
 	}()
-	r := parquet.NewGenericReader[Row](pf)
-	defer r.Close()
-	batch := make([]Row, 256)
-	for {
-		clear(batch) // the reader may leave old pointers in place of nulls
-		n, err := r.Read(batch)
-		for i := range batch[:n] {
-			if err := fn(&batch[i]); err != nil {
-				return meta, fmt.Errorf("%s: %w", path, err)
-			}
-		}
-		if err == io.EOF {
-			return meta, nil
-		}
-		if err != nil {
-			return meta, fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
-		}
-	}
+	return meta, read(pf)
 }
 
 func open(path string) (*os.File, *parquet.File, error) {
