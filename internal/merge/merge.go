@@ -30,33 +30,16 @@ import (
 	"github.com/practable/lablog/internal/fleet"
 )
 
-// Row is an archive row with the partition keys it had in its path.
+// Row is an archive row with the partition keys it had in its path, as
+// the first columns (parquet-go flattens the embedded struct's columns).
 type Row struct {
-	Site        string  `parquet:"site,dict"`
-	Stream      string  `parquet:"stream,dict"`
-	ReceivedAt  int64   `parquet:"received_at,timestamp(microsecond)"`
-	BufferID    *string `parquet:"buffer_id,dict"`
-	Seq         int64   `parquet:"seq"`
-	Part        int32   `parquet:"part"`
-	Kind        string  `parquet:"kind,dict"`
-	ClockSynced bool    `parquet:"clock_synced"`
-	User        *string `parquet:"user,dict"`
-	Exp         *string `parquet:"exp,dict"`
-	Hardware    *string `parquet:"hardware,dict"`
-	Course      *string `parquet:"course,dict"`
-	Type        *string `parquet:"type,dict"`
-	T           *int64  `parquet:"t,timestamp(millisecond)"`
-	Payload     *string `parquet:"payload"`
-	Raw         *string `parquet:"raw"`
-	RawBytes    []byte  `parquet:"raw_bytes,optional"`
-	Error       *string `parquet:"error"`
-	Detail      *string `parquet:"detail"`
+	Site   string `parquet:"site,dict"`
+	Stream string `parquet:"stream,dict"`
+	archive.Row
 }
 
 func fromArchive(site, stream string, r archive.Row) Row {
-	return Row{Site: site, Stream: stream, ReceivedAt: r.ReceivedAt, BufferID: r.BufferID, Seq: r.Seq, Part: r.Part, Kind: r.Kind,
-		ClockSynced: r.ClockSynced, User: r.User, Exp: r.Exp, Hardware: r.Hardware, Course: r.Course, Type: r.Type, T: r.T,
-		Payload: r.Payload, Raw: r.Raw, RawBytes: r.RawBytes, Error: r.Error, Detail: r.Detail}
+	return Row{Site: site, Stream: stream, Row: r}
 }
 
 // Options say what to merge and where.
