@@ -35,6 +35,7 @@ type vm struct {
 	relay   int           // guest :8888, which the firewall must keep closed
 	exited  chan struct{} // closed when QEMU has exited
 	waitErr error         // its exit, once exited is closed
+	control string        // the admin's shared ssh connection (ControlPath)
 }
 
 func freePort(t *testing.T) int {
@@ -51,7 +52,8 @@ func startVM(t *testing.T, work string, boot int) *vm {
 	t.Helper()
 	v := &vm{t: t, work: work, boot: boot, http: freePort(t), ssh: freePort(t), relay: freePort(t),
 		pidfile: filepath.Join(work, fmt.Sprintf("qemu-%d.pid", boot)),
-		console: filepath.Join(work, fmt.Sprintf("console-%d.log", boot)), exited: make(chan struct{})}
+		console: filepath.Join(work, fmt.Sprintf("console-%d.log", boot)), exited: make(chan struct{}),
+		control: filepath.Join(t.TempDir(), fmt.Sprintf("ssh-%d", boot))}
 	cmdline, err := kernelCmdline(filepath.Join(work, "disk.img"))
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +152,7 @@ func (v *vm) kill() error {
 		return nil
 	default:
 	}
+	v.closeShared()
 	data, err := os.ReadFile(v.pidfile)
 	if err != nil {
 		return fmt.Errorf("read pidfile: %w", err)
@@ -230,16 +233,43 @@ func (v *vm) sshArgs(key string) []string {
 		"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes"}
 }
 
-// sh runs a shell command in the guest as the admin user.
+// sh runs a shell command in the guest as the admin user, over one shared
+// connection: each new connection costs the emulated guest seconds of key
+// exchange, and the checks run dozens of commands.
 func (v *vm) sh(command string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	args := append(v.sshArgs("admin_key"), "labadmin@127.0.0.1", command)
+	v.share(ctx)
+	args := append(v.sshArgs("admin_key"), "-o", "ControlMaster=no", "-o", "ControlPath="+v.control,
+		"labadmin@127.0.0.1", command)
 	out, err := exec.CommandContext(ctx, "ssh", args...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("ssh %q: %w: %s", command, err, out)
 	}
 	return string(out), nil
+}
+
+// share starts the admin's shared connection if it is not up: ssh -f goes
+// to the background once logged in, with its output on /dev/null (an
+// inherited pipe would keep CombinedOutput waiting for it). Until it is up,
+// sh connects on its own: ControlMaster=no uses the socket only if it is
+// there.
+func (v *vm) share(ctx context.Context) {
+	if _, err := os.Stat(v.control); err == nil {
+		return
+	}
+	args := append(v.sshArgs("admin_key"), "-o", "ControlMaster=yes", "-o", "ControlPersist=yes",
+		"-o", "ControlPath="+v.control, "-N", "-f", "labadmin@127.0.0.1")
+	_ = exec.CommandContext(ctx, "ssh", args...).Run()
+}
+
+// closeShared ends the shared connection before the guest goes away.
+func (v *vm) closeShared() {
+	if _, err := os.Stat(v.control); err != nil {
+		return
+	}
+	args := append(v.sshArgs("admin_key"), "-o", "ControlPath="+v.control, "-O", "exit", "labadmin@127.0.0.1")
+	_ = exec.Command("ssh", args...).Run()
 }
 
 func (v *vm) mustSh(command string) string {
