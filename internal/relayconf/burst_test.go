@@ -13,6 +13,7 @@ import (
 // full, so neither recorder gets everything; lablog must get at least
 // what `relay client file` gets at the same time.
 func TestBursts(t *testing.T) {
+	t.Parallel()
 	const bursts, size = 3, 2000
 	r := newRig(t, time.Hour, "spin60")
 	r.peer("spin60")

@@ -205,6 +205,7 @@ func (r *rig) result(scenario string, lab map[string][]received, exact bool) (se
 // TestDirect: `relay:` streams read straight from relay serve record
 // every message of steady traffic, as the relay's own client does.
 func TestDirect(t *testing.T) {
+	t.Parallel()
 	streams := []string{"spin30", "spin31", "spin32", "spin33"}
 	r := newRig(t, time.Hour, streams...)
 	r.peer("spin30")

@@ -14,6 +14,7 @@ import (
 // traffic; after the host restarts (rules lost), lablog posts them again
 // and every stream records again.
 func TestHostProvisioned(t *testing.T) {
+	t.Parallel()
 	streams := []string{"pend00", "pend01", "pend02"}
 	r := newRig(t, time.Hour, streams...)
 	r.readThroughHost(streams...)
@@ -70,6 +71,7 @@ func TestHostProvisioned(t *testing.T) {
 // and every message of steady traffic is recorded. A host restart loses
 // the rules, which nobody then posts again.
 func TestHostUnprovisioned(t *testing.T) {
+	t.Parallel()
 	streams := []string{"spin40", "spin41"}
 	r := newRig(t, time.Hour, streams...)
 	r.readThroughHost(streams...)

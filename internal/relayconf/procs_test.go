@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -105,16 +106,46 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePort picks a loopback port nobody holds; the namespace is the
-// test's own, so nothing takes it before the process does.
+// freePort gives each caller a loopback port of its own, below the
+// kernel's ephemeral range: the tests run in parallel, and one that stops
+// relay serve for an outage must get its ports back, which a port the
+// kernel could hand out for another test's connection would not guarantee.
+// The namespace is the tests' own, so nothing else binds there.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for {
+		port := int(nextPort.Add(1))
+		if port >= ephemeralLow {
+			t.Fatalf("free port: none left below the ephemeral range (%d)", ephemeralLow)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // held by someone: the next one
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var (
+	nextPort     atomic.Int32
+	ephemeralLow = ephemeralStart()
+)
+
+func init() { nextPort.Store(10000) }
+
+// ephemeralStart is the first port the kernel hands out for bind(0) and
+// outgoing connections.
+func ephemeralStart() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(data), &low, &high); err != nil {
+		return 32768
+	}
+	return low
 }
 
 // pollEvery is how often the tests ask the real processes (over HTTP or

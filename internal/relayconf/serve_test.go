@@ -16,6 +16,7 @@ const recoveryTarget = 5 * time.Second
 // record again, with nothing missing before the outage or once they are
 // back; the time to record again is compared with the peers'.
 func TestServeRestart(t *testing.T) {
+	t.Parallel()
 	// The issue saw 9-12 s; long enough for backoffs to grow, within
 	// the fast reconnect window (60 s) that follows a working connection.
 	serveOutage(t, 8*time.Second, "", true)
@@ -28,6 +29,7 @@ func TestServeRestart(t *testing.T) {
 // back within the recovery target. Host streams are left out: they come
 // back on the relay host's own backoff, which TestServeRestart covers.
 func TestServeLongOutage(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("a 75 s outage; not in -short")
 	}

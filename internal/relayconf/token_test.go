@@ -14,6 +14,7 @@ import (
 // file is renewed before it expires, spin71's only once lablog has stopped
 // the stream for an expired token. Both record again without a restart.
 func TestTokenExpiryAndRenewal(t *testing.T) {
+	t.Parallel()
 	const life = 12 * time.Second
 	r := newRig(t, life, "spin70", "spin71")
 	cl, err := relay.ParseUnverified(token(t, r.readTk, "spin70"))
