@@ -59,13 +59,7 @@ func TestEveryNewBufferGetsItsOwnID(t *testing.T) {
 // TestTornFileIsQuarantined cuts a buffer short, as a power cut can: bbolt
 // itself dies of SIGBUS on such files, which would take the test down.
 func TestTornFileIsQuarantined(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "full.db")
-	db, err := Open(src, Options{InitialMmapSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fill(t, db, 30000)
-	_ = db.Close()
+	src, _, _ := filledFile(t, 30000)
 	hw := highWater(t, src)
 	for _, size := range []int64{0, 100, 4096, 4096 + 100, 64 << 10, 256 << 10, hw / 2, hw - 4096} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -93,14 +87,7 @@ func TestTornFileIsQuarantined(t *testing.T) {
 // used part of a buffer, again and again: every record that comes out must
 // be exactly one that went in, and damage must be reported, never absorbed.
 func TestFlippedBytesAreNeverArchivedAsGenuine(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "full.db")
-	db, err := Open(src, Options{InitialMmapSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := fill(t, db, 20000)
-	id := db.ID()
-	_ = db.Close()
+	src, want, id := filledFile(t, 20000)
 	hw := highWater(t, src)
 	var quarantined, reported, unharmed int
 	for i := range 40 {
@@ -206,6 +193,23 @@ func TestFormat1BufferIsConverted(t *testing.T) {
 	if len(got) != 1 || got[0].seq != 302 {
 		t.Fatalf("new record %+v, want seq 302 (format 1 gave out 301)", got)
 	}
+}
+
+// filledFile is a closed buffer file of its own holding n records (fill):
+// its path, the records by stream and the buffer's id.
+func filledFile(t *testing.T, n int) (string, map[string][]frame.Record, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "full.db")
+	db, err := Open(path, Options{InitialMmapSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fill(t, db, n)
+	id := db.ID()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, want, id
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -333,13 +337,7 @@ func TestScanGoesOnPastAGap(t *testing.T) {
 // consistency check does that in a goroutine of its own, where a fault
 // kills the process: every start would crash. Each must be quarantined.
 func TestDamagedPagePointersAreQuarantined(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "full.db")
-	db, err := Open(src, Options{InitialMmapSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fill(t, db, 30000)
-	_ = db.Close()
+	src, _, _ := filledFile(t, 30000)
 	branches, leaves := treePages(t, src)
 	if len(branches) == 0 || len(leaves) == 0 {
 		t.Fatalf("%d branch and %d leaf pages: the buffer is too small to test", len(branches), len(leaves))
