@@ -57,5 +57,8 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, k := range res.Parts {
 		fmt.Fprintf(stdout, "  s3://%s/%s\n", cfg.Upload.Bucket, k)
 	}
+	if len(res.Removed) > 0 {
+		fmt.Fprintf(stdout, "removed %d parts of an earlier merge of the day\n", len(res.Removed))
+	}
 	return nil
 }

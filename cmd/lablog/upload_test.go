@@ -476,9 +476,17 @@ func TestMergeADayOfTheFleet(t *testing.T) {
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf("upload: {endpoint: %q, bucket: %s, prefix: fleet, site: any, path_style: true}\n"+
 		"streams:\n  - {name: spin30, relay_host: ws://127.0.0.1:8888}\n", srv.URL, bucket)), 0o644)
 
+	// An earlier merge of the day wrote more, smaller parts: the second
+	// must leave none of them behind, or the day's rows count twice.
+	if err := run(ctx, []string{"merge", "--config", cfgPath, "--date", "2026-11-26", "--part-rows", "7"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
 	if err := run(ctx, []string{"merge", "--config", cfgPath, "--date", "2026-11-26", "--part-rows", "30"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "removed ") {
+		t.Errorf("second merge's output says nothing of the earlier parts: %q", out.String())
 	}
 	total := 0
 	for _, n := range want {

@@ -3,7 +3,7 @@
 // sorted by site, stream and received time, for fast analysis. The hourly
 // objects stay the record: every one is verified (lablog's checksum) before
 // its rows are taken, and the merged parts are derived data, replaced by a
-// later merge of the same day.
+// later merge of the same day (parts it does not write again are removed).
 //
 // Memory stays bounded by one stream's hour: the hours of a stream are
 // merged in order, since a file's hour is that of its received times.
@@ -57,6 +57,7 @@ type Result struct {
 	Objects int      // hourly objects merged
 	Rows    int64    // rows written
 	Parts   []string // keys written
+	Removed []string // keys of an earlier merge's parts this one did not write again
 }
 
 type hourKey struct {
@@ -127,7 +128,10 @@ func Day(ctx context.Context, client *s3.Client, o Options) (Result, error) {
 		return res, err
 	}
 	res.Parts = w.keys
-	o.Logger.Info("merged", "date", date, "objects", res.Objects, "rows", res.Rows, "parts", len(res.Parts))
+	if res.Removed, err = w.removeStale(); err != nil {
+		return res, err
+	}
+	o.Logger.Info("merged", "date", date, "objects", res.Objects, "rows", res.Rows, "parts", len(res.Parts), "removed", len(res.Removed))
 	return res, nil
 }
 
@@ -242,6 +246,32 @@ func (w *partWriter) flush() error {
 }
 
 func (w *partWriter) finish() error { return w.flush() }
+
+// removeStale deletes the parts of an earlier merge of the day that this
+// one did not write again (it wrote fewer): a reader of the day's folder
+// would count their rows twice. Only once every new part is in place.
+func (w *partWriter) removeStale() ([]string, error) {
+	var removed []string
+	pages := s3.NewListObjectsV2Paginator(w.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(w.o.Bucket), Prefix: aws.String(w.prefix + "/part-")})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(w.ctx)
+		if err != nil {
+			return removed, fmt.Errorf("merge: list s3://%s/%s: %w", w.o.Bucket, w.prefix, err)
+		}
+		for _, obj := range page.Contents {
+			key := aws.ToString(obj.Key)
+			if slices.Contains(w.keys, key) || path.Ext(key) != ".parquet" {
+				continue
+			}
+			if _, err := w.client.DeleteObject(w.ctx, &s3.DeleteObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)}); err != nil {
+				return removed, fmt.Errorf("merge: remove the earlier s3://%s/%s: %w", w.o.Bucket, key, err)
+			}
+			removed = append(removed, key)
+		}
+	}
+	return removed, nil
+}
 
 func (w *partWriter) abort() {
 	if w.pw != nil {
