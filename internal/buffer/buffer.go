@@ -202,10 +202,15 @@ func (d *DB) open(opts Options) (err error) {
 		// validateFile walked the tree: every page and key bbolt's check
 		// reads through the memory map lies inside the file.
 		err = db.View(func(tx *bolt.Tx) error {
+			// Read to the end: the check goes on reading the map after its
+			// first error, and would fault in the closed transaction.
+			var first error
 			for cerr := range tx.Check() {
-				return fmt.Errorf("consistency check: %w", cerr)
+				if first == nil {
+					first = fmt.Errorf("consistency check: %w", cerr)
+				}
 			}
-			return nil
+			return first
 		})
 		if err != nil {
 			_ = db.Close()
