@@ -34,26 +34,7 @@ func TestAnalyticsStoreSurvivesKills(t *testing.T) {
 	host.CountOnly = true
 	names := []string{"spin30", "spin31", "pend00"}
 	dir := t.TempDir()
-	bufPath, root := filepath.Join(dir, "buffer.db"), filepath.Join(dir, "archive")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "lablog.yaml")
-	cfg := fmt.Sprintf(`buffer: {path: %s}
-archive: {path: %s, require: none}
-compaction: {interval: 1s, grace: 0s, open_hours: true, retry: 1s}
-analytics: {export: 1s}
-sources: {min_backoff: 100ms, max_backoff: 500ms}
-status: {listen: "127.0.0.1:0"}
-led: {path: ""}
-streams:
-`, bufPath, root)
-	for _, n := range names {
-		cfg += fmt.Sprintf("  - {name: %s, relay_host: %s}\n", n, host.URL())
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, bufPath, root := crashConfig(t, dir, host.URL(), names, "", "analytics: {export: 1s}\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	lab := labsim.NewLab(host, labsim.LabOptions{Streams: names, Rate: 200, JoinProb: 0.3, Seed: 5})

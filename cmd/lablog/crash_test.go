@@ -134,6 +134,34 @@ func archivedIDs(t *testing.T, root string, counts map[messageID]int) map[messag
 	return ids
 }
 
+// crashConfig writes the configuration of a crash test's daemon into dir:
+// a buffer and an archive of its own, the open hour compacted every second,
+// quick reconnects, and names on the relay host at hostURL. archiveKeys
+// adds to the archive section, sections adds whole lines.
+func crashConfig(t *testing.T, dir, hostURL string, names []string, archiveKeys, sections string) (cfgPath, bufPath, root string) {
+	t.Helper()
+	bufPath, root = filepath.Join(dir, "buffer.db"), filepath.Join(dir, "archive")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`buffer: {path: %s}
+archive: {path: %s, require: none%s}
+compaction: {interval: 1s, grace: 0s, open_hours: true, retry: 1s}
+%ssources: {min_backoff: 100ms, max_backoff: 500ms}
+status: {listen: "127.0.0.1:0"}
+led: {path: ""}
+streams:
+`, bufPath, root, archiveKeys, sections)
+	for _, n := range names {
+		cfg += fmt.Sprintf("  - {name: %s, relay_host: %s}\n", n, hostURL)
+	}
+	cfgPath = filepath.Join(dir, "lablog.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, bufPath, root
+}
+
 // TestCrashUnderLoad SIGKILLs the real binary at random moments while it
 // records and compacts, and at each named failpoint of the compaction, then
 // checks that every message committed before any kill is archived exactly
@@ -152,26 +180,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	names := []string{"spin30", "spin31", "spin32", "pend00"}
 
 	dir := t.TempDir()
-	bufPath := filepath.Join(dir, "buffer.db")
-	root := filepath.Join(dir, "archive")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "lablog.yaml")
-	cfg := fmt.Sprintf(`buffer: {path: %s}
-archive: {path: %s, require: none, row_group_rows: 20}
-compaction: {interval: 1s, grace: 0s, open_hours: true, retry: 1s}
-sources: {min_backoff: 100ms, max_backoff: 500ms}
-status: {listen: "127.0.0.1:0"}
-led: {path: ""}
-streams:
-`, bufPath, root)
-	for _, n := range names {
-		cfg += fmt.Sprintf("  - {name: %s, relay_host: %s}\n", n, host.URL())
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, bufPath, root := crashConfig(t, dir, host.URL(), names, ", row_group_rows: 20", "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
