@@ -9,7 +9,6 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,6 +28,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // Version is the versitygw release the tests are written against.
@@ -44,7 +45,7 @@ type Server struct {
 	Dir       string // the POSIX backend's root: one folder per bucket
 
 	bin  string
-	log  *lockedBuffer
+	log  *testkit.LogBuffer
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -100,7 +101,7 @@ func Start(t testing.TB) *Server {
 		SecretKey: randHex(20),
 		Region:    "us-east-1",
 		bin:       bin,
-		log:       &lockedBuffer{},
+		log:       &testkit.LogBuffer{},
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -268,23 +269,6 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Ctx is a context for a test's S3 calls, ended with the test.
