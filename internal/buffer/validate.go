@@ -204,8 +204,11 @@ func (w *treeWalk) page(id uint64, depth int) error {
 	if id < 2 || id >= w.pages {
 		return fmt.Errorf("%w: page %d outside the %d pages", errTorn, id, w.pages)
 	}
-	if w.seen[id] || depth > maxTreeDepth {
+	if w.seen[id] {
 		return fmt.Errorf("%w: page %d reached twice", errTorn, id)
+	}
+	if depth > maxTreeDepth {
+		return fmt.Errorf("%w: page %d is %d pages deep", errTorn, id, depth)
 	}
 	w.seen[id] = true
 	// One read for the header and, mostly, the whole element table.
