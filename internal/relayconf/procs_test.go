@@ -114,7 +114,7 @@ func tail(path string, n int) string {
 func freePort(t *testing.T) int {
 	t.Helper()
 	for {
-		port := int(nextPort.Add(1))
+		port := firstPort + int(portsGiven.Add(1))
 		if port >= ephemeralLow {
 			t.Fatalf("free port: none left below the ephemeral range (%d)", ephemeralLow)
 		}
@@ -127,12 +127,12 @@ func freePort(t *testing.T) int {
 	}
 }
 
+const firstPort = 10000
+
 var (
-	nextPort     atomic.Int32
+	portsGiven   atomic.Int32
 	ephemeralLow = ephemeralStart()
 )
-
-func init() { nextPort.Store(10000) }
 
 // ephemeralStart is the first port the kernel hands out for bind(0) and
 // outgoing connections.
