@@ -13,6 +13,45 @@ var errUsage = errors.New("usage")
 // errHelp means help was asked for and printed, to stdout: run returns nil.
 var errHelp = errors.New("help")
 
+// Exit statuses of lablog (README, "Exit status"): 0 done, 1 failed,
+// 2 usage, 3 done with problems: the command finished, but something a
+// person must look at happened (records set aside, a buffer quarantined,
+// nothing published although there was work).
+const (
+	exitFailed   = 1
+	exitUsage    = 2
+	exitProblems = 3
+)
+
+// problemsError is the error of a command that finished with problems
+// (exit 3); errors.Is(err, errProblems) finds it however it was wrapped.
+type problemsError struct{ what string }
+
+func (e *problemsError) Error() string        { return "done with problems: " + e.what }
+func (e *problemsError) Is(target error) bool { return target == errProblems }
+
+// errProblems matches any problemsError.
+var errProblems = errors.New("done with problems")
+
+// doneWithProblems says a command finished but what must be looked at.
+func doneWithProblems(format string, a ...any) error {
+	return &problemsError{what: fmt.Sprintf(format, a...)}
+}
+
+// exitStatus maps run's error to the process's exit status.
+func exitStatus(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.Is(err, errProblems):
+		return exitProblems
+	default:
+		return exitFailed
+	}
+}
+
 // newFlags makes the flag set of `lablog name`, whose usage (printed for
 // --help and after a usage error) is the synopsis, what it does and its flags.
 func newFlags(name, synopsis, about string) *flag.FlagSet {

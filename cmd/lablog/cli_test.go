@@ -179,3 +179,20 @@ func TestVersionBufferFormat(t *testing.T) {
 		t.Errorf("version --buffer-format = %q, %v; want %d and a newline", out, err, buffer.FormatVersion)
 	}
 }
+
+func TestExitStatus(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errUsage, exitUsage},
+		{fmt.Errorf("compact: %w", doneWithProblems("3 records set aside")), exitProblems},
+		{errors.New("disk on fire"), exitFailed},
+	}
+	for _, c := range cases {
+		if got := exitStatus(c.err); got != c.want {
+			t.Errorf("exitStatus(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}

@@ -17,13 +17,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	switch {
-	case errors.Is(err, errUsage):
-		os.Exit(2) // the usage is printed already
-	case err != nil:
+	code := exitStatus(err)
+	if code != 0 && !errors.Is(err, errUsage) { // the usage is printed already
 		fmt.Fprintln(os.Stderr, "lablog:", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
 
 const usage = `lablog records remote-lab logging streams and archives them as Parquet.
