@@ -19,8 +19,9 @@ import (
 const chromium = "/usr/bin/chromium"
 
 // browser starts Debian's headless Chromium with a fresh profile, sized
-// like a phone, since that is how a technician often looks.
-func browser(t *testing.T) context.Context {
+// like a phone, since that is how a technician often looks; extra adds
+// command-line options.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := exec.LookPath(chromium); err != nil {
 		if os.Getenv("CI") != "" {
@@ -42,6 +43,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)

@@ -2,15 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/led"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/sdnotify"
@@ -20,9 +18,10 @@ import (
 
 // opsOptions say which of the operations around a recorder to start.
 type opsOptions struct {
-	Listen  string // status server address; "" for none
-	LEDPath string // sysfs LED folder; "" for none
-	Notify  bool   // tell systemd READY, then ping its watchdog
+	Listen  string   // status server address; "" for none
+	Hosts   []string // names the status page may be opened by (httpserve.Options.Hosts)
+	LEDPath string   // sysfs LED folder; "" for none
+	Notify  bool     // tell systemd READY, then ping its watchdog
 	// MonitorOptions tunes the status monitor (tests shorten its periods).
 	Monitor status.Options
 }
@@ -34,7 +33,7 @@ type ops struct {
 	Monitor *status.Monitor
 	URL     string // of the status page, "" when not serving
 	log     *slog.Logger
-	srv     *http.Server
+	ctx     context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -56,11 +55,11 @@ func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o ops
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	x := &ops{Monitor: mon, log: log, stop: cancel}
+	x := &ops{Monitor: mon, log: log, ctx: ctx, stop: cancel}
 	x.go_(func() { mon.Run(ctx) })
 
 	if o.Listen != "" {
-		if err := x.serve(o.Listen); err != nil {
+		if err := x.serve(o.Listen, o.Hosts); err != nil {
 			log.Error("status page unavailable; recording goes on without it", "listen", o.Listen, "err", err)
 		}
 	}
@@ -96,31 +95,24 @@ func (x *ops) go_(f func()) {
 	}()
 }
 
-func (x *ops) serve(listen string) error {
-	ln, err := net.Listen("tcp", listen)
+func (x *ops) serve(listen string, hosts []string) error {
+	srv, err := httpserve.New(listen, x.Monitor.Handler(), httpserve.Options{Hosts: hosts, Logger: x.log})
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	x.srv = &http.Server{Handler: x.Monitor.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	x.URL = "http://" + localAddr(ln.Addr().String())
+	x.URL = srv.URL()
 	x.log.Info("status page", "url", x.URL)
 	x.go_(func() {
-		if err := x.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Run(x.ctx); err != nil {
 			x.log.Error("status server stopped", "err", err)
 		}
 	})
 	return nil
 }
 
-// Stop ends the server, the LED (restoring its trigger) and the watchdog.
+// Stop ends the server (letting requests in flight finish), the LED
+// (restoring its trigger) and the watchdog.
 func (x *ops) Stop() {
-	if x.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := x.srv.Shutdown(ctx); err != nil {
-			x.srv.Close()
-		}
-		cancel()
-	}
 	x.stop()
 	x.wg.Wait()
 }

@@ -62,7 +62,7 @@ func BenchmarkRSS80Streams(b *testing.B) {
 }
 
 // procMemory reads VmHWM and VmRSS of pid, in MiB.
-func procMemory(b *testing.B, pid int) (hwm, rss float64) {
+func procMemory(b testing.TB, pid int) (hwm, rss float64) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)

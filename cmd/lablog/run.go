@@ -34,7 +34,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		level = slog.LevelDebug
 	}
 	log := newLogger(stderr, level)
-	a, err := assemble(cfg, log, opsOptions{Listen: cfg.Status.Listen, LEDPath: cfg.LED.Path, Notify: true})
+	a, err := assemble(cfg, log, opsOptions{Listen: cfg.Status.Listen, Hosts: cfg.Status.Hosts, LEDPath: cfg.LED.Path, Notify: true})
 	if err != nil {
 		return err
 	}

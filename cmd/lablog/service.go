@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/service"
 )
 
@@ -162,7 +162,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil || cfg.Status.Listen == "" {
 		return nil
 	}
-	url := "http://" + localAddr(cfg.Status.Listen) + "/healthz"
+	url := "http://" + httpserve.LocalAddr(cfg.Status.Listen) + "/healthz"
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -178,17 +178,4 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	fmt.Fprintf(stdout, "%s", body)
 	return nil
-}
-
-// localAddr is where this machine reaches a server listening on listen: a
-// wildcard address becomes the loopback one, which a browser here can open.
-func localAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }

@@ -125,6 +125,11 @@ type Status struct {
 	// Listen is the HTTP address (host:port; ":80" is every interface).
 	// Empty turns the status server off.
 	Listen string `yaml:"listen"`
+	// Hosts are the host names the page may be opened by, besides IP
+	// addresses, localhost and this machine's name (NAME and NAME.local).
+	// Any other name in a request's Host header is refused, so a page on
+	// another site cannot read the status through DNS rebinding.
+	Hosts []string `yaml:"hosts"`
 }
 
 // LED configures the board LED that shows lablog's health at a glance.
@@ -257,7 +262,7 @@ func Default() Config {
 			TokenWarning:  source.DefaultTokenWarning,
 			RulesInterval: relay.DefaultInterval,
 		},
-		Status: Status{Listen: ":80"},
+		Status: Status{Listen: ":80", Hosts: []string{}},
 		LED:    LED{Path: "/sys/class/leds/ACT"},
 		Upload: defaultUpload(),
 	}

@@ -71,7 +71,7 @@ compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
 analytics: {export: 90s}
 sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s,
   tokens_dir: /t, token_warning: 48h, rules_interval: 2s}
-status: {listen: "127.0.0.1:8080"}
+status: {listen: "127.0.0.1:8080", hosts: [lablog.lab.example]}
 led: {path: /sys/class/leds/led0}
 upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-archive, prefix: lablog/v1, site: bristol,
   path_style: true, credentials_file: /etc/lablog/s3, concurrency: 4, bandwidth_limit: 1MiB,
@@ -84,7 +84,7 @@ upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-arch
 		Analytics:  Analytics{Export: 90 * time.Second},
 		Sources: Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second,
 			TokensDir: "/t", TokenWarning: 48 * time.Hour, RulesInterval: 2 * time.Second},
-		Status: Status{Listen: "127.0.0.1:8080"},
+		Status: Status{Listen: "127.0.0.1:8080", Hosts: []string{"lablog.lab.example"}},
 		LED:    LED{Path: "/sys/class/leds/led0"},
 		Upload: Upload{Endpoint: "https://s3.example.org", Region: "eu-west-2", Bucket: "lab-archive", Prefix: "lablog/v1",
 			Site: "bristol", PathStyle: true, CredentialsFile: "/etc/lablog/s3", Concurrency: 4, BandwidthLimit: MiB,
@@ -131,7 +131,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		for i := range tt.NumField() {
 			p := path + tt.Field(i).Tag.Get("yaml")
 			ft := tt.Field(i).Type
-			if ft.Kind() == reflect.Slice {
+			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
 				// Every key of an entry is shown by at least one entry.
 				et := ft.Elem()
 				for j := range et.NumField() {

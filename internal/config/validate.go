@@ -86,6 +86,11 @@ func (c Config) Validate() error {
 			add("status.listen", "%v", err)
 		}
 	}
+	for i, h := range c.Status.Hosts {
+		if err := checkHostName(h); err != nil {
+			add(fmt.Sprintf("status.hosts[%d]", i), "%v", err)
+		}
+	}
 	if c.LED.Path != "" && !filepath.IsAbs(c.LED.Path) {
 		add("led.path", "must be an absolute path (a sysfs LED folder), got %q", c.LED.Path)
 	}
@@ -348,6 +353,18 @@ func splitDigits(s string) (text, digits string) {
 		i--
 	}
 	return s[:i], s[i:]
+}
+
+// checkHostName accepts a bare host name as a Host header carries it
+// (no scheme, port or path), or "*" for any.
+func checkHostName(h string) error {
+	if h == "*" {
+		return nil
+	}
+	if h == "" || strings.ContainsAny(h, ":/ @") {
+		return fmt.Errorf("must be a host name such as lablog.example.org (no scheme, port or path), got %q", h)
+	}
+	return nil
 }
 
 // checkListen accepts what net.Listen("tcp", ...) takes: [host]:port.

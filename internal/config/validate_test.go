@@ -37,6 +37,8 @@ func TestValidationErrors(t *testing.T) {
 			"lablog.yaml:2: analytics.export: must be positive, got 0s"},
 		{"zero read_limit", "sources:\n  read_limit: 0B\n" + oneStream,
 			"lablog.yaml:2: sources.read_limit: must be positive, got 0B"},
+		{"host with a port", "status:\n  hosts: [lablog.lab, \"lablog.lab:80\"]\n" + oneStream,
+			`lablog.yaml:2: status.hosts[1]: must be a host name such as lablog.example.org (no scheme, port or path), got "lablog.lab:80"`},
 		{"zero ping", "sources:\n  ping_interval: 0s\n" + oneStream,
 			"lablog.yaml:2: sources.ping_interval: must be positive, got 0s"},
 		// read_timeout is not in the file, so the line is its section's.

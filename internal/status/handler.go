@@ -4,7 +4,9 @@ import (
 	"github.com/practable/lablog/internal/analytics"
 
 	"bytes"
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/relay"
 )
 
@@ -43,15 +46,27 @@ func (m *Monitor) Handler() http.Handler {
 func (m *Monitor) servePage(w http.ResponseWriter, r *http.Request) {
 	// Render to a buffer first, so a template error is a clean 500 rather
 	// than half a page.
+	v := m.view(m.Snapshot())
+	v.Nonce = newNonce()
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, m.view(m.Snapshot())); err != nil {
+	if err := page.Execute(&buf, v); err != nil {
 		m.opts.Logger.Error("status page", "err", err)
 		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// The page's one script and one style run by their nonce; nothing
+	// else may run, load, or frame it.
+	w.Header().Set("Content-Security-Policy", httpserve.PageCSP(v.Nonce))
 	_, _ = w.Write(buf.Bytes())
+}
+
+// newNonce is a fresh CSP nonce: 128 random bits.
+func newNonce() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func (m *Monitor) serveJSON(w http.ResponseWriter, r *http.Request) {
@@ -103,6 +118,7 @@ type pageView struct {
 	}
 	Upload        *uploadView // nil when upload is off
 	RefreshMillis int64
+	Nonce         string // of this answer's Content-Security-Policy
 }
 
 type faultView struct {
