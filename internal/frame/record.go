@@ -25,6 +25,9 @@ const (
 	// Overflow marks frames dropped because the writer queue was full; Data
 	// holds the count, so a gap is always visible in the data.
 	Overflow Kind = 6
+	// Statement is one HTTP /addLog call; Data is its envelope
+	// (StatementData): the call's query, then the body's exact bytes.
+	Statement Kind = 7
 )
 
 var kindNames = map[Kind]string{
@@ -34,6 +37,7 @@ var kindNames = map[Kind]string{
 	Disconnected: "disconnected",
 	Oversize:     "oversize",
 	Overflow:     "overflow",
+	Statement:    "statement",
 }
 
 func (k Kind) String() string {
@@ -45,7 +49,7 @@ func (k Kind) String() string {
 
 // IsEvent reports whether the record describes the connection rather than
 // carrying a frame from the lab.
-func (k Kind) IsEvent() bool { return k != Text && k != Binary }
+func (k Kind) IsEvent() bool { return k != Text && k != Binary && k != Statement }
 
 // Record is one entry of a stream as received, before it is committed.
 type Record struct {
@@ -54,6 +58,10 @@ type Record struct {
 	ClockSynced bool      // whether the wall clock was NTP-synced then
 	Kind        Kind
 	Data        []byte
+	// Committed, when set, is told once whether the record was committed
+	// (nil) or refused (an error), so a caller can acknowledge only what
+	// is durable. It must have room for that one value.
+	Committed chan<- error
 	// Sum is the CRC-32C of Data, taken when the frame was received and
 	// checked again before the record is archived; 0 until then.
 	Sum uint32
