@@ -176,6 +176,7 @@ func (w *Writer) commit(batch []frame.Record) {
 			w.lastCommit.Store(time.Now().UnixNano())
 			w.setErr("")
 			w.reportRefused()
+			tell(batch, nil)
 			if w.OnCommit != nil {
 				w.OnCommit(len(batch), took)
 			}
@@ -196,6 +197,7 @@ func (w *Writer) commit(batch []frame.Record) {
 				w.OnFailure(err)
 			}
 			w.reportRefused()
+			tell(batch, err)
 			return
 		}
 		w.failures.Add(1)
@@ -208,12 +210,24 @@ func (w *Writer) commit(batch []frame.Record) {
 		case <-time.After(backoff):
 		case <-w.stop:
 			// One last try at shutdown, then give up loudly.
-			if err := w.db.Append(batch); err != nil {
+			err := w.db.Append(batch)
+			if err != nil {
 				w.log.Error("records lost at shutdown: buffer will not commit", "records", len(batch), "err", err)
 			}
+			tell(batch, err)
 			return
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// tell gives each record's Committed channel, if any, the outcome of its
+// commit (nil: durable).
+func tell(batch []frame.Record, err error) {
+	for _, r := range batch {
+		if r.Committed != nil {
+			r.Committed <- err
+		}
 	}
 }
 

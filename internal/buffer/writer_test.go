@@ -227,3 +227,68 @@ func TestWriterSpacesCommits(t *testing.T) {
 		}
 	}
 }
+
+// A record that carries a Committed channel is told of its commit only
+// once it is in the buffer, and of a refusal when the buffer is full;
+// concurrent callers share commits.
+func TestWriterTellsEachRecordItsCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	db, err := Open(path, Options{MaxSize: 1 << 20, InitialMmapSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := NewWriter(db, 1000, nil)
+	go w.Run()
+	defer w.Stop()
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				r := rec("addlog-spinner", t0, fmt.Sprintf("c%d-%d", c, i))
+				done := make(chan error, 1)
+				r.Committed = done
+				if !w.Enqueue(r) {
+					t.Error("queue full")
+					return
+				}
+				if err := <-done; err != nil {
+					t.Errorf("commit: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := scanAll(t, db, "addlog-spinner", frame.Hour(t0))
+	st := w.Stats()
+	if len(got) != 400 || st.Commits >= 400 {
+		t.Fatalf("%d records in %d commits, want 400 in fewer commits", len(got), st.Commits)
+	}
+	t.Logf("400 acknowledged records from 8 callers in %d commits", st.Commits)
+
+	// Fill the buffer: the record whose commit is refused hears why.
+	noise := make([]byte, 300<<10)
+	for i := range noise {
+		noise[i] = byte(rand.Uint32())
+	}
+	for i := 0; ; i++ {
+		if i > 20 {
+			t.Fatal("a 1 MiB buffer took 6 MiB")
+		}
+		r := rec("addlog-spinner", t0, string(noise))
+		done := make(chan error, 1)
+		r.Committed = done
+		if !w.Enqueue(r) {
+			t.Fatal("refused at the queue before a commit was refused")
+		}
+		if err := <-done; err != nil {
+			if !IsFull(err) {
+				t.Fatalf("refusal %v, want the buffer full", err)
+			}
+			break
+		}
+	}
+}
