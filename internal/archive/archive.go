@@ -24,9 +24,11 @@ import (
 
 // Format is the value of the lablog.format metadata key of the files this
 // build writes. Format 2 added the buffer_id column and lablog.buffer_id;
-// FormatV1 files (no buffer identity) are still read and verified.
+// format 3 the statement columns (query, verb, object_id, graph_node,
+// level, version). Files of formats 1 and 2 are still read and verified.
 const (
-	Format   = "2"
+	Format   = "3"
+	FormatV2 = "2"
 	FormatV1 = "1"
 )
 

@@ -52,6 +52,11 @@ func frames(rows []archive.Row) map[int64][]byte {
 	for _, r := range rows {
 		var b []byte
 		switch {
+		case r.Kind == archive.KindStatement:
+			b = append([]byte(*r.Query+"\n"), r.RawBytes...)
+			if r.Raw != nil {
+				b = append(b, *r.Raw...)
+			}
 		case r.RawBytes != nil:
 			b = r.RawBytes
 		case r.Raw != nil:

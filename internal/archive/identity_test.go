@@ -27,24 +27,34 @@ const (
 )
 
 // v1Tree copies the format 1 fixture into a fresh archive root.
-func v1Tree(t *testing.T) string {
+func v1Tree(t *testing.T) string { return fixtureTree(t, "format1") }
+
+// fixtureTree copies testdata/name into a fresh archive root.
+func fixtureTree(t *testing.T, name string) string {
 	t.Helper()
 	root := t.TempDir()
-	if err := os.CopyFS(root, os.DirFS(filepath.Join("testdata", "format1"))); err != nil {
+	if err := os.CopyFS(root, os.DirFS(filepath.Join("testdata", name))); err != nil {
 		t.Fatal(err)
 	}
 	return root
 }
 
-func TestFormat1FilesStillRead(t *testing.T) {
-	root := v1Tree(t)
-	path := filepath.Join(root, v1File)
+// v2File is the same records written by the format 2 writer (before the
+// statement columns) into testdata/format2, with buffer id idA.
+var v2File = filepath.Join("stream=spin-30", "date=2026-11-26", "spin-30-20261126T14-"+idA+"-00000000000000000001-00000000000000000006.parquet")
+
+func TestFormat1FilesStillRead(t *testing.T) { testOldFormatReads(t, "format1", v1File, "1", "") }
+func TestFormat2FilesStillRead(t *testing.T) { testOldFormatReads(t, "format2", v2File, "2", idA) }
+
+func testOldFormatReads(t *testing.T, fixture, file, format, id string) {
+	root := fixtureTree(t, fixture)
+	path := filepath.Join(root, file)
 	m, err := archive.Verify(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Format != "1" || m.BufferID != "" || m.Stream != "spin-30" || !m.Hour.Equal(hour14) || m.FirstSeq != 1 || m.LastSeq != 6 || m.Frames != 6 {
-		t.Errorf("format 1 meta = %+v", m)
+	if m.Format != format || m.BufferID != id || m.Stream != "spin-30" || !m.Hour.Equal(hour14) || m.FirstSeq != 1 || m.LastSeq != 6 || m.Frames != 6 {
+		t.Errorf("format %s meta = %+v", format, m)
 	}
 	if rm, err := archive.ReadMeta(path); err != nil || rm != m {
 		t.Errorf("ReadMeta = %+v, %v; Verify said %+v", rm, err, m)
@@ -54,8 +64,11 @@ func TestFormat1FilesStillRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rows {
-		if r.BufferID != nil {
-			t.Errorf("seq %d: buffer_id %q in a format 1 file", r.Seq, *r.BufferID)
+		if (r.BufferID != nil) != (id != "") {
+			t.Errorf("seq %d: buffer_id %v in a format %s file", r.Seq, r.BufferID, format)
+		}
+		if r.Query != nil || r.Verb != nil {
+			t.Errorf("seq %d: statement columns in a format %s file", r.Seq, format)
 		}
 	}
 	// The fixture's frames, byte for byte.
@@ -110,14 +123,14 @@ func TestLegacyRecordsKeepLegacyNames(t *testing.T) {
 		t.Fatalf("Publish = %s, %v; want ErrExists for the format 1 file", path, err)
 	}
 
-	// A legacy file of format 2: legacy name, null buffer_id, key present.
+	// A legacy file of this build: legacy name, null buffer_id, key present.
 	path = write(t, root, "spin-30", hour14, archive.Options{}, entry(7, frame.Text, legacy))
 	if base := filepath.Base(path); base != "spin-30-20261126T14-00000000000000000007-00000000000000000007.parquet" {
 		t.Errorf("legacy name %s", base)
 	}
 	rows, m, err := archive.ReadRows(path)
-	if err != nil || m.Format != "2" || m.BufferID != "" || len(rows) != 1 || rows[0].BufferID != nil {
-		t.Errorf("legacy format 2 file: %+v, %+v, %v", m, rows, err)
+	if err != nil || m.Format != archive.Format || m.BufferID != "" || len(rows) != 1 || rows[0].BufferID != nil {
+		t.Errorf("legacy file: %+v, %+v, %v", m, rows, err)
 	}
 	if files, problems := archive.VerifyTree(root); files != 2 || len(problems) > 0 {
 		t.Errorf("VerifyTree = %d, %v", files, problems)
@@ -192,11 +205,14 @@ func TestVerifyChecksBufferID(t *testing.T) {
 		"key missing": {func(rows []archive.Row, meta map[string]string) {
 			delete(meta, archive.KeyBufferID)
 		}, archive.ErrMetadata},
-		"format 2 schema called format 1": {func(rows []archive.Row, meta map[string]string) {
+		"format 3 schema called format 1": {func(rows []archive.Row, meta map[string]string) {
 			meta[archive.KeyFormat] = "1"
 		}, archive.ErrMetadata},
+		"format 3 schema called format 2": {func(rows []archive.Row, meta map[string]string) {
+			meta[archive.KeyFormat] = "2"
+		}, archive.ErrMetadata},
 		"unknown format": {func(rows []archive.Row, meta map[string]string) {
-			meta[archive.KeyFormat] = "3"
+			meta[archive.KeyFormat] = "4"
 		}, archive.ErrMetadata},
 	}
 	for name, c := range cases {

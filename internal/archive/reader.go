@@ -18,6 +18,7 @@ import (
 
 var (
 	rowSchema   = parquet.SchemaOf(Row{})
+	rowSchemaV2 = parquet.SchemaOf(rowV2{})
 	rowSchemaV1 = parquet.SchemaOf(rowV1{})
 )
 
@@ -304,6 +305,10 @@ func rowShape(r *Row) error {
 		if (r.Raw == nil) == (r.RawBytes == nil) {
 			return errors.New("a message needs exactly one of raw and raw_bytes")
 		}
+	case r.Kind == KindStatement:
+		if (r.Raw == nil) == (r.RawBytes == nil) || r.Query == nil {
+			return errors.New("a statement needs its query and exactly one of raw and raw_bytes")
+		}
 	case r.Kind == "binary":
 		if r.RawBytes == nil || r.Raw != nil {
 			return errors.New("a binary frame needs raw_bytes and no raw")
@@ -391,12 +396,15 @@ func metaOf(path string, pf *parquet.File) (Meta, error) {
 	switch format {
 	case Format:
 		keys = append(keys, KeyBufferID)
+	case FormatV2:
+		keys = append(keys, KeyBufferID)
+		schema = rowSchemaV2
 	case FormatV1:
 		schema = rowSchemaV1
 	case "":
 		return bad("missing key %s", KeyFormat)
 	default:
-		return bad("%s is %q, this build reads %q and %q", KeyFormat, format, FormatV1, Format)
+		return bad("%s is %q, this build reads %q, %q and %q", KeyFormat, format, FormatV1, FormatV2, Format)
 	}
 	if !parquet.EqualNodes(pf.Schema(), schema) {
 		return bad("schema is not lablog's format %s", format)

@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/statement"
 )
 
 // Row is one row of an archive file: one message of a text frame, or a whole
@@ -41,6 +43,37 @@ type Row struct {
 	RawBytes    []byte  `parquet:"raw_bytes,optional"`
 	Error       *string `parquet:"error"`  // why a message could not be parsed
 	Detail      *string `parquet:"detail"` // an event's detail: the URL dialled, why a connection ended, ...
+	// A statement's own columns (format 3): the /addLog call's query as
+	// kept (frame.StatementData), and fields read from its body. user,
+	// course, hardware, exp (the device), type and t (its timestamp) are
+	// shared with messages.
+	Query     *string `parquet:"query"`
+	Verb      *string `parquet:"verb,dict"`
+	ObjectID  *string `parquet:"object_id,dict"`
+	GraphNode *string `parquet:"graph_node,dict"`
+	Level     *string `parquet:"level,dict"`
+	Version   *string `parquet:"version,dict"`
+}
+
+// rowV2 is Row as format 2 wrote it, for recognising such files' schema.
+type rowV2 struct {
+	ReceivedAt  int64   `parquet:"received_at,timestamp(microsecond)"`
+	BufferID    *string `parquet:"buffer_id,dict"`
+	Seq         int64   `parquet:"seq"`
+	Part        int32   `parquet:"part"`
+	Kind        string  `parquet:"kind,dict"`
+	ClockSynced bool    `parquet:"clock_synced"`
+	User        *string `parquet:"user,dict"`
+	Exp         *string `parquet:"exp,dict"`
+	Hardware    *string `parquet:"hardware,dict"`
+	Course      *string `parquet:"course,dict"`
+	Type        *string `parquet:"type,dict"`
+	T           *int64  `parquet:"t,timestamp(millisecond)"`
+	Payload     *string `parquet:"payload"`
+	Raw         *string `parquet:"raw"`
+	RawBytes    []byte  `parquet:"raw_bytes,optional"`
+	Error       *string `parquet:"error"`
+	Detail      *string `parquet:"detail"`
 }
 
 // rowV1 is Row as format 1 wrote it, for recognising such files' schema.
@@ -89,7 +122,7 @@ func kindOf(name string) (frame.Kind, bool) {
 	if name == KindMessage {
 		return frame.Text, true
 	}
-	for k := frame.Binary; k <= frame.Overflow; k++ {
+	for k := frame.Binary; k <= frame.Statement; k++ {
 		if k.String() == name {
 			return k, true
 		}
@@ -125,6 +158,8 @@ func appendRows(rows []Row, id *string, e Entry) []Row {
 			}
 			rows = append(rows, r)
 		}
+	case e.Rec.Kind == frame.Statement:
+		rows = append(rows, statementRow(base, e.Rec.Data))
 	case e.Rec.Kind == frame.Binary:
 		// A binary frame is bytes, not text, even when they happen to be UTF-8.
 		base.RawBytes = clone(e.Rec.Data)
@@ -141,6 +176,36 @@ func appendRows(rows []Row, id *string, e Entry) []Row {
 	return rows
 }
 
+// KindStatement is the kind of rows holding an /addLog call.
+const KindStatement = "statement"
+
+// statementRow is the one row of a statement: its query and body kept
+// exactly, beside the fields lablog indexes. user is the call's username,
+// else the statement's actor.id; course and hardware likewise the call's
+// (the UIs send "none" when they have none), course else actor.course.
+func statementRow(r Row, data []byte) Row {
+	query, body := frame.SplitStatement(data)
+	r.Query = ptr(query)
+	r.Raw, r.RawBytes = text(body)
+	f := statement.Parse(body)
+	q, _ := url.ParseQuery(query) // lablog wrote it: it parses
+	param := func(key string, fallback *string) *string {
+		if v := q.Get(key); v != "" {
+			return ptr(v)
+		}
+		return fallback
+	}
+	r.User = param("username", f.User)
+	r.Course = param("course", f.Course)
+	r.Hardware = param("hardware", nil)
+	r.Exp, r.Type, r.T = f.Device, f.Type, f.Timestamp
+	r.Verb, r.ObjectID, r.GraphNode, r.Level, r.Version = f.Verb, f.ObjectID, f.GraphNode, f.Level, f.Version
+	if f.Err != "" {
+		r.Error = ptr(f.Err)
+	}
+	return r
+}
+
 // text returns b as a string when it is valid UTF-8, else as bytes, so
 // nothing is ever replaced by U+FFFD on the way in.
 func text(b []byte) (*string, []byte) {
@@ -153,6 +218,12 @@ func text(b []byte) (*string, []byte) {
 // frameBytes is the part of a frame (or event detail) that row r holds.
 func (r *Row) frameBytes() []byte {
 	switch {
+	case r.Kind == KindStatement:
+		b := []byte(deref(r.Query) + "\n")
+		if r.RawBytes != nil {
+			return append(b, r.RawBytes...)
+		}
+		return append(b, deref(r.Raw)...)
 	case r.RawBytes != nil:
 		return r.RawBytes
 	case r.Raw != nil && r.Kind == KindMessage:
@@ -166,6 +237,13 @@ func (r *Row) frameBytes() []byte {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
 
 // clone copies b, never returning nil, so an empty value stays non-null.
 func clone(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }

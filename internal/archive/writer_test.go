@@ -132,7 +132,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, e := range entries {
 		sum.Add(e.Seq, e.Rec.Kind, e.Rec.Data)
 	}
-	wantMeta := archive.Meta{Format: "2", Stream: "spin30", Hour: hour14, BufferID: id, FirstSeq: 10, LastSeq: 23, Frames: 14, Rows: int64(len(want)), Checksum: sum.String()}
+	wantMeta := archive.Meta{Format: archive.Format, Stream: "spin30", Hour: hour14, BufferID: id, FirstSeq: 10, LastSeq: 23, Frames: 14, Rows: int64(len(want)), Checksum: sum.String()}
 	if meta != wantMeta {
 		t.Errorf("meta = %+v, want %+v", meta, wantMeta)
 	}

@@ -39,7 +39,7 @@ func TestParseFull(t *testing.T) {
 func TestParseTolerates(t *testing.T) {
 	for _, c := range []struct {
 		name, body, err string
-		check       func(Fields) bool
+		check           func(Fields) bool
 	}{
 		{"not JSON", `{"verb": `, "not JSON", func(f Fields) bool { return f.Verb == nil }},
 		{"empty", ``, "empty body", func(f Fields) bool { return f.User == nil }},
