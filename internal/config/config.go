@@ -34,6 +34,7 @@ type Config struct {
 	Status     Status     `yaml:"status"`
 	LED        LED        `yaml:"led"`
 	Upload     Upload     `yaml:"upload"`
+	AddLog     AddLog     `yaml:"addlog"`
 	// StreamSpecs are the entries of the streams list as written; Streams
 	// expands them. (The field cannot share the method's name.)
 	StreamSpecs []StreamSpec `yaml:"streams"`
@@ -265,6 +266,7 @@ func Default() Config {
 		Status: Status{Listen: ":80", Hosts: []string{}},
 		LED:    LED{Path: "/sys/class/leds/ACT"},
 		Upload: defaultUpload(),
+		AddLog: defaultAddLog(),
 	}
 }
 
@@ -297,6 +299,11 @@ func Load(path string) (Config, error) {
 	c.Archive.Path = resolve(dir, c.Archive.Path)
 	if c.Sources.TokensDir != "" {
 		c.Sources.TokensDir = resolve(dir, c.Sources.TokensDir)
+	}
+	for _, p := range []*string{&c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile} {
+		if *p != "" {
+			*p = resolve(dir, *p)
+		}
 	}
 	if c.Upload.CredentialsFile != "" {
 		c.Upload.CredentialsFile = resolve(dir, c.Upload.CredentialsFile)

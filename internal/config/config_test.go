@@ -44,7 +44,7 @@ func TestDefaultsApplied(t *testing.T) {
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
-	if err := Default().Validate(); err == nil || err.Error() != "streams: at least one stream is required" {
+	if err := Default().Validate(); err == nil || err.Error() != "streams: at least one stream is required (or an addlog listener)" {
 		t.Errorf("Default().Validate() = %v, want only the missing streams", err)
 	}
 }
@@ -76,6 +76,8 @@ led: {path: /sys/class/leds/led0}
 upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-archive, prefix: lablog/v1, site: bristol,
   path_style: true, credentials_file: /etc/lablog/s3, concurrency: 4, bandwidth_limit: 1MiB,
   delete_after_upload: true, keep_days: 7, wait_for_clock: false, interval: 30s, min_backoff: 2s, max_backoff: 1m, timeout: 2m}
+addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/lablog/addlog, allowed_origins: ["https://lab.example"],
+  max_body: 8KiB, keep_client_address: true, trusted_proxies: [10.0.0.1], tls: {cert_file: /c.pem, key_file: /k.pem}}
 `+oneStream)
 	want := Config{
 		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
@@ -90,6 +92,9 @@ upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-arch
 			Site: "bristol", PathStyle: true, CredentialsFile: "/etc/lablog/s3", Concurrency: 4, BandwidthLimit: MiB,
 			DeleteAfterUpload: true, KeepDays: 7, WaitForClock: false, Interval: 30 * time.Second,
 			MinBackoff: 2 * time.Second, MaxBackoff: time.Minute, Timeout: 2 * time.Minute},
+		AddLog: AddLog{Listen: ":8081", Hosts: []string{"lablog.lab.example"}, CredentialsFile: "/etc/lablog/addlog",
+			AllowedOrigins: []string{"https://lab.example"}, MaxBody: 8 * KiB, KeepClientAddress: true,
+			TrustedProxies: []string{"10.0.0.1"}, TLS: TLS{CertFile: "/c.pem", KeyFile: "/k.pem"}},
 		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -175,7 +180,7 @@ func TestExampleReturnsCopy(t *testing.T) {
 func TestUnknownKeysKeepLine(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"bogus: 1\n" + oneStream,
-			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, streams)"},
+			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, addlog, streams)"},
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
 			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue, commit_interval)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",
@@ -248,7 +253,7 @@ func TestWholeFileErrors(t *testing.T) {
 		{oneStream + "---\n" + oneStream,
 			"lablog.yaml:4: more than one YAML document (---): the file must hold exactly one"},
 		{"- spin30\n", "lablog.yaml:1: the top level must be a mapping of sections (buffer, archive, compaction, sources, streams)"},
-		{"buffer:\n  path: /x\n", "lablog.yaml: streams: at least one stream is required"},
+		{"buffer:\n  path: /x\n", "lablog.yaml: streams: at least one stream is required (or an addlog listener)"},
 	} {
 		if got := parseErr(t, tc.src); got != tc.want {
 			t.Errorf("Parse(%q):\n got %s\nwant %s", tc.src, got, tc.want)

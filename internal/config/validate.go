@@ -96,9 +96,10 @@ func (c Config) Validate() error {
 	}
 
 	c.validateUpload(add)
+	c.validateAddLog(add)
 
-	if len(c.StreamSpecs) == 0 {
-		add("streams", "at least one stream is required")
+	if len(c.StreamSpecs) == 0 && !c.AddLog.Enabled() {
+		add("streams", "at least one stream is required (or an addlog listener)")
 	}
 	seen := map[string]int{} // stream name -> index of the spec that made it
 	for i, sp := range c.StreamSpecs {

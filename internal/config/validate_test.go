@@ -37,6 +37,14 @@ func TestValidationErrors(t *testing.T) {
 			"lablog.yaml:2: analytics.export: must be positive, got 0s"},
 		{"zero read_limit", "sources:\n  read_limit: 0B\n" + oneStream,
 			"lablog.yaml:2: sources.read_limit: must be positive, got 0B"},
+		{"addlog without origins", "addlog:\n  listen: \":8081\"\n",
+			`lablog.yaml:1: addlog.allowed_origins: must name the origins of the pages that call /addLog (e.g. https://dev.practable.io), or "*" for any`},
+		{"addlog origin with a path", "addlog:\n  listen: \":8081\"\n  allowed_origins: [https://lab.example/ui]\n",
+			`lablog.yaml:3: addlog.allowed_origins[0]: "https://lab.example/ui" is not an origin: want scheme://host[:port], e.g. https://dev.practable.io`},
+		{"addlog bad proxy", "addlog:\n  listen: \":8081\"\n  allowed_origins: [\"*\"]\n  trusted_proxies: [10.0.0.0/33]\n",
+			`lablog.yaml:4: addlog.trusted_proxies[0]: "10.0.0.0/33" is not an address or prefix (10.0.0.1, 10.0.0.0/8)`},
+		{"addlog half TLS", "addlog:\n  listen: \":8081\"\n  allowed_origins: [\"*\"]\n  tls: {cert_file: c.pem}\n",
+			`lablog.yaml:4: addlog.tls: needs both cert_file and key_file, or neither`},
 		{"host with a port", "status:\n  hosts: [lablog.lab, \"lablog.lab:80\"]\n" + oneStream,
 			`lablog.yaml:2: status.hosts[1]: must be a host name such as lablog.example.org (no scheme, port or path), got "lablog.lab:80"`},
 		{"zero ping", "sources:\n  ping_interval: 0s\n" + oneStream,
@@ -55,7 +63,7 @@ func TestValidationErrors(t *testing.T) {
 		{"relative led path", "led:\n  path: leds/ACT\n" + oneStream,
 			`lablog.yaml:2: led.path: must be an absolute path (a sysfs LED folder), got "leds/ACT"`},
 		{"no streams", "streams: []\n",
-			"lablog.yaml:1: streams: at least one stream is required"},
+			"lablog.yaml:1: streams: at least one stream is required (or an addlog listener)"},
 		{"no name", "streams:\n  - relay_host: ws://h\n",
 			"lablog.yaml:2: streams[0].name: is required"},
 		{"bad name chars", "streams:\n  - name: spin_30\n    relay_host: ws://h\n",
@@ -259,5 +267,19 @@ func TestDurationsInYAML(t *testing.T) {
 	c := mustParse(t, "compaction:\n  grace: 1m30s\n  interval: 2h\n"+oneStream)
 	if c.Compaction.Grace != 90*time.Second || c.Compaction.Interval != 2*time.Hour {
 		t.Errorf("compaction = %+v", c.Compaction)
+	}
+}
+
+// A lab that runs only today's UIs needs no websocket stream.
+func TestAddLogAloneIsValid(t *testing.T) {
+	c, err := Parse([]byte("addlog: {listen: \":8081\", allowed_origins: [\"https://lab.example\"]}\n"), "lablog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("addlog alone: %v", err)
+	}
+	if len(c.Streams()) != 0 || !c.AddLog.Enabled() || c.AddLog.MaxBody != 64*KiB {
+		t.Errorf("streams %v, addlog %+v", c.Streams(), c.AddLog)
 	}
 }

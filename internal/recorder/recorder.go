@@ -39,6 +39,9 @@ type Recorder struct {
 	provisioners []*relay.Provisioner
 	// uploader ships published files to a bucket; nil when upload is off.
 	uploader *upload.Uploader
+	// ingress are the other doors records come in by (the /addLog
+	// listener): run and stopped like the sources, before the writer.
+	ingress []Ingress
 
 	// onCompaction is set by installHooks before the compactor starts.
 	onCompaction func(compactor.Result)
@@ -60,6 +63,24 @@ type Hooks struct {
 	OnCommitFailure func(err error)
 	// OnCompaction follows each compaction run.
 	OnCompaction func(compactor.Result)
+}
+
+// Ingress is a door records come in by besides the sources: it hands them
+// to Writer().Enqueue until its context ends.
+type Ingress interface {
+	Run(ctx context.Context) error
+}
+
+// AddIngress registers in before Run. Run starts it with the sources and
+// stops it with them, so it enqueues nothing once the writer drains.
+func (r *Recorder) AddIngress(in Ingress) error {
+	r.hookMu.Lock()
+	defer r.hookMu.Unlock()
+	if r.ran {
+		return fmt.Errorf("recorder: AddIngress after Run")
+	}
+	r.ingress = append(r.ingress, in)
+	return nil
 }
 
 // AddHooks registers h. Call it before Run: the writer's hooks are fixed
@@ -198,6 +219,15 @@ func (r *Recorder) Run(ctx context.Context) error {
 			defer sources.Done()
 			if err := s.Run(srcCtx); err != nil {
 				r.log.Error("source stopped", "err", err)
+			}
+		}()
+	}
+	for _, in := range r.ingress {
+		sources.Add(1)
+		go func() {
+			defer sources.Done()
+			if err := in.Run(srcCtx); err != nil {
+				r.log.Error("ingress stopped", "err", err)
 			}
 		}()
 	}
