@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/sdnotify"
@@ -62,8 +63,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // assembly is one assembled lablog: the recorder and its operations side
 // (status page, LED, watchdog), as run and demo start it.
 type assembly struct {
-	rec *recorder.Recorder
-	ops *ops
+	rec       *recorder.Recorder
+	ops       *ops
+	addLogURL string // "" when the /addLog listener is off
 }
 
 // assemble opens the recorder and starts its operations side; the caller
@@ -73,10 +75,26 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 	if err != nil {
 		return nil, err
 	}
+	var al *addlog.Handler
+	if cfg.AddLog.Enabled() {
+		if al, err = newAddLog(cfg.AddLog, rec, log); err != nil {
+			_ = rec.Close()
+			return nil, err
+		}
+		o.Monitor.AddLog = al.Stats
+	}
 	ops, err := startOps(rec, cfg, log, o)
 	if err != nil {
 		_ = rec.Close()
 		return nil, err
 	}
-	return &assembly{rec: rec, ops: ops}, nil
+	a := &assembly{rec: rec, ops: ops}
+	if al != nil {
+		if a.addLogURL, err = serveAddLog(cfg.AddLog, al, ops.Monitor.Healthz(), rec, log); err != nil {
+			ops.Stop()
+			_ = rec.Close()
+			return nil, err
+		}
+	}
+	return a, nil
 }

@@ -48,10 +48,8 @@ type Options struct {
 	Enqueue func(frame.Record) bool
 	// ClockSynced tells whether the wall clock is NTP-synced now.
 	ClockSynced func() bool
-	// Healthz, when set, answers GET /healthz on this listener too.
-	Healthz http.Handler
-	Now     func() time.Time
-	Logger  *slog.Logger
+	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 // Handler serves:
@@ -59,7 +57,6 @@ type Options struct {
 //	POST    /addLog?username=&course=&hardware=  record one statement
 //	OPTIONS /addLog                              the browsers' CORS preflight
 //	GET     /verbs/{verb}                        what a verb means
-//	GET     /healthz                             as on the status listener
 type Handler struct {
 	opts    Options
 	origins map[string]bool
@@ -91,9 +88,6 @@ func New(o Options) *Handler {
 	mux.HandleFunc("POST /addLog", h.serveAddLog)
 	mux.HandleFunc("OPTIONS /addLog", h.servePreflight)
 	mux.HandleFunc("GET /verbs/{verb}", h.serveVerb)
-	if o.Healthz != nil {
-		mux.Handle("GET /healthz", o.Healthz)
-	}
 	h.mux = mux
 	return h
 }

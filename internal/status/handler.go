@@ -43,6 +43,9 @@ func (m *Monitor) Handler() http.Handler {
 	return mux
 }
 
+// Healthz is GET /healthz alone, for other listeners to serve too.
+func (m *Monitor) Healthz() http.Handler { return http.HandlerFunc(m.serveHealthz) }
+
 func (m *Monitor) servePage(w http.ResponseWriter, r *http.Request) {
 	// Render to a buffer first, so a template error is a clean 500 rather
 	// than half a page.

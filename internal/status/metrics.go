@@ -121,6 +121,9 @@ func (c *pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range uploadDescs {
 		ch <- d
 	}
+	for _, d := range addlogDescs {
+		ch <- d
+	}
 }
 
 func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
@@ -163,6 +166,7 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descInfo, 1, s.Version)
 	collectFaults(ch, s, c.m.p.FaultCounts())
 	collectUpload(ch, s.Upload)
+	collectAddLog(ch, s.AddLog)
 }
 
 // provisionStates are every value of lablog_provision_state's state label.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/practable/lablog/internal/addlog"
 	"log/slog"
 	"sort"
 	"sync"
@@ -44,6 +45,8 @@ type Options struct {
 	StallAfter   time.Duration // see package stall; default stall.DefaultAfter
 	Refresh      time.Duration // how often the page refreshes itself; default 3s
 	Logger       *slog.Logger
+	// AddLog reads the /addLog listener's counts; nil when it is off.
+	AddLog func() addlog.Stats
 }
 
 func (o *Options) setDefaults() {
@@ -362,6 +365,10 @@ func (m *Monitor) Snapshot() Snapshot {
 	s.Faults = faults
 	if upOn {
 		s.Upload = uploadStatus(up)
+	}
+	if m.opts.AddLog != nil {
+		st := m.opts.AddLog()
+		s.AddLog = &st
 	}
 	s.Problems = m.problems(now, s)
 	s.Health, s.Recording = HealthOK, true

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/analytics"
 
 	"time"
@@ -32,6 +33,9 @@ type Snapshot struct {
 	Faults []FaultStatus `json:"faults"`
 	// Upload is the shipping of archive files to a bucket; null when off.
 	Upload *UploadStatus `json:"upload"`
+	// AddLog counts the statements today's UIs posted to /addLog, and the
+	// calls refused (never a user id or a credential); null when off.
+	AddLog *addlog.Stats `json:"addlog"`
 }
 
 // Health levels, mildest first.

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/practable/lablog/internal/addlog"
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/httpserve"
+	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/source"
+)
+
+// newAddLog makes the /addLog handler of cfg in front of rec's writer.
+func newAddLog(cfg config.AddLog, rec *recorder.Recorder, log *slog.Logger) (*addlog.Handler, error) {
+	creds, err := addlog.LoadCredentials(cfg.CredentialsFile)
+	if err != nil {
+		return nil, err
+	}
+	return addlog.New(addlog.Options{
+		Credentials:       creds,
+		AllowedOrigins:    cfg.AllowedOrigins,
+		MaxBody:           int64(cfg.MaxBody),
+		KeepClientAddress: cfg.KeepClientAddress,
+		TrustedProxies:    cfg.Proxies(),
+		Enqueue:           rec.Writer().Enqueue,
+		ClockSynced:       source.ClockSynced,
+		Logger:            log,
+	}), nil
+}
+
+// serveAddLog opens the /addLog listener (with /healthz beside it) and
+// hands it to rec, which runs it with the sources; it returns its URL.
+func serveAddLog(cfg config.AddLog, h *addlog.Handler, healthz http.Handler, rec *recorder.Recorder, log *slog.Logger) (string, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.Handle("GET /healthz", healthz)
+	o := httpserve.Options{Hosts: cfg.Hosts, Logger: log}
+	if cfg.TLS.CertFile != "" {
+		tlsCfg, err := httpserve.CertFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return "", fmt.Errorf("addlog: %w", err)
+		}
+		o.TLS = tlsCfg
+	}
+	srv, err := httpserve.New(cfg.Listen, mux, o)
+	if err != nil {
+		return "", fmt.Errorf("addlog: %w", err)
+	}
+	if err := rec.AddIngress(srv); err != nil {
+		return "", err
+	}
+	log.Info("addlog listening", "url", srv.URL())
+	return srv.URL(), nil
+}
