@@ -70,8 +70,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	recDone := make(chan error, 1)
 	go func() { recDone <- rec.Run(recCtx) }()
 
-	fmt.Fprintf(stdout, "lablog demo: recording %d simulated devices (%s ... %s) from %s\n",
-		len(names), names[0], names[len(names)-1], host.URL())
+	fmt.Fprintf(stdout, "lablog demo: recording %d simulated devices (%s) from %s\n",
+		len(names), config.JoinList(names), host.URL())
 	fmt.Fprintf(stdout, "buffer %s, archive %s, log %s; Ctrl-C stops\n", cfg.Buffer.Path, cfg.Archive.Path, logPath)
 	fmt.Fprintf(stdout, "the demo archives the open hour every %v so files appear at once (the daemon archives each hour\nafter it closes): expect one file per device per %v\n", cfg.Compaction.Interval, cfg.Compaction.Interval)
 	switch {

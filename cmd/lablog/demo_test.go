@@ -23,7 +23,8 @@ func TestDemo(t *testing.T) {
 	if n, err := strconv.Atoi(firstGroup(m)); err != nil || n < 4 || n > 8 {
 		t.Errorf("demo did not verify 4 to 8 files:\n%s", out)
 	}
-	for _, want := range []string{"4/4 connected", "archives the open hour every 10s", "received_at ", " message ",
+	// The banner names every device: spin31 and pend00 too.
+	for _, want := range []string{"recording 4 simulated devices (spin30-32,pend00)", "4/4 connected", "archives the open hour every 10s", "received_at ", " message ",
 		"lablog head -n 20 FILE", "read_parquet('" + dir + "/archive/**/*.parquet', hive_partitioning = true, union_by_name = true)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -237,6 +238,22 @@ func TestFaultsAcknowledgedInChromium(t *testing.T) {
 	}
 	if p.Health != "WARNING" {
 		t.Errorf("health %q with a quarantine, want WARNING", p.Health)
+	}
+	// At phone width the reason wraps in full, up to its cause (the path),
+	// as /api/status words it.
+	reasons, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#problems li")).map(function (li) { return li.innerText; })`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, pr := range d.status(t).Problems {
+		want = append(want, pr.Message)
+	}
+	if !slices.Contains(reasons, "buffer_quarantined: The buffer file was corrupt and was set aside ("+q[0]+")") {
+		t.Errorf("the page's reasons %q, want the quarantine's in full among %q", reasons, want)
+	}
+	for _, c := range contradictions(t, ctx) {
+		t.Errorf("at 390 px with a fault: %s", c)
 	}
 
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("faults-ack"))); err != nil {

@@ -295,6 +295,48 @@ func ExpandList(list string) ([]string, error) {
 	return names, nil
 }
 
+// JoinList is ExpandList's inverse, for people to read: every name, runs of
+// consecutive numbers as ranges, names grouped by prefix in order of first
+// appearance ("spin30-33,pend00-01"), so a long list is short but complete.
+func JoinList(names []string) string {
+	type run struct {
+		prefix, first string // the first name's text and digits
+		lo, hi        int
+	}
+	byPrefix := map[string][]*run{}
+	var order []string
+	for _, n := range names {
+		prefix, digits := splitDigits(n)
+		v, err := strconv.Atoi(digits)
+		if digits == "" || err != nil {
+			prefix, digits, v = n, "", 0 // not numbered: a run of its own
+		}
+		if _, ok := byPrefix[prefix]; !ok {
+			order = append(order, prefix)
+		}
+		rs := byPrefix[prefix]
+		if digits != "" && len(rs) > 0 {
+			if r := rs[len(rs)-1]; r.first != "" && v == r.hi+1 && fmt.Sprintf("%s%0*d", prefix, len(r.first), v) == n {
+				r.hi = v
+				continue
+			}
+		}
+		r := &run{prefix: prefix, first: digits, lo: v, hi: v}
+		byPrefix[prefix] = append(rs, r)
+	}
+	var parts []string
+	for _, p := range order {
+		for _, r := range byPrefix[p] {
+			part := r.prefix + r.first
+			if r.hi > r.lo {
+				part += fmt.Sprintf("-%0*d", len(r.first), r.hi)
+			}
+			parts = append(parts, part)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // expand turns a name or range into stream names. A name is a range when
 // the text on both sides of its last "-" ends in digits; the right side may
 // repeat the prefix (spin30-spin41) or not (spin30-41).

@@ -283,3 +283,28 @@ func TestAddLogAloneIsValid(t *testing.T) {
 		t.Errorf("streams %v, addlog %+v", c.Streams(), c.AddLog)
 	}
 }
+
+// JoinList names every stream, and ExpandList gives them back.
+func TestJoinListRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"spin30", "spin31", "pend00", "spin32", "spin33", "pend01"}, "spin30-33,pend00-01"},
+		{[]string{"spin30"}, "spin30"},
+		{[]string{"spin30", "spin31", "spin33"}, "spin30-31,spin33"},
+		{[]string{"spin8", "spin9", "spin10", "spin11"}, "spin8-11"},
+		{[]string{"pend008", "pend009", "pend010"}, "pend008-010"},
+		{[]string{"spin30-log", "spin31-log"}, "spin30-log,spin31-log"},
+		{[]string{"lab-rig1", "lab-rig2", "x"}, "lab-rig1-2,x"},
+	} {
+		got := JoinList(tc.names)
+		if got != tc.want {
+			t.Errorf("JoinList(%q) = %q, want %q", tc.names, got, tc.want)
+		}
+		back, err := ExpandList(got)
+		if err != nil || len(back) != len(tc.names) {
+			t.Errorf("ExpandList(%q) = %q, %v; want the %d names back", got, back, err, len(tc.names))
+		}
+	}
+}

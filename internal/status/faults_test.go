@@ -173,7 +173,7 @@ func TestFaultsOnPage(t *testing.T) {
 	m, store, clk, _ := withFaults(t)
 	h := m.Handler()
 	_, body, _ := get(t, h, "/")
-	if !strings.Contains(body, `<section id="faults-section" class="faults" hidden>`) {
+	if !strings.Contains(body, `<section id="faults-section" class="faults" data-level="" hidden>`) {
 		t.Error("the faults section is not hidden without faults")
 	}
 
@@ -186,14 +186,14 @@ func TestFaultsOnPage(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("GET /: %d", code)
 	}
-	last := t0.Add(90 * time.Second).Local().Format(time.DateTime)
+	last := t0.Add(90 * time.Second).UTC().Format(time.DateTime) // the page's times are UTC
 	for _, want := range []string{
-		`<section id="faults-section" class="faults">`,
+		`<section id="faults-section" class="faults" data-level="failing">`,
 		`<button id="faults-ack" type="button">Acknowledge</button>`,
 		// Failing first.
-		`<li class="f-failing" data-kind="frames_refused"><b>1 frame was refused: the buffer was full</b>`,
-		`<li class="f-warning" data-kind="buffer_quarantined"><b>The buffer file was corrupt and was set aside (2 times)</b> ` +
-			`<span class="when">last ` + last + ` (30s ago), first ` + t0.Local().Format(time.DateTime) + `</span>`,
+		`<li class="l-failing" data-kind="frames_refused"><b>1 frame was refused: the buffer was full</b>`,
+		`<li class="l-warning" data-kind="buffer_quarantined"><b>The buffer file was corrupt and was set aside (2 times)</b> ` +
+			`<span class="when">last ` + last + ` (30s ago), first ` + t0.UTC().Format(time.DateTime) + `</span>`,
 		`The damaged file was kept at /data/&lt;b&gt;buffer.db.corrupt-2 for inspection; recording continued on a fresh buffer.`,
 		`fetch("api/faults/ack", {method: "POST"`,
 	} {

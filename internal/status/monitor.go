@@ -108,7 +108,7 @@ type Monitor struct {
 type streamTrack struct {
 	rate    *Rolling
 	frames  int64
-	day     string // local date of dayBase
+	day     string // UTC date of dayBase
 	dayBase int64  // Reconnects at the start of day (or at start-up)
 	sampled bool
 }
@@ -167,7 +167,7 @@ func (m *Monitor) sample(now time.Time) {
 	ws := m.p.WriterStats()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	day := now.Local().Format(time.DateOnly)
+	day := now.UTC().Format(time.DateOnly) // the page's times are UTC
 	for _, s := range srcs {
 		tr := m.streams[s.Stream]
 		if tr == nil {
@@ -332,7 +332,7 @@ func (m *Monitor) Snapshot() Snapshot {
 	s.Analytics = m.counts
 
 	a := &s.Archive
-	a.Path = m.opts.ArchiveRoot
+	a.Path, a.Require = m.opts.ArchiveRoot, m.opts.Require
 	a.CheckedAt = timePtr(m.arch.at)
 	a.Available = !m.arch.at.IsZero() && m.arch.err == nil
 	if err := m.arch.err; err != nil {
@@ -483,7 +483,7 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 	if s.Buffer.DroppedLastHour > 0 {
 		warning("%d frames dropped in the last hour: the writer queue was full", s.Buffer.DroppedLastHour)
 	}
-	if s.Buffer.MaxBytes > 0 && s.Buffer.SizeBytes > s.Buffer.MaxBytes/10*9 {
+	if bufferNearlyFull(s.Buffer) {
 		warning("buffer is %s of its %s limit", HumanBytes(s.Buffer.SizeBytes), HumanBytes(s.Buffer.MaxBytes))
 	}
 	if !s.Archive.Available && s.Archive.CheckedAt != nil {
@@ -505,6 +505,11 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 		warning("system clock not synchronised (records are marked clock_synced = false until it is)")
 	}
 	return append(fail, warn...)
+}
+
+// bufferNearlyFull: over 90 % of buffer.max_size, when there is one.
+func bufferNearlyFull(b BufferStatus) bool {
+	return b.MaxBytes > 0 && b.SizeBytes > b.MaxBytes/10*9
 }
 
 // expiryText is " at 2026-11-26 14:03:05 UTC (3h 12m ago)", or "(in 5d

@@ -81,10 +81,11 @@ func TestProvisionStateShown(t *testing.T) {
 	}
 	_, body, _ := get(t, m.Handler(), "/")
 	for _, want := range []string{
-		`<td class="rule r-rule_posted" data-label="rule">posted</td>`,
-		`<td class="rule r-host_unexpected" data-label="rule">host answers unexpectedly</td>`,
-		`<td class="rule r-host_unreachable" data-label="rule">host unreachable</td>`,
-		`<td class="rule r-" data-label="rule">–</td>`,
+		`<th>Relay host rule</th>`,
+		`<td class="rule r-rule_posted l-ok" data-label="rule">posted</td>`,
+		`<td class="rule r-host_unexpected l-failing" data-label="rule">host answers unexpectedly</td>`,
+		`<td class="rule r-host_unreachable l-warning" data-label="rule">host unreachable</td>`,
+		`<td class="rule r- l-" data-label="rule">not kept by lablog</td>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)

@@ -109,6 +109,7 @@ type BufferStatus struct {
 // ArchiveStatus is the Parquet archive on the USB drive.
 type ArchiveStatus struct {
 	Path           string            `json:"path"`
+	Require        string            `json:"require"`   // archive.require: marker, mountpoint or none (no drive required)
 	Available      bool              `json:"available"` // mounted and writable (per archive.require)
 	Problem        string            `json:"problem"`   // why not, when not
 	CheckedAt      *time.Time        `json:"checked_at"`

@@ -129,7 +129,7 @@ func TestAPIStatusFieldByField(t *testing.T) {
 			"messages_last_minute", "messages_total", "name", "provision", "provision_error", "reconnects_today", "reconnects_total", "since", "state", "token_expires_at"},
 		"buffer": {"commit_ms", "committed_total", "dropped_last_hour", "dropped_total", "full", "last_commit_at", "max_bytes", "oldest_waiting", "queue_capacity",
 			"queue_depth", "records_waiting", "refused_total", "size_bytes", "writer_error", "writer_stalled"},
-		"archive":                 {"available", "bytes_today", "checked_at", "files_today", "free_bytes", "last_compaction", "last_error", "last_error_at", "path", "problem"},
+		"archive":                 {"available", "bytes_today", "checked_at", "files_today", "free_bytes", "last_compaction", "last_error", "last_error_at", "path", "problem", "require"},
 		"archive.last_compaction": {"bytes", "duration_seconds", "error", "files", "finished_at", "ok", "records", "started_at"},
 		"problems[]":              {"level", "message"},
 		"faults[]":                {"action", "count", "detail", "first", "kind", "last", "level", "message"},
@@ -340,11 +340,11 @@ func TestHealthz(t *testing.T) {
 	if s := m.Snapshot(); s.Health != HealthWarning || len(s.Problems) != 1 || s.ClockExpected {
 		t.Errorf("clock optional: %q %v", s.Health, s.Problems)
 	}
-	if _, body, _ := get(t, h, "/"); !strings.Contains(body, `<span id="clock" class="">not synced (not needed here)</span>`) {
+	if _, body, _ := get(t, h, "/"); !strings.Contains(body, `<span id="clock" class="l-">not synced (not needed here)</span>`) {
 		t.Errorf("page clock with the clock optional:\n%s", body)
 	}
 	m.opts.ClockOptional = false
-	if _, body, _ := get(t, h, "/"); !strings.Contains(body, `<span id="clock" class="warn">NOT synced</span>`) {
+	if _, body, _ := get(t, h, "/"); !strings.Contains(body, `<span id="clock" class="l-warning">NOT synced</span>`) {
 		t.Error("page clock: want NOT synced in the warning colour")
 	}
 
@@ -458,10 +458,10 @@ func TestPage(t *testing.T) {
 	for _, want := range []string{
 		`<div id="health" class="h-failing">FAILING</div>`,
 		`<meta name="viewport"`,
-		`<tr data-stream="spin30"><td class="name">spin30</td><td class="state s-connected"><span class="clamp" title="connected">connected</span></td>`,
-		`<td class="state s-token_expiring"><span class="clamp" title="token expiring at 2026-11-29 14:00:00 UTC (in 3d 0h)">token expiring at 2026-11-29 14:00:00 UTC (in 3d 0h)</span></td>`,
-		`<td class="state s-token_expired"><span class="clamp" title="token expired at 2026-11-26 13:00:00 UTC (1h 0m ago)">token expired at 2026-11-26 13:00:00 UTC (1h 0m ago)</span></td>`,
-		`class="state s-error"><span class="clamp" title="error: dial ws://127.0.0.1:8888/ws/spin32: connection refused`,
+		`<tr data-stream="spin30"><td class="name">spin30</td><td class="state s-connected l-ok">connected</td>`,
+		`<td class="state s-token_expiring l-warning">token expiring at 2026-11-29 14:00:00 UTC (in 3d 0h)</td>`,
+		`<td class="state s-token_expired l-failing">token expired at 2026-11-26 13:00:00 UTC (1h 0m ago)</td>`,
+		`class="state s-error l-failing">error: dial ws://127.0.0.1:8888/ws/spin32: connection refused`,
 		`<dd id="buffer-waiting">305</dd>`,
 		`<dd id="archive-today">1 files, 1000 B</dd>`,
 		`ok, 2 files, 4.9 KiB`,

@@ -61,6 +61,16 @@ func (u *UploadStatus) waitingText() string {
 	return s
 }
 
+// waitingForClock: files wait for the clock, not for a retry.
+func (u *UploadStatus) waitingForClock() bool {
+	return u.State == upload.StateWaitingForClock && u.FilesWaiting > 0
+}
+
+// lagging: the oldest waiting file's hour ended more than uploadLagWarn ago.
+func (u *UploadStatus) lagging(now time.Time) bool {
+	return u.OldestWaiting != nil && now.Sub(u.OldestWaiting.Add(time.Hour)) > uploadLagWarn
+}
+
 // uploadProblems are the upload's warnings: it never stops recording, so
 // none is failing (a conflict is a fault, shown with the others).
 func uploadProblems(now time.Time, u *UploadStatus, warning func(format string, args ...any)) {
@@ -70,9 +80,9 @@ func uploadProblems(now time.Time, u *UploadStatus, warning func(format string, 
 	switch {
 	case u.Failures > 0:
 		warning("upload failing (%d %s): %s; %s", u.Failures, plural(int64(u.Failures), "attempt", "attempts"), u.LastError, u.waitingText())
-	case u.State == upload.StateWaitingForClock && u.FilesWaiting > 0:
+	case u.waitingForClock():
 		warning("upload waiting for the system clock to be synchronised: %s", u.waitingText())
-	case u.OldestWaiting != nil && now.Sub(u.OldestWaiting.Add(time.Hour)) > uploadLagWarn:
+	case u.lagging(now):
 		warning("upload lagging: %s", u.waitingText())
 	}
 	if u.LedgerError != "" {
@@ -125,48 +135,4 @@ func collectUpload(ch chan<- prometheus.Metric, u *UploadStatus) {
 	if u.LastUploadAt != nil {
 		gauge(descUpLast, float64(u.LastUploadAt.Unix()))
 	}
-}
-
-// uploadView is the upload in words, for the page.
-type uploadView struct {
-	Target, State, Waiting, Done, Rate, LastError string
-	Bad                                           bool
-}
-
-func viewUpload(u *UploadStatus, ago func(*time.Time) string) *uploadView {
-	if u == nil {
-		return nil
-	}
-	v := &uploadView{Target: u.Target + " at " + u.Endpoint, State: uploadStateText(u.State, u.ArchiveProblem), Waiting: u.waitingText(),
-		Rate: HumanBytes(int64(u.BytesPerSecond)) + "/s over the last minute", LastError: "none", Bad: u.Failures > 0}
-	v.Done = fmt.Sprintf("%d files, %s since start", u.FilesUploaded, HumanBytes(u.BytesUploaded))
-	if u.FilesFound > 0 {
-		v.Done += fmt.Sprintf(" (and %d found there already)", u.FilesFound)
-	}
-	if u.Conflicts > 0 {
-		v.Waiting += fmt.Sprintf("; %d CONFLICTING", u.Conflicts)
-	}
-	if u.LastError != "" {
-		v.LastError = u.LastError + " (" + ago(u.LastErrorAt) + ")"
-	}
-	return v
-}
-
-// uploadStateText words an upload state; the page's script has the same words.
-func uploadStateText(state, archiveProblem string) string {
-	switch state {
-	case upload.StateIdle:
-		return "everything uploaded"
-	case upload.StateUploading:
-		return "uploading"
-	case upload.StateRetrying:
-		return "FAILING, retrying with backoff"
-	case upload.StateWaitingForClock:
-		return "waiting for the clock to be synchronised"
-	case upload.StateArchiveUnavailable:
-		return "archive unavailable: " + archiveProblem
-	case upload.StateNoCredentials:
-		return "OFF: the credentials file cannot be used"
-	}
-	return state
 }

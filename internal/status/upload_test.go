@@ -56,7 +56,7 @@ func TestUploadShownEverywhere(t *testing.T) {
 	}
 	_, page, _ := get(t, h, "/")
 	for _, want := range []string{`<section id="upload-section">`, "s3://lab/fleet/site=bristol/ at https://s3.example.org",
-		"FAILING, retrying with backoff", "3 files (3.0 MiB) waiting", "40 files, 50.0 MiB since start (and 2 found there already)",
+		`<dd id="upload-state" class="l-warning">retrying with backoff after 4 failed attempts</dd>`, "3 files (3.0 MiB) waiting", "40 files, 50.0 MiB since start (and 2 found there already)",
 		"2.0 KiB/s over the last minute", "server unreachable"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

@@ -301,3 +301,31 @@ func TestCredentialsFileFixedWithoutRestart(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// After a recovery nothing is scheduled: the retry time of the last failure
+// must not stay in the stats (the status page showed it, stale).
+func TestRecoveryClearsNextAttempt(t *testing.T) {
+	e := newEnv(t)
+	rels := sampleFiles(t, e.root)
+	u := New(e.options("bristol"), e.creds())
+	e.proxy.set(func(p *proxy) { p.down = true })
+	st := cycleUntil(t, u, 2, "a failure", func(s Stats) bool { return s.Failures > 0 })
+	if st.NextAttemptAt.IsZero() {
+		t.Fatalf("no retry scheduled after a failure: %+v", st)
+	}
+	e.proxy.set(func(p *proxy) { p.down = false })
+	// The retry time comes: cycle as the loop would, without touching it.
+	u.mu.Lock()
+	u.st.NextAttemptAt = time.Now().Add(-time.Millisecond)
+	u.mu.Unlock()
+	for range 5 {
+		if u.cycle(context.Background()); u.Stats().State == StateIdle {
+			break
+		}
+	}
+	st = u.Stats()
+	if st.State != StateIdle || st.FilesUploaded != int64(len(rels)) || st.Failures != 0 || !st.NextAttemptAt.IsZero() {
+		t.Errorf("after recovery: state %s, %d uploaded, %d failures, next attempt %v (want idle, %d, 0, none)",
+			st.State, st.FilesUploaded, st.Failures, st.NextAttemptAt, len(rels))
+	}
+}

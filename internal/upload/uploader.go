@@ -136,7 +136,7 @@ type Stats struct {
 	BytesPerSecond float64
 	// LastError is the latest failure (kept after recovery); Failures
 	// counts failures since the last success; NextAttemptAt is when a
-	// waiting uploader tries again.
+	// waiting uploader tries again, zero when no retry is scheduled.
 	LastError     string
 	LastErrorAt   time.Time
 	Failures      int
@@ -319,7 +319,7 @@ func (u *Uploader) cycle(ctx context.Context) time.Duration {
 		u.client, u.clean = newClient(u.opts, creds), newRedactor(creds)
 		u.mu.Lock()
 		if u.st.State == StateNoCredentials {
-			u.st.Failures = 0
+			u.recovered()
 		}
 		u.mu.Unlock()
 	}
@@ -377,7 +377,7 @@ func (u *Uploader) cycle(ctx context.Context) time.Duration {
 		return u.fail(err)
 	}
 	u.mu.Lock()
-	u.st.Failures, u.backoff = 0, 0
+	u.recovered()
 	u.mu.Unlock()
 	if settled > 0 {
 		return 0 // look again at once: more may have been published meanwhile
@@ -417,6 +417,13 @@ func (u *Uploader) order(pending []file) []file {
 		return a.rel < b.rel
 	})
 	return todo
+}
+
+// recovered forgets the failures since the last success, and the retry they
+// scheduled, so the stats show no retry that will not happen (LastError is
+// kept: it is history). u.mu must be held.
+func (u *Uploader) recovered() {
+	u.st.Failures, u.st.NextAttemptAt, u.backoff = 0, time.Time{}, 0
 }
 
 // fail records a failed round and schedules the next: exponential backoff
