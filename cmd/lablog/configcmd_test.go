@@ -24,8 +24,13 @@ func TestConfigCheck(t *testing.T) {
 	if err != nil || !strings.Contains(out, "streams:") {
 		t.Errorf("example: %v", err)
 	}
+	// It shows an inline token, which makes the file a secret.
 	ex := filepath.Join(dir, "example.yaml")
 	_ = os.WriteFile(ex, []byte(out), 0o644)
+	if _, err := runCmd(t, "config", "check", ex); err == nil || !strings.Contains(err.Error(), "mode 0644 lets others read or change it: chmod 600 "+ex) {
+		t.Errorf("the printed example, world-readable: %v, want refused", err)
+	}
+	_ = os.Chmod(ex, 0o600)
 	if _, err := runCmd(t, "config", "check", ex); err != nil {
 		t.Errorf("the printed example does not check: %v", err)
 	}

@@ -331,7 +331,7 @@ func TestConfigCheckReadsUploadCredentials(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	err := run(context.Background(), []string{"config", "check", cfgPath}, &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "mode 0644 lets others read or change the keys") {
+	if err == nil || !strings.Contains(err.Error(), "mode 0644 lets others read or change it: chmod 600") {
 		t.Errorf("world-readable credentials: %v", err)
 	}
 	if err := os.Chmod(credPath, 0o600); err != nil {

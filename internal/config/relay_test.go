@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -147,5 +148,41 @@ func TestRelayOverHTTPOnlyOnLoopback(t *testing.T) {
 		if _, err := Parse([]byte(src), "lablog.yaml"); err != nil {
 			t.Errorf("%s: %v", base, err)
 		}
+	}
+}
+
+// A file holding a token inline is a secret: others may not read or change
+// it. Without a token the file may be world-readable.
+func TestLoadRefusesSharedFileWithInlineToken(t *testing.T) {
+	dir := t.TempDir()
+	withToken := filepath.Join(dir, "token.yaml")
+	write := func(path, src string, mode os.FileMode) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "streams:\n  - name: a\n    relay: https://r\n    token: " + fakeToken + "\n"
+	for _, mode := range []os.FileMode{0o600, 0o640} {
+		write(withToken, src, mode)
+		if _, err := Load(withToken); err != nil {
+			t.Fatalf("mode %04o: %v", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o666, 0o644, 0o620} {
+		write(withToken, src, mode)
+		_, err := Load(withToken)
+		want := fmt.Sprintf("%s: mode %04o lets others read or change it: chmod 600 %s", withToken, mode, withToken)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), fakeToken) {
+			t.Fatalf("mode %04o: err %v, want %q", mode, err, want)
+		}
+	}
+	noToken := filepath.Join(dir, "plain.yaml")
+	write(noToken, "streams:\n  - name: a\n    url: ws://127.0.0.1:1/a\n", 0o644)
+	if _, err := Load(noToken); err != nil {
+		t.Fatalf("no token, mode 0644: %v", err)
 	}
 }
