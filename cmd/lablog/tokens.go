@@ -98,8 +98,7 @@ func readSecret(path string) ([]byte, error) {
 // state, as lablog would see it now. A token that cannot work is a warning,
 // not an error: the configuration is valid, lablog runs with that stream
 // stopped, and a renewed file is picked up without a restart.
-func checkTokens(w io.Writer, cfg config.Config) {
-	bad := 0
+func checkTokens(w io.Writer, cfg config.Config) (bad int) {
 	now := time.Now()
 	for _, s := range cfg.Streams() {
 		if !s.HasToken() {
@@ -127,4 +126,5 @@ func checkTokens(w io.Writer, cfg config.Config) {
 	if bad > 0 {
 		fmt.Fprintf(w, "warning: %d streams have relay tokens that cannot work: they stay stopped until their tokens are fixed\n", bad)
 	}
+	return bad
 }

@@ -38,6 +38,19 @@ type Config struct {
 	// StreamSpecs are the entries of the streams list as written; Streams
 	// expands them. (The field cannot share the method's name.)
 	StreamSpecs []StreamSpec `yaml:"streams"`
+	// Example marks the example file (the packaged /etc/lablog/lablog.yaml)
+	// until an admin makes it theirs and deletes the line: see NotReady.
+	Example bool `yaml:"example"`
+}
+
+// NotReady says why the config at path must not be run yet (nil when it
+// may): it is still the example, whose streams are placeholders. lablog run
+// refuses it, and the service's unit stays idle (lablog config ready).
+func (c Config) NotReady(path string) error {
+	if !c.Example {
+		return nil
+	}
+	return fmt.Errorf("%s is still the example configuration (example: true): put your streams in, delete the line example: true, check it (lablog config check %s), then start lablog", path, path)
 }
 
 // Buffer configures the bbolt buffer on the SD card.
