@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -50,7 +51,12 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		for _, w := range warnings {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
-		bad := len(warnings) + checkTokens(stdout, cfg)
+		bad, shared := checkTokens(stdout, cfg)
+		bad += len(warnings)
+		if len(shared) > 0 {
+			// Refused like the upload credentials: a secret others can read.
+			return fmt.Errorf("config check: %w", errors.Join(shared...))
+		}
 		if *strict && bad > 0 {
 			return fmt.Errorf("config check --strict: %s: %d warnings", fs.Arg(0), bad)
 		}

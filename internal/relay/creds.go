@@ -94,7 +94,9 @@ func (c Credentials) Load(now time.Time) (Loaded, error) {
 		return l, invalid("no access URL: %v", err)
 	}
 	if l.Token, err = inlineOrFile(c.Token, c.TokenFile, secretfile.ReadFile); err != nil {
-		return l, invalid("no relay token: %v", err)
+		b := invalid("no relay token: %v", err)
+		b.Err = err // a *secretfile.ModeError fails lablog config check
+		return l, b
 	}
 	if l.Claims, err = ParseUnverified(l.Token); err != nil {
 		return l, invalid("relay token unusable: %v", err)
@@ -139,7 +141,7 @@ func inlineOrFile(inline, file string, read func(string) ([]byte, error)) (strin
 	return s, nil
 }
 
-func invalid(format string, args ...any) error {
+func invalid(format string, args ...any) *source.Blocked {
 	return &source.Blocked{TokenState: source.TokenInvalid, State: fmt.Sprintf(format, args...)}
 }
 

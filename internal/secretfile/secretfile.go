@@ -23,9 +23,19 @@ func CheckMode(path string, fi fs.FileInfo) error {
 		return fmt.Errorf("%s: not a regular file", path)
 	}
 	if perm := fi.Mode().Perm(); perm&unsafePerm != 0 {
-		return fmt.Errorf("%s: mode %04o lets others read or change it: chmod 600 %s", path, perm, path)
+		return &ModeError{Path: path, Mode: perm}
 	}
 	return nil
+}
+
+// ModeError is a secret file refused for its mode.
+type ModeError struct {
+	Path string
+	Mode fs.FileMode
+}
+
+func (e *ModeError) Error() string {
+	return fmt.Sprintf("%s: mode %04o lets others read or change it: chmod 600 %s", e.Path, e.Mode, e.Path)
 }
 
 // ReadFile reads the secret file at path, refusing it as CheckMode does.
