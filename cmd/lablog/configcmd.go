@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -9,13 +10,13 @@ import (
 )
 
 func cmdConfig(args []string, stdout, stderr io.Writer) error {
-	const about = "lablog config check FILE | lablog config example"
+	const about = "lablog config check FILE | lablog config ready FILE | lablog config example"
 	if len(args) == 0 || isHelp(args[0]) {
 		w := stderr
 		if len(args) > 0 {
 			w = stdout
 		}
-		fmt.Fprintf(w, "Usage: %s\n\n  check FILE  validate a configuration file, and read its relay tokens\n  example     print a commented example configuration with every default\n", about)
+		fmt.Fprintf(w, "Usage: %s\n\n  check FILE  validate a configuration file, and read its relay tokens\n  ready FILE  fail while FILE is still the example (the service's start condition)\n  example     print a commented example configuration with every default\n", about)
 		if len(args) == 0 {
 			return errUsage
 		}
@@ -23,8 +24,9 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "check":
-		fs := newFlags("config check", "FILE",
-			"Validate a configuration file: unknown keys, bad values and bad stream names are\nerrors with their line number. Also reads every stream's relay token and warns\nabout tokens that cannot work or expire soon.")
+		fs := newFlags("config check", "[--strict] FILE",
+			"Validate a configuration file: unknown keys, bad values and bad stream names are\nerrors with their line number. Also reads every stream's relay token and warns\nabout streams that cannot work (missing or bad token files, example hosts, the\nexample file itself) and tokens that expire soon.")
+		strict := fs.Bool("strict", false, "fail (exit 1) when there are warnings")
 		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 			return err
 		}
@@ -45,8 +47,34 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 			defer fmt.Fprintf(stdout, "upload: %s at %s (%s)\n", upload.OptionsFrom(cfg).Target(), cfg.Upload.Endpoint, creds)
 		}
 		fmt.Fprintf(stdout, "ok: %s: %d streams\n", fs.Arg(0), len(cfg.Streams()))
-		checkTokens(stdout, cfg)
+		warnings := cfg.Warnings(fs.Arg(0))
+		for _, w := range warnings {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
+		bad, shared := checkTokens(stdout, cfg)
+		bad += len(warnings)
+		if len(shared) > 0 {
+			// Refused like the upload credentials: a secret others can read.
+			return fmt.Errorf("config check: %w", errors.Join(shared...))
+		}
+		if *strict && bad > 0 {
+			return fmt.Errorf("config check --strict: %s: %d warnings", fs.Arg(0), bad)
+		}
 		return nil
+	case "ready":
+		fs := newFlags("config ready", "FILE",
+			"Exit 1, saying why, while FILE is still the example configuration (example: true);\nexit 0 otherwise. The service's unit runs it as its ExecCondition, so an enabled\nlablog stays idle until its configuration is edited. A file that does not load\npasses here: lablog run reports it.")
+		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usageError(fs, stderr, "want one file, got %d arguments", fs.NArg())
+		}
+		cfg, err := config.Load(fs.Arg(0))
+		if err != nil {
+			return nil
+		}
+		return cfg.NotReady(fs.Arg(0))
 	case "example":
 		fs := newFlags("config example", "", "Print a commented example configuration with every key and its default.")
 		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,9 +26,80 @@ func TestConfigCheck(t *testing.T) {
 	if err != nil || !strings.Contains(out, "streams:") {
 		t.Errorf("example: %v", err)
 	}
+	// It shows an inline token, which makes the file a secret.
 	ex := filepath.Join(dir, "example.yaml")
 	_ = os.WriteFile(ex, []byte(out), 0o644)
+	if _, err := runCmd(t, "config", "check", ex); err == nil || !strings.Contains(err.Error(), "mode 0644 lets others read or change it: chmod 600 "+ex) {
+		t.Errorf("the printed example, world-readable: %v, want refused", err)
+	}
+	_ = os.Chmod(ex, 0o600)
 	if _, err := runCmd(t, "config", "check", ex); err != nil {
 		t.Errorf("the printed example does not check: %v", err)
+	}
+}
+
+// The packaged example cannot work: config check says why (and fails with
+// --strict), config ready keeps the service's unit idle, run refuses it,
+// and status says why the service is not running. The exit statuses are
+// the real binary's, as systemd and scripts see them.
+func TestExampleIsNotReady(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the real binary; not in -short")
+	}
+	bin := lablogBinary(t)
+	dir := t.TempDir()
+	ex := filepath.Join(dir, "lablog.yaml")
+	out, err := runCmd(t, "config", "example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ex, []byte(out), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	status := func(args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	notReady := ex + " is still the example configuration (example: true)"
+	code, out := status("config", "check", ex)
+	if code != 0 || !strings.Contains(out, "warning: "+notReady) || !strings.Contains(out, "warning: streams[3].url: example.org is an example host name") ||
+		!strings.Contains(out, "warning: 17 streams have relay tokens that cannot work") {
+		t.Errorf("config check: exit %d\n%s", code, out)
+	}
+	if code, out := status("config", "check", "--strict", ex); code != 1 || !strings.Contains(out, "config check --strict: "+ex+": 19 warnings") {
+		t.Errorf("config check --strict: exit %d, want 1\n%s", code, out)
+	}
+	if code, out := status("config", "ready", ex); code != 1 || !strings.Contains(out, notReady) {
+		t.Errorf("config ready: exit %d, want 1\n%s", code, out)
+	}
+	if code, out := status("run", "--config", ex); code != 1 || !strings.Contains(out, notReady) {
+		t.Errorf("run: exit %d, want 1\n%s", code, out)
+	}
+
+	// Made one's own: ready, and --strict passes once nothing is left to warn about.
+	own := filepath.Join(dir, "own.yaml")
+	_ = os.WriteFile(own, []byte("streams:\n  - {name: spin30, relay_host: ws://127.0.0.1:8888}\n"), 0o640)
+	for _, args := range [][]string{{"config", "ready", own}, {"config", "check", "--strict", own}} {
+		if code, out := status(args...); code != 0 {
+			t.Errorf("%q: exit %d, want 0\n%s", args, code, out)
+		}
+	}
+	// A file that does not load is for run to report, not a reason to stay idle.
+	if code, out := status("config", "ready", filepath.Join(dir, "missing.yaml")); code != 0 {
+		t.Errorf("config ready on a missing file: exit %d, want 0\n%s", code, out)
+	}
+
+	// lablog status, with the unit not running (a stand-in systemctl says inactive).
+	tools := t.TempDir()
+	_ = os.WriteFile(filepath.Join(tools, "systemctl"), []byte("#!/bin/sh\n[ \"$1\" = is-active ] && echo inactive\nexit 3\n"), 0o755)
+	t.Setenv("PATH", tools+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := run2(t, "status", "--config", ex); err != nil || !strings.Contains(out, "\nnot started: "+notReady) {
+		t.Errorf("status: %v\n%s", err, out)
 	}
 }

@@ -44,7 +44,8 @@ Usage:
                                       list the sites, streams and hours in the upload bucket, and gaps
   lablog merge [--config FILE] [--date YYYY-MM-DD] [--part-rows N]
                                       merge a day of the bucket's hourly objects into compacted/ parts
-  lablog config check FILE            validate a configuration file
+  lablog config check [--strict] FILE validate a configuration file (--strict: warnings fail)
+  lablog config ready FILE            fail while FILE is still the example (the unit's condition)
   lablog config example               print a commented example configuration
   lablog tokens --secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]
                                       mint relay tokens (off the device) into token files

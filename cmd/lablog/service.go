@@ -155,10 +155,13 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "lablog service: %s\n", state)
+	cfg, err := config.Load(*cfgPath)
 	if state != "running" {
+		if err == nil && cfg.NotReady(*cfgPath) != nil {
+			fmt.Fprintf(stdout, "not started: %v\n", cfg.NotReady(*cfgPath))
+		}
 		return nil
 	}
-	cfg, err := config.Load(*cfgPath)
 	if err != nil || cfg.Status.Listen == "" {
 		return nil
 	}

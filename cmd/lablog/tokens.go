@@ -12,6 +12,7 @@ import (
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/secretfile"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -95,11 +96,12 @@ func readSecret(path string) ([]byte, error) {
 }
 
 // checkTokens reads the token of every stream that has one and prints its
-// state, as lablog would see it now. A token that cannot work is a warning,
-// not an error: the configuration is valid, lablog runs with that stream
-// stopped, and a renewed file is picked up without a restart.
-func checkTokens(w io.Writer, cfg config.Config) {
-	bad := 0
+// state, as lablog would see it now, and returns how many cannot work. Such
+// a token is a warning, not an error: the configuration is valid, lablog
+// runs with that stream stopped, and a renewed file is picked up without a
+// restart. Token files refused for their mode are returned too: config
+// check fails on them, as on shared upload credentials.
+func checkTokens(w io.Writer, cfg config.Config) (bad int, shared []error) {
 	now := time.Now()
 	for _, s := range cfg.Streams() {
 		if !s.HasToken() {
@@ -111,6 +113,9 @@ func checkTokens(w io.Writer, cfg config.Config) {
 		case errors.As(err, &b):
 			bad++
 			fmt.Fprintf(w, "warning: %s: %s\n", s.Name, b.State)
+			if me := (*secretfile.ModeError)(nil); errors.As(err, &me) {
+				shared = append(shared, me)
+			}
 		case err != nil:
 			bad++
 			fmt.Fprintf(w, "warning: %s: %v\n", s.Name, err)
@@ -127,4 +132,5 @@ func checkTokens(w io.Writer, cfg config.Config) {
 	if bad > 0 {
 		fmt.Fprintf(w, "warning: %d streams have relay tokens that cannot work: they stay stopped until their tokens are fixed\n", bad)
 	}
+	return bad, shared
 }

@@ -177,4 +177,14 @@ func TestTokensWorkAndConfigCheckShowsThem(t *testing.T) {
 	if strings.Contains(out, string(tok)) {
 		t.Fatal("config check shows a token")
 	}
+	// A token file others may read is refused, as shared upload credentials are.
+	spin30 := relay.TokenFile(tokens, "spin30")
+	_ = os.Chmod(spin30, 0o644)
+	out, err = runCmd(t, "config", "check", cfgPath)
+	if want := spin30 + ": mode 0644 lets others read or change it: chmod 600 " + spin30; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("config check with a world-readable token file: %v, want %q\n%s", err, want, out)
+	}
+	if strings.Contains(out+err.Error(), string(tok)) {
+		t.Fatal("config check shows a token")
+	}
 }

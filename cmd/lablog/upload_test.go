@@ -335,7 +335,7 @@ func TestConfigCheckReadsUploadCredentials(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	err := run(context.Background(), []string{"config", "check", cfgPath}, &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "mode 0644 lets others read or change the keys") {
+	if err == nil || !strings.Contains(err.Error(), "mode 0644 lets others read or change it: chmod 600") {
 		t.Errorf("world-readable credentials: %v", err)
 	}
 	if err := os.Chmod(credPath, 0o600); err != nil {
@@ -429,7 +429,8 @@ func TestMergeADayOfTheFleet(t *testing.T) {
 	dir := t.TempDir()
 	day := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 	ctx := context.Background()
-	want := map[string]int{}
+	want := map[string]int{}       // rows of the day
+	wantHourly := map[string]int{} // rows of every hourly object
 	put := func(site, rel string, root string) {
 		f, err := os.Open(filepath.Join(root, rel))
 		if err != nil {
@@ -472,6 +473,7 @@ func TestMergeADayOfTheFleet(t *testing.T) {
 				if h < 24 {
 					want[site+"/"+stream] += 2 * n // two messages per frame
 				}
+				wantHourly[site+"/"+stream] += 2 * n
 			}
 		}
 	}
@@ -531,6 +533,58 @@ func TestMergeADayOfTheFleet(t *testing.T) {
 	if fmt.Sprint(bad[0]["n"]) != "0" {
 		t.Errorf("%v rows out of order", bad[0]["n"])
 	}
+
+	// The README's fleet queries, word for word, over the merged bucket:
+	// the hourly ones count each row once, hours 10-12 and 14-23 are gaps
+	// (13 a stream), the merged one counts the day.
+	queries := readmeFleetQueries(t, "s3://lab-archive/", down+"/")
+	if len(queries) != 3 {
+		t.Fatalf("README's fleet queries: %d, want 3", len(queries))
+	}
+	hourly := map[string]int{}
+	for _, r := range duckdbtest.Query(t, queries[0]) {
+		n, err := r["rows"].(json.Number).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hourly[fmt.Sprint(r["site"], "/", r["stream"])] += int(n)
+	}
+	if fmt.Sprint(hourly) != fmt.Sprint(wantHourly) {
+		t.Errorf("the README's hourly query: %v, want %v", hourly, wantHourly)
+	}
+	if gaps := duckdbtest.Query(t, queries[1]); len(gaps) != 4*13 {
+		t.Errorf("the README's gap query found %d missing hours, want %d:\n%v", len(gaps), 4*13, gaps)
+	}
+	merged := map[string]string{}
+	for _, r := range duckdbtest.Query(t, queries[2]) {
+		merged[fmt.Sprint(r["site"], "/", r["stream"])] = fmt.Sprint(r["rows"])
+	}
+	if fmt.Sprint(merged) != fmt.Sprint(wantS) {
+		t.Errorf("the README's merged query: %v, want %v", merged, wantS)
+	}
+}
+
+// readmeFleetQueries returns the statements of the README's "Querying the
+// fleet" SQL block but CREATE SECRET, with from replaced by to.
+func readmeFleetQueries(t *testing.T, from, to string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(data), "### Querying the fleet")
+	_, block, _ := strings.Cut(section, "```sql\n")
+	block, _, ok := strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("README has no SQL block under \"Querying the fleet\"")
+	}
+	var out []string
+	for _, stmt := range strings.Split(block, ";") {
+		if stmt = strings.TrimSpace(stmt); stmt != "" && !strings.HasPrefix(stmt, "CREATE SECRET") {
+			out = append(out, strings.ReplaceAll(stmt, from, to))
+		}
+	}
+	return out
 }
 
 const readUpload = `JSON.stringify({

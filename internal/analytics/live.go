@@ -452,7 +452,8 @@ func (s *Store) Export(dir string) (int, error) {
 		requeue()
 		return 0, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Students' data on the archive drive: modes as the archive's files.
+	if err := os.MkdirAll(dir, archive.DirMode); err != nil {
 		requeue()
 		return 0, fmt.Errorf("analytics export: %w", err)
 	}
@@ -479,7 +480,7 @@ func (s *Store) Export(dir string) (int, error) {
 // so a power cut leaves the old file or the new one.
 func writeSynced(path string, data []byte) error {
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, archive.FileMode)
 	if err != nil {
 		return fmt.Errorf("analytics export: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/practable/lablog/internal/testkit"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 )
@@ -95,6 +97,9 @@ func TestStoreMatchesArchiveAndJSONL(t *testing.T) {
 	if n, err := store.Export(exported); err != nil || n != len(live) {
 		t.Fatalf("export wrote %d of %d (%v)", n, len(live), err)
 	}
+	if st, err := os.Stat(exported); err != nil || st.Mode() != archive.DirMode|fs.ModeDir {
+		t.Errorf("export folder mode %v (%v), want %v", st.Mode(), err, archive.DirMode|fs.ModeDir)
+	}
 	if n, err := store.Export(exported); err != nil || n != 0 {
 		t.Errorf("a second export wrote %d (%v), want nothing changed", n, err)
 	}
@@ -126,6 +131,10 @@ func TestStoreMatchesArchiveAndJSONL(t *testing.T) {
 		onDrive, err := os.ReadFile(filepath.Join(exported, FileName(k, "-adjacency.csv")))
 		if err != nil || string(onDrive) != csv {
 			t.Errorf("%v exported %q (%v)", k, onDrive, err)
+		}
+		// Students' data on the archive drive: as the archive's files.
+		if st, err := os.Stat(filepath.Join(exported, FileName(k, "-adjacency.csv"))); err != nil || st.Mode() != archive.FileMode {
+			t.Errorf("%v exported with mode %v (%v), want %v", k, st.Mode(), err, fs.FileMode(archive.FileMode))
 		}
 	}
 	as := fromArchive.Stats

@@ -32,6 +32,15 @@ const (
 	FormatV1 = "1"
 )
 
+// Published files hold student data and may sit on a multi-user server:
+// they are for the service's user and its group (an admin who copies them
+// off joins the group), never for other users. New files take the
+// process's group.
+const (
+	FileMode = 0o640
+	DirMode  = 0o750
+)
+
 // Metadata keys stored in every file's footer.
 const (
 	KeyStream   = "lablog.stream"

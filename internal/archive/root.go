@@ -143,7 +143,7 @@ func (r *Root) partition(stream string, hour time.Time) (*os.File, error) {
 	for _, name := range []string{"stream=" + stream, "date=" + hour.Format(dateLayout)} {
 		path = filepath.Join(path, name)
 		pfd := int(parent.Fd())
-		err := unix.Mkdirat(pfd, name, 0o755)
+		err := unix.Mkdirat(pfd, name, DirMode)
 		created := err == nil
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			closeUnlessRoot(r, parent)
@@ -159,6 +159,13 @@ func (r *Root) partition(stream string, hour time.Time) (*os.File, error) {
 		closeUnlessRoot(r, parent)
 		if err != nil {
 			return nil, err
+		}
+		if created {
+			// DirMode whatever the umask.
+			if err := child.Chmod(DirMode); err != nil {
+				child.Close()
+				return nil, err
+			}
 		}
 		parent = child
 	}
@@ -188,7 +195,7 @@ func createTemp(dir *os.File, prefix string) (*os.File, string, error) {
 		rand.Read(b[:])
 		name := prefix + hex.EncodeToString(b[:]) + ".tmp"
 		path := filepath.Join(dir.Name(), name)
-		fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, FileMode)
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
@@ -196,9 +203,8 @@ func createTemp(dir *os.File, prefix string) (*os.File, string, error) {
 			return nil, "", &os.PathError{Op: "create", Path: path, Err: err}
 		}
 		f := os.NewFile(uintptr(fd), path)
-		// Published files are for researchers to copy off (rsync as another
-		// user): world-readable whatever the umask.
-		if err := f.Chmod(0o644); err != nil {
+		// FileMode whatever the umask.
+		if err := f.Chmod(FileMode); err != nil {
 			f.Close()
 			unix.Unlinkat(int(dir.Fd()), name, 0)
 			return nil, "", err

@@ -112,7 +112,7 @@ func TestCleanTempSkipsForeignFolders(t *testing.T) {
 	}
 }
 
-func TestPublishedFilesAreReadable(t *testing.T) {
+func TestPublishedFilesAreForTheGroupOnly(t *testing.T) {
 	root := t.TempDir()
 	w, err := archive.Create(root, "spin30", time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC), archive.Options{})
 	if err != nil {
@@ -126,8 +126,16 @@ func TestPublishedFilesAreReadable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm() != 0o644 {
-		t.Fatalf("published file mode %v, %v; want 0644 so rsync as another user can read it", st.Mode().Perm(), err)
+	// Student data on a multi-user server: the file for the service's
+	// group (where an admin who rsyncs it belongs), nothing for others.
+	for p, want := range map[string]os.FileMode{
+		path:                             0o640,
+		filepath.Dir(path):               0o750 | os.ModeDir,
+		filepath.Dir(filepath.Dir(path)): 0o750 | os.ModeDir,
+	} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode() != want {
+			t.Errorf("%s: mode %v, %v; want %v", p, st.Mode(), err, want)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/secretfile"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -38,6 +39,19 @@ type Config struct {
 	// StreamSpecs are the entries of the streams list as written; Streams
 	// expands them. (The field cannot share the method's name.)
 	StreamSpecs []StreamSpec `yaml:"streams"`
+	// Example marks the example file (the packaged /etc/lablog/lablog.yaml)
+	// until an admin makes it theirs and deletes the line: see NotReady.
+	Example bool `yaml:"example"`
+}
+
+// NotReady says why the config at path must not be run yet (nil when it
+// may): it is still the example, whose streams are placeholders. lablog run
+// refuses it, and the service's unit stays idle (lablog config ready).
+func (c Config) NotReady(path string) error {
+	if !c.Example {
+		return nil
+	}
+	return fmt.Errorf("%s is still the example configuration (example: true): put your streams in, delete the line example: true, check it (lablog config check %s), then start lablog", path, path)
 }
 
 // Buffer configures the bbolt buffer on the SD card.
@@ -279,17 +293,32 @@ func Example() []byte {
 	return bytes.Clone(example)
 }
 
-// Load reads, parses and validates the config file at path. Relative
+// Load reads, parses and validates the config file at path; a file with an
+// inline token must pass secretfile.CheckMode. Relative
 // buffer.path, archive.path and tokens_dir are resolved against the file's
 // directory, so a config folder can be moved as a whole.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
 	c, err := Parse(data, path)
 	if err != nil {
 		return Config{}, err
+	}
+	if c.hasInlineToken() {
+		if err := secretfile.CheckMode(path, fi); err != nil {
+			return Config{}, fmt.Errorf("config holds a relay token: %w", err)
+		}
 	}
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
@@ -314,6 +343,17 @@ func Load(path string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// hasInlineToken reports whether a stream's token is written in the file,
+// which makes the file a secret.
+func (c Config) hasInlineToken() bool {
+	for _, s := range c.StreamSpecs {
+		if s.Token != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func resolve(dir, p string) string {

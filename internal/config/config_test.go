@@ -110,6 +110,7 @@ func TestExampleParsesWithDefaults(t *testing.T) {
 	// The example claims to show every default: hold it to that.
 	d := Default()
 	d.StreamSpecs = c.StreamSpecs
+	d.Example = true // the one key it sets otherwise: it marks itself
 	if !reflect.DeepEqual(c, d) {
 		t.Errorf("example settings differ from Default():\n got %+v\nwant %+v", c, d)
 	}
@@ -180,7 +181,7 @@ func TestExampleReturnsCopy(t *testing.T) {
 func TestUnknownKeysKeepLine(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"bogus: 1\n" + oneStream,
-			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, addlog, streams)"},
+			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, addlog, streams, example)"},
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
 			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue, commit_interval)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",
@@ -322,5 +323,42 @@ func TestErrorsOnePerLine(t *testing.T) {
 	want := "lablog.yaml:2: buffer.queue: must be positive, got 0\nlablog.yaml:12: streams[1].url: scheme must be ws or wss"
 	if got := errs.Error(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// The example marks itself, and its placeholder stream is named; a file of
+// real hosts has no warning.
+func TestWarnings(t *testing.T) {
+	c, err := Parse(Example(), "example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Warnings("/etc/lablog/lablog.yaml")
+	want := []string{
+		"/etc/lablog/lablog.yaml is still the example configuration (example: true): put your streams in, delete the line example: true, check it (lablog config check /etc/lablog/lablog.yaml), then start lablog",
+		"streams[3].url: example.org is an example host name, which never answers: cam0 cannot connect",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("example's warnings:\n got %q\nwant %q", got, want)
+	}
+	c = mustParse(t, `
+streams:
+  - {name: a, url: "wss://Lab.Example.COM./a"}
+  - {name: b, relay: "https://relay.invalid"}
+  - {name: c, relay_host: "ws://pi.test:8888"}
+  - {name: d, url: "wss://example.org.uk/d"}
+  - {name: e, relay: "https://relay-access.practable.io"}
+`)
+	got = c.Warnings("x.yaml")
+	want = []string{
+		"streams[0].url: Lab.Example.COM. is an example host name, which never answers: a cannot connect",
+		"streams[1].relay: relay.invalid is an example host name, which never answers: b cannot connect",
+		"streams[2].relay_host: pi.test is an example host name, which never answers: c cannot connect",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings:\n got %q\nwant %q", got, want)
+	}
+	if err := c.NotReady("x.yaml"); err != nil {
+		t.Errorf("a file without example: true is not ready: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -58,6 +59,9 @@ streams:
 	}
 }
 
+// userinfoMsg is the error for a URL with user:password@.
+const userinfoMsg = "has a user name or password (user:password@host), which lablog never sends: remove it (relay tokens go in token or tokens_dir)"
+
 func TestRelayValidation(t *testing.T) {
 	for _, tc := range []struct{ name, src, want string }{
 		{"relay and url", "streams:\n  - name: a\n    url: ws://h/a\n    relay: https://r\n",
@@ -88,6 +92,14 @@ func TestRelayValidation(t *testing.T) {
 			`lablog.yaml:4: streams[0].access: "https://r/a-log": want the relay's access URL {base}/session/{topic}`},
 		{"access on a range", "streams:\n  - name: a1-2\n    relay_host: ws://h\n    access: https://r/session/a-log\n    tokens_dir: /t\n",
 			"lablog.yaml:4: streams[0].access: an access URL is for one stream, and a1-2 is a range: put log.access.<name> files in tokens_dir"},
+		{"url with a password", "streams:\n  - name: a\n    url: wss://bob:hunter2@h/a\n",
+			"lablog.yaml:3: streams[0].url: " + userinfoMsg},
+		{"relay with a password", "streams:\n  - name: a\n    relay: https://bob:hunter2@r\n",
+			"lablog.yaml:3: streams[0].relay: " + userinfoMsg},
+		{"relay host with a user", "streams:\n  - name: a\n    relay_host: ws://hunter2@h\n",
+			"lablog.yaml:3: streams[0].relay_host: " + userinfoMsg},
+		{"access with a password", "streams:\n  - name: a\n    relay_host: ws://h\n    access: https://bob:hunter2@r/session/a-log\n    tokens_dir: /t\n",
+			"lablog.yaml:4: streams[0].access: " + userinfoMsg},
 		{"token warning", "sources:\n  token_warning: 0s\n" + oneStream,
 			"lablog.yaml:2: sources.token_warning: must be positive, got 0s"},
 		{"rules interval", "sources:\n  rules_interval: -1s\n" + oneStream,
@@ -98,7 +110,7 @@ func TestRelayValidation(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("\n got %s\nwant %s", got, tc.want)
 			}
-			if strings.Contains(got, "c2VjcmV0") || strings.Contains(got, "secret-password") {
+			if strings.Contains(got, "c2VjcmV0") || strings.Contains(got, "secret-password") || strings.Contains(got, "hunter2") {
 				t.Errorf("the error quotes a token: %s", got)
 			}
 		})
@@ -147,5 +159,41 @@ func TestRelayOverHTTPOnlyOnLoopback(t *testing.T) {
 		if _, err := Parse([]byte(src), "lablog.yaml"); err != nil {
 			t.Errorf("%s: %v", base, err)
 		}
+	}
+}
+
+// A file holding a token inline is a secret: others may not read or change
+// it. Without a token the file may be world-readable.
+func TestLoadRefusesSharedFileWithInlineToken(t *testing.T) {
+	dir := t.TempDir()
+	withToken := filepath.Join(dir, "token.yaml")
+	write := func(path, src string, mode os.FileMode) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "streams:\n  - name: a\n    relay: https://r\n    token: " + fakeToken + "\n"
+	for _, mode := range []os.FileMode{0o600, 0o640} {
+		write(withToken, src, mode)
+		if _, err := Load(withToken); err != nil {
+			t.Fatalf("mode %04o: %v", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o666, 0o644, 0o620} {
+		write(withToken, src, mode)
+		_, err := Load(withToken)
+		want := fmt.Sprintf("%s: mode %04o lets others read or change it: chmod 600 %s", withToken, mode, withToken)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), fakeToken) {
+			t.Fatalf("mode %04o: err %v, want %q", mode, err, want)
+		}
+	}
+	noToken := filepath.Join(dir, "plain.yaml")
+	write(noToken, "streams:\n  - name: a\n    url: ws://127.0.0.1:1/a\n", 0o644)
+	if _, err := Load(noToken); err != nil {
+		t.Fatalf("no token, mode 0644: %v", err)
 	}
 }

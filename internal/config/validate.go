@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -422,10 +423,28 @@ func checkListen(addr string) error {
 	return nil
 }
 
-func checkURL(raw string) error {
+// parseURL parses a URL of the file and refuses user:password@ in it, the
+// one part of a URL that must never be quoted back: lablog authenticates
+// with relay tokens only.
+func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // without the URL, which may hold a password
+	}
 	if err != nil {
-		return fmt.Errorf("invalid URL: %v", err)
+		return nil, fmt.Errorf("invalid URL: %v", err)
+	}
+	if u.User != nil {
+		return nil, errors.New("has a user name or password (user:password@host), which lablog never sends: remove it (relay tokens go in token or tokens_dir)")
+	}
+	return u, nil
+}
+
+func checkURL(raw string) error {
+	u, err := parseURL(raw)
+	if err != nil {
+		return err
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" {
 		return fmt.Errorf("scheme must be ws or wss, got %q", u.Scheme)
@@ -447,9 +466,9 @@ func isLoopback(host string) bool {
 // accessBase checks a relay's access base URL and returns it without a
 // trailing slash. It may have a path (https://app.practable.io/ed0/access).
 func accessBase(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	u, err := parseURL(raw)
 	if err != nil {
-		return "", fmt.Errorf("invalid URL: %v", err)
+		return "", err
 	}
 	if u.Host == "" {
 		return "", fmt.Errorf("%q has no host", raw)
@@ -491,9 +510,9 @@ func checkToken(tok string) error {
 // relayBase checks a relay_host and returns it as a ws or wss base with no
 // trailing slash (http becomes ws, https becomes wss).
 func relayBase(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	u, err := parseURL(raw)
 	if err != nil {
-		return "", fmt.Errorf("invalid URL: %v", err)
+		return "", err
 	}
 	switch u.Scheme {
 	case "ws", "wss":

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/practable/lablog/internal/secretfile"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -65,7 +66,8 @@ func writeSecret(path, data string) error {
 
 // Credentials say where one stream's access URL and token come from:
 // given inline, or read from files afresh at every use, so a renewed token
-// file takes effect without a restart.
+// file takes effect without a restart. A token file must pass
+// secretfile.CheckMode; the access URL is no secret.
 type Credentials struct {
 	Stream     string
 	Access     string // access URL {base}/session/{topic}; when empty, AccessFile is read
@@ -88,11 +90,13 @@ type Loaded struct {
 func (c Credentials) Load(now time.Time) (Loaded, error) {
 	var l Loaded
 	var err error
-	if l.Access, err = inlineOrFile(c.Access, c.AccessFile); err != nil {
+	if l.Access, err = inlineOrFile(c.Access, c.AccessFile, os.ReadFile); err != nil {
 		return l, invalid("no access URL: %v", err)
 	}
-	if l.Token, err = inlineOrFile(c.Token, c.TokenFile); err != nil {
-		return l, invalid("no relay token: %v", err)
+	if l.Token, err = inlineOrFile(c.Token, c.TokenFile, secretfile.ReadFile); err != nil {
+		b := invalid("no relay token: %v", err)
+		b.Err = err // a *secretfile.ModeError fails lablog config check
+		return l, b
 	}
 	if l.Claims, err = ParseUnverified(l.Token); err != nil {
 		return l, invalid("relay token unusable: %v", err)
@@ -118,14 +122,15 @@ func (c Credentials) Load(now time.Time) (Loaded, error) {
 	return l, nil
 }
 
-func inlineOrFile(inline, file string) (string, error) {
+// inlineOrFile returns inline, or else what read finds in file.
+func inlineOrFile(inline, file string, read func(string) ([]byte, error)) (string, error) {
 	if inline != "" {
 		return strings.TrimSpace(inline), nil
 	}
 	if file == "" {
 		return "", errors.New("neither given inline nor a file")
 	}
-	data, err := os.ReadFile(file)
+	data, err := read(file)
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +141,7 @@ func inlineOrFile(inline, file string) (string, error) {
 	return s, nil
 }
 
-func invalid(format string, args ...any) error {
+func invalid(format string, args ...any) *source.Blocked {
 	return &source.Blocked{TokenState: source.TokenInvalid, State: fmt.Sprintf(format, args...)}
 }
 

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -200,5 +201,30 @@ func TestTargetTokenIDFollowsContent(t *testing.T) {
 	}
 	if strings.Contains(first, a) || len(first) > 32 {
 		t.Fatalf("id %q is no fingerprint", first)
+	}
+}
+
+// A token file others may read or change is refused, naming the file, its
+// mode and the fix; the access URL beside it is no secret and may be 0644.
+func TestCredentialsLoadRefusesSharedTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	if err := WriteTokenFiles(dir, "spin30", AccessURL(testBase, "spin30-log"), mint(t, testBase, "spin30-log", 48*time.Hour, ScopeRead)); err != nil {
+		t.Fatal(err)
+	}
+	c := Credentials{Stream: "spin30", AccessFile: AccessFile(dir, "spin30"), TokenFile: TokenFile(dir, "spin30")}
+	if err := os.Chmod(c.AccessFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o600, 0o640} {
+		os.Chmod(c.TokenFile, mode)
+		if _, err := c.Load(now); err != nil {
+			t.Fatalf("token file mode %04o: %v", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o666, 0o644, 0o604, 0o660} {
+		os.Chmod(c.TokenFile, mode)
+		_, err := c.Load(now)
+		blockedAs(t, err, source.TokenInvalid, fmt.Sprintf("%s: mode %04o lets others read or change it: chmod 600 %s", c.TokenFile, mode, c.TokenFile))
 	}
 }

@@ -28,9 +28,13 @@ type Blocked struct {
 	State       string    // shown as Stats.State, e.g. TokenExpiredState(exp)
 	TokenState  string    // TokenExpired, TokenWrongTopic or TokenInvalid
 	TokenExpiry time.Time // when known
+	Err         error     // the cause, when there is one
 }
 
 func (b *Blocked) Error() string { return b.State }
+
+// Unwrap returns the cause.
+func (b *Blocked) Unwrap() error { return b.Err }
 
 // Token states (Stats.TokenState).
 const (

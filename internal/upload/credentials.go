@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/practable/lablog/internal/secretfile"
 )
 
 // Credentials are an S3 access key pair. String never shows the secret.
@@ -34,30 +36,18 @@ func maskKey(k string) string {
 //	access_key_id: AKIA...
 //	secret_access_key: ...
 //
-// (blank lines and # comments allowed). The file must not be readable by
-// others, nor writable by its group: mode 0600, or 0640 where the service's
-// group must read a file root owns. Errors name the file, the line and the
-// key, never a value.
+// (blank lines and # comments allowed). The file must pass secretfile.CheckMode.
+// Errors name the file, the line and the key, never a value.
 func LoadCredentials(path string) (Credentials, error) {
 	fail := func(format string, args ...any) (Credentials, error) {
 		return Credentials{}, fmt.Errorf("upload credentials %s: "+format, append([]any{path}, args...)...)
 	}
-	st, err := os.Stat(path)
+	data, err := secretfile.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fail("missing: create it (mode 0600) with the lines access_key_id: ... and secret_access_key: ...")
 	}
 	if err != nil {
-		return fail("%v", err)
-	}
-	if !st.Mode().IsRegular() {
-		return fail("not a regular file")
-	}
-	if perm := st.Mode().Perm(); perm&0o027 != 0 {
-		return fail("mode %04o lets others read or change the keys: chmod 600 %s", perm, path)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fail("%v", err)
+		return Credentials{}, fmt.Errorf("upload credentials: %w", err)
 	}
 	var c Credentials
 	sc := bufio.NewScanner(bytes.NewReader(data))

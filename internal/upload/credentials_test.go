@@ -46,7 +46,7 @@ func TestLoadCredentialsErrorsNeverQuoteValues(t *testing.T) {
 		mode       os.FileMode
 		want       string
 	}{
-		{"world readable", "access_key_id: AKIAEXAMPLE123\nsecret_access_key: " + secret + "\n", 0o644, "mode 0644 lets others read or change the keys: chmod 600"},
+		{"world readable", "access_key_id: AKIAEXAMPLE123\nsecret_access_key: " + secret + "\n", 0o644, "mode 0644 lets others read or change it: chmod 600 "},
 		{"group writable", "access_key_id: AKIAEXAMPLE123\nsecret_access_key: " + secret + "\n", 0o660, "mode 0660"},
 		{"no secret", "access_key_id: AKIAEXAMPLE123\n", 0o600, "needs both access_key_id and secret_access_key"},
 		{"secret on a bad line", "access_key_id: AKIAEXAMPLE123\n" + secret + "\n", 0o600, "line 2: want key: value"},

@@ -37,6 +37,10 @@ const (
 	manPath    = "/usr/share/man/man1/lablog.1.gz"
 )
 
+// configMode is the packaged configuration's mode (root:lablog, set by the
+// postinst): it may hold relay tokens.
+const configMode = 0o640
+
 // machines maps Debian architectures to their ELF machine.
 var machines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 
@@ -171,6 +175,11 @@ func (s Spec) generate(ctx context.Context, stage string) (generated, error) {
 	if g.config, err = write("root"+ConfigPath, config); err != nil {
 		return g, err
 	}
+	// As installed: it shows an inline token, so lablog reads it only as
+	// a secret's mode.
+	if err := os.Chmod(g.config, configMode); err != nil {
+		return g, err
+	}
 	// The unit for that configuration, as the image renders it.
 	unit, err := s.lablog(ctx, "install", "--print", "--root", filepath.Join(stage, "root"),
 		"--config", ConfigPath, "--exec", BinPath)
@@ -258,7 +267,7 @@ func (s Spec) info(g generated) *nfpm.Info {
 		return &files.Content{Source: src, Destination: dst,
 			FileInfo: &files.ContentFileInfo{Owner: "root", Group: "root", Mode: mode, MTime: s.Date}}
 	}
-	conf := file(g.config, ConfigPath, 0o640)
+	conf := file(g.config, ConfigPath, configMode)
 	conf.Type = files.TypeConfigNoReplace
 	return &nfpm.Info{
 		Name:          "lablog",

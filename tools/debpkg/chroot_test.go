@@ -331,6 +331,14 @@ func TestArm64PackageInChroot(t *testing.T) {
 	if got := c.invoked(); len(got) != 0 {
 		t.Errorf("a fresh install asked deb-systemd-invoke %q; want nothing started", got)
 	}
+	// The packaged example keeps the enabled unit idle (its ExecCondition)
+	// until an admin edits it: a reboot starts nothing.
+	if out, err := c.run("/usr/bin/lablog", "config", "ready", ConfigPath); err == nil || !strings.Contains(out, "still the example configuration") {
+		t.Errorf("lablog config ready on the packaged example: %v, want it refused\n%s", err, out)
+	}
+	if unit, _ := os.ReadFile(c.path(UnitPath)); !strings.Contains(string(unit), "\nExecCondition="+BinPath+" config ready "+ConfigPath+"\n") {
+		t.Errorf("the packaged unit has no ExecCondition on the example:\n%s", unit)
+	}
 	c.checkInstalled("1.0", "debtest-1.0")
 
 	step("installed and checked")

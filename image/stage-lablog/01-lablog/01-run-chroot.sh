@@ -17,6 +17,8 @@ passwd -l archive >/dev/null
 # shellcheck source=/dev/null
 . /etc/default/lablog-image
 passwd -l "${LABLOG_ADMIN_USER}" >/dev/null
+# The archive is for lablog's group (files 0640): the admin reads it too.
+usermod -aG lablog "${LABLOG_ADMIN_USER}"
 install -d -m 0755 -o root -g root /etc/ssh/lablog-keys
 install -d -m 0750 -o root -g lablog /etc/lablog
 # Owners from image/overlay.modes.
