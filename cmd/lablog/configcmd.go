@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -45,6 +47,14 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			defer fmt.Fprintf(stdout, "upload: %s at %s (%s)\n", upload.OptionsFrom(cfg).Target(), cfg.Upload.Endpoint, creds)
+		}
+		if cfg.AddLog.Enabled() {
+			// Without its credentials the daemon would not start.
+			creds, err := addlog.LoadCredentials(cfg.AddLog.CredentialsFile)
+			if err != nil {
+				return err
+			}
+			defer fmt.Fprintf(stdout, "addlog: %s, %d credentials, origins %s\n", cfg.AddLog.Listen, creds.Len(), strings.Join(cfg.AddLog.AllowedOrigins, " "))
 		}
 		fmt.Fprintf(stdout, "ok: %s: %d streams\n", fs.Arg(0), len(cfg.Streams()))
 		warnings := cfg.Warnings(fs.Arg(0))

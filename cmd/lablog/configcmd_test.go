@@ -103,3 +103,23 @@ func TestExampleIsNotReady(t *testing.T) {
 		t.Errorf("status: %v\n%s", err, out)
 	}
 }
+
+// config check reads the addlog credentials as the daemon would: a file
+// others can read is refused, a good one is summarised without a secret.
+func TestConfigCheckAddLog(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "lablog.yaml")
+	if err := os.WriteFile(cfg, []byte(addLogSection(t, dir, `"https://lab.example"`)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, "config", "check", cfg)
+	if err != nil || !strings.Contains(out, "addlog: 127.0.0.1:0, 1 credentials, origins https://lab.example") || strings.Contains(out, alPass) {
+		t.Fatalf("config check: %v\n%s", err, out)
+	}
+	if err := os.Chmod(filepath.Join(dir, "addlog-credentials"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "config", "check", cfg); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a shared credentials file passed: %v\n%s", err, out)
+	}
+}

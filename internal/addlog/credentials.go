@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/practable/lablog/internal/secretfile"
 )
 
 // Credentials are the user:password pairs a UI may present as its Basic
@@ -27,17 +29,10 @@ func LoadCredentials(path string) (Credentials, error) {
 	fail := func(format string, args ...any) (Credentials, error) {
 		return Credentials{}, fmt.Errorf("addlog credentials %s: "+format, append([]any{path}, args...)...)
 	}
-	st, err := os.Stat(path)
+	data, err := secretfile.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fail("missing: create it (mode 0600) with one user:password a line")
 	}
-	if err != nil {
-		return fail("%v", err)
-	}
-	if perm := st.Mode().Perm(); perm&0o027 != 0 {
-		return fail("mode %04o lets others read or change the passwords: chmod 600 %s", perm, path)
-	}
-	data, err := os.ReadFile(path)
 	if err != nil {
 		return fail("%v", err)
 	}
