@@ -78,6 +78,15 @@ func validateFile(path string) error {
 // currentMeta is the meta page bbolt would use: the valid one of the two
 // with the higher transaction id.
 func currentMeta(f *os.File) (boltMeta, error) {
+	ms, err := validMetas(f)
+	if err != nil {
+		return boltMeta{}, err
+	}
+	return ms[0], nil
+}
+
+// validMetas is the valid meta pages, the current one first.
+func validMetas(f *os.File) ([]boltMeta, error) {
 	m0, err0 := readMeta(f, 0)
 	pageSize := int64(os.Getpagesize())
 	if err0 == nil {
@@ -86,11 +95,15 @@ func currentMeta(f *os.File) (boltMeta, error) {
 	m1, err1 := readMeta(f, pageSize)
 	switch {
 	case err0 != nil && err1 != nil:
-		return boltMeta{}, fmt.Errorf("%w: no valid meta page (%v; %v)", errTorn, err0, err1)
-	case err1 != nil || (err0 == nil && m0.txid > m1.txid):
-		return m0, nil
+		return nil, fmt.Errorf("%w: no valid meta page (%v; %v)", errTorn, err0, err1)
+	case err1 != nil:
+		return []boltMeta{m0}, nil
+	case err0 != nil:
+		return []boltMeta{m1}, nil
+	case m0.txid > m1.txid:
+		return []boltMeta{m0, m1}, nil
 	}
-	return m1, nil
+	return []boltMeta{m1, m0}, nil
 }
 
 // InUse is how many bytes at the start of a closed buffer file its pages in
@@ -189,18 +202,37 @@ const (
 // raising a panic open can recover: every start would crash.
 func checkTree(f *os.File, m boltMeta) error {
 	w := treeWalk{f: f, pageSize: int64(m.pageSize), pages: m.pgid, seen: map[uint64]bool{}}
-	return w.page(m.root, 0)
+	return w.page(m.root, 0, nil)
 }
 
+// treeWalk reads a bbolt tree with ordinary reads. By default it stops at
+// the first damage; salvage (see salvage.go) sets visit and lost to read
+// every key it can and be told of each part it cannot.
 type treeWalk struct {
 	f        *os.File
 	pageSize int64
 	pages    uint64 // pages [0, pages) are in use
 	seen     map[uint64]bool
+	// visit, when set, gets every key that is not a bucket, with the names
+	// of the buckets that hold it and where its value lies in the file.
+	visit func(buckets [][]byte, key []byte, off, size int64)
+	// lost, when set, is told of each part that cannot be read, and the
+	// walk goes on with the next.
+	lost func(buckets [][]byte, err error)
+}
+
+// skip is what damage to one part does: it ends the walk, or with lost set
+// it is reported and the walk goes on (nil).
+func (w *treeWalk) skip(buckets [][]byte, err error) error {
+	if err == nil || w.lost == nil {
+		return err
+	}
+	w.lost(buckets, err)
+	return nil
 }
 
 // page checks the page id of a bucket's root or a branch's child.
-func (w *treeWalk) page(id uint64, depth int) error {
+func (w *treeWalk) page(id uint64, depth int, buckets [][]byte) error {
 	if id < 2 || id >= w.pages {
 		return fmt.Errorf("%w: page %d outside the %d pages", errTorn, id, w.pages)
 	}
@@ -224,13 +256,14 @@ func (w *treeWalk) page(id uint64, depth int) error {
 	if id+overflow >= w.pages {
 		return fmt.Errorf("%w: page %d runs past the %d pages", errTorn, id, w.pages)
 	}
-	span := int64(1+overflow) * w.pageSize
-	return w.node(io.NewSectionReader(w.f, int64(id)*w.pageSize, span), head, span, depth, id)
+	base, span := int64(id)*w.pageSize, int64(1+overflow)*w.pageSize
+	return w.node(io.NewSectionReader(w.f, base, span), base, head, span, depth, id, buckets)
 }
 
 // node checks the elements of one page (id), on its own or inline in a
-// bucket's value: r holds its span bytes, head the first of them.
-func (w *treeWalk) node(r io.ReaderAt, head []byte, span int64, depth int, id uint64) error {
+// bucket's value: r holds its span bytes, which start at base in the file,
+// head the first of them.
+func (w *treeWalk) node(r io.ReaderAt, base int64, head []byte, span int64, depth int, id uint64, buckets [][]byte) error {
 	where := func() string {
 		if id == 0 {
 			return "inline bucket"
@@ -262,9 +295,11 @@ func (w *treeWalk) node(r io.ReaderAt, head []byte, span int64, depth int, id ui
 		if flags == branchPageFlag {
 			pos, ksize := uint64(le.Uint32(e)), uint64(le.Uint32(e[4:]))
 			if at+pos+ksize > uint64(span) {
-				return fmt.Errorf("%w: %s: key %d outside the page", errTorn, where(), i)
+				if err := w.skip(buckets, fmt.Errorf("%w: %s: key %d outside the page", errTorn, where(), i)); err != nil {
+					return err
+				}
 			}
-			if err := w.page(le.Uint64(e[8:]), depth+1); err != nil {
+			if err := w.skip(buckets, w.page(le.Uint64(e[8:]), depth+1, buckets)); err != nil {
 				return err
 			}
 			continue
@@ -272,26 +307,44 @@ func (w *treeWalk) node(r io.ReaderAt, head []byte, span int64, depth int, id ui
 		eflags, pos := le.Uint32(e), uint64(le.Uint32(e[4:]))
 		ksize, vsize := uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
 		if at+pos+ksize+vsize > uint64(span) {
-			return fmt.Errorf("%w: %s: element %d outside the page", errTorn, where(), i)
+			if err := w.skip(buckets, fmt.Errorf("%w: %s: element %d outside the page", errTorn, where(), i)); err != nil {
+				return err
+			}
+			continue
 		}
+		var key []byte
+		if w.visit != nil {
+			key = make([]byte, ksize)
+			if _, err := r.ReadAt(key, int64(at+pos)); err != nil {
+				return fmt.Errorf("%w: %s: key %d: %v", errTorn, where(), i, err)
+			}
+		}
+		voff := int64(at + pos + ksize)
 		if eflags&bucketLeafFlag == 0 {
+			if w.visit != nil {
+				w.visit(buckets, key, base+voff, int64(vsize))
+			}
 			continue
 		}
 		if vsize < bucketHeaderSize {
-			return fmt.Errorf("%w: %s: bucket %d without a header", errTorn, where(), i)
+			if err := w.skip(buckets, fmt.Errorf("%w: %s: bucket %d without a header", errTorn, where(), i)); err != nil {
+				return err
+			}
+			continue
 		}
 		value := make([]byte, vsize)
-		if _, err := r.ReadAt(value, int64(at+pos+ksize)); err != nil {
+		if _, err := r.ReadAt(value, voff); err != nil {
 			return fmt.Errorf("%w: %s: bucket %d: %v", errTorn, where(), i, err)
 		}
+		inner := append(buckets[:len(buckets):len(buckets)], key)
 		var err error
 		if root := le.Uint64(value); root != 0 {
-			err = w.page(root, depth+1)
+			err = w.page(root, depth+1, inner)
 		} else {
 			inline := value[bucketHeaderSize:]
-			err = w.node(bytes.NewReader(inline), inline, int64(len(inline)), depth+1, 0)
+			err = w.node(bytes.NewReader(inline), base+voff+bucketHeaderSize, inline, int64(len(inline)), depth+1, 0, inner)
 		}
-		if err != nil {
+		if err := w.skip(inner, err); err != nil {
 			return err
 		}
 	}
