@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -17,6 +18,21 @@ import (
 
 // quarantineInfix names a buffer file Open set aside: <path>.corrupt-<time>.
 const quarantineInfix = ".corrupt-"
+
+// quarantineName is the name Open sets a damaged buffer at path aside as:
+// <path>.corrupt-<time>, with -2, -3, ... after it when a file of that name
+// is there already (two quarantines in one second), which a rename would
+// replace.
+func quarantineName(path string, now time.Time) string {
+	base := path + quarantineInfix + now.UTC().Format("20060102T150405Z")
+	name := base
+	for n := 2; ; n++ {
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", base, n)
+	}
+}
 
 // QuarantinedFiles lists the files Open set aside from the buffer at path,
 // oldest first.

@@ -47,9 +47,11 @@ type Report struct {
 	Lost       []string // what could not be read: pages, buckets, blocks
 }
 
-// Problems reports whether anything could not be read or archived.
+// Problems reports whether some records could not be read or archived,
+// or how many is unknown. Damage elsewhere (a consumer's side bucket) is
+// listed in Lost but loses no record.
 func (r Report) Problems() bool {
-	return r.Unreadable > 0 || !r.CountsRead || r.Conflicts > 0 || len(r.Lost) > 0
+	return r.Unreadable > 0 || !r.CountsRead || r.Conflicts > 0
 }
 
 func (r Report) String() string {
