@@ -172,7 +172,10 @@ func readStranded(f *os.File, path string) (*Stranded, error) {
 			blocks[gk] = append(blocks[gk], blockAt{key, off, size})
 		}
 	}
-	if err := w.skip(nil, w.page(m.root, 0, nil)); err != nil {
+	if w.free, err = freePages(f, m, pages); err != nil {
+		s.Lost = append(s.Lost, fmt.Sprintf("freelist: %v (pages are read without it)", err))
+	}
+	if err := w.skip(nil, w.page(m.root, 0, nil, keyRange{})); err != nil {
 		return nil, err
 	}
 	read := func(e kv) ([]byte, error) {
@@ -243,6 +246,39 @@ func cmpGroups(a, b Group) int {
 		return c
 	}
 	return strings.Compare(a.Stream, b.Stream)
+}
+
+// freePages is the set of pages m's freelist names, for a file of which
+// pages [0, pages) are there.
+func freePages(f *os.File, m boltMeta, pages uint64) (map[uint64]bool, error) {
+	if m.freelist == noFreelist {
+		return nil, nil
+	}
+	if m.freelist < 2 || m.freelist >= pages {
+		return nil, fmt.Errorf("page %d outside the %d pages", m.freelist, pages)
+	}
+	if err := checkFreelist(f, boltMeta{pageSize: m.pageSize, freelist: m.freelist, pgid: pages}); err != nil {
+		return nil, err
+	}
+	le := binary.LittleEndian
+	ps := int64(m.pageSize)
+	hdr := make([]byte, pageHeaderSize+8)
+	if _, err := f.ReadAt(hdr, int64(m.freelist)*ps); err != nil {
+		return nil, err
+	}
+	n, at := uint64(le.Uint16(hdr[10:])), int64(m.freelist)*ps+pageHeaderSize
+	if n == 0xFFFF { // the real count is the first element
+		n, at = le.Uint64(hdr[pageHeaderSize:]), at+8
+	}
+	ids := make([]byte, 8*n) // checkFreelist made sure they fit their pages
+	if _, err := f.ReadAt(ids, at); err != nil {
+		return nil, err
+	}
+	free := make(map[uint64]bool, n)
+	for i := range n {
+		free[le.Uint64(ids[8*i:])] = true
+	}
+	return free, nil
 }
 
 // standInID names the records of a buffer whose id cannot be read: a hash of

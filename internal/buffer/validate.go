@@ -202,7 +202,7 @@ const (
 // raising a panic open can recover: every start would crash.
 func checkTree(f *os.File, m boltMeta) error {
 	w := treeWalk{f: f, pageSize: int64(m.pageSize), pages: m.pgid, seen: map[uint64]bool{}}
-	return w.page(m.root, 0, nil)
+	return w.page(m.root, 0, nil, keyRange{})
 }
 
 // treeWalk reads a bbolt tree with ordinary reads. By default it stops at
@@ -219,7 +219,16 @@ type treeWalk struct {
 	// lost, when set, is told of each part that cannot be read, and the
 	// walk goes on with the next.
 	lost func(buckets [][]byte, err error)
+	// With visit set, a page the freelist names, or one whose first key is
+	// outside the range its parent gives it, is refused: a damaged page id
+	// that leads to a stale page, or to another stream's, whose blocks'
+	// checksums hold but are not this bucket's records.
+	free map[uint64]bool
 }
+
+// keyRange is the keys a branch element's child may hold: [lo, hi), hi nil
+// for the last child. Only the salvage walk checks it.
+type keyRange struct{ lo, hi []byte }
 
 // skip is what damage to one part does: it ends the walk, or with lost set
 // it is reported and the walk goes on (nil).
@@ -232,12 +241,15 @@ func (w *treeWalk) skip(buckets [][]byte, err error) error {
 }
 
 // page checks the page id of a bucket's root or a branch's child.
-func (w *treeWalk) page(id uint64, depth int, buckets [][]byte) error {
+func (w *treeWalk) page(id uint64, depth int, buckets [][]byte, keys keyRange) error {
 	if id < 2 || id >= w.pages {
 		return fmt.Errorf("%w: page %d outside the %d pages", errTorn, id, w.pages)
 	}
 	if w.seen[id] {
 		return fmt.Errorf("%w: page %d reached twice", errTorn, id)
+	}
+	if w.free[id] {
+		return fmt.Errorf("%w: page %d is free: a damaged page id leads to it", errTorn, id)
 	}
 	if depth > maxTreeDepth {
 		return fmt.Errorf("%w: page %d is %d pages deep", errTorn, id, depth)
@@ -257,6 +269,11 @@ func (w *treeWalk) page(id uint64, depth int, buckets [][]byte) error {
 		return fmt.Errorf("%w: page %d runs past the %d pages", errTorn, id, w.pages)
 	}
 	base, span := int64(id)*w.pageSize, int64(1+overflow)*w.pageSize
+	if keys.lo != nil {
+		if first, ok := firstKey(head); !ok || bytes.Compare(first, keys.lo) < 0 || keys.hi != nil && bytes.Compare(first, keys.hi) >= 0 {
+			return fmt.Errorf("%w: page %d does not hold the keys its parent names: a damaged page id leads to it", errTorn, id)
+		}
+	}
 	return w.node(io.NewSectionReader(w.f, base, span), base, head, span, depth, id, buckets)
 }
 
@@ -289,6 +306,7 @@ func (w *treeWalk) node(r io.ReaderAt, base int64, head []byte, span int64, dept
 			return fmt.Errorf("%w: %s: elements: %v", errTorn, where(), err)
 		}
 	}
+	var err error
 	for i := range count {
 		e := table[i*elementSize:]
 		at := uint64(pageHeaderSize + i*elementSize)
@@ -299,7 +317,13 @@ func (w *treeWalk) node(r io.ReaderAt, base int64, head []byte, span int64, dept
 					return err
 				}
 			}
-			if err := w.skip(buckets, w.page(le.Uint64(e[8:]), depth+1, buckets)); err != nil {
+			var keys keyRange
+			if w.visit != nil && at+pos+ksize <= uint64(span) {
+				if keys, err = w.childKeys(r, table, i, count, span); err != nil {
+					return fmt.Errorf("%w: %s: key %d: %v", errTorn, where(), i, err)
+				}
+			}
+			if err := w.skip(buckets, w.page(le.Uint64(e[8:]), depth+1, buckets, keys)); err != nil {
 				return err
 			}
 			continue
@@ -339,7 +363,7 @@ func (w *treeWalk) node(r io.ReaderAt, base int64, head []byte, span int64, dept
 		inner := append(buckets[:len(buckets):len(buckets)], key)
 		var err error
 		if root := le.Uint64(value); root != 0 {
-			err = w.page(root, depth+1, inner)
+			err = w.page(root, depth+1, inner, keyRange{})
 		} else {
 			inline := value[bucketHeaderSize:]
 			err = w.node(bytes.NewReader(inline), base+voff+bucketHeaderSize, inline, int64(len(inline)), depth+1, 0, inner)
@@ -349,4 +373,55 @@ func (w *treeWalk) node(r io.ReaderAt, base int64, head []byte, span int64, dept
 		}
 	}
 	return nil
+}
+
+// childKeys is the range of keys the child of branch element i may hold:
+// from its key to the next element's.
+func (w *treeWalk) childKeys(r io.ReaderAt, table []byte, i, count, span int64) (keyRange, error) {
+	key := func(i int64) ([]byte, error) {
+		e := table[i*elementSize:]
+		at := uint64(pageHeaderSize + i*elementSize)
+		pos, ksize := uint64(binary.LittleEndian.Uint32(e)), uint64(binary.LittleEndian.Uint32(e[4:]))
+		if at+pos+ksize > uint64(span) {
+			return nil, fmt.Errorf("outside the page")
+		}
+		k := make([]byte, ksize)
+		_, err := r.ReadAt(k, int64(at+pos))
+		return k, err
+	}
+	var kr keyRange
+	var err error
+	if kr.lo, err = key(i); err != nil {
+		return kr, err
+	}
+	if i+1 < count {
+		if kr.hi, err = key(i + 1); err != nil {
+			return kr, err
+		}
+	}
+	return kr, nil
+}
+
+// firstKey is the first key of a branch or leaf page whose head (its first
+// pageSize bytes) is read; ok is false when it does not lie in head.
+func firstKey(head []byte) ([]byte, bool) {
+	le := binary.LittleEndian
+	if len(head) < pageHeaderSize+elementSize || le.Uint16(head[10:]) == 0 {
+		return nil, false
+	}
+	e := head[pageHeaderSize:]
+	var pos, ksize uint64
+	switch le.Uint16(head[8:]) {
+	case branchPageFlag:
+		pos, ksize = uint64(le.Uint32(e)), uint64(le.Uint32(e[4:]))
+	case leafPageFlag:
+		pos, ksize = uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:]))
+	default:
+		return nil, false
+	}
+	at := pageHeaderSize + pos
+	if at+ksize > uint64(len(head)) {
+		return nil, false
+	}
+	return head[at : at+ksize], true
 }
