@@ -151,4 +151,9 @@ func TestSalvageCommand(t *testing.T) {
 		t.Errorf("%d records of the second buffer archived, want 803", got)
 	}
 	checkArchivedOnce(t, root, want2, "")
+
+	missing := bufPath + ".corrupt-missing"
+	if out, code := salvageBinary(t, cfgPath, missing); code != 1 || buffer.Salvaged(missing) {
+		t.Errorf("a missing file: exit %d, marked %v, want 1 and no mark:\n%s", code, buffer.Salvaged(missing), out)
+	}
 }

@@ -99,8 +99,9 @@ type blockAt struct {
 }
 
 // ReadStranded reads the tree of the buffer file at path as far as it can.
-// It fails only when the file cannot be opened or has no valid meta page;
-// every other damage is listed in Lost.
+// It fails only when the file cannot be read at all (missing, no
+// permission); damage, even a file with no valid meta page, is listed in
+// Lost.
 func ReadStranded(path string) (*Stranded, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -119,11 +120,12 @@ func readStranded(f *os.File, path string) (*Stranded, error) {
 	if err != nil {
 		return nil, err
 	}
+	s := &Stranded{f: f, path: path}
 	metas, err := validMetas(f)
 	if err != nil {
-		return nil, err
+		s.Lost = append(s.Lost, err.Error()) // nothing can be read
+		return s, nil
 	}
-	s := &Stranded{f: f, path: path}
 	m := metas[0]
 	inFile := uint64(fi.Size() / int64(m.pageSize))
 	if len(metas) > 1 && m.root >= inFile && metas[1].root < inFile {

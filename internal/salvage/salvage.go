@@ -80,9 +80,7 @@ func File(ctx context.Context, root *archive.Root, path string, opts Options) (R
 	rep := Report{File: path}
 	s, err := buffer.ReadStranded(path)
 	if err != nil {
-		// Nothing is readable, not even a meta page.
-		rep.Lost = append(rep.Lost, err.Error())
-		return rep, nil
+		return rep, err
 	}
 	defer s.Close()
 	rep.CountsRead = s.CountsRead
