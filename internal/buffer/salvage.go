@@ -144,6 +144,7 @@ func readStranded(f *os.File, path string) (*Stranded, error) {
 		off, size int64
 	}
 	var meta, seqs, counts []kv
+	var v1 int // format-1 records: Open converts them, salvage does not
 	blocks := map[groupKey][]blockAt{}
 	w := treeWalk{f: f, pageSize: int64(m.pageSize), pages: pages, seen: map[uint64]bool{}}
 	lostIn := map[string]bool{} // top-level buckets with a part lost; "" the root
@@ -164,6 +165,8 @@ func readStranded(f *os.File, path string) (*Stranded, error) {
 			seqs = append(seqs, e)
 		case len(buckets) == 1 && bytes.Equal(buckets[0], countsBucket):
 			counts = append(counts, e)
+		case len(buckets) > 0 && bytes.Equal(buckets[0], v1Bucket):
+			v1++
 		case len(buckets) == 2 && (bytes.Equal(buckets[0], blocksBucket) || bytes.Equal(buckets[0], legacyBucket)):
 			if len(key) != keyLen {
 				s.Lost = append(s.Lost, fmt.Sprintf("bucket %s: key %x is not a block's", showBuckets(buckets), key))
@@ -211,6 +214,10 @@ func readStranded(f *os.File, path string) (*Stranded, error) {
 			continue
 		}
 		expected[gk] = int64(binary.BigEndian.Uint64(v))
+	}
+	if v1 > 0 {
+		s.Lost = append(s.Lost, fmt.Sprintf("%d records of format 1 (bucket %q) not salvaged", v1, v1Bucket))
+		s.CountsRead = false // the counts do not cover them
 	}
 	for gk, b := range blocks {
 		if !lostIn[""] && !lostIn[string(seqsBucket)] && !known[gk.stream] {

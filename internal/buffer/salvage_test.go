@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +107,19 @@ func strandedRecords(t *testing.T, path string) (int, []string) {
 		}
 	}
 	return n, s.Lost
+}
+
+// A format-1 buffer's records are not salvaged: that is said, and their
+// number is not claimed known.
+func TestStrandedFormat1IsReported(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db.corrupt-x")
+	gunzip(t, "../compactor/testdata/v1/buffer.db.gz", path)
+	s, err := ReadStranded(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.CountsRead || len(s.Lost) == 0 || !strings.Contains(s.Lost[len(s.Lost)-1], "format 1") {
+		t.Errorf("counts read %v, lost %q; want format 1 reported", s.CountsRead, s.Lost)
+	}
 }
