@@ -306,7 +306,6 @@ func (w *treeWalk) node(r io.ReaderAt, base int64, head []byte, span int64, dept
 			return fmt.Errorf("%w: %s: elements: %v", errTorn, where(), err)
 		}
 	}
-	var err error
 	for i := range count {
 		e := table[i*elementSize:]
 		at := uint64(pageHeaderSize + i*elementSize)
@@ -316,11 +315,16 @@ func (w *treeWalk) node(r io.ReaderAt, base int64, head []byte, span int64, dept
 				if err := w.skip(buckets, fmt.Errorf("%w: %s: key %d outside the page", errTorn, where(), i)); err != nil {
 					return err
 				}
+				continue // its child's keys are unknown: it cannot be trusted
 			}
 			var keys keyRange
-			if w.visit != nil && at+pos+ksize <= uint64(span) {
+			if w.visit != nil {
+				var err error
 				if keys, err = w.childKeys(r, table, i, count, span); err != nil {
-					return fmt.Errorf("%w: %s: key %d: %v", errTorn, where(), i, err)
+					if err := w.skip(buckets, fmt.Errorf("%w: %s: key %d: %v", errTorn, where(), i, err)); err != nil {
+						return err
+					}
+					continue
 				}
 			}
 			if err := w.skip(buckets, w.page(le.Uint64(e[8:]), depth+1, buckets, keys)); err != nil {
