@@ -27,6 +27,7 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"head"}, []string{"-n", "FILE|DIR"}},
 		{[]string{"compact"}, []string{"-config", "-open-hours"}},
 		{[]string{"verify"}, []string{"DIR", "Parquet"}},
+		{[]string{"salvage"}, []string{"-config", "QUARANTINED"}},
 		{[]string{"bench"}, []string{"-runs", "-duration", "-quick", "-only", "-binary", "-exec"}},
 		{[]string{"config", "check"}, []string{"FILE", "line number"}},
 		{[]string{"config", "example"}, []string{"default"}},

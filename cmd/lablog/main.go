@@ -34,6 +34,8 @@ Usage:
   lablog head [-n 5] FILE|DIR         print the first rows of a Parquet file
   lablog compact [--config FILE] [--open-hours]
                                       archive closed hours now (daemon stopped)
+  lablog salvage [--config FILE] QUARANTINED
+                                      archive what can be read of a quarantined buffer
   lablog verify DIR                   check every Parquet file under DIR
   lablog analytics --archive DIR [--buffer FILE] | --jsonl FILE | --logs DIR [--compare DIR]
                    [--since T] [--until T] --out DIR
@@ -93,6 +95,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdDrive(ctx, rest, stdout, stderr)
 	case "compact":
 		return cmdCompact(ctx, rest, stdout, stderr)
+	case "salvage":
+		return cmdSalvage(ctx, rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
 	case "merge":

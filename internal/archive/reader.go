@@ -180,8 +180,12 @@ func ReadMeta(path string) (Meta, error) {
 // the sequence range, each frame's parts 0..n-1, and the checksum of the
 // frames rebuilt from the rows. Errors wrap ErrCorrupt, ErrMetadata,
 // ErrMismatch or ErrChecksum.
-func Verify(path string) (Meta, error) {
-	v := verifier{sum: NewChecksum()}
+func Verify(path string) (Meta, error) { return VerifyFrames(path, nil) }
+
+// VerifyFrames is Verify that also hands fn, when set, each frame it
+// rebuilds from the rows, in order; fn must not keep data.
+func VerifyFrames(path string, fn func(seq uint64, kind frame.Kind, data []byte) error) (Meta, error) {
+	v := verifier{sum: NewChecksum(), frame: fn}
 	meta, err := scan(path, v.row)
 	if err != nil {
 		return meta, err
@@ -207,6 +211,7 @@ type verifier struct {
 	parts    int32
 	data     []byte
 	started  bool
+	frame    func(seq uint64, kind frame.Kind, data []byte) error
 }
 
 func (v *verifier) row(r *Row) error {
@@ -256,6 +261,9 @@ func (v *verifier) end() error {
 	}
 	v.sum.Add(uint64(v.cur.Seq), k, v.data)
 	v.parts = 0
+	if v.frame != nil {
+		return v.frame(uint64(v.cur.Seq), k, v.data)
+	}
 	return nil
 }
 

@@ -152,7 +152,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) || errors.Is(err, ErrNewerFormat) {
 		return nil, err
 	}
-	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	aside := quarantineName(path, time.Now())
 	if rerr := os.Rename(path, aside); rerr != nil {
 		return nil, fmt.Errorf("buffer %s: %w (and could not quarantine it: %v)", path, err, rerr)
 	}

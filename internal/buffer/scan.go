@@ -204,7 +204,11 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 }
 
 // DamagedDir is where SetAside keeps damaged blocks: next to the buffer.
-func (d *DB) DamagedDir() string { return filepath.Join(filepath.Dir(d.path), "damaged") }
+func (d *DB) DamagedDir() string { return damagedDir(d.path) }
+
+// damagedDir is the folder of what could not be archived from the buffer
+// at path (or a file quarantined from it).
+func damagedDir(path string) string { return filepath.Join(filepath.Dir(path), "damaged") }
 
 // SetAside writes a damaged block's stored bytes to a file in DamagedDir
 // (synced), then removes the block from the buffer, so it is kept for

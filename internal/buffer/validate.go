@@ -78,6 +78,15 @@ func validateFile(path string) error {
 // currentMeta is the meta page bbolt would use: the valid one of the two
 // with the higher transaction id.
 func currentMeta(f *os.File) (boltMeta, error) {
+	ms, err := validMetas(f)
+	if err != nil {
+		return boltMeta{}, err
+	}
+	return ms[0], nil
+}
+
+// validMetas is the valid meta pages, the current one first.
+func validMetas(f *os.File) ([]boltMeta, error) {
 	m0, err0 := readMeta(f, 0)
 	pageSize := int64(os.Getpagesize())
 	if err0 == nil {
@@ -86,11 +95,15 @@ func currentMeta(f *os.File) (boltMeta, error) {
 	m1, err1 := readMeta(f, pageSize)
 	switch {
 	case err0 != nil && err1 != nil:
-		return boltMeta{}, fmt.Errorf("%w: no valid meta page (%v; %v)", errTorn, err0, err1)
-	case err1 != nil || (err0 == nil && m0.txid > m1.txid):
-		return m0, nil
+		return nil, fmt.Errorf("%w: no valid meta page (%v; %v)", errTorn, err0, err1)
+	case err1 != nil:
+		return []boltMeta{m0}, nil
+	case err0 != nil:
+		return []boltMeta{m1}, nil
+	case m0.txid > m1.txid:
+		return []boltMeta{m0, m1}, nil
 	}
-	return m1, nil
+	return []boltMeta{m1, m0}, nil
 }
 
 // InUse is how many bytes at the start of a closed buffer file its pages in
@@ -189,23 +202,54 @@ const (
 // raising a panic open can recover: every start would crash.
 func checkTree(f *os.File, m boltMeta) error {
 	w := treeWalk{f: f, pageSize: int64(m.pageSize), pages: m.pgid, seen: map[uint64]bool{}}
-	return w.page(m.root, 0)
+	return w.page(m.root, 0, nil, keyRange{})
 }
 
+// treeWalk reads a bbolt tree with ordinary reads. By default it stops at
+// the first damage; salvage (see salvage.go) sets visit and lost to read
+// every key it can and be told of each part it cannot.
 type treeWalk struct {
 	f        *os.File
 	pageSize int64
 	pages    uint64 // pages [0, pages) are in use
 	seen     map[uint64]bool
+	// visit, when set, gets every key that is not a bucket, with the names
+	// of the buckets that hold it and where its value lies in the file.
+	visit func(buckets [][]byte, key []byte, off, size int64)
+	// lost, when set, is told of each part that cannot be read, and the
+	// walk goes on with the next.
+	lost func(buckets [][]byte, err error)
+	// With visit set, a page the freelist names, or one whose first key is
+	// outside the range its parent gives it, is refused: a damaged page id
+	// that leads to a stale page, or to another stream's, whose blocks'
+	// checksums hold but are not this bucket's records.
+	free map[uint64]bool
+}
+
+// keyRange is the keys a branch element's child may hold: [lo, hi), hi nil
+// for the last child. Only the salvage walk checks it.
+type keyRange struct{ lo, hi []byte }
+
+// skip is what damage to one part does: it ends the walk, or with lost set
+// it is reported and the walk goes on (nil).
+func (w *treeWalk) skip(buckets [][]byte, err error) error {
+	if err == nil || w.lost == nil {
+		return err
+	}
+	w.lost(buckets, err)
+	return nil
 }
 
 // page checks the page id of a bucket's root or a branch's child.
-func (w *treeWalk) page(id uint64, depth int) error {
+func (w *treeWalk) page(id uint64, depth int, buckets [][]byte, keys keyRange) error {
 	if id < 2 || id >= w.pages {
 		return fmt.Errorf("%w: page %d outside the %d pages", errTorn, id, w.pages)
 	}
 	if w.seen[id] {
 		return fmt.Errorf("%w: page %d reached twice", errTorn, id)
+	}
+	if w.free[id] {
+		return fmt.Errorf("%w: page %d is free: a damaged page id leads to it", errTorn, id)
 	}
 	if depth > maxTreeDepth {
 		return fmt.Errorf("%w: page %d is %d pages deep", errTorn, id, depth)
@@ -224,13 +268,19 @@ func (w *treeWalk) page(id uint64, depth int) error {
 	if id+overflow >= w.pages {
 		return fmt.Errorf("%w: page %d runs past the %d pages", errTorn, id, w.pages)
 	}
-	span := int64(1+overflow) * w.pageSize
-	return w.node(io.NewSectionReader(w.f, int64(id)*w.pageSize, span), head, span, depth, id)
+	base, span := int64(id)*w.pageSize, int64(1+overflow)*w.pageSize
+	if keys.lo != nil {
+		if first, ok := firstKey(head); !ok || bytes.Compare(first, keys.lo) < 0 || keys.hi != nil && bytes.Compare(first, keys.hi) >= 0 {
+			return fmt.Errorf("%w: page %d does not hold the keys its parent names: a damaged page id leads to it", errTorn, id)
+		}
+	}
+	return w.node(io.NewSectionReader(w.f, base, span), base, head, span, depth, id, buckets)
 }
 
 // node checks the elements of one page (id), on its own or inline in a
-// bucket's value: r holds its span bytes, head the first of them.
-func (w *treeWalk) node(r io.ReaderAt, head []byte, span int64, depth int, id uint64) error {
+// bucket's value: r holds its span bytes, which start at base in the file,
+// head the first of them.
+func (w *treeWalk) node(r io.ReaderAt, base int64, head []byte, span int64, depth int, id uint64, buckets [][]byte) error {
 	where := func() string {
 		if id == 0 {
 			return "inline bucket"
@@ -262,9 +312,22 @@ func (w *treeWalk) node(r io.ReaderAt, head []byte, span int64, depth int, id ui
 		if flags == branchPageFlag {
 			pos, ksize := uint64(le.Uint32(e)), uint64(le.Uint32(e[4:]))
 			if at+pos+ksize > uint64(span) {
-				return fmt.Errorf("%w: %s: key %d outside the page", errTorn, where(), i)
+				if err := w.skip(buckets, fmt.Errorf("%w: %s: key %d outside the page", errTorn, where(), i)); err != nil {
+					return err
+				}
+				continue // its child's keys are unknown: it cannot be trusted
 			}
-			if err := w.page(le.Uint64(e[8:]), depth+1); err != nil {
+			var keys keyRange
+			if w.visit != nil {
+				var err error
+				if keys, err = w.childKeys(r, table, i, count, span); err != nil {
+					if err := w.skip(buckets, fmt.Errorf("%w: %s: key %d: %v", errTorn, where(), i, err)); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			if err := w.skip(buckets, w.page(le.Uint64(e[8:]), depth+1, buckets, keys)); err != nil {
 				return err
 			}
 			continue
@@ -272,28 +335,97 @@ func (w *treeWalk) node(r io.ReaderAt, head []byte, span int64, depth int, id ui
 		eflags, pos := le.Uint32(e), uint64(le.Uint32(e[4:]))
 		ksize, vsize := uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
 		if at+pos+ksize+vsize > uint64(span) {
-			return fmt.Errorf("%w: %s: element %d outside the page", errTorn, where(), i)
+			if err := w.skip(buckets, fmt.Errorf("%w: %s: element %d outside the page", errTorn, where(), i)); err != nil {
+				return err
+			}
+			continue
 		}
+		var key []byte
+		if w.visit != nil {
+			key = make([]byte, ksize)
+			if _, err := r.ReadAt(key, int64(at+pos)); err != nil {
+				return fmt.Errorf("%w: %s: key %d: %v", errTorn, where(), i, err)
+			}
+		}
+		voff := int64(at + pos + ksize)
 		if eflags&bucketLeafFlag == 0 {
+			if w.visit != nil {
+				w.visit(buckets, key, base+voff, int64(vsize))
+			}
 			continue
 		}
 		if vsize < bucketHeaderSize {
-			return fmt.Errorf("%w: %s: bucket %d without a header", errTorn, where(), i)
+			if err := w.skip(buckets, fmt.Errorf("%w: %s: bucket %d without a header", errTorn, where(), i)); err != nil {
+				return err
+			}
+			continue
 		}
 		value := make([]byte, vsize)
-		if _, err := r.ReadAt(value, int64(at+pos+ksize)); err != nil {
+		if _, err := r.ReadAt(value, voff); err != nil {
 			return fmt.Errorf("%w: %s: bucket %d: %v", errTorn, where(), i, err)
 		}
+		inner := append(buckets[:len(buckets):len(buckets)], key)
 		var err error
 		if root := le.Uint64(value); root != 0 {
-			err = w.page(root, depth+1)
+			err = w.page(root, depth+1, inner, keyRange{})
 		} else {
 			inline := value[bucketHeaderSize:]
-			err = w.node(bytes.NewReader(inline), inline, int64(len(inline)), depth+1, 0)
+			err = w.node(bytes.NewReader(inline), base+voff+bucketHeaderSize, inline, int64(len(inline)), depth+1, 0, inner)
 		}
-		if err != nil {
+		if err := w.skip(inner, err); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// childKeys is the range of keys the child of branch element i may hold:
+// from its key to the next element's.
+func (w *treeWalk) childKeys(r io.ReaderAt, table []byte, i, count, span int64) (keyRange, error) {
+	key := func(i int64) ([]byte, error) {
+		e := table[i*elementSize:]
+		at := uint64(pageHeaderSize + i*elementSize)
+		pos, ksize := uint64(binary.LittleEndian.Uint32(e)), uint64(binary.LittleEndian.Uint32(e[4:]))
+		if at+pos+ksize > uint64(span) {
+			return nil, fmt.Errorf("outside the page")
+		}
+		k := make([]byte, ksize)
+		_, err := r.ReadAt(k, int64(at+pos))
+		return k, err
+	}
+	var kr keyRange
+	var err error
+	if kr.lo, err = key(i); err != nil {
+		return kr, err
+	}
+	if i+1 < count {
+		if kr.hi, err = key(i + 1); err != nil {
+			return kr, err
+		}
+	}
+	return kr, nil
+}
+
+// firstKey is the first key of a branch or leaf page whose head (its first
+// pageSize bytes) is read; ok is false when it does not lie in head.
+func firstKey(head []byte) ([]byte, bool) {
+	le := binary.LittleEndian
+	if len(head) < pageHeaderSize+elementSize || le.Uint16(head[10:]) == 0 {
+		return nil, false
+	}
+	e := head[pageHeaderSize:]
+	var pos, ksize uint64
+	switch le.Uint16(head[8:]) {
+	case branchPageFlag:
+		pos, ksize = uint64(le.Uint32(e)), uint64(le.Uint32(e[4:]))
+	case leafPageFlag:
+		pos, ksize = uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:]))
+	default:
+		return nil, false
+	}
+	at := pageHeaderSize + pos
+	if at+ksize > uint64(len(head)) {
+		return nil, false
+	}
+	return head[at : at+ksize], true
 }

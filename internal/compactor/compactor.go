@@ -30,6 +30,7 @@ import (
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/salvage"
 )
 
 // Failpoints of a run, in order.
@@ -79,8 +80,11 @@ type Result struct {
 	Records  int   // buffer records moved to the archive
 	Bytes    int64 // bytes of published files
 	SetAside int64 // records in damaged blocks, set aside instead of archived
-	Early    bool  // the buffer passed half its size: open hours were archived too
-	Err      error // the first error; the run goes on with other hours after one
+	// Salvaged and Unreadable count the records of quarantined buffer files
+	// archived and found unreadable (see salvage).
+	Salvaged, Unreadable int64
+	Early                bool  // the buffer passed half its size: open hours were archived too
+	Err                  error // the first error; the run goes on with other hours after one
 }
 
 // Compactor schedules and performs buffer-to-archive moves.
@@ -237,7 +241,10 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 		c.opts.Logger.Warn("buffer past half its maximum size: archiving the open hours early",
 			"used", c.db.Used(), "max_size", c.db.MaxSize())
 	}
-	var first error
+	first := c.salvage(ctx, root, res)
+	if first != nil && isDriveError(first) {
+		return first
+	}
 	now := c.opts.Now()
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
@@ -258,6 +265,24 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 		}
 	}
 	return first
+}
+
+// salvage archives the intact records of buffer files quarantined beside
+// this one, each once, so a technician need do nothing: a file whose
+// archive could not be written is tried again by the next run.
+func (c *Compactor) salvage(ctx context.Context, root *archive.Root, res *Result) error {
+	reports, err := salvage.Pending(ctx, root, c.db.Path(), salvage.Options{RowGroupRows: c.opts.RowGroupRows, Logger: c.opts.Logger})
+	for _, r := range reports {
+		res.Files += r.Files
+		res.Salvaged += r.Archived
+		res.Unreadable += r.Unreadable
+		// A file nothing could be read of is already the quarantine's fault.
+		if r.Unreadable > 0 && c.opts.Fault != nil {
+			c.opts.Fault(fault.RecordsSetAside, fmt.Sprintf("%s: salvaged %d records; %d unreadable (report in %s)",
+				r.File, r.Archived, r.Unreadable, c.db.DamagedDir()), r.Unreadable)
+		}
+	}
+	return err
 }
 
 // isDriveError tells errors of the drive as a whole, after which trying the

@@ -1,7 +1,8 @@
 // Package testkit holds the helpers every package's tests share: waiting
 // for a condition with a time limit, a log buffer safe to read while a
 // daemon writes it, a real buffer that closes itself when the test ends,
-// and a settable clock. Only tests import it.
+// a settable clock, and real buffers with known records, damaged on
+// purpose, with a reader of what reached the archive. Only tests import it.
 package testkit
 
 import (

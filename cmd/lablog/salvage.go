@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/salvage"
+)
+
+func cmdSalvage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("salvage", "[--config FILE] QUARANTINED",
+		"Archive every record that can be read from a quarantined buffer file\n"+
+			"(buffer.db.corrupt-<time>) into the configured archive, each once, and\n"+
+			"list what could not be read. lablog run and compact do this on their own;\n"+
+			"running it again adds nothing. Exit status 3 when some of it was unreadable.")
+	path := fs.String("config", defaultConfig, "configuration `file`")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError(fs, stderr, "want one quarantined buffer file")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	root, err := archive.OpenRoot(cfg.Archive.Path, string(cfg.Archive.Require))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	rep, err := salvage.Salvage(ctx, root, fs.Arg(0), salvage.Options{
+		RowGroupRows: cfg.Archive.RowGroupRows,
+		Logger:       newLogger(stderr, slog.LevelInfo),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep)
+	if rep.Problems() {
+		return doneWithProblems("%d records of %s could not be read", rep.Unreadable, fs.Arg(0))
+	}
+	return nil
+}
