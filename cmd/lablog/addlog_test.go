@@ -99,10 +99,17 @@ func TestAddLogEndToEnd(t *testing.T) {
 	if f := fams["lablog_addlog_statements_total"]; f == nil || len(f.Metric) < 3 {
 		t.Errorf("lablog_addlog_statements_total: %v", f)
 	}
+	code, html := d.get(t, "/")
+	for _, want := range []string{"Statements (/addLog)", "6 statements since start", "pendulum: 1 clicked",
+		"spinner: 3 (no verb), 1 changed, 1 clicked", "0 unauthorized, 0 too large, 0 rate-limited, 0 refused"} {
+		if code != 200 || !strings.Contains(string(html), want) {
+			t.Errorf("the status page lacks %q", want)
+		}
+	}
 	code, page := d.get(t, "/api/status")
 	for _, secret := range []string{alPass, "student-0", "u-4f2c"} {
-		if code != 200 || strings.Contains(string(page), secret) || strings.Contains(d.logs.String(), secret) {
-			t.Errorf("%q appears in /api/status or the log", secret)
+		if code != 200 || strings.Contains(string(page), secret) || strings.Contains(d.logs.String(), secret) || strings.Contains(string(html), secret) {
+			t.Errorf("%q appears in /api/status, the page or the log", secret)
 		}
 	}
 	d.stop(t)

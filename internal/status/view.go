@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"github.com/practable/lablog/internal/addlog"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ type pageView struct {
 		LastError                      string
 	}
 	Upload        *uploadView // nil when upload is off
+	AddLog        *addLogView // nil when the /addLog listener is off
 	RefreshMillis int64
 	Nonce         string // of this answer's Content-Security-Policy
 }
@@ -210,6 +212,49 @@ func (m *Monitor) view(s Snapshot) pageView {
 		v.Archive.LastError = a.LastError + " (" + ago(a.LastErrorAt) + ")"
 	}
 	v.Upload = viewUpload(s.Time, s.Upload, ago)
+	v.AddLog = viewAddLog(s.AddLog, ago)
+	return v
+}
+
+// addLogView is the /addLog listener in words, for the page.
+type addLogView struct {
+	Total, Last, Refused, RefusedLevel string
+	Kinds                              []string // "spinner: 120 clicked, 3 changed"
+}
+
+func viewAddLog(a *addlog.Stats, ago func(*time.Time) string) *addLogView {
+	if a == nil {
+		return nil
+	}
+	v := &addLogView{Total: fmt.Sprintf("%d statements since start", a.Total), Last: "none yet"}
+	if a.LastStatement != nil {
+		v.Last = clockTime(*a.LastStatement) + " (" + ago(a.LastStatement) + ")"
+	}
+	v.Refused = fmt.Sprintf("%d unauthorized, %d too large, %d rate-limited, %d refused (buffer)",
+		a.Unauthorized, a.TooLarge, a.RateLimited, a.Refused)
+	if a.Refused > 0 {
+		v.RefusedLevel = HealthWarning // statements the UIs could not hand over
+	}
+	var line string
+	var hw string
+	for _, c := range a.Statements {
+		if c.Hardware != hw {
+			if line != "" {
+				v.Kinds = append(v.Kinds, line)
+			}
+			hw, line = c.Hardware, c.Hardware+":"
+		} else {
+			line += ","
+		}
+		verb := c.Verb
+		if verb == "" {
+			verb = "(no verb)"
+		}
+		line += fmt.Sprintf(" %d %s", c.Count, verb)
+	}
+	if line != "" {
+		v.Kinds = append(v.Kinds, line)
+	}
 	return v
 }
 
