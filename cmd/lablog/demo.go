@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.MkdirAll(cfg.Archive.Path, 0o755); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	// The simulated UIs' credential for /addLog, made for this run.
+	uiPass := rand.Text()
+	if err := os.WriteFile(cfg.AddLog.CredentialsFile, []byte(demoUIUser+":"+uiPass+"\n"), 0o600); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	logPath := filepath.Join(*dir, "lablog.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -90,6 +96,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		BadFrames: true, Seed: uint64(time.Now().UnixNano())})
 	labDone := make(chan struct{})
 	go func() { defer close(labDone); _ = lab.Run(labCtx) }()
+	// Today's UIs beside the legacy streams: statements over HTTP.
+	uis := &labsim.StatementUIs{LH: a.addLogURL, User: demoUIUser, Password: uiPass, Devices: names,
+		Rate: *rate * float64(len(names)) / 4, Seed: uint64(time.Now().UnixNano())}
+	uisDone := make(chan struct{})
+	go func() { defer close(uisDone); _ = uis.Run(labCtx) }()
+	fmt.Fprintf(stdout, "and today's UIs posting statements to %s/addLog (stream addlog-spinner, addlog-pendulum)\n", a.addLogURL)
 
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
@@ -111,6 +123,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if live {
 		fmt.Fprintln(stdout)
 	}
+	<-uisDone
+	fmt.Fprintf(stdout, "statements: %d posted, %d acknowledged (each committed before its answer)\n", uis.Sent(), uis.Acked())
 	awaitReceived(host, rec, names, 3*time.Second)
 	stopRec()
 	if err := <-recDone; err != nil {
@@ -146,8 +160,14 @@ func demoConfig(dir, hostURL string, names []string) config.Config {
 	for _, n := range names {
 		cfg.StreamSpecs = append(cfg.StreamSpecs, config.StreamSpec{Name: n, RelayHost: hostURL})
 	}
+	cfg.AddLog.Listen = "127.0.0.1:0"
+	cfg.AddLog.CredentialsFile = filepath.Join(dir, "addlog-credentials")
+	cfg.AddLog.AllowedOrigins = []string{"*"}
 	return cfg
 }
+
+// demoUIUser is the simulated UIs' user name for /addLog.
+const demoUIUser = "demo-ui"
 
 func demoSummary(elapsed time.Duration, rec *recorder.Recorder, archiveDir string) string {
 	connected, frames := 0, int64(0)

@@ -16,15 +16,21 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	// One file per device at the end, plus one for each device that had
-	// frames when a scheduled (10 s aligned) compaction fell inside the run:
-	// 4 to 8 files.
+	// One file per device and per kind of hardware posting statements
+	// (addlog-spinner, addlog-pendulum) at the end, plus one for each that
+	// had records when a scheduled (10 s aligned) compaction fell inside
+	// the run: 6 to 12 files.
 	m := regexp.MustCompile(`all (\d+) files verified`).FindStringSubmatch(out)
-	if n, err := strconv.Atoi(firstGroup(m)); err != nil || n < 4 || n > 8 {
-		t.Errorf("demo did not verify 4 to 8 files:\n%s", out)
+	if n, err := strconv.Atoi(firstGroup(m)); err != nil || n < 6 || n > 12 {
+		t.Errorf("demo did not verify 6 to 12 files:\n%s", out)
+	}
+	// Today's UIs posted statements, and each was acknowledged.
+	st := regexp.MustCompile(`statements: (\d+) posted, (\d+) acknowledged`).FindStringSubmatch(out)
+	if len(st) != 3 || st[2] == "0" {
+		t.Errorf("no statement acknowledged:\n%s", out)
 	}
 	// The banner names every device: spin31 and pend00 too.
-	for _, want := range []string{"recording 4 simulated devices (spin30-32,pend00)", "4/4 connected", "archives the open hour every 10s", "received_at ", " message ",
+	for _, want := range []string{"recording 4 simulated devices (spin30-32,pend00)", "4/4 connected", "archives the open hour every 10s", "received_at ", " statement ", "/addLog (stream addlog-spinner, addlog-pendulum)",
 		"lablog head -n 20 FILE", "read_parquet('" + dir + "/archive/**/*.parquet', hive_partitioning = true, union_by_name = true)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
