@@ -14,25 +14,31 @@ import (
 // Every is how often a run of failures is logged again.
 const Every = time.Minute
 
-// Run counts one run of failures; its zero value is no failure yet. It is
-// not safe for concurrent use.
+// Run counts one run of failures; its zero value is no failure yet, logged
+// at Warn. It is not safe for concurrent use.
 type Run struct {
+	Level slog.Level // of the first and the periodic lines; zero (Info) means Warn
+
 	first, logged time.Time // of the run's first failure, of the last line
 	total, since  int       // failures in the run, and since the last line
 }
 
-// Failed notes a failure at now and logs it at Warn, as first if it starts
-// the run, as still if Every has passed since the last line, otherwise at
-// Debug.
+// Failed notes a failure at now and logs it at Level, as first if it
+// starts the run, as still if Every has passed since the last line,
+// otherwise at Debug.
 func (r *Run) Failed(ctx context.Context, log *slog.Logger, now time.Time, first, still string, err error) {
+	level := r.Level
+	if level == slog.LevelInfo {
+		level = slog.LevelWarn
+	}
 	r.total++
 	r.since++
 	switch {
 	case r.total == 1:
 		r.first, r.logged, r.since = now, now, 0
-		log.Warn(first, "err", err)
+		log.Log(ctx, level, first, "err", err)
 	case now.Sub(r.logged) >= Every:
-		log.Warn(still, "failures", r.total, "since_last_line", r.since,
+		log.Log(ctx, level, still, "failures", r.total, "since_last_line", r.since,
 			"for", now.Sub(r.first).Round(time.Second).String(), "err", err)
 		r.logged, r.since = now, 0
 	default:
@@ -49,5 +55,5 @@ func (r *Run) Ended(log *slog.Logger, now time.Time, msg string) {
 	if r.total > 0 {
 		log.Info(msg, "failures", r.total, "for", now.Sub(r.first).Round(time.Second).String())
 	}
-	*r = Run{}
+	*r = Run{Level: r.Level}
 }
