@@ -100,11 +100,12 @@ func (p *Provisioner) setStream(stream, state, detail string) {
 // Run keeps the rules until ctx ends, then returns nil.
 //
 // Every failure pauses before the next attempt: a healthcheck that fails is
-// asked again quickly at first (the host is starting), doubling to
-// Interval; a check of the rules that fails (the healthcheck passes but the
-// API does not) waits Interval, doubling to MaxPause, since asking again at
-// once would only fail again, hundreds of times a second. A run of failures
-// is logged once, then once per retrylog.Every.
+// asked again quickly at first (the host is starting or restarting, and its
+// rules are posted as soon as it answers), doubling to Interval; a check of
+// the rules that fails while the healthcheck still passes (the API is
+// broken) waits Interval, doubling to MaxPause, since asking again at once
+// would only fail again, hundreds of times a second. A run of failures is
+// logged once, then once per retrylog.Every.
 func (p *Provisioner) Run(ctx context.Context) error {
 	if p.Interval <= 0 {
 		p.Interval = DefaultInterval
@@ -142,6 +143,9 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			if !sleep(ctx, p.Interval) {
 				return nil
 			}
+		}
+		if p.API.Healthy(ctx) != nil {
+			continue // down: awaitHealthy sees it back, and the rules go at once
 		}
 		pause = min(max(2*pause, p.Interval), max(p.Interval, MaxPause))
 		if !sleep(ctx, pause) {
