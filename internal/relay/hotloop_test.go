@@ -74,7 +74,7 @@ func TestProvisionerPausesWhenRulesAPIFails(t *testing.T) {
 		fail func(http.ResponseWriter)
 	}{
 		{"500", func(w http.ResponseWriter) { http.Error(w, "boom", http.StatusInternalServerError) }},
-		{"connection refused", reset},
+		{"connection dropped (RST)", reset},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &brokenAPI{}
