@@ -51,9 +51,11 @@ func TestDiskFullShowsAsFramesRefused(t *testing.T) {
 	}
 	release()
 	committed := s.Buffer.CommittedTotal
-	testkit.Eventually(t, 20*time.Second, "frames recorded again once space returned", func() bool {
+	if !testkit.Poll(20*time.Second, func() bool {
 		publish()
 		s = d.status(t)
 		return !s.Buffer.Full && !s.Buffer.DiskFull && s.Buffer.CommittedTotal > committed
-	})
+	}) {
+		t.Fatalf("frames not recorded again within 20 s of space returning: buffer %+v\n%s", s.Buffer, d.logs)
+	}
 }
