@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/buffer"
@@ -38,7 +39,8 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer db.Close()
 	faults := recorder.OpenFaults(cfg, log)
 	defer faults.Flush()
-	if q := db.Quarantined(); q != "" {
+	q := db.Quarantined()
+	if q != "" {
 		// The daemon's next start sees only the fresh buffer: record the
 		// quarantine where its status page will show it.
 		log.Error("BUFFER WAS CORRUPT: it was set aside and a fresh one started", "quarantined", q)
@@ -57,5 +59,20 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if res.SetAside > 0 {
 		fmt.Fprintf(stdout, "set aside %d damaged records in %s (not archived)\n", res.SetAside, db.DamagedDir())
 	}
-	return res.Err
+	if res.Err != nil {
+		return res.Err
+	}
+	// Finished, but records did not reach the archive: exit 3, so a script
+	// or a person running it by hand cannot take it for a clean run.
+	var problems []string
+	if q != "" {
+		problems = append(problems, "the buffer was corrupt and was set aside as "+q+" (its records not archived)")
+	}
+	if res.SetAside > 0 {
+		problems = append(problems, fmt.Sprintf("%d damaged records set aside in %s (not archived)", res.SetAside, db.DamagedDir()))
+	}
+	if len(problems) > 0 {
+		return doneWithProblems("%s", strings.Join(problems, "; "))
+	}
+	return nil
 }

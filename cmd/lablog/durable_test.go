@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -169,11 +170,22 @@ func genuine(t *testing.T, root string, counts map[messageID]int) {
 
 func (s *site) compact(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command(lablogBinary(t), "compact", "--config", s.cfg, "--open-hours").CombinedOutput()
-	if err != nil {
+	out, code := s.compactStatus(t)
+	if code != 0 {
+		t.Fatalf("compact: exit %d\n%s", code, out)
+	}
+	return out
+}
+
+// compactStatus runs lablog compact and returns its output and exit status.
+func (s *site) compactStatus(t *testing.T) (string, int) {
+	t.Helper()
+	cmd := exec.Command(lablogBinary(t), "compact", "--config", s.cfg, "--open-hours")
+	out, err := cmd.CombinedOutput()
+	if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
 		t.Fatalf("compact: %v\n%s", err, out)
 	}
-	return string(out)
+	return string(out), cmd.ProcessState.ExitCode()
 }
 
 // startBinaryEnv is startBinary with extra environment variables for the
@@ -299,7 +311,7 @@ func TestFlippedBytesNeverArchived(t *testing.T) {
 		}
 		_ = os.Mkdir(s.root, 0o755)
 		_ = os.WriteFile(filepath.Join(s.root, archive.MarkerFile), nil, 0o644)
-		out := s.compact(t)
+		out, code := s.compactStatus(t)
 		counts := map[messageID]int{}
 		genuine(t, s.root, counts) // fails on any altered message
 		for id, n := range counts {
@@ -314,6 +326,10 @@ func TestFlippedBytesNeverArchived(t *testing.T) {
 		}
 		if strings.Contains(out, "damaged records in") != (len(asideFiles) > 0) {
 			t.Fatalf("run %d: output %q but %d set-aside files", i, out, len(asideFiles))
+		}
+		// Exit 3 exactly when records missed the archive, 0 otherwise.
+		if want := map[bool]int{false: 0, true: exitProblems}[len(asideFiles) > 0 || len(quarantined) > 0]; code != want {
+			t.Fatalf("run %d: exit %d, want %d (%d set aside, quarantined %v)\n%s", i, code, want, len(asideFiles), quarantined, out)
 		}
 		for _, q := range quarantined {
 			_ = os.Remove(q)

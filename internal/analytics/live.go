@@ -20,6 +20,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/retrylog"
 )
 
 // Store keeps every graph up to date from the buffer as records commit,
@@ -38,6 +39,8 @@ type Store struct {
 	mu     sync.Mutex // one catch-up at a time; guards dirty and broken
 	dirty  map[Key]bool
 	broken bool // the state is damaged and could not be dropped: off until restart
+
+	catchUpFails retrylog.Run // failed catch-ups in a row, for the log; Run's goroutine only
 }
 
 const (
@@ -59,7 +62,7 @@ func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{db: db, log: log, dirty: map[Key]bool{}}
+	s := &Store{db: db, log: log, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
 	err := db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil || b.Bucket(graphsBucket) == nil {
 			return nil
@@ -599,7 +602,10 @@ func (s *Store) Run(ctx context.Context, o RunOptions) {
 func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
 	n, err := s.CatchUp()
 	if err != nil {
-		s.log.Error("analytics store: catching up failed; retrying", "consumed", n, "err", err)
+		s.catchUpFails.Failed(context.Background(), s.log.With("consumed", n), time.Now(),
+			"analytics store: catching up failed; retrying", "analytics store: catching up still failing", err)
+	} else {
+		s.catchUpFails.Ended(s.log, time.Now(), "analytics store: caught up after failing")
 	}
 	caughtUp = err == nil
 	if !export || o.Target == nil {

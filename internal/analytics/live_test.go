@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -259,4 +260,34 @@ func TestRunCatchesUpOnlyWhenCommitsMoved(t *testing.T) {
 	// ... and are consumed once it moves.
 	committed.Store(int64(len(recs)))
 	testkit.Eventually(t, 10*time.Second, "the second half consumed", func() bool { return commands() > first })
+}
+
+// A catch-up that keeps failing is retried every CatchUp, but the same
+// failure is logged once (then once per retrylog.Every), not at each tick.
+func TestRunLogsARunOfFailedCatchUpsOnce(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &testkit.LogBuffer{}
+	store, err := OpenStore(db, slog.New(slog.NewTextHandler(lb, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close() // every catch-up fails from now on
+	var ticks atomic.Int64
+	committed := func() int64 { return -ticks.Add(1) } // moves at every tick
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		store.Run(ctx, RunOptions{CatchUp: 5 * time.Millisecond, Export: time.Hour, Committed: committed})
+	}()
+	testkit.Eventually(t, 10*time.Second, "20 catch-ups", func() bool { return ticks.Load() >= 20 })
+	cancel()
+	<-done
+	if n := strings.Count(lb.String(), "catching up failed"); n != 1 {
+		t.Fatalf("%d lines for %d failed catch-ups, want 1:\n%.1500s", n, ticks.Load(), lb.String())
+	}
 }

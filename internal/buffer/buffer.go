@@ -37,6 +37,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -308,6 +309,13 @@ func (d *DB) MaxSize() int64 { return d.maxSize }
 // IsFull reports whether err is a commit refused because the file reached
 // MaxSize.
 func IsFull(err error) bool { return errors.Is(err, bolterrors.ErrMaxSizeReached) }
+
+// IsDiskFull reports whether err is a commit that failed because the file
+// system holding the buffer is full (or the user's quota is used up),
+// however far the file is from MaxSize.
+func IsDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // Fsyncs is the number of fsyncs the buffer has made since Open.
 func (d *DB) Fsyncs() int64 { return d.syncs.n.Load() }

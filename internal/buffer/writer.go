@@ -1,12 +1,14 @@
 package buffer
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/retrylog"
 )
 
 // maxBatch bounds one commit, so a huge backlog after a stall is written in
@@ -32,17 +34,25 @@ type Writer struct {
 	// OnFailure, when set before Run, is called after each failed commit.
 	OnFailure func(err error)
 	// OnRefused, when set before Run, is told how many frames were refused
-	// because the buffer was full: when a batch is refused, and at the next
-	// commit for those refused at Enqueue meanwhile.
-	OnRefused func(n int64)
+	// because the buffer was full, and why (see IsFull, IsDiskFull): when a
+	// batch is refused, and at the next commit for those refused at Enqueue
+	// meanwhile.
+	OnRefused func(n int64, why error)
 	reported  int64 // refusals passed to OnRefused; writer goroutine only
+
+	// Writer goroutine only.
+	fullWhy  error        // why frames were last refused
+	refusals retrylog.Run // the current run of refused batches, for the log
+	failing  retrylog.Run // the current run of failed commits, for the log
 
 	interval  time.Duration // least time between commit starts
 	lastStart time.Time     // writer goroutine only
 
 	dropped     atomic.Int64
 	refused     atomic.Int64 // frames refused because the buffer was full
-	full        atomic.Bool  // the last commit hit MaxSize
+	full        atomic.Bool  // the last commit hit MaxSize or a full disk: refuse frames
+	diskFull    atomic.Bool  // the last commit hit a full disk
+	retryAt     atomic.Int64 // Unix nanoseconds: with a full disk, try a commit again from then
 	freedAtFull atomic.Int64
 	committed   atomic.Int64
 	commits     atomic.Int64
@@ -64,8 +74,16 @@ func NewWriter(db *DB, size int, log *slog.Logger) *Writer {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		log:   log,
+		// Losing frames is an error, however often it is said.
+		refusals: retrylog.Run{Level: slog.LevelError},
+		failing:  retrylog.Run{Level: slog.LevelError},
 	}
 }
+
+// DiskFullRetry is how long frames are refused after a commit met a full
+// disk before a commit is tried again: space may come back without the
+// compactor (a file deleted), and one failed commit per period costs little.
+const DiskFullRetry = 2 * time.Second
 
 // Enqueue queues r for the next commit, taking its checksum first: from
 // here to the archive its bytes are checked. It returns false, and counts
@@ -75,12 +93,13 @@ func NewWriter(db *DB, size int, log *slog.Logger) *Writer {
 func (w *Writer) Enqueue(r frame.Record) bool {
 	r.Sum = Sum(r.Data)
 	if w.full.Load() {
-		if w.db.freed.Load() == w.freedAtFull.Load() {
+		retry := w.diskFull.Load() && time.Now().UnixNano() >= w.retryAt.Load()
+		if w.db.freed.Load() == w.freedAtFull.Load() && !retry {
 			w.refused.Add(1)
 			w.dropped.Add(1)
 			return false
 		}
-		w.full.Store(false) // the compactor made room: try again
+		w.full.Store(false) // the compactor made room, or space may be back: try again
 	}
 	select {
 	case w.queue <- r:
@@ -163,7 +182,8 @@ func (w *Writer) drain(batch []frame.Record) {
 
 // commit retries a failing commit until it succeeds or the writer is
 // stopped: the records are held, not dropped, while new ones queue up (and
-// are counted as drops if the queue fills).
+// are counted as drops if the queue fills). A full buffer (MaxSize or a
+// full disk) is not retried: the batch is refused.
 func (w *Writer) commit(batch []frame.Record) {
 	backoff := 100 * time.Millisecond
 	for {
@@ -174,35 +194,26 @@ func (w *Writer) commit(batch []frame.Record) {
 			w.committed.Add(int64(len(batch)))
 			w.commits.Add(1)
 			w.lastCommit.Store(time.Now().UnixNano())
+			w.diskFull.Store(false)
 			w.setErr("")
 			w.reportRefused()
 			tell(batch, nil)
+			w.failing.Ended(w.log, time.Now(), "commits succeed again")
+			w.refusals.Ended(w.log, time.Now(), "frames taken again after the buffer was full")
 			if w.OnCommit != nil {
 				w.OnCommit(len(batch), took)
 			}
 			return
 		}
-		if IsFull(err) {
-			// Holding the batch would stall every stream until the
-			// compactor makes room: refuse it, and new frames, loudly.
-			w.freedAtFull.Store(w.db.freed.Load())
-			w.full.Store(true)
-			w.refused.Add(int64(len(batch)))
-			w.dropped.Add(int64(len(batch)))
-			w.failures.Add(1)
-			w.setErr(err.Error())
-			w.log.Error("buffer full: refusing frames until the compactor makes room", "refused", len(batch),
-				"max_size", w.db.MaxSize())
-			if w.OnFailure != nil {
-				w.OnFailure(err)
-			}
-			w.reportRefused()
+		if IsFull(err) || IsDiskFull(err) {
+			w.refuse(batch, err)
 			tell(batch, err)
 			return
 		}
 		w.failures.Add(1)
 		w.setErr(err.Error())
-		w.log.Error("commit failed; holding the records and retrying", "records", len(batch), "err", err)
+		w.failing.Failed(context.Background(), w.log.With("records", len(batch)), time.Now(),
+			"commit failed; holding the records and retrying", "commits still failing; holding the records", err)
 		if w.OnFailure != nil {
 			w.OnFailure(err)
 		}
@@ -231,10 +242,35 @@ func tell(batch []frame.Record, err error) {
 	}
 }
 
+// refuse refuses batch, and new frames until the compactor makes room (or,
+// for a full disk, until DiskFullRetry has passed): holding the batch would
+// stall every stream.
+func (w *Writer) refuse(batch []frame.Record, err error) {
+	disk := IsDiskFull(err)
+	w.freedAtFull.Store(w.db.freed.Load())
+	w.retryAt.Store(time.Now().Add(DiskFullRetry).UnixNano())
+	w.diskFull.Store(disk)
+	w.full.Store(true)
+	w.fullWhy = err
+	w.refused.Add(int64(len(batch)))
+	w.dropped.Add(int64(len(batch)))
+	w.failures.Add(1)
+	w.setErr(err.Error())
+	msg, log := "buffer full: refusing frames until the compactor makes room", w.log.With("max_size", w.db.MaxSize())
+	if disk {
+		msg, log = "disk full: refusing frames until there is space for the buffer again", w.log.With("path", w.db.Path())
+	}
+	w.refusals.Failed(context.Background(), log.With("refused", len(batch)), time.Now(), msg, "still refusing frames: "+msg, err)
+	if w.OnFailure != nil {
+		w.OnFailure(err)
+	}
+	w.reportRefused()
+}
+
 func (w *Writer) reportRefused() {
 	if n := w.refused.Load(); n > w.reported {
 		if w.OnRefused != nil {
-			w.OnRefused(n - w.reported)
+			w.OnRefused(n-w.reported, w.fullWhy)
 		}
 		w.reported = n
 	}
@@ -259,6 +295,7 @@ type WriterStats struct {
 	Dropped    int64
 	Refused    int64 // of Dropped, refused because the buffer was full
 	Full       bool  // new frames are refused until the compactor makes room
+	DiskFull   bool  // of Full: the file system holding the buffer is full
 	Committed  int64 // records committed since start
 	Commits    int64
 	Fsyncs     int64 // fsyncs of the buffer file since it was opened
@@ -277,7 +314,8 @@ func (w *Writer) Stats() WriterStats {
 		QueueCap:  cap(w.queue),
 		Dropped:   w.dropped.Load(),
 		Refused:   w.refused.Load(),
-		Full:      w.full.Load(),
+		Full:      w.full.Load() || w.diskFull.Load(),
+		DiskFull:  w.diskFull.Load(),
 		Committed: w.committed.Load(),
 		Commits:   w.commits.Load(),
 		Fsyncs:    w.db.Fsyncs(),

@@ -2,6 +2,8 @@ package buffer
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -291,4 +293,48 @@ func TestWriterTellsEachRecordItsCommit(t *testing.T) {
 			break
 		}
 	}
+}
+
+// A commit that keeps failing is retried with a growing pause, and the
+// repeated failure is logged once (then once per retrylog.Every), not at
+// every retry.
+func TestWriterRetriesFailedCommitsQuietly(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "buffer.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logged strings.Builder
+	w := NewWriter(db, 100, slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil)))
+	failed := make(chan time.Time, 100)
+	w.OnFailure = func(error) { failed <- time.Now() }
+	_ = db.Close() // every commit fails, but not because the buffer is full
+	w.Enqueue(rec("s", t0, "held"))
+	go w.Run()
+	var at []time.Time
+	for range 4 {
+		at = append(at, <-failed)
+	}
+	w.Stop()
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < 100*time.Millisecond {
+			t.Fatalf("retry %d came %v after the failure before, want at least 100ms", i, gap)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logged.String(), "level=ERROR msg=\"commit failed"); n != 1 {
+		t.Fatalf("%d ERROR lines for %d identical failures, want 1:\n%s", n, len(at), logged.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

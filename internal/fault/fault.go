@@ -17,6 +17,7 @@ package fault
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/practable/lablog/internal/retrylog"
 )
 
 // Kind names a kind of fault. The values are an API (JSON, metrics labels).
@@ -105,6 +108,9 @@ type Store struct {
 	faults map[Kind]*Fault
 	dirty  bool      // changes not saved yet
 	saved  time.Time // when the file was last written (by opts.Now)
+	// saveFails is the current run of failed saves at Report, for the log:
+	// a full disk would otherwise log one at every report.
+	saveFails retrylog.Run
 
 	saveMu sync.Mutex // one save at a time, each writing the latest state
 }
@@ -134,7 +140,7 @@ func Open(path string, opts Options) *Store {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Store{path: path, opts: opts, faults: map[Kind]*Fault{}}
+	s := &Store{path: path, opts: opts, faults: map[Kind]*Fault{}, saveFails: retrylog.Run{Level: slog.LevelError}}
 	if path == "" {
 		return s
 	}
@@ -204,8 +210,14 @@ func (s *Store) Report(kind Kind, detail string, count int64) {
 	due := fresh || now.Sub(s.saved) >= s.opts.SaveEvery || now.Before(s.saved)
 	s.mu.Unlock()
 	if due {
-		if err := s.Flush(); err != nil {
-			s.opts.Logger.Error("fault record not saved; it is shown until lablog stops", "kind", kind, "err", err)
+		err := s.Flush()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			s.saveFails.Failed(context.Background(), s.opts.Logger.With("kind", kind), now,
+				"fault record not saved; it is shown until lablog stops", "fault record still not saved", err)
+		} else {
+			s.saveFails.Ended(s.opts.Logger, now, "fault record saved again")
 		}
 	}
 }

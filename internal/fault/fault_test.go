@@ -293,3 +293,23 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("saved total %d, want %d", saved, total)
 	}
 }
+
+// A record that cannot be saved (a full or read-only disk) while a fault is
+// reported again and again is logged once, then once per retrylog.Every,
+// not at every report.
+func TestUnsavedRecordLoggedOncePerRun(t *testing.T) {
+	clk := testkit.NewClock(t0)
+	s, log := open(t, filepath.Join(t.TempDir(), "gone", "faults.json"), clk)
+	for range 50 {
+		s.Report(FramesRefused, "the disk is full", 1)
+		clk.Advance(time.Second)
+	}
+	if n := strings.Count(log.String(), "fault record not saved"); n != 1 {
+		t.Fatalf("%d lines for 50 failed saves in 50 s, want 1:\n%.1000s", n, log.String())
+	}
+	clk.Advance(time.Minute)
+	s.Report(FramesRefused, "the disk is full", 1)
+	if n := strings.Count(log.String(), "fault record still not saved"); n != 1 {
+		t.Fatalf("no line a minute on:\n%.1000s", log.String())
+	}
+}

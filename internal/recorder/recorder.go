@@ -102,8 +102,12 @@ func (r *Recorder) installHooks() {
 	defer r.hookMu.Unlock()
 	r.ran = true
 	hooks := slices.Clone(r.hooks)
-	r.writer.OnRefused = func(n int64) {
-		r.faults.Report(fault.FramesRefused, fmt.Sprintf("the buffer reached max_size (%d bytes): frames refused", r.db.MaxSize()), n)
+	r.writer.OnRefused = func(n int64, why error) {
+		detail := fmt.Sprintf("the buffer reached max_size (%d bytes): frames refused", r.db.MaxSize())
+		if buffer.IsDiskFull(why) {
+			detail = fmt.Sprintf("the disk holding the buffer (%s) is full: frames refused", r.db.Path())
+		}
+		r.faults.Report(fault.FramesRefused, detail, n)
 	}
 	r.writer.OnCommit = func(n int, took time.Duration) {
 		r.compactor.TriggerIfFull()

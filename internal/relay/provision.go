@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/practable/lablog/internal/retrylog"
 	"github.com/practable/lablog/internal/source"
 )
 
@@ -30,6 +31,10 @@ type Provisioner struct {
 	mu    sync.Mutex
 	stats ProvisionStats
 	told  map[string]string // stream -> what was last logged about it
+
+	// Owned by Run.
+	failures   retrylog.Run  // the current run of failures with the host
+	healthWait time.Duration // the pause after the next failed healthcheck
 }
 
 // ProvisionStats tell how a host's rules are kept, for the status page.
@@ -93,6 +98,14 @@ func (p *Provisioner) setStream(stream, state, detail string) {
 }
 
 // Run keeps the rules until ctx ends, then returns nil.
+//
+// Every failure pauses before the next attempt: a healthcheck that fails is
+// asked again quickly at first (the host is starting or restarting, and its
+// rules are posted as soon as it answers), doubling to Interval; a check of
+// the rules that fails while the healthcheck still passes (the API is
+// broken) waits Interval, doubling to MaxPause, since asking again at once
+// would only fail again, hundreds of times a second. A run of failures is
+// logged once, then once per retrylog.Every.
 func (p *Provisioner) Run(ctx context.Context) error {
 	if p.Interval <= 0 {
 		p.Interval = DefaultInterval
@@ -105,11 +118,15 @@ func (p *Provisioner) Run(ctx context.Context) error {
 	}
 	p.Log = p.Log.With("relay_host", p.API.Base())
 	p.told = map[string]string{}
+	p.healthWait = firstHealthWait
+	pause := time.Duration(0) // after the last failed check of the rules
 	for ctx.Err() == nil {
 		if !p.awaitHealthy(ctx) {
 			return nil
 		}
-		p.Log.Info("relay host is up: provisioning rules", "streams", len(p.Streams))
+		if p.failures.Failures() == 0 {
+			p.Log.Info("relay host is up: provisioning rules", "streams", len(p.Streams))
+		}
 		for {
 			err := p.sync(ctx)
 			if ctx.Err() != nil {
@@ -117,23 +134,42 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			}
 			if err != nil {
 				p.failed(err)
-				p.Log.Warn("cannot check relay host rules: waiting for the host", "err", err)
+				p.failures.Failed(ctx, p.Log, p.Now(), "cannot check relay host rules: retrying with backoff",
+					"still cannot check relay host rules", err)
 				break
 			}
+			p.failures.Ended(p.Log, p.Now(), "relay host rules checked after failing")
+			p.healthWait, pause = firstHealthWait, 0
 			if !sleep(ctx, p.Interval) {
 				return nil
 			}
+		}
+		if p.API.Healthy(ctx) != nil {
+			continue // down: awaitHealthy sees it back, and the rules go at once
+		}
+		pause = min(max(2*pause, p.Interval), max(p.Interval, MaxPause))
+		if !sleep(ctx, pause) {
+			return nil
 		}
 	}
 	return nil
 }
 
-// awaitHealthy polls the healthcheck, quickly at first, until it answers
-// ok or ctx ends.
+// MaxPause bounds the backoff after failed checks of the rules (unless
+// Interval is longer).
+const MaxPause = time.Minute
+
+// firstHealthWait is the first pause after a failed healthcheck: a host
+// that is starting is seen quickly.
+const firstHealthWait = 100 * time.Millisecond
+
+// awaitHealthy polls the healthcheck until it answers ok or ctx ends,
+// quickly at first, doubling to Interval; the pace carries over from one
+// call to the next until the rules are checked, so a host that keeps
+// failing is asked at most once per Interval.
 func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
-	wait := 100 * time.Millisecond
 	unexpected := "" // the unexpected answer last warned about
-	for logged := false; ; {
+	for {
 		err := p.API.Healthy(ctx)
 		if err == nil {
 			return true
@@ -149,14 +185,13 @@ func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
 				unexpected = err.Error()
 				p.Log.Warn("the relay host answers unexpectedly; no rules posted until it answers as a relay host", "err", err)
 			}
-		} else if !logged {
-			p.Log.Info("waiting for the relay host", "err", err)
-			logged = true
+		} else {
+			p.failures.Failed(ctx, p.Log, p.Now(), "waiting for the relay host", "still waiting for the relay host", err)
 		}
-		if !sleep(ctx, wait) {
+		if !sleep(ctx, p.healthWait) {
 			return false
 		}
-		wait = min(2*wait, p.Interval)
+		p.healthWait = min(2*p.healthWait, p.Interval)
 	}
 }
 

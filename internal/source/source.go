@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/retrylog"
 )
 
 // Source is the websocket client of one stream.
@@ -22,11 +23,11 @@ type Source struct {
 
 	// Owned by the Run goroutine.
 	backoff     Backoff
-	pending     int64      // records dropped since the last Overflow record
-	lastWarn    time.Time  // of the last queue-full warning
-	lastBlocked string     // the Blocked state last logged
-	warned      string     // TokenID (or expiry) of the token last warned about
-	failures    failureLog // the current run of failed dials, for the log
+	pending     int64        // records dropped since the last Overflow record
+	lastWarn    time.Time    // of the last queue-full warning
+	lastBlocked string       // the Blocked state last logged
+	warned      string       // TokenID (or expiry) of the token last warned about
+	failures    retrylog.Run // the current run of failed dials, for the log
 }
 
 // fastAfter is how long a connection must have worked for its end to open

@@ -65,7 +65,8 @@ func faultWords(f fault.Fault) (message, action string) {
 	case fault.FramesRefused:
 		return fmt.Sprintf("%d %s refused: the buffer was full", f.Count, plural(f.Count, "frame was", "frames were")),
 			"Frames are lost while the buffer is full. Make sure the archive drive is available so compaction can empty " +
-				"the buffer (see Archive); if it happens again, raise buffer.max_size." + detail(" Latest: %s.")
+				"the buffer (see Archive); if it happens again, raise buffer.max_size. When the disk holding the buffer is full, " +
+				"free space on it: frames are taken again within seconds." + detail(" Latest: %s.")
 	case fault.UploadConflict:
 		return "An object in the upload bucket has an archive file's name but other content" + times,
 			"Nothing was overwritten and the file stays waiting. Compare the object" + detail(" (%s)") +

@@ -324,6 +324,7 @@ func (m *Monitor) Snapshot() Snapshot {
 		LastCommitAt:    timePtr(ws.LastCommit),
 		WriterStalled:   m.stalled != "",
 		Full:            ws.Full,
+		DiskFull:        ws.DiskFull,
 		RefusedTotal:    ws.Refused,
 		WriterError:     ws.LastError,
 		CommitMs:        m.metrics.commitLat.summary(),
@@ -447,7 +448,10 @@ func (m *Monitor) problems(now time.Time, s Snapshot) []Problem {
 	if m.stalled != "" {
 		failing("%s", m.stalled)
 	}
-	if s.Buffer.Full {
+	switch {
+	case s.Buffer.DiskFull:
+		failing("disk full: the disk holding the buffer has no space left; new frames are refused until space is freed on it")
+	case s.Buffer.Full:
 		failing("buffer full (max_size): new frames are refused until the archive drive takes the buffered hours")
 	}
 	for _, st := range s.Streams {

@@ -99,7 +99,8 @@ type BufferStatus struct {
 	CommittedTotal  int64      `json:"committed_total"`
 	LastCommitAt    *time.Time `json:"last_commit_at"`
 	WriterStalled   bool       `json:"writer_stalled"`
-	Full            bool       `json:"full"`          // at max_size: new frames are refused
+	Full            bool       `json:"full"`          // at max_size or a full disk: new frames are refused
+	DiskFull        bool       `json:"disk_full"`     // of full: the disk holding the buffer is full
 	RefusedTotal    int64      `json:"refused_total"` // of dropped_total, refused because the buffer was full
 	WriterError     string     `json:"writer_error"`
 	// CommitMs is the latency of the last few thousand commits; null before the first.

@@ -127,7 +127,7 @@ func TestAPIStatusFieldByField(t *testing.T) {
 		"": {"addlog", "analytics", "archive", "buffer", "clock_sync_expected", "clock_synced", "faults", "health", "problems", "recording", "started_at", "streams", "time", "upload", "uptime_seconds", "version"},
 		"streams[]": {"bytes_total", "connected", "dropped_total", "last_error", "last_message_age_seconds", "last_message_at", "messages_last_hour",
 			"messages_last_minute", "messages_total", "name", "provision", "provision_error", "reconnects_today", "reconnects_total", "since", "state", "token_expires_at"},
-		"buffer": {"commit_ms", "committed_total", "dropped_last_hour", "dropped_total", "full", "last_commit_at", "max_bytes", "oldest_waiting", "queue_capacity",
+		"buffer": {"commit_ms", "committed_total", "disk_full", "dropped_last_hour", "dropped_total", "full", "last_commit_at", "max_bytes", "oldest_waiting", "queue_capacity",
 			"queue_depth", "records_waiting", "refused_total", "size_bytes", "writer_error", "writer_stalled"},
 		"archive":                 {"available", "bytes_today", "checked_at", "files_today", "free_bytes", "last_compaction", "last_error", "last_error_at", "path", "problem", "require"},
 		"archive.last_compaction": {"bytes", "duration_seconds", "error", "files", "finished_at", "ok", "records", "started_at"},
