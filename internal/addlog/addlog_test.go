@@ -65,12 +65,14 @@ func newIngest(t *testing.T, bufOpts buffer.Options, tune func(*Options)) *inges
 	return &ingest{h: h, db: db, w: w, url: srv.URL(), logs: logs}
 }
 
-// post sends one statement as a lab UI does.
-func (in *ingest) post(t *testing.T, query, body string, auth bool) *http.Response {
+// do sends one request, with the UI's Basic credential when auth, and
+// returns the answer (its body read).
+func (in *ingest) do(t *testing.T, method, path, body string, hdr map[string]string, auth bool) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest("POST", in.url+"/addLog?"+query, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", origin)
+	req, _ := http.NewRequest(method, in.url+path, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	if auth {
 		req.SetBasicAuth(user, password)
 	}
@@ -81,6 +83,12 @@ func (in *ingest) post(t *testing.T, query, body string, auth bool) *http.Respon
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp
+}
+
+// post sends one statement as a lab UI does.
+func (in *ingest) post(t *testing.T, query, body string, auth bool) *http.Response {
+	t.Helper()
+	return in.do(t, "POST", "/addLog?"+query, body, map[string]string{"Content-Type": "application/json", "Origin": origin}, auth)
 }
 
 // records reads every statement of stream from the buffer.
@@ -201,20 +209,7 @@ func TestFullBufferRefuses(t *testing.T) {
 func TestHostileInput(t *testing.T) {
 	in := newIngest(t, buffer.Options{}, func(o *Options) { o.MaxBody = 1024 })
 	do := func(method, path, body string, hdr map[string]string, auth bool) *http.Response {
-		req, _ := http.NewRequest(method, in.url+path, strings.NewReader(body))
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		if auth {
-			req.SetBasicAuth(user, password)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp
+		return in.do(t, method, path, body, hdr, auth)
 	}
 	if r := do("POST", "/addLog", body, nil, false); r.StatusCode != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic ") {
 		t.Errorf("no credential: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))

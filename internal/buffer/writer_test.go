@@ -120,13 +120,19 @@ func TestWriterHoldsRecordsWhileCommitsFail(t *testing.T) {
 	w.Stop()
 }
 
-func TestWriterRefusesWhenFull(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "buffer.db")
-	db, err := Open(path, Options{MaxSize: 1 << 20, InitialMmapSize: 64 << 10})
+// openSmall opens a buffer with a 1 MiB max_size, closed at the test's end.
+func openSmall(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "buffer.db"), Options{MaxSize: 1 << 20, InitialMmapSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestWriterRefusesWhenFull(t *testing.T) {
+	db := openSmall(t)
 	w := NewWriter(db, 1000, nil)
 	failed := make(chan error, 100)
 	w.OnFailure = func(err error) { failed <- err }
@@ -234,12 +240,7 @@ func TestWriterSpacesCommits(t *testing.T) {
 // once it is in the buffer, and of a refusal when the buffer is full;
 // concurrent callers share commits.
 func TestWriterTellsEachRecordItsCommit(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "buffer.db")
-	db, err := Open(path, Options{MaxSize: 1 << 20, InitialMmapSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openSmall(t)
 	w := NewWriter(db, 1000, nil)
 	go w.Run()
 	defer w.Stop()
