@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,9 @@ func TestBenchQuickEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rep, err := bench.Run(ctx, bench.Options{Binary: lablogBinary(t), Quick: true, Duration: 1500 * time.Millisecond})
+	// http has its own test below.
+	only := slices.DeleteFunc(slices.Clone(bench.Scenarios), func(s string) bool { return s == "http" })
+	rep, err := bench.Run(ctx, bench.Options{Binary: lablogBinary(t), Quick: true, Duration: 1500 * time.Millisecond, Only: only})
 	var out bytes.Buffer
 	if rep != nil {
 		_ = rep.Write(&out)
@@ -86,6 +89,71 @@ func TestBenchQuickEndToEnd(t *testing.T) {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("table lacks %q", line)
 		}
+	}
+}
+
+// The HTTP ingest rows in quick mode, against the real binary: every row
+// is there, each drive had statements acknowledged and none refused, the
+// baseline fsyncs once a statement and lablog less (its group commit).
+func TestBenchHTTPQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary for half a minute; not in -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Options{Binary: lablogBinary(t), Quick: true, Duration: time.Second, Only: []string{"http"}})
+	var out bytes.Buffer
+	if rep != nil {
+		_ = rep.Write(&out)
+	}
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+
+	val := func(scenario, figure string) float64 {
+		t.Helper()
+		row := rep.Find(scenario, figure)
+		if row == nil {
+			t.Fatalf("no row %q / %q", scenario, figure)
+		}
+		return row.Summary().Median
+	}
+	loads := []string{"flat out, 16 clients", "1000 statements/s, 16 clients"}
+	var drives []string
+	for _, l := range loads {
+		drives = append(drives, "http ingest "+l, "http baseline "+l, "http ingest "+l+", commit_interval 0s")
+	}
+	for _, sc := range drives {
+		if a := val(sc, "acknowledged"); !(a > 0) {
+			t.Errorf("%s: %v statements/s acknowledged", sc, a)
+		}
+		if r := val(sc, "refused"); r != 0 {
+			t.Errorf("%s: %v statements/s refused", sc, r)
+		}
+		if p50, p99 := val(sc, "latency p50"), val(sc, "latency p99"); !(p50 > 0 && p99 >= p50) {
+			t.Errorf("%s: latency p50 %v ms, p99 %v ms", sc, p50, p99)
+		}
+		for _, fig := range []string{"server CPU", "bench CPU"} {
+			val(sc, fig)
+		}
+		f := val(sc, "fsyncs per statement")
+		if strings.HasPrefix(sc, "http baseline") && f != 1 {
+			t.Errorf("%s: %v fsyncs per statement, want 1", sc, f)
+		}
+		// At most one commit (two fsyncs) a statement; fewer under load.
+		if strings.HasPrefix(sc, "http ingest") && !(f > 0 && f <= 2) {
+			t.Errorf("%s: %v fsyncs per statement, want some, at most two", sc, f)
+		}
+	}
+	for _, l := range loads {
+		if x := val("lablog vs http baseline", "fewer fsyncs per statement, "+l); !(x > 1) {
+			t.Errorf("%s: %vx fewer fsyncs than the baseline", l, x)
+		}
+		val("lablog vs http baseline", "more statements/s acknowledged, "+l)
+	}
+	if row := rep.Find("http ingest flat out, 16 clients", "acknowledged"); row == nil || row.Target != ">= 20000" {
+		t.Errorf("flat-out row without its target: %+v", row)
 	}
 }
 

@@ -45,6 +45,18 @@ func (o *Options) command(ctx context.Context, args ...string) *exec.Cmd {
 // startChild writes a configuration for names on s and starts lablog run
 // with extra environment (LABLOG_SLOW_FSYNC).
 func startChild(ctx context.Context, o *Options, dir string, s *server, names []string, env ...string) (*child, error) {
+	var b strings.Builder
+	b.WriteString("streams:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  - {name: %s, url: %q}\n", n, s.url(n))
+	}
+	return launchChild(ctx, o, dir, "", b.String(), env...)
+}
+
+// launchChild starts lablog run on a configuration of its own buffer (with
+// bufferKeys, YAML flow keys like "commit_interval: 0s"), archive and status
+// server, followed by sections (YAML: streams, addlog).
+func launchChild(ctx context.Context, o *Options, dir, bufferKeys, sections string, env ...string) (*child, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -53,11 +65,11 @@ func startChild(ctx context.Context, o *Options, dir string, s *server, names []
 		return nil, fmt.Errorf("child archive: %w", err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "buffer: {path: %q}\narchive: {path: %q, require: none}\n", filepath.Join(dir, "buffer.db"), filepath.Join(dir, "archive"))
-	fmt.Fprintf(&b, "status: {listen: %q}\nled: {path: \"\"}\nstreams:\n", addr)
-	for _, n := range names {
-		fmt.Fprintf(&b, "  - {name: %s, url: %q}\n", n, s.url(n))
+	if bufferKeys != "" {
+		bufferKeys = ", " + bufferKeys
 	}
+	fmt.Fprintf(&b, "buffer: {path: %q%s}\narchive: {path: %q, require: none}\n", filepath.Join(dir, "buffer.db"), bufferKeys, filepath.Join(dir, "archive"))
+	fmt.Fprintf(&b, "status: {listen: %q}\nled: {path: \"\"}\n%s", addr, sections)
 	cfg := filepath.Join(dir, "lablog.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		return nil, fmt.Errorf("child config: %w", err)
@@ -145,5 +157,24 @@ func (c *child) stop() {
 	case <-time.After(15 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-c.done
+	}
+}
+
+// awaitURL polls url until it answers 200 or ctx ends.
+func (c *child) awaitURL(ctx context.Context, url string) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := get(ctx, url)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-c.done:
+			return c.failed(errors.New("lablog exited"))
+		case <-ctx.Done():
+			return c.failed(fmt.Errorf("waiting for %s: %w", url, err))
+		case <-tick.C:
+		}
 	}
 }
