@@ -36,7 +36,7 @@ func serveAddLog(cfg config.AddLog, h *addlog.Handler, healthz http.Handler, rec
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
 	mux.Handle("GET /healthz", healthz)
-	o := httpserve.Options{Hosts: cfg.Hosts, Logger: log}
+	o := httpserve.Options{Hosts: cfg.Hosts, Proxies: cfg.Proxies(), Logger: log}
 	if cfg.TLS.CertFile != "" {
 		tlsCfg, err := httpserve.CertFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {

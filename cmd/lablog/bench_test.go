@@ -119,7 +119,7 @@ func TestBenchHTTPQuick(t *testing.T) {
 		}
 		return row.Summary().Median
 	}
-	loads := []string{"flat out, 16 clients", "1000 statements/s, 16 clients"}
+	loads := []string{"flat out, 16 clients", "1000 statements/s, 128 clients"}
 	var drives []string
 	for _, l := range loads {
 		drives = append(drives, "http ingest "+l, "http baseline "+l, "http ingest "+l+", commit_interval 0s")

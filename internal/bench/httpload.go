@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -36,9 +37,6 @@ const maxFlatRate = 200_000
 func driveHTTP(ctx context.Context, t httpTarget, calls []statementCall, clients int, rate float64, d time.Duration) httpRun {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	limit := int64(d.Seconds() * maxFlatRate)
 	if rate > 0 {
 		limit = int64(d.Seconds() * rate)
@@ -54,10 +52,17 @@ func driveHTTP(ctx context.Context, t httpTarget, calls []statementCall, clients
 	if rate > 0 {
 		interval = time.Duration(float64(time.Second) / rate)
 	}
-	for range clients {
+	for k := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// One keep-alive connection per client, from an address of its
+			// own (127.0.1.x): a server's per-address limits see many UIs.
+			local := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+k%250))}
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true,
+				DialContext: (&net.Dialer{LocalAddr: local}).DialContext}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 			var lat []float64
 			var acked, refused int64
 			refusal := ""

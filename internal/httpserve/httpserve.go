@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -27,7 +28,10 @@ type Options struct {
 
 	MaxConns          int // open connections at once; further ones wait in the kernel's backlog
 	MaxConnsPerClient int // open connections from one IP address; further ones are closed at once
-	MaxHeaderBytes    int
+	// Proxies are addresses exempt from MaxConnsPerClient: a reverse proxy
+	// carries every client's calls on connections of its own.
+	Proxies        []netip.Prefix
+	MaxHeaderBytes int
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration // the whole request, body included
@@ -102,7 +106,7 @@ func New(addr string, h http.Handler, o Options) (*Server, error) {
 		TLSConfig:         o.TLS,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
-	return &Server{srv: srv, ln: newLimitListener(ln, o.MaxConns, o.MaxConnsPerClient), tls: o.TLS != nil}, nil
+	return &Server{srv: srv, ln: newLimitListener(ln, o.MaxConns, o.MaxConnsPerClient, o.Proxies), tls: o.TLS != nil}, nil
 }
 
 // Addr is the address the server listens on.

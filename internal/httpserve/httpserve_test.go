@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -191,6 +192,16 @@ func TestConnectionsCappedPerClient(t *testing.T) {
 	// ...while another client is served.
 	if got := get(t, s, "localhost").StatusCode; got != 200 {
 		t.Fatalf("another client: status %d", got)
+	}
+
+	// A reverse proxy carries many clients: it is not capped.
+	proxied := start(t, hello, Options{MaxConnsPerClient: perClient, Proxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}})
+	for i := 0; i < 3*perClient; i++ {
+		c := dialFrom(t, "127.0.0.3", proxied.Addr().String())
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("proxy connection %d: %v %v", i, resp, err)
+		}
 	}
 }
 

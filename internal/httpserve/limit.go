@@ -2,6 +2,7 @@ package httpserve
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 )
 
@@ -13,13 +14,26 @@ type limitListener struct {
 	net.Listener
 	slots     chan struct{}
 	perClient int
+	proxies   []netip.Prefix // exempt from perClient
 
 	mu      sync.Mutex
 	clients map[string]int
 }
 
-func newLimitListener(ln net.Listener, max, perClient int) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, max), perClient: perClient, clients: map[string]int{}}
+func newLimitListener(ln net.Listener, max, perClient int, proxies []netip.Prefix) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, max), perClient: perClient, proxies: proxies, clients: map[string]int{}}
+}
+
+func (l *limitListener) capped(c net.Conn) bool {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		for _, p := range l.proxies {
+			if p.Contains(ip.Unmap()) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -32,7 +46,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		ip := clientIP(c)
 		l.mu.Lock()
-		if l.clients[ip] >= l.perClient {
+		if l.clients[ip] >= l.perClient && l.capped(c) {
 			l.mu.Unlock()
 			c.Close()
 			<-l.slots
