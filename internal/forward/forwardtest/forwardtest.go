@@ -42,6 +42,7 @@ type Upstream struct {
 	done     chan struct{}
 	calls    []Call
 	attempts int
+	delay    time.Duration
 }
 
 // New starts an upstream in mode m on a free loopback port; it stops when
@@ -89,6 +90,14 @@ func (u *Upstream) Set(m Mode) {
 	}()
 }
 
+// SetDelay makes every later answer take d: a slow upstream, so that a
+// test can act while statements are being forwarded.
+func (u *Upstream) SetDelay(d time.Duration) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.delay = d
+}
+
 // listen listens on addr again: a port just closed may linger briefly.
 func listen(addr string) (net.Listener, error) {
 	var err error
@@ -107,7 +116,9 @@ func (u *Upstream) handler(m Mode) http.Handler {
 		body, err := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.attempts++
+		delay := u.delay
 		u.mu.Unlock()
+		time.Sleep(delay) // the upstream's own slowness
 		if err != nil || m == Failing {
 			http.Error(w, "upstream failing", http.StatusInternalServerError)
 			return
