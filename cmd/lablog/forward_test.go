@@ -194,3 +194,64 @@ func sendStatement(base, query, body string) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// The status page, /api/status and /metrics show store and forward: the
+// lag and the upstream's error while it fails, the counts once it
+// recovers, and never the upstream's password.
+func TestForwardStatus(t *testing.T) {
+	up := forwardtest.New(t, forwardtest.Failing)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "forward-credentials")
+	if err := os.WriteFile(creds, []byte("lablog:up-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	section := strings.TrimSuffix(addLogSection(t, dir, `"*"`), "}") +
+		fmt.Sprintf(", forward: {url: %q, credentials_file: %s, min_backoff: 50ms, max_backoff: 100ms}}", up.URL(), creds)
+	d := runInProcessIn(t, dir, nil, "", section)
+	var base string
+	testkit.Eventually(t, 10*time.Second, "the addlog address in the log", func() bool {
+		m := addLogURL.FindStringSubmatch(d.logs.String())
+		if m != nil {
+			base = m[1]
+		}
+		return m != nil
+	})
+	for i := range 3 {
+		if code := postStatement(t, base, "username=u&hardware=spinner", fmt.Sprintf(`{"n":%d}`, i)); code != http.StatusNoContent {
+			t.Fatalf("statement %d: %d", i, code)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, "the lag in /api/status", func() bool {
+		f := d.status(t).AddLog.Forward
+		return f != nil && f.Pending == 3 && strings.Contains(f.LastError, "500") && f.Oldest != nil
+	})
+	fams := scrapeMetrics(t, d)
+	if f := fams["lablog_addlog_forward_pending_statements"]; f == nil || f.Metric[0].GetGauge().GetValue() != 3 {
+		t.Errorf("lablog_addlog_forward_pending_statements: %v", f)
+	}
+	if f := fams["lablog_addlog_forward_lag_seconds"]; f == nil || f.Metric[0].GetGauge().GetValue() <= 0 {
+		t.Errorf("lablog_addlog_forward_lag_seconds: %v", f)
+	}
+	_, html := d.get(t, "/")
+	if want := "to " + up.URL() + ": 0 forwarded (0 from the archive), 3 waiting, the oldest for"; !strings.Contains(string(html), want) ||
+		!strings.Contains(string(html), "failing: forward addlog-spinner seq 1: upstream answered 500") {
+		t.Errorf("the page lacks %q and the error", want)
+	}
+	up.Set(forwardtest.Up)
+	testkit.Eventually(t, 10*time.Second, "every statement forwarded", func() bool {
+		f := d.status(t).AddLog.Forward
+		return f.Forwarded == 3 && f.Pending == 0
+	})
+	_, html = d.get(t, "/")
+	if want := ": 3 forwarded (0 from the archive), 0 waiting<"; !strings.Contains(string(html), want) {
+		t.Errorf("the page lacks %q", want)
+	}
+	if f := scrapeMetrics(t, d)["lablog_addlog_forward_statements_total"]; f == nil || len(f.Metric) != 2 {
+		t.Errorf("lablog_addlog_forward_statements_total: %v", f)
+	}
+	_, js := d.get(t, "/api/status")
+	if strings.Contains(string(js), "up-s3cret") || strings.Contains(string(html), "up-s3cret") || strings.Contains(d.logs.String(), "up-s3cret") {
+		t.Error("the upstream's password shows")
+	}
+	d.stop(t)
+}
