@@ -23,6 +23,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -185,6 +186,9 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			wait = f.backoff(failures)
 			f.failed(err, wait)
 		case err == nil:
+			if failures > 0 {
+				f.log.Info("forwarding again", "after_failures", failures)
+			}
 			failures = 0
 			if progressed {
 				wait = 0
@@ -396,6 +400,8 @@ func (f *Forwarder) send(ctx context.Context, data []byte) error {
 		return err
 	}
 	defer resp.Body.Close()
+	// Read a little of the answer, so the connection can be used again.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("upstream answered %s", resp.Status)
 	}
@@ -426,6 +432,13 @@ func (f *Forwarder) setPending(stream string, n int64, oldest *time.Time) {
 	if oldest != nil {
 		t := *oldest
 		f.st.Oldest = &t
+	}
+	total := int64(0)
+	for _, p := range f.pending {
+		total += p
+	}
+	if total == 0 {
+		f.st.Oldest = nil // caught up: no stale age when the next one comes
 	}
 }
 
