@@ -108,6 +108,9 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (c Config) validateAddLog(add func(field, format string, args ...any)) {
 	a := c.AddLog
 	if !a.Enabled() {
+		if a.Forward.Enabled() {
+			add("addlog.forward.url", "needs addlog.listen: only statements lablog receives are forwarded")
+		}
 		return
 	}
 	if err := checkListen(a.Listen); err != nil {
