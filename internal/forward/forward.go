@@ -33,6 +33,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -121,6 +122,19 @@ type Forwarder struct {
 	dirty   bool
 	pending map[string]int64
 	st      Stats
+
+	// cache is the last archive window read (forwarder goroutine only).
+	cache        archived
+	archiveReads atomic.Int64 // archive files read, for tests
+}
+
+// archived is what one read of an archive file kept: the records of a
+// window of seqs, beyond the batch asked for, so that a long backlog in
+// one file is not read again for every batch.
+type archived struct {
+	path   string
+	lo, hi uint64
+	items  map[uint64]item
 }
 
 // New makes a forwarder and reads its marks from the buffer.
@@ -359,23 +373,46 @@ func (f *Forwarder) fromArchive(stream string, lo, hi uint64, items map[uint64]i
 		if !ok || n.Stream != stream || n.BufferID != id || n.Last < lo || n.First > hi {
 			continue
 		}
-		_, err := archive.VerifyFrames(p, func(seq uint64, kind frame.Kind, data []byte) error {
-			if seq < lo || seq > hi {
-				return nil
+		if c := f.cache; c.path != p || lo < c.lo || min(hi, n.Last) > c.hi {
+			if err := f.readArchived(p, n, lo); err != nil {
+				return err
 			}
-			// The file keeps each row's time, but the frames it rebuilds
-			// do not carry it: the hour is close enough for the lag.
-			it := item{received: n.Hour, fromArchive: true}
-			if kind == frame.Statement {
-				it.data = bytes.Clone(data)
+		}
+		for seq := lo; seq <= hi; seq++ {
+			if it, ok := f.cache.items[seq]; ok {
+				items[seq] = it
 			}
-			items[seq] = it
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("forward: %w", err)
 		}
 	}
+	return nil
+}
+
+// archiveWindow is how many seqs one read of an archive file keeps.
+const archiveWindow = 16 * batch
+
+// readArchived reads the window of file p (named n) from seq lo into the
+// cache, verifying the whole file as it goes.
+func (f *Forwarder) readArchived(p string, n archive.Name, lo uint64) error {
+	f.archiveReads.Add(1)
+	c := archived{path: p, lo: lo, hi: min(n.Last, lo+archiveWindow-1), items: map[uint64]item{}}
+	_, err := archive.VerifyFrames(p, func(seq uint64, kind frame.Kind, data []byte) error {
+		if seq < c.lo || seq > c.hi {
+			return nil
+		}
+		// The file keeps each row's time, but the frames it rebuilds do
+		// not carry it: the hour is close enough for the lag.
+		it := item{received: n.Hour, fromArchive: true}
+		if kind == frame.Statement {
+			it.data = bytes.Clone(data)
+		}
+		c.items[seq] = it
+		return nil
+	})
+	if err != nil {
+		f.cache = archived{}
+		return fmt.Errorf("forward: %w", err)
+	}
+	f.cache = c
 	return nil
 }
 

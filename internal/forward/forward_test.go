@@ -250,3 +250,19 @@ func TestForwardWaitsForMissingArchive(t *testing.T) {
 	}
 	r.delivered(t, 10*time.Second)
 }
+
+// A long backlog in one archive file is read from the file once per
+// window of statements, not once per batch.
+func TestForwardReadsArchiveFileOncePerWindow(t *testing.T) {
+	r := newRig(t, forwardtest.Up)
+	r.commit(t, 1000, time.Now().Add(-3*time.Hour), "spinner")
+	c := compactor.New(r.db, compactor.Options{Root: r.archive, Require: archive.RequireNone})
+	if res := c.RunOnce(context.Background()); res.Err != nil || res.Files != 1 {
+		t.Fatalf("compaction: %+v", res)
+	}
+	r.start(t, nil)
+	r.delivered(t, 30*time.Second)
+	if n := r.fw.archiveReads.Load(); n > 1 {
+		t.Errorf("the archive file was read %d times for 1000 statements: want once", n)
+	}
+}
