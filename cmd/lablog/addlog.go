@@ -7,6 +7,7 @@ import (
 
 	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/forward"
 	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/source"
@@ -53,4 +54,30 @@ func serveAddLog(cfg config.AddLog, h *addlog.Handler, healthz http.Handler, rec
 	}
 	log.Info("addlog listening", "url", srv.URL())
 	return srv.URL(), nil
+}
+
+// newForwarder makes the store and forward of cfg's statements and hands
+// it to rec, which runs it beside the writer.
+func newForwarder(cfg config.Config, rec *recorder.Recorder, log *slog.Logger) (*forward.Forwarder, error) {
+	fc := cfg.AddLog.Forward
+	user, password, err := forward.LoadCredentials(fc.CredentialsFile)
+	if err != nil {
+		return nil, err
+	}
+	fw, err := forward.New(forward.Options{
+		URL: fc.URL, User: user, Password: password,
+		Buffer:      rec.Buffer(),
+		ArchiveRoot: cfg.Archive.Path, ArchiveRequire: string(cfg.Archive.Require),
+		Prefix:     addlog.StreamPrefix,
+		MinBackoff: fc.MinBackoff, MaxBackoff: fc.MaxBackoff,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := rec.AddFollower(fw); err != nil {
+		return nil, err
+	}
+	log.Info("forwarding statements", "upstream", fw.Stats().URL)
+	return fw, nil
 }

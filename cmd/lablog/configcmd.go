@@ -8,6 +8,7 @@ import (
 
 	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/forward"
 	"github.com/practable/lablog/internal/upload"
 )
 
@@ -53,6 +54,13 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 			creds, err := addlog.LoadCredentials(cfg.AddLog.CredentialsFile)
 			if err != nil {
 				return err
+			}
+			if fc := cfg.AddLog.Forward; fc.Enabled() {
+				user, _, err := forward.LoadCredentials(fc.CredentialsFile)
+				if err != nil {
+					return err
+				}
+				defer fmt.Fprintf(stdout, "addlog forward: to %s as %s\n", fc.URL, user)
 			}
 			defer fmt.Fprintf(stdout, "addlog: %s, %d credentials, origins %s\n", cfg.AddLog.Listen, creds.Len(), strings.Join(cfg.AddLog.AllowedOrigins, " "))
 		}

@@ -123,3 +123,31 @@ func TestConfigCheckAddLog(t *testing.T) {
 		t.Fatalf("a shared credentials file passed: %v\n%s", err, out)
 	}
 }
+
+// config check reads the forward credentials too: without them the daemon
+// would not start; the summary names the upstream, never the password.
+func TestConfigCheckForward(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "lablog.yaml")
+	fwd := filepath.Join(dir, "forward-credentials")
+	yaml := strings.TrimSuffix(addLogSection(t, dir, `"*"`), "}") + `, forward: {url: "https://analytics.example/"}}` + "\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "config", "check", cfg); err == nil || !strings.Contains(err.Error(), "forward credentials "+fwd+": missing") {
+		t.Fatalf("missing forward credentials passed: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(fwd, []byte("lablog:up-s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "config", "check", cfg); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a shared forward credentials file passed: %v\n%s", err, out)
+	}
+	if err := os.Chmod(fwd, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, "config", "check", cfg)
+	if err != nil || !strings.Contains(out, "addlog forward: to https://analytics.example/ as lablog") || strings.Contains(out, "up-s3cret") {
+		t.Fatalf("config check: %v\n%s", err, out)
+	}
+}

@@ -85,6 +85,18 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 			return nil, err
 		}
 		o.Monitor.AddLog = al.Stats
+		if cfg.AddLog.Forward.Enabled() {
+			fw, err := newForwarder(cfg, rec, log)
+			if err != nil {
+				_ = rec.Close()
+				return nil, err
+			}
+			o.Monitor.AddLog = func() addlog.Stats {
+				st, fs := al.Stats(), fw.Stats()
+				st.Forward = &fs
+				return st
+			}
+		}
 	}
 	ops, err := startOps(rec, cfg, log, o)
 	if err != nil {

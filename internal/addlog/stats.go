@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/practable/lablog/internal/forward"
 )
 
 // Stats are the handler's counts since start, for the status page,
@@ -20,6 +22,8 @@ type Stats struct {
 	TooLarge      int64       `json:"too_large"`    // 413
 	RateLimited   int64       `json:"rate_limited"` // 429
 	Refused       int64       `json:"refused"`      // 503
+	// Forward is store and forward's state; nil when it is off.
+	Forward *forward.Stats `json:"forward"`
 }
 
 // VerbCount is one row of Stats.Statements.

@@ -458,3 +458,19 @@ func TestNewerFormatIsRefusedNotQuarantined(t *testing.T) {
 		t.Errorf("the newer buffer was quarantined: %v", aside)
 	}
 }
+
+// LastSeqs reports the last seq given out in the streams of a prefix, and
+// keeps reporting it once the records are settled (moved to the archive).
+func TestLastSeqs(t *testing.T) {
+	db := openTest(t)
+	if err := db.Append([]frame.Record{rec("addlog-a", t0, "1"), rec("addlog-a", t0, "2"), rec("addlog-b", t0, "3"), rec("addlog", t0, "4"), rec("spin30", t0, "5")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Settle(group(db, "addlog-a", t0), 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.LastSeqs("addlog-")
+	if want := map[string]uint64{"addlog-a": 2, "addlog-b": 1}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("LastSeqs = %v, %v; want %v", got, err, want)
+	}
+}

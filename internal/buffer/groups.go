@@ -233,3 +233,24 @@ func (d *DB) Pending() ([]Pending, error) {
 func inGroup(k []byte, gk groupKey) bool {
 	return len(k) == keyLen && bytes.Equal(k[:8], blockKey(time.Unix(gk.hour, 0), 0)[:8])
 }
+
+// LastSeqs returns the last seq given out in every stream whose name starts
+// with prefix: what a reader following those streams has yet to see. The
+// seqs are committed with the records, so every seq up to one returned here
+// is in the buffer or was archived from it.
+func (d *DB) LastSeqs(prefix string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(seqsBucket).Cursor()
+		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+			if len(v) == 8 {
+				out[string(k)] = binary.BigEndian.Uint64(v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("buffer last seqs: %w", err)
+	}
+	return out, nil
+}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // AddLog configures the HTTP front door for today's lab UIs, which POST
@@ -34,7 +35,28 @@ type AddLog struct {
 	// TLS, when both files are set, serves HTTPS; the files are read
 	// again when they change (a renewed certificate needs no restart).
 	TLS TLS `yaml:"tls"`
+	// Forward sends every recorded statement on to an upstream logging
+	// host (store and forward); off while its URL is empty.
+	Forward Forward `yaml:"forward"`
 }
+
+// Forward configures store and forward of statements to the upstream
+// logging host the UIs used to call.
+type Forward struct {
+	// URL is the upstream's base URL: statements go to {url}/addLog.
+	// Empty turns forwarding off.
+	URL string `yaml:"url"`
+	// CredentialsFile holds the one user:password line of the upstream's
+	// Basic credential (mode 0600). Relative to the config file's folder.
+	CredentialsFile string `yaml:"credentials_file"`
+	// MinBackoff and MaxBackoff bound the jittered exponential wait after
+	// an attempt the upstream did not answer with a 2xx.
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// Enabled reports whether forwarding is configured.
+func (f Forward) Enabled() bool { return f.URL != "" }
 
 // TLS names a PEM certificate (chain) and its key.
 type TLS struct {
@@ -52,6 +74,11 @@ func defaultAddLog() AddLog {
 		AllowedOrigins:  []string{},
 		MaxBody:         64 * KiB,
 		TrustedProxies:  []string{},
+		Forward: Forward{
+			CredentialsFile: "forward-credentials",
+			MinBackoff:      time.Second,
+			MaxBackoff:      time.Minute,
+		},
 	}
 }
 
@@ -81,6 +108,9 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (c Config) validateAddLog(add func(field, format string, args ...any)) {
 	a := c.AddLog
 	if !a.Enabled() {
+		if a.Forward.Enabled() {
+			add("addlog.forward.url", "needs addlog.listen: only statements lablog receives are forwarded")
+		}
 		return
 	}
 	if err := checkListen(a.Listen); err != nil {
@@ -112,6 +142,17 @@ func (c Config) validateAddLog(add func(field, format string, args ...any)) {
 	}
 	if (a.TLS.CertFile == "") != (a.TLS.KeyFile == "") {
 		add("addlog.tls", "needs both cert_file and key_file, or neither")
+	}
+	if f := a.Forward; f.Enabled() {
+		if u, err := url.Parse(f.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			add("addlog.forward.url", "%q is not a base URL: want http(s)://host[:port][/path], e.g. https://analytics.example/", f.URL)
+		}
+		if f.CredentialsFile == "" {
+			add("addlog.forward.credentials_file", "must not be empty: the upstream's Basic credential")
+		}
+		if f.MinBackoff < 10*time.Millisecond || f.MaxBackoff < f.MinBackoff {
+			add("addlog.forward.min_backoff", "must be at least 10ms and at most max_backoff, got %v and %v", f.MinBackoff, f.MaxBackoff)
+		}
 	}
 }
 

@@ -329,7 +329,7 @@ func Load(path string) (Config, error) {
 	if c.Sources.TokensDir != "" {
 		c.Sources.TokensDir = resolve(dir, c.Sources.TokensDir)
 	}
-	for _, p := range []*string{&c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile} {
+	for _, p := range []*string{&c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile, &c.AddLog.Forward.CredentialsFile} {
 		if *p != "" {
 			*p = resolve(dir, *p)
 		}

@@ -77,7 +77,8 @@ upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-arch
   path_style: true, credentials_file: /etc/lablog/s3, concurrency: 4, bandwidth_limit: 1MiB,
   delete_after_upload: true, keep_days: 7, wait_for_clock: false, interval: 30s, min_backoff: 2s, max_backoff: 1m, timeout: 2m}
 addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/lablog/addlog, allowed_origins: ["https://lab.example"],
-  max_body: 8KiB, keep_client_address: true, trusted_proxies: [10.0.0.1], tls: {cert_file: /c.pem, key_file: /k.pem}}
+  max_body: 8KiB, keep_client_address: true, trusted_proxies: [10.0.0.1], tls: {cert_file: /c.pem, key_file: /k.pem},
+  forward: {url: "https://analytics.example/", credentials_file: /etc/lablog/fwd, min_backoff: 2s, max_backoff: 30s}}
 `+oneStream)
 	want := Config{
 		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
@@ -94,7 +95,8 @@ addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/la
 			MinBackoff: 2 * time.Second, MaxBackoff: time.Minute, Timeout: 2 * time.Minute},
 		AddLog: AddLog{Listen: ":8081", Hosts: []string{"lablog.lab.example"}, CredentialsFile: "/etc/lablog/addlog",
 			AllowedOrigins: []string{"https://lab.example"}, MaxBody: 8 * KiB, KeepClientAddress: true,
-			TrustedProxies: []string{"10.0.0.1"}, TLS: TLS{CertFile: "/c.pem", KeyFile: "/k.pem"}},
+			TrustedProxies: []string{"10.0.0.1"}, TLS: TLS{CertFile: "/c.pem", KeyFile: "/k.pem"},
+			Forward: Forward{URL: "https://analytics.example/", CredentialsFile: "/etc/lablog/fwd", MinBackoff: 2 * time.Second, MaxBackoff: 30 * time.Second}},
 		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
 	}
 	if !reflect.DeepEqual(c, want) {

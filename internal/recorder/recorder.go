@@ -42,6 +42,9 @@ type Recorder struct {
 	// ingress are the other doors records come in by (the /addLog
 	// listener): run and stopped like the sources, before the writer.
 	ingress []Ingress
+	// followers read what the writer committed (store and forward):
+	// stopped after the writer drains, before the buffer closes.
+	followers []Follower
 
 	// onCompaction is set by installHooks before the compactor starts.
 	onCompaction func(compactor.Result)
@@ -80,6 +83,24 @@ func (r *Recorder) AddIngress(in Ingress) error {
 		return fmt.Errorf("recorder: AddIngress after Run")
 	}
 	r.ingress = append(r.ingress, in)
+	return nil
+}
+
+// Follower reads the records the writer commits, from the buffer (and
+// the archive), until its context ends.
+type Follower interface {
+	Run(ctx context.Context) error
+}
+
+// AddFollower registers fl before Run. Run starts it with the sources and
+// stops it once the writer has drained, before the buffer closes.
+func (r *Recorder) AddFollower(fl Follower) error {
+	r.hookMu.Lock()
+	defer r.hookMu.Unlock()
+	if r.ran {
+		return fmt.Errorf("recorder: AddFollower after Run")
+	}
+	r.followers = append(r.followers, fl)
 	return nil
 }
 
@@ -258,6 +279,18 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}})
 	}()
 
+	flCtx, stopFollowers := context.WithCancel(context.Background())
+	var followers sync.WaitGroup
+	for _, fl := range r.followers {
+		followers.Add(1)
+		go func() {
+			defer followers.Done()
+			if err := fl.Run(flCtx); err != nil {
+				r.log.Error("follower stopped", "err", err)
+			}
+		}()
+	}
+
 	upCtx, stopUploader := context.WithCancel(context.Background())
 	upDone := make(chan struct{})
 	go func() {
@@ -276,6 +309,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.writer.Stop()
 	<-compDone
 	<-upDone
+	stopFollowers()
+	followers.Wait()
 	// Last: the store consumes what the writer committed and exports.
 	stopAnalytics()
 	<-laDone

@@ -166,7 +166,7 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descInfo, 1, s.Version)
 	collectFaults(ch, s, c.m.p.FaultCounts())
 	collectUpload(ch, s.Upload)
-	collectAddLog(ch, s.AddLog)
+	collectAddLog(ch, s.AddLog, s.Time)
 }
 
 // provisionStates are every value of lablog_provision_state's state label.

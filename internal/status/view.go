@@ -3,6 +3,7 @@ package status
 import (
 	"fmt"
 	"github.com/practable/lablog/internal/addlog"
+	"github.com/practable/lablog/internal/forward"
 	"strings"
 	"time"
 
@@ -212,7 +213,7 @@ func (m *Monitor) view(s Snapshot) pageView {
 		v.Archive.LastError = a.LastError + " (" + ago(a.LastErrorAt) + ")"
 	}
 	v.Upload = viewUpload(s.Time, s.Upload, ago)
-	v.AddLog = viewAddLog(s.AddLog, ago)
+	v.AddLog = viewAddLog(s.AddLog, s.Time, ago)
 	return v
 }
 
@@ -220,9 +221,10 @@ func (m *Monitor) view(s Snapshot) pageView {
 type addLogView struct {
 	Total, Last, Refused, RefusedLevel string
 	Kinds                              []string // "spinner: 120 clicked, 3 changed"
+	Forward, ForwardLevel              string   // "" when forwarding is off
 }
 
-func viewAddLog(a *addlog.Stats, ago func(*time.Time) string) *addLogView {
+func viewAddLog(a *addlog.Stats, now time.Time, ago func(*time.Time) string) *addLogView {
 	if a == nil {
 		return nil
 	}
@@ -255,7 +257,29 @@ func viewAddLog(a *addlog.Stats, ago func(*time.Time) string) *addLogView {
 	if line != "" {
 		v.Kinds = append(v.Kinds, line)
 	}
+	if f := a.Forward; f != nil {
+		v.Forward, v.ForwardLevel = forwardText(*f, now, ago)
+	}
 	return v
+}
+
+// forwardText is store and forward in words: where to, how far behind, and
+// the last error while it is failing.
+func forwardText(f forward.Stats, now time.Time, ago func(*time.Time) string) (text, level string) {
+	text = fmt.Sprintf("to %s: %d forwarded (%d from the archive), %d waiting", f.URL, f.Forwarded, f.FromArchive, f.Pending)
+	level = HealthOK
+	if lag := f.Lag(now); lag > 0 {
+		text += fmt.Sprintf(", the oldest for %s", lag.Round(time.Second))
+	}
+	if f.Skipped > 0 {
+		text += fmt.Sprintf(", %d lost (damaged)", f.Skipped)
+		level = HealthWarning
+	}
+	if f.LastError != "" && (f.LastForwarded == nil || f.LastErrorAt.After(*f.LastForwarded)) {
+		text += "; failing: " + f.LastError + " (" + ago(f.LastErrorAt) + ")"
+		level = HealthWarning
+	}
+	return text, level
 }
 
 // driveText says what is true of the archive's drive: with archive.require

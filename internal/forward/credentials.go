@@ -1,0 +1,43 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/practable/lablog/internal/secretfile"
+)
+
+// LoadCredentials reads the upstream's Basic credential: one user:password
+// line (blank lines and # comments aside), in a file only the service may
+// read (secretfile). Errors name the file, never a value.
+func LoadCredentials(path string) (user, password string, err error) {
+	fail := func(format string, args ...any) (string, string, error) {
+		return "", "", fmt.Errorf("forward credentials %s: "+format, append([]any{path}, args...)...)
+	}
+	data, err := secretfile.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fail("missing: create it (mode 0600) with the upstream's user:password")
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if user != "" {
+			return fail("more than one user:password line")
+		}
+		var ok bool
+		if user, password, ok = strings.Cut(line, ":"); !ok || user == "" || password == "" {
+			return fail("want one user:password line")
+		}
+	}
+	if user == "" {
+		return fail("no user:password line")
+	}
+	return user, password, nil
+}
