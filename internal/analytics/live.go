@@ -24,17 +24,23 @@ import (
 )
 
 // Store keeps every graph up to date from the buffer as records commit,
-// for `lablog run`. Its state lives in the buffer file (side bucket
-// "analytics"): each graph's steps ordered by (t, received, stream, seq,
-// part), feedback counts, the stats, and per buffer group (id, stream,
-// hour) the last seq consumed. A batch of records and the marks that say
-// they were consumed commit in one bbolt transaction, so a kill at any
-// moment loses nothing and counts nothing twice; at start the store
-// catches up from the marks, and the compactor makes it catch up before it
-// deletes records (BeforeSettle).
+// for `lablog run`. It reads what the writer has already committed (read
+// transactions only) and keeps its state in its own file next to the
+// buffer (buffer.SideFile "analytics", never fsynced), so the writer's
+// commits neither wait for it nor fsync for it. The state: each graph's
+// steps ordered by (t, received, stream, seq, part), feedback counts, the
+// stats, and per buffer group (id, stream, hour) the last seq consumed. A
+// batch of records and the marks that say they were consumed commit in one
+// transaction of that file, so a kill at any moment loses nothing and
+// counts nothing twice; at start the store catches up from the marks, and
+// the compactor makes it catch up before it deletes records (BeforeSettle:
+// a read, usually of nothing, as the store follows the commits). After a
+// power cut the file may be torn: it is dropped and counted again from the
+// buffer.
 type Store struct {
-	db  *buffer.DB
-	log *slog.Logger
+	db   *buffer.DB
+	side *buffer.SideFile
+	log  *slog.Logger
 
 	mu     sync.Mutex // one catch-up at a time; guards dirty and broken
 	dirty  map[Key]bool
@@ -57,13 +63,22 @@ var (
 	keyStats     = []byte("stats")
 )
 
-// OpenStore opens the store kept in db. Every graph is due for export.
+// OpenStore opens the store kept beside db. Every graph is due for export.
 func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{db: db, log: log, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
-	err := db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	dropInBuffer(db, log)
+	side, fresh, err := db.OpenSide(storeBucket)
+	if err != nil {
+		return nil, fmt.Errorf("analytics store: %w", err)
+	}
+	if fresh {
+		log.Info("analytics store: new, counting from the records in the buffer; " +
+			"older matrices: lablog analytics --archive")
+	}
+	s := &Store{db: db, side: side, log: log, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
+	err = s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil || b.Bucket(graphsBucket) == nil {
 			return nil
 		}
@@ -78,6 +93,22 @@ func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 		s.mu.Unlock()
 	}
 	return s, err
+}
+
+// dropInBuffer deletes the state that older versions kept inside the
+// buffer file (side bucket "analytics"): derived data whose transactions
+// made the writer's commits wait. One transaction, once.
+func dropInBuffer(db *buffer.DB, log *slog.Logger) {
+	found := true // when it cannot be read, it is damaged: drop it too
+	_ = db.ViewSide(storeBucket, func(b *bolt.Bucket) error { found = b != nil; return nil })
+	if !found {
+		return
+	}
+	if err := db.DropSide(storeBucket); err != nil {
+		log.Error("analytics store: cannot drop the old state in the buffer; it stays, unused", "err", err)
+		return
+	}
+	log.Info("analytics store: dropped the old state in the buffer (now kept beside it)")
 }
 
 func graphKey(k Key) []byte { return []byte(k.User + "\x00" + k.Exp + "\x00" + k.Course) }
@@ -158,7 +189,7 @@ func (s *Store) survive(err error) error {
 	}
 	s.log.Error("ANALYTICS STORE DAMAGED: dropping it and counting again from the records in the buffer; "+
 		"rebuild older matrices with lablog analytics --archive", "err", err)
-	if derr := s.db.DropSide(storeBucket); derr != nil {
+	if derr := s.side.Drop(storeBucket); derr != nil {
 		s.log.Error("analytics store: cannot drop the damaged state; the store is off until lablog restarts", "err", derr)
 		s.broken = true
 		return nil
@@ -187,7 +218,7 @@ func (s *Store) BeforeSettle(g buffer.Group, last uint64) error {
 // mark is the last seq of g the store consumed, 0 for none.
 func (s *Store) mark(g buffer.Group) (uint64, error) {
 	var m uint64
-	err := s.db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil || b.Bucket(marksBucket) == nil {
 			return nil
 		}
@@ -244,7 +275,7 @@ func (s *Store) catchUpGroup(g buffer.Group, upTo uint64) (int, error) {
 // transaction.
 func (s *Store) apply(g buffer.Group, batch []pending) error {
 	touched := map[Key]bool{}
-	err := s.db.UpdateSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.Update(storeBucket, func(b *bolt.Bucket) error {
 		marks, err := b.CreateBucketIfNotExists(marksBucket)
 		if err != nil {
 			return err
@@ -346,7 +377,7 @@ func (s *Store) pruneMarks(groups []buffer.Group) error {
 		live[string(markKey(g))] = true
 	}
 	var stale [][]byte
-	err := s.db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil || b.Bucket(marksBucket) == nil {
 			return nil
 		}
@@ -360,7 +391,7 @@ func (s *Store) pruneMarks(groups []buffer.Group) error {
 	if err != nil || len(stale) == 0 {
 		return err
 	}
-	return s.db.UpdateSide(storeBucket, func(b *bolt.Bucket) error {
+	return s.side.Update(storeBucket, func(b *bolt.Bucket) error {
 		marks := b.Bucket(marksBucket)
 		for _, k := range stale {
 			if err := marks.Delete(k); err != nil {
@@ -376,7 +407,7 @@ func (s *Store) pruneMarks(groups []buffer.Group) error {
 func (s *Store) Graphs(keys map[Key]bool) ([]Graph, Stats, error) {
 	var out []Graph
 	var st Stats
-	err := s.db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil {
 			return nil
 		}
@@ -514,7 +545,7 @@ type Counts struct {
 // Counts reports the store's size.
 func (s *Store) Counts() (Counts, error) {
 	var c Counts
-	err := s.db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil {
 			return nil
 		}
