@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -121,5 +122,138 @@ func TestOpenStoreDropsTheStateInTheBuffer(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A store that starts empty (new, or dropped after a power cut) reads the
+// archive once (Seed) and then holds what the CLI's reading of archive and
+// buffer gives: the records it read from the buffer before are not
+// counted again, nor the buffer's copy of archived records.
+func TestSeedReadsTheArchiveOnce(t *testing.T) {
+	recs := labFrames(11, 4000)
+	quiet := slog.New(slog.DiscardHandler)
+	dir := t.TempDir()
+	bufPath, root := filepath.Join(dir, "buffer.db"), filepath.Join(dir, "archive")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := buffer.Open(bufPath, buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenStore(db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := len(recs) * 2 / 3
+	if err := db.Append(recs[:first]); err != nil {
+		t.Fatal(err)
+	}
+	comp := compactor.New(db, compactor.Options{Root: root, Require: "none", Grace: time.Minute, Logger: quiet,
+		Now: func() time.Time { return recs[first-1].Received.Add(2 * time.Hour) }, BeforeSettle: store.BeforeSettle})
+	if res := comp.RunOnce(context.Background()); res.Err != nil || res.Records != first {
+		t.Fatalf("compaction %+v", res)
+	}
+	if err := db.Append(recs[first:]); err != nil {
+		t.Fatal(err)
+	}
+	// A power cut: the store's file was open in another boot.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bufPath+".analytics.open", []byte("another boot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = buffer.Open(bufPath, buffer.Options{Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if store, err = OpenStore(db, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if seeded, err := store.Seeded(); err != nil || seeded {
+		t.Fatalf("a store dropped after a power cut says seeded %v (%v)", seeded, err)
+	}
+	if _, err := store.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.Seed(root); err != nil || n == 0 {
+		t.Fatalf("seed read %d rows (%v)", n, err)
+	}
+	if n, err := store.Seed(root); err != nil || n != 0 {
+		t.Fatalf("a second seed read %d rows (%v), want none", n, err)
+	}
+	if n, err := store.CatchUp(); err != nil || n != 0 {
+		t.Fatalf("a catch-up after the seed consumed %d (%v), want nothing new", n, err)
+	}
+	live, st, err := store.Graphs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := NewBuilder()
+	held, err := want.ReadArchive(root, Window{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := want.ReadBuffer(bufPath, Window{}, held); err != nil {
+		t.Fatal(err)
+	}
+	wantCSV, got := csvOf(t, want.Matrices()), csvOf(t, live)
+	if len(got) != len(wantCSV) || len(got) < 4 {
+		t.Fatalf("%d graphs, want %d", len(got), len(wantCSV))
+	}
+	for k, csv := range wantCSV {
+		if got[k] != csv {
+			t.Errorf("%v differs:\nlive:\n%s\nwant:\n%s", k, got[k], csv)
+		}
+	}
+	ws := want.Stats
+	if st.Frames != ws.Frames || st.Commands != ws.Commands || st.Messages != ws.Messages || st.GluedFrames != ws.GluedFrames ||
+		st.Feedback != ws.Feedback || st.ForeignCommands != ws.ForeignCommands {
+		t.Errorf("stats differ:\nlive %+v\nwant %+v", st, ws)
+	}
+}
+
+// Records published but still in the buffer (a crash before the compactor
+// deleted them) are counted once: from the archive by the seed, not again
+// from the buffer.
+func TestSeedSkipsTheBuffersCopyOfArchivedRecords(t *testing.T) {
+	recs := labFrames(13, 1500)
+	quiet := slog.New(slog.DiscardHandler)
+	dir := t.TempDir()
+	bufPath, root := filepath.Join(dir, "buffer.db"), filepath.Join(dir, "archive")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := buffer.Open(bufPath, buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	comp := compactor.New(db, compactor.Options{Root: root, Require: "none", Grace: time.Minute, Logger: quiet,
+		Now:          func() time.Time { return recs[len(recs)-1].Received.Add(2 * time.Hour) },
+		BeforeSettle: func(buffer.Group, uint64) error { return errors.New("crash before the delete") }})
+	_ = comp.RunOnce(context.Background()) // fails at the first delete
+	if files, err := ArchiveFiles(root); err != nil || len(files) == 0 {
+		t.Fatalf("%d files published (%v)", len(files), err)
+	}
+	store, err := OpenStore(db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.Seed(root); err != nil || n == 0 {
+		t.Fatalf("seed read %d rows (%v)", n, err)
+	}
+	if n, err := store.CatchUp(); err != nil || n != 0 {
+		t.Fatalf("the catch-up consumed %d of the buffer's copies (%v), want none", n, err)
+	}
+	if _, st, err := store.Graphs(nil); err != nil || st.Frames != int64(len(recs)) {
+		t.Fatalf("%d frames counted (%v), want %d", st.Frames, err, len(recs))
 	}
 }
