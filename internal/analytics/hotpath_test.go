@@ -257,3 +257,58 @@ func TestSeedSkipsTheBuffersCopyOfArchivedRecords(t *testing.T) {
 		t.Fatalf("%d frames counted (%v), want %d", st.Frames, err, len(recs))
 	}
 }
+
+// A consumer stuck in the middle of reading the buffer, as the store reads
+// it, never holds the writer: commits go on, with two fsyncs each.
+func TestAStuckReaderDoesNotHoldTheWriter(t *testing.T) {
+	recs := labFrames(17, 400)
+	quiet := slog.New(slog.DiscardHandler)
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Append(recs[:10]); err != nil {
+		t.Fatal(err)
+	}
+	groups, err := db.Groups()
+	if err != nil || len(groups) == 0 {
+		t.Fatalf("%d groups (%v)", len(groups), err)
+	}
+	reading, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Scan(groups[0], 0, ^uint64(0), func(uint64, frame.Record) error {
+			select {
+			case reading <- struct{}{}:
+				<-release // stuck until the writer has committed
+			default:
+			}
+			return nil
+		})
+		done <- err
+	}()
+	<-reading
+	w := buffer.NewWriter(db, 1024, quiet)
+	go w.Run()
+	before := db.Fsyncs()
+	for i, r := range recs[10:] {
+		if !w.Enqueue(r) {
+			t.Fatal("queue full")
+		}
+		if i%30 == 29 {
+			n := int64(i + 1)
+			testkit.Eventually(t, 10*time.Second, "commits while the reader is stuck", func() bool { return w.Stats().Committed >= n })
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, "every frame committed", func() bool { return w.Stats().Committed == int64(len(recs)-10) })
+	st := w.Stats()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+	if fsyncs := db.Fsyncs() - before; st.Commits < 10 || fsyncs > 2*st.Commits+8 {
+		t.Errorf("%d fsyncs for %d commits", fsyncs, st.Commits)
+	}
+}
