@@ -37,7 +37,7 @@ import (
 // the compactor makes it catch up before it deletes records (BeforeSettle:
 // a read, usually of nothing, as the store follows the commits). After a
 // power cut the file may be torn: it is dropped and counted again from the
-// buffer.
+// buffer and, once, the archive (Seed).
 type Store struct {
 	db   *buffer.DB
 	side *buffer.SideFile
@@ -183,18 +183,17 @@ func (s *Store) CatchUp() (int, error) {
 	return n, s.survive(s.pruneMarks(groups))
 }
 
-// survive handles damage to the store's own state (bbolt pages the
-// buffer's check at open does not read): the state is dropped and rebuilt
-// from the records still in the buffer, so the recording and the archive
-// never wait for it; the older matrices must then be rebuilt from the
-// archive with lablog analytics. If even dropping fails the store stays
+// survive handles damage to the store's own state (bbolt pages no check
+// at open reads): the state is dropped and rebuilt from the records still
+// in the buffer and, at the next export, the archive (Seed), so the
+// recording never waits for it. If even dropping fails the store stays
 // off until a restart. mu must be held.
 func (s *Store) survive(err error) error {
 	if !errors.Is(err, buffer.ErrSideCorrupt) {
 		return err
 	}
-	s.log.Error("ANALYTICS STORE DAMAGED: dropping it and counting again from the records in the buffer; "+
-		"rebuild older matrices with lablog analytics --archive", "err", err)
+	s.log.Error("ANALYTICS STORE DAMAGED: dropping it and counting again from the records in the buffer, "+
+		"and from the archive at the next export", "err", err)
 	if derr := s.side.Drop(storeBucket); derr != nil {
 		s.log.Error("analytics store: cannot drop the damaged state; the store is off until lablog restarts", "err", derr)
 		s.broken = true
