@@ -2,8 +2,10 @@ package analytics
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
 )
 
@@ -102,25 +105,7 @@ func envInt(name string, def int) int {
 // keeps the archive in LABLOG_BENCH_ARCHIVE when set (for timing the
 // binary). peak-heap-MiB is the highest live heap seen while reading.
 func BenchmarkArchiveMatrices(b *testing.B) {
-	users, commands := envInt("LABLOG_BENCH_USERS", 100), envInt("LABLOG_BENCH_COMMANDS", 2000)
-	benchOnce.Do(func() {
-		benchOnce.root = os.Getenv("LABLOG_BENCH_ARCHIVE")
-		if benchOnce.root == "" {
-			dir, err := os.MkdirTemp("", "lablog-analytics-bench-")
-			if err != nil {
-				b.Fatal(err)
-			}
-			benchOnce.root, benchOnce.temp = dir, true
-		}
-		if files, _ := ArchiveFiles(benchOnce.root); len(files) > 0 {
-			b.Logf("reading the archive already in %s", benchOnce.root)
-			return
-		}
-		start := time.Now()
-		benchOnce.messages = benchArchive(b, benchOnce.root, users, commands)
-		b.Logf("archive of %d users x %d commands (%d messages) written to %s in %s",
-			users, commands, benchOnce.messages, benchOnce.root, time.Since(start).Round(time.Millisecond))
-	})
+	users, commands := benchRoot(b)
 	var st Stats
 	var graphs int
 	peak := &heapPeak{}
@@ -142,6 +127,64 @@ func BenchmarkArchiveMatrices(b *testing.B) {
 	}
 	b.ReportMetric(float64(st.Messages)*float64(b.N)/b.Elapsed().Seconds(), "messages/s")
 	b.ReportMetric(float64(peak.max())/(1<<20), "peak-heap-MiB")
+}
+
+// benchRoot writes the benchmarks' archive once (see
+// BenchmarkArchiveMatrices) and returns its size.
+func benchRoot(b *testing.B) (users, commands int) {
+	users, commands = envInt("LABLOG_BENCH_USERS", 100), envInt("LABLOG_BENCH_COMMANDS", 2000)
+	benchOnce.Do(func() {
+		benchOnce.root = os.Getenv("LABLOG_BENCH_ARCHIVE")
+		if benchOnce.root == "" {
+			dir, err := os.MkdirTemp("", "lablog-analytics-bench-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchOnce.root, benchOnce.temp = dir, true
+		}
+		if files, _ := ArchiveFiles(benchOnce.root); len(files) > 0 {
+			b.Logf("reading the archive already in %s", benchOnce.root)
+			return
+		}
+		start := time.Now()
+		benchOnce.messages = benchArchive(b, benchOnce.root, users, commands)
+		b.Logf("archive of %d users x %d commands (%d messages) written to %s in %s",
+			users, commands, benchOnce.messages, benchOnce.root, time.Since(start).Round(time.Millisecond))
+	})
+	return users, commands
+}
+
+// BenchmarkSeed reads the same archive into a new live store, as lablog
+// run does once after a power cut or an upgrade.
+func BenchmarkSeed(b *testing.B) {
+	users, commands := benchRoot(b)
+	quiet := slog.New(slog.DiscardHandler)
+	var st Stats
+	for b.Loop() {
+		b.StopTimer()
+		db, err := buffer.Open(filepath.Join(b.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		store, err := OpenStore(db, quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := store.Seed(benchOnce.root); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if _, st, err = store.Graphs(nil); err != nil {
+			b.Fatal(err)
+		}
+		_ = db.Close()
+		b.StartTimer()
+	}
+	if st.Commands != int64(users*commands) {
+		b.Fatalf("%d commands, want %d", st.Commands, users*commands)
+	}
+	b.ReportMetric(float64(st.Messages)*float64(b.N)/b.Elapsed().Seconds(), "messages/s")
 }
 
 // heapPeak samples the live heap every 10 ms.

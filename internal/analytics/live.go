@@ -16,6 +16,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
@@ -24,17 +25,23 @@ import (
 )
 
 // Store keeps every graph up to date from the buffer as records commit,
-// for `lablog run`. Its state lives in the buffer file (side bucket
-// "analytics"): each graph's steps ordered by (t, received, stream, seq,
-// part), feedback counts, the stats, and per buffer group (id, stream,
-// hour) the last seq consumed. A batch of records and the marks that say
-// they were consumed commit in one bbolt transaction, so a kill at any
-// moment loses nothing and counts nothing twice; at start the store
-// catches up from the marks, and the compactor makes it catch up before it
-// deletes records (BeforeSettle).
+// for `lablog run`. It reads what the writer has already committed (read
+// transactions only) and keeps its state in its own file next to the
+// buffer (buffer.SideFile "analytics", never fsynced), so the writer's
+// commits neither wait for it nor fsync for it. The state: each graph's
+// steps ordered by (t, received, stream, seq, part), feedback counts, the
+// stats, and per buffer group (id, stream, hour) the last seq consumed. A
+// batch of records and the marks that say they were consumed commit in one
+// transaction of that file, so a kill at any moment loses nothing and
+// counts nothing twice; at start the store catches up from the marks, and
+// the compactor makes it catch up before it deletes records (BeforeSettle:
+// a read, usually of nothing, as the store follows the commits). After a
+// power cut the file may be torn: it is dropped and counted again from the
+// buffer and, once, the archive (Seed).
 type Store struct {
-	db  *buffer.DB
-	log *slog.Logger
+	db   *buffer.DB
+	side *buffer.SideFile
+	log  *slog.Logger
 
 	mu     sync.Mutex // one catch-up at a time; guards dirty and broken
 	dirty  map[Key]bool
@@ -50,20 +57,30 @@ const (
 
 var (
 	marksBucket  = []byte("marks")
+	firstsBucket = []byte("firsts") // until the seed: the first seq read of each group
 	graphsBucket = []byte("graphs")
 	stepsBucket  = []byte("s")
 	fbBucket     = []byte("f")
 	keyForeign   = []byte("x")
 	keyStats     = []byte("stats")
+	keySeeded    = []byte("seeded") // the archive was read (seed)
 )
 
-// OpenStore opens the store kept in db. Every graph is due for export.
+// OpenStore opens the store kept beside db. Every graph is due for export.
 func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{db: db, log: log, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
-	err := db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	dropInBuffer(db, log)
+	side, fresh, err := db.OpenSide(storeBucket)
+	if err != nil {
+		return nil, fmt.Errorf("analytics store: %w", err)
+	}
+	if fresh {
+		log.Info("analytics store: new; counting the buffer's records, and the archive's once the drive is usable")
+	}
+	s := &Store{db: db, side: side, log: log, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
+	err = s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil || b.Bucket(graphsBucket) == nil {
 			return nil
 		}
@@ -78,6 +95,22 @@ func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 		s.mu.Unlock()
 	}
 	return s, err
+}
+
+// dropInBuffer deletes the state that older versions kept inside the
+// buffer file (side bucket "analytics"): derived data whose transactions
+// made the writer's commits wait. One transaction, once.
+func dropInBuffer(db *buffer.DB, log *slog.Logger) {
+	found := true // when it cannot be read, it is damaged: drop it too
+	_ = db.ViewSide(storeBucket, func(b *bolt.Bucket) error { found = b != nil; return nil })
+	if !found {
+		return
+	}
+	if err := db.DropSide(storeBucket); err != nil {
+		log.Error("analytics store: cannot drop the old state in the buffer; it stays, unused", "err", err)
+		return
+	}
+	log.Info("analytics store: dropped the old state in the buffer (now kept beside it)")
 }
 
 func graphKey(k Key) []byte { return []byte(k.User + "\x00" + k.Exp + "\x00" + k.Course) }
@@ -139,26 +172,29 @@ func (s *Store) CatchUp() (int, error) {
 		return n, nil
 	}
 	// Marks are made only under mu: a group missing from a list taken
-	// under mu has no records left, so its mark can go.
+	// under mu has no records left, so its mark can go; until the archive
+	// is read they say which of its rows were counted already.
+	if seeded, err := s.Seeded(); err != nil || !seeded {
+		return n, s.survive(err)
+	}
 	if groups, err = s.db.Groups(); err != nil {
 		return n, err
 	}
 	return n, s.survive(s.pruneMarks(groups))
 }
 
-// survive handles damage to the store's own state (bbolt pages the
-// buffer's check at open does not read): the state is dropped and rebuilt
-// from the records still in the buffer, so the recording and the archive
-// never wait for it; the older matrices must then be rebuilt from the
-// archive with lablog analytics. If even dropping fails the store stays
+// survive handles damage to the store's own state (bbolt pages no check
+// at open reads): the state is dropped and rebuilt from the records still
+// in the buffer and, at the next export, the archive (Seed), so the
+// recording never waits for it. If even dropping fails the store stays
 // off until a restart. mu must be held.
 func (s *Store) survive(err error) error {
 	if !errors.Is(err, buffer.ErrSideCorrupt) {
 		return err
 	}
-	s.log.Error("ANALYTICS STORE DAMAGED: dropping it and counting again from the records in the buffer; "+
-		"rebuild older matrices with lablog analytics --archive", "err", err)
-	if derr := s.db.DropSide(storeBucket); derr != nil {
+	s.log.Error("ANALYTICS STORE DAMAGED: dropping it and counting again from the records in the buffer, "+
+		"and from the archive at the next export", "err", err)
+	if derr := s.side.Drop(storeBucket); derr != nil {
 		s.log.Error("analytics store: cannot drop the damaged state; the store is off until lablog restarts", "err", derr)
 		s.broken = true
 		return nil
@@ -187,7 +223,7 @@ func (s *Store) BeforeSettle(g buffer.Group, last uint64) error {
 // mark is the last seq of g the store consumed, 0 for none.
 func (s *Store) mark(g buffer.Group) (uint64, error) {
 	var m uint64
-	err := s.db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil || b.Bucket(marksBucket) == nil {
 			return nil
 		}
@@ -243,98 +279,228 @@ func (s *Store) catchUpGroup(g buffer.Group, upTo uint64) (int, error) {
 // apply adds a batch of g's records and moves g's mark past them, in one
 // transaction.
 func (s *Store) apply(g buffer.Group, batch []pending) error {
-	touched := map[Key]bool{}
-	err := s.db.UpdateSide(storeBucket, func(b *bolt.Bucket) error {
-		marks, err := b.CreateBucketIfNotExists(marksBucket)
-		if err != nil {
-			return err
-		}
-		graphs, err := b.CreateBucketIfNotExists(graphsBucket)
-		if err != nil {
-			return err
-		}
-		var st Stats
-		if v := b.Get(keyStats); v != nil {
-			if err := json.Unmarshal(v, &st); err != nil {
-				return fmt.Errorf("stats: %w", err)
-			}
-		}
+	return s.update(func(t *stateTx) error {
 		for _, p := range batch {
 			if p.rec.Kind != frame.Text {
 				continue
 			}
 			msgs := frame.Split(p.rec.Data)
-			st.Frames++
+			t.st.Frames++
 			if len(msgs) > 1 {
-				st.GluedFrames++
-				st.GluedMessages += int64(len(msgs))
+				t.st.GluedFrames++
+				t.st.GluedMessages += int64(len(msgs))
 			}
 			for part, fm := range msgs {
 				if fm.Err != "" {
-					st.Messages++
-					st.Unparsed++
+					t.st.Messages++
+					t.st.Unparsed++
 					continue
 				}
-				m := FromFrame(fm, p.rec.Received.UnixMicro())
-				v := st.classify(m)
-				if v.kind == vNothing {
-					continue
-				}
-				gb, err := graphs.CreateBucketIfNotExists(graphKey(v.key))
-				if err != nil {
+				if err := t.add(FromFrame(fm, p.rec.Received.UnixMicro()), g.Stream, p.seq, part); err != nil {
 					return err
-				}
-				touched[v.key] = true
-				switch v.kind {
-				case vForeign:
-					st.ForeignCommands++
-					if gb.Get(keyForeign) == nil {
-						st.GraphsLostByRef++
-						if err := gb.Put(keyForeign, []byte{1}); err != nil {
-							return err
-						}
-					}
-				case vFeedback:
-					fb, err := gb.CreateBucketIfNotExists(fbBucket)
-					if err != nil {
-						return err
-					}
-					fk := []byte(v.feedback[0] + "\x00" + v.feedback[1])
-					var c uint64
-					if old := fb.Get(fk); len(old) == 8 {
-						c = binary.BigEndian.Uint64(old)
-					}
-					if err := fb.Put(fk, binary.BigEndian.AppendUint64(nil, c+1)); err != nil {
-						return err
-					}
-				case vCommand:
-					steps, err := gb.CreateBucketIfNotExists(stepsBucket)
-					if err != nil {
-						return err
-					}
-					if err := steps.Put(stepKey(*m.T, m.Arrival, g.Stream, p.seq, part), []byte{v.node}); err != nil {
-						return err
-					}
-					st.Commands++
 				}
 			}
 		}
-		sv, err := json.Marshal(st)
+		return t.setMark(g, batch[0].seq, batch[len(batch)-1].seq)
+	})
+}
+
+// stateTx is one write transaction of the store's state: the buckets, the
+// stats (saved at its end) and the graphs it touched.
+type stateTx struct {
+	b, marks, graphs *bolt.Bucket
+	st               Stats
+	touched          map[Key]bool
+}
+
+// update runs fn in one transaction of the store's file and marks the
+// graphs it touched due for export.
+func (s *Store) update(fn func(*stateTx) error) error {
+	t := &stateTx{touched: map[Key]bool{}}
+	err := s.side.Update(storeBucket, func(b *bolt.Bucket) error {
+		t.b = b
+		var err error
+		if t.marks, err = b.CreateBucketIfNotExists(marksBucket); err != nil {
+			return err
+		}
+		if t.graphs, err = b.CreateBucketIfNotExists(graphsBucket); err != nil {
+			return err
+		}
+		if v := b.Get(keyStats); v != nil {
+			if err := json.Unmarshal(v, &t.st); err != nil {
+				return fmt.Errorf("stats: %w", err)
+			}
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+		sv, err := json.Marshal(t.st)
 		if err != nil {
 			return err
 		}
-		if err := b.Put(keyStats, sv); err != nil {
-			return err
-		}
-		return marks.Put(markKey(g), binary.BigEndian.AppendUint64(nil, batch[len(batch)-1].seq))
+		return b.Put(keyStats, sv)
 	})
 	if err != nil {
 		return err
 	}
-	for k := range touched {
+	for k := range t.touched {
 		s.dirty[k] = true
 	}
 	return nil
+}
+
+// setMark records that g was consumed from first (when it is g's first
+// batch) up to last. Until the archive is read, g's first seq is kept too:
+// g's records in the buffer run from some seq up (the compactor deletes
+// the older ones), so the seed skips the archive's rows in [first, last].
+func (t *stateTx) setMark(g buffer.Group, first, last uint64) error {
+	k := markKey(g)
+	if t.marks.Get(k) == nil && t.b.Get(keySeeded) == nil {
+		firsts, err := t.b.CreateBucketIfNotExists(firstsBucket)
+		if err != nil {
+			return err
+		}
+		if err := firsts.Put(k, binary.BigEndian.AppendUint64(nil, first)); err != nil {
+			return err
+		}
+	}
+	return t.marks.Put(k, binary.BigEndian.AppendUint64(nil, last))
+}
+
+// add counts one parsed message, part of record (stream, seq).
+func (t *stateTx) add(m Message, stream string, seq uint64, part int) error {
+	v := t.st.classify(m)
+	if v.kind == vNothing {
+		return nil
+	}
+	gb, err := t.graphs.CreateBucketIfNotExists(graphKey(v.key))
+	if err != nil {
+		return err
+	}
+	t.touched[v.key] = true
+	switch v.kind {
+	case vForeign:
+		t.st.ForeignCommands++
+		if gb.Get(keyForeign) == nil {
+			t.st.GraphsLostByRef++
+			return gb.Put(keyForeign, []byte{1})
+		}
+	case vFeedback:
+		fb, err := gb.CreateBucketIfNotExists(fbBucket)
+		if err != nil {
+			return err
+		}
+		fk := []byte(v.feedback[0] + "\x00" + v.feedback[1])
+		var c uint64
+		if old := fb.Get(fk); len(old) == 8 {
+			c = binary.BigEndian.Uint64(old)
+		}
+		return fb.Put(fk, binary.BigEndian.AppendUint64(nil, c+1))
+	case vCommand:
+		steps, err := gb.CreateBucketIfNotExists(stepsBucket)
+		if err != nil {
+			return err
+		}
+		t.st.Commands++
+		return steps.Put(stepKey(*m.T, m.Arrival, stream, seq, part), []byte{v.node})
+	}
+	return nil
+}
+
+// Seeded reports whether the state holds the archive: a new store (or one
+// dropped after damage or a power cut) holds only what it read from the
+// buffer until Seed has read the archive.
+func (s *Store) Seeded() (bool, error) {
+	seeded := false
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
+		seeded = b != nil && b.Get(keySeeded) != nil
+		return nil
+	})
+	return seeded, err
+}
+
+// Seed adds the archive under root to a store that does not hold it yet
+// (Seeded), skipping the rows the store already read from the buffer
+// (its marks), and moves the marks past every archived record so the
+// buffer's copy of one published but not yet deleted is not counted again.
+// It holds the store for its whole run, so a compaction meanwhile waits
+// for it (once, at start). It returns the rows it read.
+func (s *Store) Seed(root string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seeded, err := s.Seeded(); err != nil || seeded || s.broken {
+		return 0, s.survive(err)
+	}
+	files, err := ArchiveFiles(root)
+	if err != nil {
+		return 0, err
+	}
+	rows := 0
+	for _, path := range files {
+		meta, err := archive.ReadMeta(path)
+		if err != nil {
+			return rows, fmt.Errorf("analytics seed: %w", err)
+		}
+		g := buffer.Group{BufferID: meta.BufferID, Stream: meta.Stream, Hour: meta.Hour}
+		err = s.update(func(t *stateTx) error {
+			first, read := t.consumed(g)
+			if _, err := archive.ScanMessages(path, func(r *archive.MessageRow) error {
+				if r.Kind != archive.KindMessage || meta.BufferID != "" && first <= uint64(r.Seq) && uint64(r.Seq) <= read {
+					return nil
+				}
+				rows++
+				return t.addRow(r, meta.Stream)
+			}); err != nil {
+				return fmt.Errorf("analytics seed: %w", err)
+			}
+			if v := t.marks.Get(markKey(g)); meta.BufferID == "" || len(v) == 8 && binary.BigEndian.Uint64(v) >= meta.LastSeq {
+				return nil
+			}
+			// The buffer's copy of these records, if a crash kept one, is counted now.
+			return t.marks.Put(markKey(g), binary.BigEndian.AppendUint64(nil, meta.LastSeq))
+		})
+		if err != nil {
+			return rows, s.survive(err)
+		}
+	}
+	return rows, s.survive(s.side.Update(storeBucket, func(b *bolt.Bucket) error {
+		if err := b.DeleteBucket(firstsBucket); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		return b.Put(keySeeded, []byte{1})
+	}))
+}
+
+// consumed is the range of g's seqs read from the buffer before the seed
+// (first > last when none).
+func (t *stateTx) consumed(g buffer.Group) (first, last uint64) {
+	k := markKey(g)
+	f := t.b.Bucket(firstsBucket)
+	if f == nil || len(f.Get(k)) != 8 || len(t.marks.Get(k)) != 8 {
+		return 1, 0
+	}
+	return binary.BigEndian.Uint64(f.Get(k)), binary.BigEndian.Uint64(t.marks.Get(k))
+}
+
+// addRow counts an archive row, one message of a text frame, as
+// Builder.addRow does.
+func (t *stateTx) addRow(r *archive.MessageRow, stream string) error {
+	switch r.Part {
+	case 0:
+		t.st.Frames++
+	case 1:
+		t.st.GluedFrames++
+		t.st.GluedMessages += 2
+	default:
+		t.st.GluedMessages++
+	}
+	if r.Error != nil {
+		t.st.Messages++
+		t.st.Unparsed++
+		return nil
+	}
+	m := Message{User: r.User, Exp: r.Exp, Course: r.Course, Hardware: r.Hardware, Type: r.Type, T: r.T, Payload: r.Payload, Arrival: r.ReceivedAt}
+	return t.add(m, stream, uint64(r.Seq), int(r.Part))
 }
 
 // pruneMarks forgets the marks of groups no longer in the buffer: their
@@ -346,7 +512,7 @@ func (s *Store) pruneMarks(groups []buffer.Group) error {
 		live[string(markKey(g))] = true
 	}
 	var stale [][]byte
-	err := s.db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil || b.Bucket(marksBucket) == nil {
 			return nil
 		}
@@ -360,7 +526,7 @@ func (s *Store) pruneMarks(groups []buffer.Group) error {
 	if err != nil || len(stale) == 0 {
 		return err
 	}
-	return s.db.UpdateSide(storeBucket, func(b *bolt.Bucket) error {
+	return s.side.Update(storeBucket, func(b *bolt.Bucket) error {
 		marks := b.Bucket(marksBucket)
 		for _, k := range stale {
 			if err := marks.Delete(k); err != nil {
@@ -376,7 +542,7 @@ func (s *Store) pruneMarks(groups []buffer.Group) error {
 func (s *Store) Graphs(keys map[Key]bool) ([]Graph, Stats, error) {
 	var out []Graph
 	var st Stats
-	err := s.db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil {
 			return nil
 		}
@@ -514,7 +680,7 @@ type Counts struct {
 // Counts reports the store's size.
 func (s *Store) Counts() (Counts, error) {
 	var c Counts
-	err := s.db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil {
 			return nil
 		}
@@ -597,6 +763,22 @@ func (s *Store) Run(ctx context.Context, o RunOptions) {
 	}
 }
 
+// seed reads the archive into a store that does not hold it yet, logging
+// how long it took, and reports whether the store holds the archive.
+func (s *Store) seed(root string) bool {
+	if seeded, err := s.Seeded(); err != nil || seeded {
+		return err == nil
+	}
+	start := time.Now()
+	rows, err := s.Seed(root)
+	if err != nil {
+		s.log.Error("analytics store: reading the archive failed; retrying at the next export", "rows", rows, "err", err)
+		return false
+	}
+	s.log.Info("analytics store: archive read", "rows", rows, "took", time.Since(start).Round(time.Millisecond))
+	return true
+}
+
 // step catches up, and exports if asked; it reports whether the catch-up
 // succeeded.
 func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
@@ -617,6 +799,9 @@ func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
 		return caughtUp
 	}
 	defer root.Close()
+	if !s.seed(root.Path()) {
+		return caughtUp // the drive's matrices hold more than the store yet
+	}
 	written, err := s.Export(ExportDir(root))
 	if err != nil {
 		s.log.Error("analytics store: export failed; retrying", "written", written, "err", err)

@@ -127,6 +127,7 @@ type DB struct {
 	tails map[groupKey]*tail // small blocks waiting to be merged; under wmu
 	mu    sync.Mutex
 	used  int64        // stored bytes of all blocks (the sum of counts)
+	sides []*SideFile  // closed with the buffer
 	freed atomic.Int64 // Settle and SetAside calls that succeeded
 }
 
@@ -286,10 +287,18 @@ func (d *DB) Migrated() int64 { return d.migrated }
 
 // Close closes the file.
 func (d *DB) Close() error {
+	d.mu.Lock()
+	sides := d.sides
+	d.sides = nil
+	d.mu.Unlock()
+	var serr error
+	for _, f := range sides {
+		serr = errors.Join(serr, f.close())
+	}
 	if err := d.bolt.Close(); err != nil {
 		return fmt.Errorf("buffer %s: close: %w", d.path, err)
 	}
-	return nil
+	return serr
 }
 
 // Size is the file's size in bytes.
