@@ -540,20 +540,41 @@ func (f *Forwarder) saveMarks() error {
 // loadMarks reads the marks; damaged ones are dropped (statements are sent
 // again: at least once).
 func (f *Forwarder) loadMarks() error {
-	err := f.opts.Buffer.ViewSide(sideBucket, func(b *bolt.Bucket) error {
+	marks, err := readMarks(f.opts.Buffer)
+	if errors.Is(err, buffer.ErrSideCorrupt) {
+		f.log.Error("forward: marks damaged: forwarding again from the start", "err", err)
+		return f.opts.Buffer.DropSide(sideBucket)
+	}
+	maps.Copy(f.marks, marks)
+	return err
+}
+
+func readMarks(db *buffer.DB) (map[string]mark, error) {
+	marks := map[string]mark{}
+	err := db.ViewSide(sideBucket, func(b *bolt.Bucket) error {
 		if b == nil {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
 			if len(v) > 8 {
-				f.marks[string(k)] = mark{bufferID: string(v[:len(v)-8]), seq: binary.BigEndian.Uint64(v[len(v)-8:])}
+				marks[string(k)] = mark{bufferID: string(v[:len(v)-8]), seq: binary.BigEndian.Uint64(v[len(v)-8:])}
 			}
 			return nil
 		})
 	})
-	if errors.Is(err, buffer.ErrSideCorrupt) {
-		f.log.Error("forward: marks damaged: forwarding again from the start", "err", err)
-		return f.opts.Buffer.DropSide(sideBucket)
+	return marks, err
+}
+
+// SavedMarks is, per stream, the seq of the last statement of db's own
+// records that the upstream acknowledged, as last saved: after a crash,
+// forwarding starts after it.
+func SavedMarks(db *buffer.DB) (map[string]uint64, error) {
+	marks, err := readMarks(db)
+	out := map[string]uint64{}
+	for s, m := range marks {
+		if m.bufferID == db.ID() {
+			out[s] = m.seq
+		}
 	}
-	return err
+	return out, err
 }
