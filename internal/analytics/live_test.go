@@ -3,7 +3,6 @@ package analytics
 import (
 	"context"
 	"fmt"
-	"github.com/practable/lablog/internal/testkit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // The live store, fed while frames commit, restarted, and compacted under,
@@ -232,12 +233,18 @@ func TestRunCatchesUpOnlyWhenCommitsMoved(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	half := len(recs) / 2
+	// The first half spans two hours, so two groups, each consumed in its own
+	// transaction: any count above zero may be the first group alone. Wait
+	// for the whole half, counted by a store of its own.
+	first := consumedCommands(t, recs[:half])
 	if err := db.Append(recs[:half]); err != nil {
 		t.Fatal(err)
 	}
+	if gs, err := db.Groups(); err != nil || len(gs) < 2 {
+		t.Fatalf("the first half is in %d groups (%v), want several", len(gs), err)
+	}
 	committed.Store(int64(half))
-	testkit.Eventually(t, 10*time.Second, "the first half consumed", func() bool { return commands() > 0 })
-	first := commands()
+	testkit.Eventually(t, 10*time.Second, "the first half consumed", func() bool { return commands() == first })
 
 	// Records appended behind the counter's back stay unread while it
 	// stands still (many ticks)...
@@ -250,4 +257,30 @@ func TestRunCatchesUpOnlyWhenCommitsMoved(t *testing.T) {
 	// ... and are consumed once it moves.
 	committed.Store(int64(len(recs)))
 	testkit.Eventually(t, 10*time.Second, "the second half consumed", func() bool { return commands() > first })
+}
+
+// consumedCommands is the store's command count once recs are consumed.
+func consumedCommands(t *testing.T, recs []frame.Record) int64 {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := OpenStore(db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Commands
 }
