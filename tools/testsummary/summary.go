@@ -114,7 +114,11 @@ func (r Result) Line() string {
 		return a < b
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "skipped: %d tests", r.SkipCount())
+	tests := "tests"
+	if r.SkipCount() == 1 {
+		tests = "test"
+	}
+	fmt.Fprintf(&b, "skipped: %d %s", r.SkipCount(), tests)
 	for _, k := range reasons {
 		fmt.Fprintf(&b, "\n  %3d  %s", r.Skipped[k], k)
 	}
