@@ -1,6 +1,10 @@
 # lablog: the one entry point for building, testing and running.
 # `make demo` records a simulated lab; `make test` runs every test.
 
+# sudo's secure_path drops Go's folder: look where Go's own tarball puts it.
+ifeq ($(shell command -v go),)
+export PATH := $(PATH):/usr/local/go/bin
+endif
 GO        ?= go
 PKG       := github.com/practable/lablog
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -27,18 +31,28 @@ $(DUCKDB)/node_modules/.installed: $(DUCKDB)/package.json $(DUCKDB)/package-lock
 	cd $(DUCKDB) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Everything make test needs: the Debian packages (apt-get as root; the
-# exact command to run otherwise, .ci/deps.sh), then DuckDB from npm.
+# The real servers of the relay and S3 tests, built by make deps
+# (.ci/inputs.sh) and cached; set either to use one built elsewhere.
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lablog
+export VERSITYGW_BIN ?= $(CACHE)/versitygw
+export RELAY_BIN ?= $(CACHE)/relay
+
+# Everything make test needs: the Debian packages and arm64 programs run by
+# the kernel (apt-get and binfmt_misc as root; the exact command to run
+# otherwise, .ci/deps.sh), DuckDB from npm, then the real servers.
 deps:
 	@.ci/deps.sh
 	@$(MAKE) --no-print-directory deps-test
+	@.ci/inputs.sh
 
-# Every test, in phases, each with a line before and after (elapsed time).
+# Every test, in phases, each with a line before and after (elapsed time);
+# the unit tests end with the count of skipped tests and why (testsummary).
 PHASE := .ci/phase.sh
 test:
 	@$(PHASE) "dependencies" $(MAKE) --no-print-directory deps
 	@$(PHASE) "lint and build" $(MAKE) --no-print-directory lint build build-arm64 deb
-	@$(PHASE) "unit tests" env LABLOG_REQUIRE_DUCKDB=1 $(GO) test -count=1 -timeout 15m ./...
+	@$(PHASE) "unit tests" bash -o pipefail -c 'env LABLOG_REQUIRE_DUCKDB=1 LABLOG_REQUIRE_S3=1 \
+		$(GO) test -json -count=1 -timeout 15m ./... | $(GO) run -C tools ./cmd/testsummary'
 	@$(PHASE) "arm64 tests (qemu-user)" $(MAKE) --no-print-directory test-arm64
 	@$(PHASE) "Debian packages (lintian, arm64 root)" $(MAKE) --no-print-directory deb-test
 	@$(PHASE) "appliance image test (QEMU)" $(MAKE) --no-print-directory image-test

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make deps`: installs the Debian packages `make test` needs. As root it
-# runs apt-get; otherwise it prints the exact command and fails, so nothing
-# runs half-equipped. (DuckDB for the tests comes from npm: make deps-test.)
+# `make deps`: installs the Debian packages `make test` needs and lets the
+# kernel run arm64 programs (binfmt.sh). As root it does both; otherwise it
+# prints the exact command and fails, so nothing runs half-equipped.
+# (DuckDB for the tests comes from npm: make deps-test.)
 set -euo pipefail
 
 # command-or-file package: what each test needs, with the package that has it.
@@ -36,7 +37,7 @@ for c in "${checks[@]}"; do
 done
 if [ "${#need[@]}" -eq 0 ]; then
 	echo "deps: every Debian package the tests need is installed"
-	exit 0
+	exec "$(dirname "$0")/binfmt.sh"
 fi
 cmd="apt-get install -y --no-install-recommends ${need[*]}"
 if [ "$(id -u)" -ne 0 ]; then
@@ -49,3 +50,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086 # $cmd is our own word list
 $cmd -qq
+"$(dirname "$0")/binfmt.sh"

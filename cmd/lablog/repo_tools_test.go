@@ -92,3 +92,22 @@ func TestMakeDemoBuildsVisibly(t *testing.T) {
 		t.Errorf("make demo: want the message, the build, then dist/lablog demo:\n%s", s)
 	}
 }
+
+// sudo's secure_path has no Go: make finds it where Go's tarball puts it
+// (it failed with "go: No such file or directory").
+func TestMakeFindsGoUnderSudo(t *testing.T) {
+	if _, err := os.Stat("/usr/local/go/bin/go"); err != nil {
+		t.Skip("Go is not in /usr/local/go")
+	}
+	mk, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make missing")
+	}
+	cmd := exec.Command(mk, "--no-print-directory", "--eval", "where-go: ; @command -v $(GO)", "where-go")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "/usr/local/go/bin/go" {
+		t.Errorf("make with sudo's PATH: %v %q, want /usr/local/go/bin/go", err, out)
+	}
+}

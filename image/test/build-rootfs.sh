@@ -43,19 +43,8 @@ if [ -f "${tarball}" ]; then
 fi
 
 # arm64 binaries run through qemu-user: binfmt_misc must be mounted and the
-# qemu-aarch64 format enabled (it is not, in a fresh container or VM).
-if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
-	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-fi
-update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
-conf=/usr/lib/binfmt.d/qemu-aarch64.conf # qemu-user-static's, for systemd-binfmt
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && [ -f "${conf}" ]; then
-	grep -m1 '^:qemu-aarch64:' "${conf}" >/proc/sys/fs/binfmt_misc/register
-fi
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-	echo "build-rootfs: binfmt for qemu-aarch64 missing (apt-get install qemu-user-static binfmt-support)" >&2
-	exit 1
-fi
+# qemu-aarch64 format registered (make deps does it; so does this).
+"${repo}/.ci/binfmt.sh" >&2
 
 mkdir -p "${cache}"
 work=$(mktemp -d "${cache}/build.XXXXXX")
@@ -69,11 +58,32 @@ cleanup() {
 trap cleanup EXIT
 
 start=$(date +%s)
-echo "build-rootfs: debootstrap ${suite} arm64 (a few minutes under emulation)" >&2
+# quietly runs a long step with its output in a log, printing a line each
+# minute (the step's last log line) so a first build is not ~15 silent minutes.
+quietly() {
+	local log=$1
+	shift
+	"$@" >"${log}" 2>&1 &
+	local pid=$!
+	while ! wait_for "${pid}" 60; do
+		echo "build-rootfs: ... $(($(date +%s) - start)) s: $(tail -1 "${log}" | cut -c1-100)" >&2
+	done
+	wait "${pid}"
+}
+# wait_for PID SECONDS: true once PID has ended, false after SECONDS.
+wait_for() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 1
+	done
+	return 1
+}
+echo "build-rootfs: debootstrap ${suite} arm64 (10-20 min on a busy 2-core machine; a line each minute)" >&2
 mkdir -p "${cache}/debs" # downloaded packages, kept when the key changes
-debootstrap --arch=arm64 --variant=minbase --cache-dir="${cache}/debs" \
+quietly "${work}/debootstrap.log" debootstrap --arch=arm64 --variant=minbase --cache-dir="${cache}/debs" \
 	--include="$(echo "${base} ${stage}" | tr ' ' ',')" \
-	"${suite}" "${root}" "${mirror}" >"${work}/debootstrap.log" 2>&1 || {
+	"${suite}" "${root}" "${mirror}" || {
 	tail -30 "${work}/debootstrap.log" >&2
 	[ -f "${root}/debootstrap/debootstrap.log" ] && tail -30 "${root}/debootstrap/debootstrap.log" >&2
 	exit 1
@@ -90,8 +100,9 @@ mount --bind /dev "${root}/dev"
 # No service may start inside the chroot.
 printf '#!/bin/sh\nexit 101\n' >"${root}/usr/sbin/policy-rc.d"
 chmod 0755 "${root}/usr/sbin/policy-rc.d"
-chroot "${root}" env DEBIAN_FRONTEND=noninteractive \
-	apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold linux-image-arm64 >"${work}/kernel.log" 2>&1 || {
+echo "build-rootfs: the arm64 kernel and its initramfs" >&2
+quietly "${work}/kernel.log" chroot "${root}" env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold linux-image-arm64 || {
 	tail -30 "${work}/kernel.log" >&2
 	exit 1
 }

@@ -3,7 +3,6 @@ package analytics
 import (
 	"context"
 	"fmt"
-	"github.com/practable/lablog/internal/testkit"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // The live store, fed while frames commit, restarted, and compacted under,
@@ -242,12 +243,18 @@ func TestRunCatchesUpOnlyWhenCommitsMoved(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	half := len(recs) / 2
+	// The first half spans two hours, so two groups, each consumed in its own
+	// transaction: any count above zero may be the first group alone. Wait
+	// for the whole half, counted by a store of its own.
+	first := consumedCommands(t, recs[:half])
 	if err := db.Append(recs[:half]); err != nil {
 		t.Fatal(err)
 	}
+	if gs, err := db.Groups(); err != nil || len(gs) < 2 {
+		t.Fatalf("the first half is in %d groups (%v), want several", len(gs), err)
+	}
 	committed.Store(int64(half))
-	testkit.Eventually(t, 10*time.Second, "the first half consumed", func() bool { return commands() > 0 })
-	first := commands()
+	testkit.Eventually(t, 10*time.Second, "the first half consumed", func() bool { return commands() == first })
 
 	// Records appended behind the counter's back stay unread while it
 	// stands still (many ticks)...
@@ -290,4 +297,30 @@ func TestRunLogsARunOfFailedCatchUpsOnce(t *testing.T) {
 	if n := strings.Count(lb.String(), "catching up failed"); n != 1 {
 		t.Fatalf("%d lines for %d failed catch-ups, want 1:\n%.1500s", n, ticks.Load(), lb.String())
 	}
+}
+
+// consumedCommands is the store's command count once recs are consumed.
+func consumedCommands(t *testing.T, recs []frame.Record) int64 {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := OpenStore(db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Commands
 }

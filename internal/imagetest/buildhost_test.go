@@ -113,6 +113,7 @@ func TestBuildHostPackages(t *testing.T) {
 		}
 		t.Skipf("README's build-host packages not installed: %v", missing)
 	}
+	needArm64Binfmt(t)
 	pigen := piGenTree(t)
 	check := func(pkgs []string) (string, error) {
 		cmd := exec.Command("/bin/bash", "-c", `set -e; SCRIPT_DIR="$1/scripts"; BASE_DIR="$1"

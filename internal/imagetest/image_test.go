@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -110,6 +111,17 @@ func TestImage(t *testing.T) {
 		}
 		if got := v.mustSh("systemctl --failed --plain --no-legend"); strings.TrimSpace(got) != "" {
 			t.Errorf("failed units:\n%s", got)
+		}
+		// The guest's systemd rates the installed unit's sandbox, which the
+		// rest of this test shows lablog working in (recording, the drive,
+		// provisioning, sd_notify and the watchdog).
+		security := v.mustSh("systemd-analyze security --no-pager lablog.service")
+		if m := regexp.MustCompile(`Overall exposure level for lablog\.service: (\d+\.\d+)`).FindStringSubmatch(security); m == nil {
+			t.Errorf("systemd-analyze security lablog.service in the guest:\n%s", security)
+		} else if score, _ := strconv.ParseFloat(m[1], 64); score > 3.0 {
+			t.Errorf("lablog.service exposure %s in the guest, want <= 3.0:\n%s", m[1], security)
+		} else {
+			t.Logf("lablog.service exposure in the guest: %s", m[1])
 		}
 		if got := v.mustSh("systemctl show -p RuntimeWatchdogUSec --value"); strings.TrimSpace(got) != "15s" {
 			t.Errorf("RuntimeWatchdogUSec = %q", got)

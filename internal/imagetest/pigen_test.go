@@ -81,6 +81,7 @@ func TestDockerRoute(t *testing.T) {
 		t.Skip("needs root: a private mount namespace (unshare) and pi-gen's build.sh")
 	}
 	need(t, "unshare", "util-linux")
+	needArm64Binfmt(t)
 	root := repoRoot(t)
 	host, arm64 := distBinary(t, "lablog"), distBinary(t, "lablog-linux-arm64")
 	pigen := piGenTree(t)

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -158,6 +160,62 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	_ = os.WriteFile(bad, unit, 0o644)
 	if out, _ := exec.Command(analyze, "verify", bad).CombinedOutput(); !strings.Contains(string(out), "notifyy") {
 		t.Errorf("verify did not notice a bad Type=: %s", out)
+	}
+}
+
+// exposure rates a unit with systemd-analyze security --offline (0 safest,
+// 10 unsafe), as systemd would rate the installed unit.
+func exposure(t *testing.T, analyze string, unit []byte) float64 {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, Name+".service")
+	if err := os.WriteFile(path, unit, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(analyze, "security", "--offline=true", "--no-pager", path)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for ` + Name + `\.service: (\d+\.\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security gave no overall exposure:\n%s", out)
+	}
+	score, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return score
+}
+
+// systemd rates the unit's sandbox OK (<= 3.0; it was 6.2 MEDIUM before the
+// sandbox block), with and without an LED.
+func TestSystemdAnalyzeSecurity(t *testing.T) {
+	analyze := need(t, "systemd-analyze")
+	const ok = 3.0
+	for _, led := range []string{"/sys/class/leds/ACT", ""} {
+		u := defaultUnit()
+		u.LEDDir = led
+		unit, err := u.Render()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if score := exposure(t, analyze, unit); score > ok {
+			t.Errorf("systemd-analyze security (led %q): exposure %.1f, want <= %.1f\n%s", led, score, ok, unit)
+		} else {
+			t.Logf("exposure (led %q): %.1f", led, score)
+		}
+	}
+	// The check is real: without the sandbox block the unit is MEDIUM.
+	unit, _ := defaultUnit().Render()
+	start, end := bytes.Index(unit, []byte("PrivateDevices=")), bytes.Index(unit, []byte("\n[Install]"))
+	if start < 0 || end < start {
+		t.Fatalf("no sandbox block in the unit:\n%s", unit)
+	}
+	bare := append(slices.Clone(unit[:start]), unit[end:]...)
+	if score := exposure(t, analyze, bare); score <= ok {
+		t.Errorf("the unit without its sandbox rates %.1f, want > %.1f:\n%s", score, ok, bare)
 	}
 }
 
