@@ -1,8 +1,6 @@
 package addlog
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -29,7 +27,7 @@ func LoadCredentials(path string) (Credentials, error) {
 	fail := func(format string, args ...any) (Credentials, error) {
 		return Credentials{}, fmt.Errorf("addlog credentials %s: "+format, append([]any{path}, args...)...)
 	}
-	data, err := secretfile.ReadFile(path)
+	lines, err := secretfile.ReadLines(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fail("missing: create it (mode 0600) with one user:password a line")
 	}
@@ -37,15 +35,10 @@ func LoadCredentials(path string) (Credentials, error) {
 		return fail("%v", err)
 	}
 	var c Credentials
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		user, pass, ok := strings.Cut(line, ":")
+	for _, l := range lines {
+		user, pass, ok := strings.Cut(l.Text, ":")
 		if !ok || user == "" || pass == "" {
-			return fail("line %d: want user:password", n)
+			return fail("line %d: want user:password", l.N)
 		}
 		c.Add(user, pass)
 	}

@@ -16,24 +16,20 @@ func LoadCredentials(path string) (user, password string, err error) {
 	fail := func(format string, args ...any) (string, string, error) {
 		return "", "", fmt.Errorf("forward credentials %s: "+format, append([]any{path}, args...)...)
 	}
-	data, err := secretfile.ReadFile(path)
+	lines, err := secretfile.ReadLines(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fail("missing: create it (mode 0600) with the upstream's user:password")
 	}
 	if err != nil {
 		return fail("%v", err)
 	}
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if user != "" {
-			return fail("more than one user:password line")
-		}
+	if len(lines) > 1 {
+		return fail("line %d: more than one user:password line", lines[1].N)
+	}
+	for _, l := range lines {
 		var ok bool
-		if user, password, ok = strings.Cut(line, ":"); !ok || user == "" || password == "" {
-			return fail("want one user:password line")
+		if user, password, ok = strings.Cut(l.Text, ":"); !ok || user == "" || password == "" {
+			return fail("line %d: want user:password", l.N)
 		}
 	}
 	if user == "" {

@@ -41,6 +41,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/waitfor"
 )
 
 // Defaults of Options (config.Default is built from the backoffs).
@@ -208,7 +209,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 				wait = 0
 			}
 		}
-		if !sleep(ctx, wait) {
+		if !waitfor.Sleep(ctx, wait) {
 			break
 		}
 	}
@@ -235,20 +236,6 @@ func (f *Forwarder) failed(err error, wait time.Duration) {
 	f.st.LastError, f.st.LastErrorAt = err.Error(), &now
 	f.mu.Unlock()
 	f.log.Warn("forward failed; retrying later", "err", err, "retry_in", wait.Round(time.Millisecond))
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // round gives every stream with statements not yet forwarded one turn of at

@@ -11,6 +11,7 @@ import (
 
 	"github.com/practable/lablog/internal/retrylog"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/waitfor"
 )
 
 // Provisioner keeps a relay host's destination rules in place for a set of
@@ -140,7 +141,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			}
 			p.failures.Ended(p.Log, p.Now(), "relay host rules checked after failing")
 			p.healthWait, pause = firstHealthWait, 0
-			if !sleep(ctx, p.Interval) {
+			if !waitfor.Sleep(ctx, p.Interval) {
 				return nil
 			}
 		}
@@ -148,7 +149,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			continue // down: awaitHealthy sees it back, and the rules go at once
 		}
 		pause = min(max(2*pause, p.Interval), max(p.Interval, MaxPause))
-		if !sleep(ctx, pause) {
+		if !waitfor.Sleep(ctx, pause) {
 			return nil
 		}
 	}
@@ -188,7 +189,7 @@ func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
 		} else {
 			p.failures.Failed(ctx, p.Log, p.Now(), "waiting for the relay host", "still waiting for the relay host", err)
 		}
-		if !sleep(ctx, p.healthWait) {
+		if !waitfor.Sleep(ctx, p.healthWait) {
 			return false
 		}
 		p.healthWait = min(2*p.healthWait, p.Interval)
@@ -326,15 +327,4 @@ func (p *Provisioner) failed(err error) {
 	p.stats.Healthy = false
 	p.stats.LastError = err.Error()
 	p.stats.Streams = states
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

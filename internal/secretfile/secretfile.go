@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 )
 
 // unsafePerm are the permission bits a secret must not have: group write,
@@ -54,4 +55,31 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	return io.ReadAll(f)
+}
+
+// Line is one line of a secrets file that holds something: its number
+// (from 1) and its text, trimmed.
+type Line struct {
+	N    int
+	Text string
+}
+
+// ReadLines reads the secret file at path as ReadFile does and returns its
+// lines that are neither blank nor # comments. A missing file is an error
+// wrapping fs.ErrNotExist.
+func ReadLines(path string) ([]Line, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var lines []Line
+	n := 0
+	for text := range strings.Lines(string(data)) {
+		n++
+		text = strings.TrimSpace(text)
+		if text != "" && !strings.HasPrefix(text, "#") {
+			lines = append(lines, Line{N: n, Text: text})
+		}
+	}
+	return lines, nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/practable/lablog/internal/waitfor"
 )
 
 // Probe watches one endpoint that several streams dial (a relay, a relay
@@ -56,7 +58,7 @@ func (p *Probe) Wait(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	case <-back:
-		return sleep(ctx, time.Duration(rand.Int64N(int64(p.spread())+1)))
+		return waitfor.Sleep(ctx, time.Duration(rand.Int64N(int64(p.spread())+1)))
 	}
 }
 

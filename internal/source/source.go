@@ -11,6 +11,7 @@ import (
 
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/retrylog"
+	"github.com/practable/lablog/internal/waitfor"
 )
 
 // Source is the websocket client of one stream.
@@ -74,7 +75,7 @@ func (s *Source) Run(ctx context.Context) error {
 		if errors.As(err, &blocked) {
 			// Retrying cannot help: look again later, without backoff
 			// growth or failure noise, for a renewed token.
-			if !sleep(ctx, s.cfg.BlockedRetry) {
+			if !waitfor.Sleep(ctx, s.cfg.BlockedRetry) {
 				return nil
 			}
 			continue
@@ -114,7 +115,7 @@ func (s *Source) Run(ctx context.Context) error {
 // A long wait is cut short when the stream's probe sees the endpoint come
 // back.
 func (s *Source) pause(ctx context.Context, d time.Duration, expiry time.Time) bool {
-	wait := sleep
+	wait := waitfor.Sleep
 	if p := s.cfg.Probe; p != nil && d > 2*p.interval() {
 		wait = p.Wait
 	}
@@ -126,26 +127,11 @@ func (s *Source) pause(ctx context.Context, d time.Duration, expiry time.Time) b
 	if left <= 0 || left >= d {
 		return wait(ctx, d)
 	}
-	if !sleep(ctx, left) {
+	if !waitfor.Sleep(ctx, left) {
 		return false
 	}
 	s.expire(expiry)
 	return true
-}
-
-// sleep waits d unless ctx ends first; it reports whether to go on.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // event records a change of the connection.

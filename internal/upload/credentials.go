@@ -1,8 +1,6 @@
 package upload
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -42,7 +40,7 @@ func LoadCredentials(path string) (Credentials, error) {
 	fail := func(format string, args ...any) (Credentials, error) {
 		return Credentials{}, fmt.Errorf("upload credentials %s: "+format, append([]any{path}, args...)...)
 	}
-	data, err := secretfile.ReadFile(path)
+	lines, err := secretfile.ReadLines(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fail("missing: create it (mode 0600) with the lines access_key_id: ... and secret_access_key: ...")
 	}
@@ -50,15 +48,10 @@ func LoadCredentials(path string) (Credentials, error) {
 		return Credentials{}, fmt.Errorf("upload credentials: %w", err)
 	}
 	var c Credentials
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		key, value, ok := strings.Cut(line, ":")
+	for _, l := range lines {
+		key, value, ok := strings.Cut(l.Text, ":")
 		if !ok {
-			return fail("line %d: want key: value", n)
+			return fail("line %d: want key: value", l.N)
 		}
 		key, value = strings.TrimSpace(key), strings.Trim(strings.TrimSpace(value), `"'`)
 		switch key {
@@ -67,11 +60,8 @@ func LoadCredentials(path string) (Credentials, error) {
 		case "secret_access_key":
 			c.SecretAccessKey = value
 		default:
-			return fail("line %d: unknown key %q (want access_key_id and secret_access_key)", n, key)
+			return fail("line %d: unknown key %q (want access_key_id and secret_access_key)", l.N, key)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return fail("%v", err)
 	}
 	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 		return fail("needs both access_key_id and secret_access_key")

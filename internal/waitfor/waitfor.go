@@ -1,11 +1,12 @@
 // Package waitfor lets goroutines wait, without polling, for a condition on
-// state guarded by a mutex: the test doubles use it for "wait until N
-// clients joined" and the like.
+// state guarded by a mutex (the test doubles use it for "wait until N
+// clients joined" and the like), and pause a retry loop (Sleep).
 package waitfor
 
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Signal wakes waiters when the guarded state changes. Its zero value is
@@ -44,5 +45,22 @@ func (s *Signal) Await(ctx context.Context, mu sync.Locker, cond func() bool) er
 			return ctx.Err()
 		case <-ch:
 		}
+	}
+}
+
+// Sleep waits d unless ctx ends first, and reports whether to go on: false
+// once ctx has ended. It is the pause of every retry loop, so a stop is
+// never held up by one.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

@@ -34,3 +34,18 @@ func TestAwaitEndsWithContext(t *testing.T) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
 	}
 }
+
+func TestSleep(t *testing.T) {
+	if !Sleep(context.Background(), time.Millisecond) || !Sleep(context.Background(), 0) {
+		t.Fatal("a sleep with a live context said stop")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if Sleep(ctx, time.Hour) || Sleep(ctx, 0) {
+		t.Fatal("a sleep with an ended context said go on")
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("an ended context did not cut the sleep short")
+	}
+}
