@@ -278,11 +278,12 @@ func TestAStuckReaderDoesNotHoldTheWriter(t *testing.T) {
 	reading, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
+		first := true
 		_, err := db.Scan(groups[0], 0, ^uint64(0), func(uint64, frame.Record) error {
-			select {
-			case reading <- struct{}{}:
-				<-release // stuck until the writer has committed
-			default:
+			if first {
+				first = false
+				reading <- struct{}{} // the test waits for this one
+				<-release             // stuck until the writer has committed
 			}
 			return nil
 		})
