@@ -109,6 +109,8 @@ bench-go:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime 60s ./internal/frame
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/statement
+	$(GO) test -run '^$$' -fuzz FuzzStatementEnvelope -fuzztime 30s ./internal/frame
 
 # The appliance, emulated: pi-gen's own build.sh (../shared/pi-gen) runs our
 # stage and its export over a debootstrapped arm64 Debian root (cached under
