@@ -194,6 +194,11 @@ func (w *Writer) commit(batch []frame.Record) {
 			w.committed.Add(int64(len(batch)))
 			w.commits.Add(1)
 			w.lastCommit.Store(time.Now().UnixNano())
+			// A commit that went through ends any refusal: records queued
+			// before a refused batch can commit once space is back (a full
+			// disk's ENOSPC came from growing the file), and new frames must
+			// then be taken again, not refused until the compactor frees.
+			w.full.Store(false)
 			w.diskFull.Store(false)
 			w.setErr("")
 			w.reportRefused()

@@ -5,10 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -338,4 +340,25 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// A batch refused for a full disk, then a commit of records queued before
+// it that goes through (space came back): frames must be taken again at
+// once. The writer used to clear only the disk-full flag, so every frame
+// was refused until a compaction freed space (seen in make test under
+// qemu: TestDiskFullShowsAsFramesRefused).
+func TestWriterTakesFramesAgainAfterACommitGoesThrough(t *testing.T) {
+	db := openTest(t)
+	w := NewWriter(db, 10, nil)
+	w.refuse([]frame.Record{rec("s", t0, "refused")}, &os.PathError{Op: "write", Path: db.Path(), Err: syscall.ENOSPC})
+	if w.Enqueue(rec("s", t0, "while full")) {
+		t.Fatal("a frame was taken right after the disk filled")
+	}
+	w.commit([]frame.Record{rec("s", t0, "queued before the refusal")}) // the writer goroutine's next batch
+	if st := w.Stats(); st.Committed != 1 || st.Full || st.DiskFull {
+		t.Fatalf("stats %+v after a commit went through", st)
+	}
+	if !w.Enqueue(rec("s", t0, "after")) {
+		t.Fatal("frames still refused after a commit went through")
+	}
 }
