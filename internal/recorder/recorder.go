@@ -41,10 +41,10 @@ type Recorder struct {
 	uploader *upload.Uploader
 	// ingress are the other doors records come in by (the /addLog
 	// listener): run and stopped like the sources, before the writer.
-	ingress []Ingress
+	ingress []Runner
 	// followers read what the writer committed (store and forward):
 	// stopped after the writer drains, before the buffer closes.
-	followers []Follower
+	followers []Runner
 
 	// onCompaction is set by installHooks before the compactor starts.
 	onCompaction func(compactor.Result)
@@ -68,52 +68,58 @@ type Hooks struct {
 	OnCompaction func(compactor.Result)
 }
 
-// Ingress is a door records come in by besides the sources: it hands them
-// to Writer().Enqueue until its context ends.
-type Ingress interface {
+// Runner is a long-running part the recorder starts and stops with the
+// pipeline: it runs until its context ends.
+type Runner interface {
 	Run(ctx context.Context) error
 }
 
-// AddIngress registers in before Run. Run starts it with the sources and
-// stops it with them, so it enqueues nothing once the writer drains.
-func (r *Recorder) AddIngress(in Ingress) error {
-	r.hookMu.Lock()
-	defer r.hookMu.Unlock()
-	if r.ran {
-		return fmt.Errorf("recorder: AddIngress after Run")
-	}
-	r.ingress = append(r.ingress, in)
-	return nil
+// AddIngress registers in, a door records come in by besides the sources
+// (it hands them to Writer().Enqueue), before Run. Run starts it with the
+// sources and stops it with them, so it enqueues nothing once the writer
+// drains.
+func (r *Recorder) AddIngress(in Runner) error {
+	return r.beforeRun("AddIngress", func() { r.ingress = append(r.ingress, in) })
 }
 
-// Follower reads the records the writer commits, from the buffer (and
-// the archive), until its context ends.
-type Follower interface {
-	Run(ctx context.Context) error
-}
-
-// AddFollower registers fl before Run. Run starts it with the sources and
-// stops it once the writer has drained, before the buffer closes.
-func (r *Recorder) AddFollower(fl Follower) error {
-	r.hookMu.Lock()
-	defer r.hookMu.Unlock()
-	if r.ran {
-		return fmt.Errorf("recorder: AddFollower after Run")
-	}
-	r.followers = append(r.followers, fl)
-	return nil
+// AddFollower registers fl, which reads the records the writer commits
+// (from the buffer, and the archive), before Run. Run starts it with the
+// sources and stops it once the writer has drained, before the buffer
+// closes.
+func (r *Recorder) AddFollower(fl Runner) error {
+	return r.beforeRun("AddFollower", func() { r.followers = append(r.followers, fl) })
 }
 
 // AddHooks registers h. Call it before Run: the writer's hooks are fixed
 // when it starts.
 func (r *Recorder) AddHooks(h Hooks) error {
+	return r.beforeRun("AddHooks", func() { r.hooks = append(r.hooks, h) })
+}
+
+// beforeRun applies add, which registers something Run uses, unless Run
+// has started.
+func (r *Recorder) beforeRun(what string, add func()) error {
 	r.hookMu.Lock()
 	defer r.hookMu.Unlock()
 	if r.ran {
-		return fmt.Errorf("recorder: AddHooks after Run")
+		return fmt.Errorf("recorder: %s after Run", what)
 	}
-	r.hooks = append(r.hooks, h)
+	add()
 	return nil
+}
+
+// runAll runs each of runners until ctx ends, counted by wg; an error it
+// ends with is logged as what stopped.
+func (r *Recorder) runAll(ctx context.Context, wg *sync.WaitGroup, what string, runners []Runner) {
+	for _, x := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := x.Run(ctx); err != nil {
+				r.log.Error(what+" stopped", "err", err)
+			}
+		}()
+	}
 }
 
 // installHooks points the writer's and the compactor's callbacks at every
@@ -247,15 +253,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, in := range r.ingress {
-		sources.Add(1)
-		go func() {
-			defer sources.Done()
-			if err := in.Run(srcCtx); err != nil {
-				r.log.Error("ingress stopped", "err", err)
-			}
-		}()
-	}
+	r.runAll(srcCtx, &sources, "ingress", r.ingress)
 	for _, p := range r.provisioners {
 		sources.Add(1)
 		go func() {
@@ -281,15 +279,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 	flCtx, stopFollowers := context.WithCancel(context.Background())
 	var followers sync.WaitGroup
-	for _, fl := range r.followers {
-		followers.Add(1)
-		go func() {
-			defer followers.Done()
-			if err := fl.Run(flCtx); err != nil {
-				r.log.Error("follower stopped", "err", err)
-			}
-		}()
-	}
+	r.runAll(flCtx, &followers, "follower", r.followers)
 
 	upCtx, stopUploader := context.WithCancel(context.Background())
 	upDone := make(chan struct{})
