@@ -57,27 +57,24 @@ const (
 )
 
 func (o Options) withDefaults() Options {
-	set := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	setD := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	set(&o.MaxConns, DefaultMaxConns)
-	set(&o.MaxConnsPerClient, DefaultMaxConnsPerClient)
-	set(&o.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	setD(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	setD(&o.ReadTimeout, DefaultReadTimeout)
-	setD(&o.WriteTimeout, DefaultWriteTimeout)
-	setD(&o.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&o.MaxConns, DefaultMaxConns)
+	orDefault(&o.MaxConnsPerClient, DefaultMaxConnsPerClient)
+	orDefault(&o.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	orDefault(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	orDefault(&o.ReadTimeout, DefaultReadTimeout)
+	orDefault(&o.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&o.IdleTimeout, DefaultIdleTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	return o
+}
+
+// orDefault sets *v to d when it is zero or negative.
+func orDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // Server is a listening HTTP server; Run serves it until its context ends.
