@@ -11,18 +11,13 @@ import (
 	"github.com/practable/lablog/internal/bench"
 )
 
-// The harness end to end in quick mode, against the real binary: every row
-// of the table is there, and at a low paced load everything sent was
-// committed, nothing dropped, with fsyncs counted.
-func TestBenchQuickEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary for half a minute; not in -short")
-	}
+// quickBench runs the bench with o (3 minutes at most), logs its table and
+// returns the report, the table and a reader of a row's median.
+func quickBench(t *testing.T, o bench.Options) (*bench.Report, string, func(scenario, figure string) float64) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	// http has its own test below.
-	only := slices.DeleteFunc(slices.Clone(bench.Scenarios), func(s string) bool { return s == "http" })
-	rep, err := bench.Run(ctx, bench.Options{Binary: lablogBinary(t), Quick: true, Duration: 1500 * time.Millisecond, Only: only})
+	rep, err := bench.Run(ctx, o)
 	var out bytes.Buffer
 	if rep != nil {
 		_ = rep.Write(&out)
@@ -32,7 +27,7 @@ func TestBenchQuickEndToEnd(t *testing.T) {
 	}
 	t.Logf("\n%s", out.String())
 
-	val := func(scenario, figure string) float64 {
+	return rep, out.String(), func(scenario, figure string) float64 {
 		t.Helper()
 		row := rep.Find(scenario, figure)
 		if row == nil {
@@ -40,6 +35,18 @@ func TestBenchQuickEndToEnd(t *testing.T) {
 		}
 		return row.Summary().Median
 	}
+}
+
+// The harness end to end in quick mode, against the real binary: every row
+// of the table is there, and at a low paced load everything sent was
+// committed, nothing dropped, with fsyncs counted.
+func TestBenchQuickEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary for half a minute; not in -short")
+	}
+	// http has its own test below.
+	only := slices.DeleteFunc(slices.Clone(bench.Scenarios), func(s string) bool { return s == "http" })
+	rep, table, val := quickBench(t, bench.Options{Binary: lablogBinary(t), Quick: true, Duration: 1500 * time.Millisecond, Only: only})
 	ingestFigs := []string{"sent", "committed", "dropped", "commit p50", "commit p99", "commit max", "commits", "fsyncs per message", "queue depth peak"}
 	resources := []string{"peak RSS anon", "peak RSS file", "peak RSS (VmHWM)", "CPU per 100k messages"}
 	want := map[string][]string{
@@ -86,7 +93,7 @@ func TestBenchQuickEndToEnd(t *testing.T) {
 		t.Errorf("compaction: %v rows/s", c)
 	}
 	for _, line := range []string{"| scenario | figure | median | min | max | target |", "correctness and relative cost only"} {
-		if !strings.Contains(out.String(), line) {
+		if !strings.Contains(table, line) {
 			t.Errorf("table lacks %q", line)
 		}
 	}
@@ -99,26 +106,7 @@ func TestBenchHTTPQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary for half a minute; not in -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	rep, err := bench.Run(ctx, bench.Options{Binary: lablogBinary(t), Quick: true, Duration: time.Second, Only: []string{"http"}})
-	var out bytes.Buffer
-	if rep != nil {
-		_ = rep.Write(&out)
-	}
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, out.String())
-	}
-	t.Logf("\n%s", out.String())
-
-	val := func(scenario, figure string) float64 {
-		t.Helper()
-		row := rep.Find(scenario, figure)
-		if row == nil {
-			t.Fatalf("no row %q / %q", scenario, figure)
-		}
-		return row.Summary().Median
-	}
+	rep, _, val := quickBench(t, bench.Options{Binary: lablogBinary(t), Quick: true, Duration: time.Second, Only: []string{"http"}})
 	loads := []string{"flat out, 16 clients", "1000 statements/s, 128 clients"}
 	var drives []string
 	for _, l := range loads {
