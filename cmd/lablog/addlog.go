@@ -6,7 +6,9 @@ import (
 	"net/http"
 
 	"github.com/practable/lablog/internal/addlog"
+	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/dashboard"
 	"github.com/practable/lablog/internal/forward"
 	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/recorder"
@@ -31,12 +33,43 @@ func newAddLog(cfg config.AddLog, rec *recorder.Recorder, log *slog.Logger) (*ad
 	}), nil
 }
 
-// serveAddLog opens the /addLog listener (with /healthz beside it) and
-// hands it to rec, which runs it with the sources; it returns its URL.
-func serveAddLog(cfg config.AddLog, h *addlog.Handler, healthz http.Handler, rec *recorder.Recorder, log *slog.Logger) (string, error) {
+// newDashboards makes the dashboards' API of cfg over rec's analytics
+// store.
+func newDashboards(cfg config.Config, rec *recorder.Recorder, log *slog.Logger) (*dashboard.Handler, error) {
+	a, d := cfg.Analytics, cfg.AddLog.Dashboards
+	comparisons, err := analytics.LoadComparisons(a.ComparisonDir)
+	if err != nil {
+		return nil, fmt.Errorf("analytics.comparison_dir: %w", err)
+	}
+	courses, err := dashboard.LoadCourses(a.CoursesDir)
+	if err != nil {
+		return nil, fmt.Errorf("analytics.courses_dir: %w", err)
+	}
+	o := dashboard.Options{Store: rec.Analytics(), Comparisons: comparisons, TaskGraphs: a.TaskGraphs,
+		Courses: courses, Location: a.Location(), AllowedOrigins: d.Origins(cfg.AddLog.AllowedOrigins), Logger: log}
+	if d.RequireCredential {
+		creds, err := addlog.LoadCredentials(cfg.AddLog.CredentialsFile)
+		if err != nil {
+			return nil, err
+		}
+		o.Authorize = creds.Allow
+	}
+	log.Info("dashboards' API on", "comparison_graphs", len(comparisons), "courses", len(courses))
+	return dashboard.New(o), nil
+}
+
+// serveAddLog opens the /addLog listener (with /healthz and, when dash is
+// set, the dashboards' API beside it) and hands it to rec, which runs it
+// with the sources; it returns its URL.
+func serveAddLog(cfg config.AddLog, h *addlog.Handler, dash *dashboard.Handler, healthz http.Handler, rec *recorder.Recorder, log *slog.Logger) (string, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
 	mux.Handle("GET /healthz", healthz)
+	if dash != nil {
+		for _, path := range dashboard.Paths {
+			mux.Handle(path, dash)
+		}
+	}
 	o := httpserve.Options{Hosts: cfg.Hosts, Proxies: cfg.Proxies(), Logger: log}
 	if cfg.TLS.CertFile != "" {
 		tlsCfg, err := httpserve.CertFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile)

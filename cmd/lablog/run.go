@@ -10,6 +10,7 @@ import (
 
 	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/dashboard"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/sdnotify"
 )
@@ -79,10 +80,17 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 		return nil, err
 	}
 	var al *addlog.Handler
+	var dash *dashboard.Handler
 	if cfg.AddLog.Enabled() {
 		if al, err = newAddLog(cfg.AddLog, rec, log); err != nil {
 			_ = rec.Close()
 			return nil, err
+		}
+		if cfg.AddLog.Dashboards.Serve {
+			if dash, err = newDashboards(cfg, rec, log); err != nil {
+				_ = rec.Close()
+				return nil, err
+			}
 		}
 		o.Monitor.AddLog = al.Stats
 		if cfg.AddLog.Forward.Enabled() {
@@ -105,7 +113,7 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 	}
 	a := &assembly{rec: rec, ops: ops}
 	if al != nil {
-		if a.addLogURL, err = serveAddLog(cfg.AddLog, al, ops.Monitor.Healthz(), rec, log); err != nil {
+		if a.addLogURL, err = serveAddLog(cfg.AddLog, al, dash, ops.Monitor.Healthz(), rec, log); err != nil {
 			ops.Stop()
 			_ = rec.Close()
 			return nil, err

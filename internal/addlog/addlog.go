@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/statement"
 )
 
@@ -59,7 +60,7 @@ type Options struct {
 //	GET     /verbs/{verb}                        what a verb means
 type Handler struct {
 	opts    Options
-	origins map[string]bool
+	origins httpserve.Origins
 	failed  *failureLimit
 	stats   stats
 	mux     *http.ServeMux
@@ -79,10 +80,7 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &Handler{opts: o, origins: map[string]bool{}, failed: newFailureLimit(10, time.Minute)}
-	for _, origin := range o.AllowedOrigins {
-		h.origins[strings.TrimSuffix(origin, "/")] = true
-	}
+	h := &Handler{opts: o, origins: httpserve.NewOrigins(o.AllowedOrigins), failed: newFailureLimit(10, time.Minute)}
 	h.stats.init()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /addLog", h.serveAddLog)
@@ -94,24 +92,11 @@ func New(o Options) *Handler {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// allowOrigin sets the CORS answer for an allowed Origin; a request from
-// any other origin gets no CORS headers, so the browser withholds the
-// answer (and, after a preflight, never sends the call).
-func (h *Handler) allowOrigin(w http.ResponseWriter, r *http.Request) bool {
-	w.Header().Add("Vary", "Origin")
-	origin := r.Header.Get("Origin")
-	if origin == "" || !(h.origins["*"] || h.origins[origin]) {
-		return false
-	}
-	w.Header().Set("Access-Control-Allow-Origin", origin)
-	return true
-}
-
 // preflightMaxAge is how long a browser may reuse a preflight's answer.
 const preflightMaxAge = "600"
 
 func (h *Handler) servePreflight(w http.ResponseWriter, r *http.Request) {
-	if h.allowOrigin(w, r) {
+	if h.origins.Allow(w, r) {
 		w.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
 		w.Header().Set("Access-Control-Allow-Headers", "authorization, content-type")
 		w.Header().Set("Access-Control-Max-Age", preflightMaxAge)
@@ -120,7 +105,7 @@ func (h *Handler) servePreflight(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveAddLog(w http.ResponseWriter, r *http.Request) {
-	h.allowOrigin(w, r)
+	h.origins.Allow(w, r)
 	now := h.opts.Now()
 	client := h.clientAddr(r)
 	if h.failed.blocked(client.String(), now) {
@@ -197,7 +182,7 @@ func (h *Handler) refuse(w http.ResponseWriter, why string) {
 }
 
 func (h *Handler) serveVerb(w http.ResponseWriter, r *http.Request) {
-	h.allowOrigin(w, r)
+	h.origins.Allow(w, r)
 	name := r.PathValue("verb")
 	def, ok := verbs[name]
 	if !ok {

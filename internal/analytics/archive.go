@@ -11,6 +11,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/statement"
 )
 
 // Archived remembers which records the archive holds, by identity (buffer
@@ -81,13 +82,13 @@ func (b *Builder) ReadArchive(root string, w Window, progress func(done, total i
 	return held, nil
 }
 
-// addRow adds an archive row: one message of a text frame.
+// addRow adds an archive row: one message of a text frame, or a statement.
 func (b *Builder) addRow(r *archive.MessageRow, w Window) {
-	if r.Kind != archive.KindMessage {
+	if r.Kind != archive.KindMessage && r.Kind != archive.KindStatement || !w.Contains(time.UnixMicro(r.ReceivedAt)) {
 		return
 	}
-	recv := time.UnixMicro(r.ReceivedAt)
-	if !w.Contains(recv) {
+	if r.Kind == archive.KindStatement {
+		b.AddEvent(eventFromRow(r))
 		return
 	}
 	switch r.Part {
@@ -107,7 +108,7 @@ func (b *Builder) addRow(r *archive.MessageRow, w Window) {
 	b.Add(Message{User: r.User, Exp: r.Exp, Course: r.Course, Hardware: r.Hardware, Type: r.Type, T: r.T, Payload: r.Payload, Arrival: r.ReceivedAt})
 }
 
-// ReadBuffer adds the text frames of the buffer file at path (the hour the
+// ReadBuffer adds the text frames and statements of the buffer file at path (the hour the
 // compactor has not archived yet) received inside w, except records the
 // archive already holds. The buffer is opened read-only; while lablog run
 // holds it this fails with an error wrapping buffer.ErrLocked.
@@ -126,7 +127,11 @@ func (b *Builder) ReadBuffer(path string, w Window, held Archived) error {
 			continue
 		}
 		damaged, err := db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
-			if r.Kind != frame.Text || !w.Contains(r.Received) || held.has(g.BufferID, g.Stream, seq) {
+			if r.Kind != frame.Text && r.Kind != frame.Statement || !w.Contains(r.Received) || held.has(g.BufferID, g.Stream, seq) {
+				return nil
+			}
+			if r.Kind == frame.Statement {
+				b.AddEvent(EventFromCall(statement.ParseCall(frame.SplitStatement(r.Data)), r.Received.UnixMicro()))
 				return nil
 			}
 			b.AddFrame(r.Data, r.Received.UnixMicro())

@@ -50,6 +50,12 @@ type Stats struct {
 	ImportedMatrices  int64 `json:"imported_matrices"`   // -adjacency.csv files added in (--logs)
 	ImportDroppedEdge int64 `json:"import_dropped_edge"` // weight of imported cells whose nodes the experiment lacks
 	DamagedBlocks     int64 `json:"damaged_blocks"`      // buffer blocks failing their checksum, not read
+	// /addLog statements (not the reference's: it had none).
+	Statements           int64 `json:"statements"`             // statements read
+	StatementsNoKey      int64 `json:"statements_no_key"`      // without a user or course: no graph to count them in
+	StatementsNoHardware int64 `json:"statements_no_hardware"` // for no known kind of hardware (and no node to tell it by)
+	HardwareFromNode     int64 `json:"hardware_from_node"`     // the call named no known hardware; its graph node did
+	UnknownNodes         int64 `json:"unknown_nodes"`          // graph nodes the hardware kind does not have
 }
 
 // step is one command of a graph's sequence.
@@ -119,6 +125,7 @@ type verdict struct {
 	kind     verdictKind
 	key      Key
 	node     uint8     // vCommand: the node
+	name     string    // vCommand: the command (payload.log), for usage counts
 	feedback [2]string // vFeedback: state, subject
 }
 
@@ -170,7 +177,7 @@ func (st *Stats) classify(m Message) verdict {
 	if str(m.Type) != "log" {
 		st.NonLogType++
 	}
-	return verdict{kind: vCommand, key: k, node: uint8(e.index(e.Commands[*log]))}
+	return verdict{kind: vCommand, key: k, node: uint8(e.index(e.Commands[*log])), name: *log}
 }
 
 // Add adds one message.

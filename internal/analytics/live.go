@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,6 +23,7 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/retrylog"
+	"github.com/practable/lablog/internal/statement"
 )
 
 // Store keeps every graph up to date from the buffer as records commit,
@@ -48,6 +50,12 @@ type Store struct {
 	broken bool // the state is damaged and could not be dropped: off until restart
 
 	catchUpFails retrylog.Run // failed catch-ups in a row, for the log; Run's goroutine only
+
+	// Fresh's calls: asked counts them, served is the last call a
+	// finished catch-up covers (under freshMu).
+	freshMu     sync.Mutex
+	freshAsked  atomic.Uint64
+	freshServed uint64
 }
 
 const (
@@ -61,10 +69,18 @@ var (
 	graphsBucket = []byte("graphs")
 	stepsBucket  = []byte("s")
 	fbBucket     = []byte("f")
+	usageBucket  = []byte("u") // interaction name -> count
+	startsBucket = []byte("h") // session starts, ordered as steps
 	keyForeign   = []byte("x")
 	keyStats     = []byte("stats")
 	keySeeded    = []byte("seeded") // the archive was read (seed)
+	keyFormat    = []byte("format") // what the state holds: formatNow
 )
+
+// formatNow is the state's format: 2 added statements, usage counts and
+// session starts. A state of another format is dropped at open and
+// counted again, as a damaged one is.
+const formatNow = "2"
 
 // OpenStore opens the store kept beside db. Every graph is due for export.
 func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
@@ -80,21 +96,39 @@ func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 		log.Info("analytics store: new; counting the buffer's records, and the archive's once the drive is usable")
 	}
 	s := &Store{db: db, side: side, log: log, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
-	err = s.side.View(storeBucket, func(b *bolt.Bucket) error {
-		if b == nil || b.Bucket(graphsBucket) == nil {
-			return nil
-		}
-		return b.Bucket(graphsBucket).ForEachBucket(func(k []byte) error {
-			s.dirty[parseGraphKey(k)] = true
-			return nil
+	err = s.dropOlder()
+	if err == nil {
+		err = s.side.View(storeBucket, func(b *bolt.Bucket) error {
+			if b == nil || b.Bucket(graphsBucket) == nil {
+				return nil
+			}
+			return b.Bucket(graphsBucket).ForEachBucket(func(k []byte) error {
+				s.dirty[parseGraphKey(k)] = true
+				return nil
+			})
 		})
-	})
+	}
 	if err != nil {
 		s.mu.Lock()
 		err = s.survive(err) // damage never stops lablog from starting
 		s.mu.Unlock()
 	}
 	return s, err
+}
+
+// dropOlder drops a state an older version kept: it lacks what this
+// version counts, so it is counted again from the buffer and the archive.
+func (s *Store) dropOlder() error {
+	older := false
+	err := s.side.View(storeBucket, func(b *bolt.Bucket) error {
+		older = b != nil && string(b.Get(keyFormat)) != formatNow
+		return nil
+	})
+	if err != nil || !older {
+		return err
+	}
+	s.log.Info("analytics store: kept by an older version of lablog; counting again from the buffer and the archive")
+	return s.side.Drop(storeBucket)
 }
 
 // dropInBuffer deletes the state that older versions kept inside the
@@ -281,6 +315,13 @@ func (s *Store) catchUpGroup(g buffer.Group, upTo uint64) (int, error) {
 func (s *Store) apply(g buffer.Group, batch []pending) error {
 	return s.update(func(t *stateTx) error {
 		for _, p := range batch {
+			if p.rec.Kind == frame.Statement {
+				c := statement.ParseCall(frame.SplitStatement(p.rec.Data))
+				if err := t.addEvent(EventFromCall(c, p.rec.Received.UnixMicro()), g.Stream, p.seq); err != nil {
+					return err
+				}
+				continue
+			}
 			if p.rec.Kind != frame.Text {
 				continue
 			}
@@ -325,6 +366,11 @@ func (s *Store) update(fn func(*stateTx) error) error {
 		}
 		if t.graphs, err = b.CreateBucketIfNotExists(graphsBucket); err != nil {
 			return err
+		}
+		if string(b.Get(keyFormat)) != formatNow {
+			if err := b.Put(keyFormat, []byte(formatNow)); err != nil {
+				return err
+			}
 		}
 		if v := b.Get(keyStats); v != nil {
 			if err := json.Unmarshal(v, &t.st); err != nil {
@@ -386,25 +432,68 @@ func (t *stateTx) add(m Message, stream string, seq uint64, part int) error {
 			return gb.Put(keyForeign, []byte{1})
 		}
 	case vFeedback:
-		fb, err := gb.CreateBucketIfNotExists(fbBucket)
-		if err != nil {
-			return err
-		}
-		fk := []byte(v.feedback[0] + "\x00" + v.feedback[1])
-		var c uint64
-		if old := fb.Get(fk); len(old) == 8 {
-			c = binary.BigEndian.Uint64(old)
-		}
-		return fb.Put(fk, binary.BigEndian.AppendUint64(nil, c+1))
+		return count(gb, fbBucket, v.feedback[0]+"\x00"+v.feedback[1])
 	case vCommand:
 		steps, err := gb.CreateBucketIfNotExists(stepsBucket)
 		if err != nil {
 			return err
 		}
 		t.st.Commands++
-		return steps.Put(stepKey(*m.T, m.Arrival, stream, seq, part), []byte{v.node})
+		if err := steps.Put(stepKey(*m.T, m.Arrival, stream, seq, part), []byte{v.node}); err != nil {
+			return err
+		}
+		return count(gb, usageBucket, v.name)
 	}
 	return nil
+}
+
+// addEvent counts one statement, record (stream, seq).
+func (t *stateTx) addEvent(e Event, stream string, seq uint64) error {
+	v := t.st.classifyEvent(e)
+	if !v.ok {
+		return nil
+	}
+	gb, err := t.graphs.CreateBucketIfNotExists(graphKey(v.key))
+	if err != nil {
+		return err
+	}
+	t.touched[v.key] = true
+	if v.verb != "" {
+		if err := count(gb, usageBucket, v.verb); err != nil {
+			return err
+		}
+	}
+	if v.session {
+		starts, err := gb.CreateBucketIfNotExists(startsBucket)
+		if err != nil {
+			return err
+		}
+		if err := starts.Put(stepKey(*e.T, e.Arrival, stream, seq, 0), nil); err != nil {
+			return err
+		}
+	}
+	if v.node < 0 {
+		return nil
+	}
+	steps, err := gb.CreateBucketIfNotExists(stepsBucket)
+	if err != nil {
+		return err
+	}
+	t.st.Commands++
+	return steps.Put(stepKey(*e.T, e.Arrival, stream, seq, 0), []byte{uint8(v.node)})
+}
+
+// count adds one to name's count in graph bucket gb's counts bucket.
+func count(gb *bolt.Bucket, bucket []byte, name string) error {
+	counts, err := gb.CreateBucketIfNotExists(bucket)
+	if err != nil {
+		return err
+	}
+	var c uint64
+	if old := counts.Get([]byte(name)); len(old) == 8 {
+		c = binary.BigEndian.Uint64(old)
+	}
+	return counts.Put([]byte(name), binary.BigEndian.AppendUint64(nil, c+1))
 }
 
 // Seeded reports whether the state holds the archive: a new store (or one
@@ -445,10 +534,14 @@ func (s *Store) Seed(root string) (int, error) {
 		err = s.update(func(t *stateTx) error {
 			first, read := t.consumed(g)
 			if _, err := archive.ScanMessages(path, func(r *archive.MessageRow) error {
-				if r.Kind != archive.KindMessage || meta.BufferID != "" && first <= uint64(r.Seq) && uint64(r.Seq) <= read {
+				if r.Kind != archive.KindMessage && r.Kind != archive.KindStatement ||
+					meta.BufferID != "" && first <= uint64(r.Seq) && uint64(r.Seq) <= read {
 					return nil
 				}
 				rows++
+				if r.Kind == archive.KindStatement {
+					return t.addEvent(eventFromRow(r), meta.Stream, uint64(r.Seq))
+				}
 				return t.addRow(r, meta.Stream)
 			}); err != nil {
 				return fmt.Errorf("analytics seed: %w", err)
@@ -561,30 +654,7 @@ func (s *Store) Graphs(keys map[Key]bool) ([]Graph, Stats, error) {
 			if e == nil || keys != nil && !keys[k] {
 				return nil
 			}
-			gb := graphs.Bucket(gk)
-			g := Graph{Key: k, Matrix: NewMatrix(e.Nodes)}
-			if steps := gb.Bucket(stepsBucket); steps != nil {
-				prev := -1
-				c := steps.Cursor()
-				for sk, v := c.First(); sk != nil; sk, v = c.Next() {
-					node := int(v[0])
-					if prev >= 0 {
-						g.Matrix.W[prev][node]++
-					}
-					prev = node
-					g.Commands++
-				}
-			}
-			if fb := gb.Bucket(fbBucket); fb != nil {
-				g.Feedback = map[[2]string]int{}
-				_ = fb.ForEach(func(fk, v []byte) error {
-					p := strings.SplitN(string(fk), "\x00", 2)
-					if len(p) == 2 && len(v) == 8 {
-						g.Feedback[[2]string{p[0], p[1]}] += int(binary.BigEndian.Uint64(v))
-					}
-					return nil
-				})
-			}
+			g := readGraph(graphs.Bucket(gk), k, e)
 			out = append(out, g)
 			return nil
 		})
@@ -811,4 +881,33 @@ func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
 		s.log.Info("analytics store: matrices exported", "graphs", written)
 	}
 	return caughtUp
+}
+
+// readGraph reads graph bucket gb of key k: its steps counted into a
+// matrix over e's nodes, and its feedback.
+func readGraph(gb *bolt.Bucket, k Key, e *Experiment) Graph {
+	g := Graph{Key: k, Matrix: NewMatrix(e.Nodes)}
+	if steps := gb.Bucket(stepsBucket); steps != nil {
+		prev := -1
+		c := steps.Cursor()
+		for sk, v := c.First(); sk != nil; sk, v = c.Next() {
+			node := int(v[0])
+			if prev >= 0 {
+				g.Matrix.W[prev][node]++
+			}
+			prev = node
+			g.Commands++
+		}
+	}
+	if fb := gb.Bucket(fbBucket); fb != nil {
+		g.Feedback = map[[2]string]int{}
+		_ = fb.ForEach(func(fk, v []byte) error {
+			p := strings.SplitN(string(fk), "\x00", 2)
+			if len(p) == 2 && len(v) == 8 {
+				g.Feedback[[2]string{p[0], p[1]}] += int(binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	}
+	return g
 }

@@ -53,6 +53,9 @@ type MessageRow struct {
 	T          *int64  `parquet:"t,timestamp(millisecond)"`
 	Payload    []byte  `parquet:"payload,optional"` // nil when null
 	Error      *string `parquet:"error"`
+	// A statement's verb and graph node (format 3; nil in older files).
+	Verb      *string `parquet:"verb,dict"`
+	GraphNode *string `parquet:"graph_node,dict"`
 }
 
 // ScanMessages is Scan reading only the columns of MessageRow, for every
@@ -93,14 +96,20 @@ func scanMessages(path string, pf *parquet.File, fn func(*MessageRow) error) err
 			r.Payload = append(make([]byte, 0, len(v.ByteArray())), v.ByteArray()...)
 		}},
 		{"error", func(r *MessageRow, v parquet.Value) { r.Error = str(v) }},
+		{"verb", func(r *MessageRow, v parquet.Value) { r.Verb = intern(v) }},
+		{"graph_node", func(r *MessageRow, v parquet.Value) { r.GraphNode = intern(v) }},
 	}
 	index := make([]int, len(columns))
 	for i, c := range columns {
 		leaf, ok := pf.Schema().Lookup(c.name)
-		if !ok {
+		switch {
+		case ok:
+			index[i] = leaf.ColumnIndex
+		case c.name == "verb" || c.name == "graph_node": // format 3 on
+			index[i] = -1
+		default:
 			return fmt.Errorf("%s: %w: no column %s", path, ErrMetadata, c.name)
 		}
-		index[i] = leaf.ColumnIndex
 	}
 	values := make([]parquet.Value, 1024)
 	var rows []MessageRow
@@ -109,6 +118,9 @@ func scanMessages(path string, pf *parquet.File, fn func(*MessageRow) error) err
 		clear(rows)
 		chunks := rg.ColumnChunks()
 		for i, c := range columns {
+			if index[i] < 0 {
+				continue
+			}
 			if err := readColumn(chunks[index[i]], values, rows, c.set); err != nil {
 				return fmt.Errorf("%s: column %s: %w: %w", path, c.name, ErrCorrupt, err)
 			}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -180,28 +179,18 @@ func appendRows(rows []Row, id *string, e Entry) []Row {
 const KindStatement = "statement"
 
 // statementRow is the one row of a statement: its query and body kept
-// exactly, beside the fields lablog indexes. user is the call's username,
-// else the statement's actor.id; course and hardware likewise the call's
-// (the UIs send "none" when they have none), course else actor.course.
+// exactly, beside the fields lablog indexes (statement.ParseCall says
+// whose call it is, in which course and on which kind of hardware).
 func statementRow(r Row, data []byte) Row {
 	query, body := frame.SplitStatement(data)
 	r.Query = ptr(query)
 	r.Raw, r.RawBytes = text(body)
-	f := statement.Parse(body)
-	q, _ := url.ParseQuery(query) // lablog wrote it: it parses
-	param := func(key string, fallback *string) *string {
-		if v := q.Get(key); v != "" {
-			return ptr(v)
-		}
-		return fallback
-	}
-	r.User = param("username", f.User)
-	r.Course = param("course", f.Course)
-	r.Hardware = param("hardware", nil)
-	r.Exp, r.Type, r.T = f.Device, f.Type, f.Timestamp
-	r.Verb, r.ObjectID, r.GraphNode, r.Level, r.Version = f.Verb, f.ObjectID, f.GraphNode, f.Level, f.Version
-	if f.Err != "" {
-		r.Error = ptr(f.Err)
+	c := statement.ParseCall(query, body)
+	r.User, r.Course, r.Hardware = c.User, c.Course, c.Hardware
+	r.Exp, r.Type, r.T = c.Device, c.Type, c.Timestamp
+	r.Verb, r.ObjectID, r.GraphNode, r.Level, r.Version = c.Verb, c.ObjectID, c.GraphNode, c.Level, c.Version
+	if c.Err != "" {
+		r.Error = ptr(c.Err)
 	}
 	return r
 }

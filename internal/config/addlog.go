@@ -38,6 +38,30 @@ type AddLog struct {
 	// Forward sends every recorded statement on to an upstream logging
 	// host (store and forward); off while its URL is empty.
 	Forward Forward `yaml:"forward"`
+	// Dashboards serves the students' dashboards' API (/studentGraph
+	// and friends) beside /addLog.
+	Dashboards Dashboards `yaml:"dashboards"`
+}
+
+// Dashboards configures the dashboards' API on the addlog listener.
+type Dashboards struct {
+	// Serve turns it on.
+	Serve bool `yaml:"serve"`
+	// AllowedOrigins are the dashboards' origins; empty: the addlog
+	// section's allowed_origins.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// RequireCredential asks for the addlog Basic credential on these
+	// endpoints too. The dashboards send none: for callers behind a proxy
+	// that adds one.
+	RequireCredential bool `yaml:"require_credential"`
+}
+
+// Origins are the origins allowed to call the dashboards' API.
+func (d Dashboards) Origins(addlog []string) []string {
+	if len(d.AllowedOrigins) > 0 {
+		return d.AllowedOrigins
+	}
+	return addlog
 }
 
 // Forward configures store and forward of statements to the upstream
@@ -79,6 +103,7 @@ func defaultAddLog() AddLog {
 			MinBackoff:      time.Second,
 			MaxBackoff:      time.Minute,
 		},
+		Dashboards: Dashboards{Serve: true, AllowedOrigins: []string{}},
 	}
 }
 
@@ -134,6 +159,11 @@ func (c Config) validateAddLog(add func(field, format string, args ...any)) {
 	}
 	if a.MaxBody < 1*KiB || a.MaxBody > 16*MiB {
 		add("addlog.max_body", "must be between 1KiB and 16MiB, got %v", a.MaxBody)
+	}
+	for i, o := range a.Dashboards.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			add(fmt.Sprintf("addlog.dashboards.allowed_origins[%d]", i), "%v", err)
+		}
 	}
 	for i, p := range a.TrustedProxies {
 		if _, err := parsePrefix(p); err != nil {

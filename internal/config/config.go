@@ -112,6 +112,34 @@ type Analytics struct {
 	// Export is how often the students' matrices that changed are written
 	// to the archive drive (analytics/ in archive.path).
 	Export time.Duration `yaml:"export"`
+	// ComparisonDir holds the comparison graphs the dashboards' API
+	// compares students with: the 2023 server's comparison_graphs/*.csv,
+	// each named by its task code (or mapped in TaskGraphs). Empty: none.
+	// A relative path is resolved against the config file's directory.
+	ComparisonDir string `yaml:"comparison_dir"`
+	// CoursesDir holds course config JSON files, as the dashboards load
+	// them: each course's tasks per kind of hardware. Empty: none (a
+	// course's tasks are then its comparison graphs, hardware-course-*).
+	CoursesDir string `yaml:"courses_dir"`
+	// TaskGraphs names the comparison graph (file name without .csv) of
+	// a task code where the two differ, e.g. spinner-ed1-1-core:
+	// spinner-engdes1-1-core.
+	TaskGraphs map[string]string `yaml:"task_graphs"`
+	// TimeZone (IANA name) of the session start times in /usageStats;
+	// empty: the machine's.
+	TimeZone string `yaml:"time_zone"`
+}
+
+// Location is the time zone of TimeZone (validated: it loads).
+func (a Analytics) Location() *time.Location {
+	if a.TimeZone == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(a.TimeZone)
+	if err != nil {
+		return time.Local
+	}
+	return loc
 }
 
 // Sources holds the websocket settings shared by every stream.
@@ -266,7 +294,7 @@ func Default() Config {
 			Retry:    compactor.DefaultRetry,
 			Interval: compactor.DefaultInterval,
 		},
-		Analytics: Analytics{Export: analytics.DefaultExport},
+		Analytics: Analytics{Export: analytics.DefaultExport, TaskGraphs: map[string]string{}},
 		Sources: Sources{
 			ReadLimit:     source.DefaultReadLimit,
 			PingInterval:  source.DefaultPingInterval,
@@ -329,7 +357,7 @@ func Load(path string) (Config, error) {
 	if c.Sources.TokensDir != "" {
 		c.Sources.TokensDir = resolve(dir, c.Sources.TokensDir)
 	}
-	for _, p := range []*string{&c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile, &c.AddLog.Forward.CredentialsFile} {
+	for _, p := range []*string{&c.Analytics.ComparisonDir, &c.Analytics.CoursesDir, &c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile, &c.AddLog.Forward.CredentialsFile} {
 		if *p != "" {
 			*p = resolve(dir, *p)
 		}

@@ -68,7 +68,8 @@ func TestEveryKeyOverrides(t *testing.T) {
 buffer: {path: /b.db, max_size: 2MiB, queue: 7, commit_interval: 0s}
 archive: {path: /a, require: none, row_group_rows: 9}
 compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
-analytics: {export: 90s}
+analytics: {export: 90s, comparison_dir: /cmp, courses_dir: /courses, task_graphs: {spinner-ed1-1-core: spinner-engdes1-1-core},
+  time_zone: Europe/London}
 sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s,
   tokens_dir: /t, token_warning: 48h, rules_interval: 2s}
 status: {listen: "127.0.0.1:8080", hosts: [lablog.lab.example]}
@@ -78,13 +79,15 @@ upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-arch
   delete_after_upload: true, keep_days: 7, wait_for_clock: false, interval: 30s, min_backoff: 2s, max_backoff: 1m, timeout: 2m}
 addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/lablog/addlog, allowed_origins: ["https://lab.example"],
   max_body: 8KiB, keep_client_address: true, trusted_proxies: [10.0.0.1], tls: {cert_file: /c.pem, key_file: /k.pem},
-  forward: {url: "https://analytics.example/", credentials_file: /etc/lablog/fwd, min_backoff: 2s, max_backoff: 30s}}
+  forward: {url: "https://analytics.example/", credentials_file: /etc/lablog/fwd, min_backoff: 2s, max_backoff: 30s},
+  dashboards: {serve: false, allowed_origins: ["https://dash.example"], require_credential: true}}
 `+oneStream)
 	want := Config{
 		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
 		Archive:    Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9},
 		Compaction: Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
-		Analytics:  Analytics{Export: 90 * time.Second},
+		Analytics: Analytics{Export: 90 * time.Second, ComparisonDir: "/cmp", CoursesDir: "/courses",
+			TaskGraphs: map[string]string{"spinner-ed1-1-core": "spinner-engdes1-1-core"}, TimeZone: "Europe/London"},
 		Sources: Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second,
 			TokensDir: "/t", TokenWarning: 48 * time.Hour, RulesInterval: 2 * time.Second},
 		Status: Status{Listen: "127.0.0.1:8080", Hosts: []string{"lablog.lab.example"}},
@@ -96,7 +99,8 @@ addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/la
 		AddLog: AddLog{Listen: ":8081", Hosts: []string{"lablog.lab.example"}, CredentialsFile: "/etc/lablog/addlog",
 			AllowedOrigins: []string{"https://lab.example"}, MaxBody: 8 * KiB, KeepClientAddress: true,
 			TrustedProxies: []string{"10.0.0.1"}, TLS: TLS{CertFile: "/c.pem", KeyFile: "/k.pem"},
-			Forward: Forward{URL: "https://analytics.example/", CredentialsFile: "/etc/lablog/fwd", MinBackoff: 2 * time.Second, MaxBackoff: 30 * time.Second}},
+			Forward:    Forward{URL: "https://analytics.example/", CredentialsFile: "/etc/lablog/fwd", MinBackoff: 2 * time.Second, MaxBackoff: 30 * time.Second},
+			Dashboards: Dashboards{AllowedOrigins: []string{"https://dash.example"}, RequireCredential: true}},
 		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -67,6 +67,11 @@ func (c Config) Validate() error {
 	}
 	positive("compaction.retry", int64(cp.Retry), cp.Retry)
 	positive("analytics.export", int64(c.Analytics.Export), c.Analytics.Export)
+	if c.Analytics.TimeZone != "" {
+		if _, err := time.LoadLocation(c.Analytics.TimeZone); err != nil {
+			add("analytics.time_zone", "%q is no IANA time zone (e.g. Europe/London): %v", c.Analytics.TimeZone, err)
+		}
+	}
 
 	s := c.Sources
 	positive("sources.read_limit", int64(s.ReadLimit), s.ReadLimit)
