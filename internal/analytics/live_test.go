@@ -24,6 +24,71 @@ import (
 // and those of the frames as JSON lines: nothing lost, nothing twice.
 func TestStoreMatchesArchiveAndJSONL(t *testing.T) {
 	recs := labFrames(3, 8000)
+	var exported string
+	live, liveStats, fromArchive := storeAndArchive(t, recs, func(store *Store, live []Graph, liveStats Stats) {
+		exported = filepath.Join(t.TempDir(), "exported")
+		if n, err := store.Export(exported); err != nil || n != len(live) {
+			t.Fatalf("export wrote %d of %d (%v)", n, len(live), err)
+		}
+		if st, err := os.Stat(exported); err != nil || st.Mode() != archive.DirMode|fs.ModeDir {
+			t.Errorf("export folder mode %v (%v), want %v", st.Mode(), err, archive.DirMode|fs.ModeDir)
+		}
+		if n, err := store.Export(exported); err != nil || n != 0 {
+			t.Errorf("a second export wrote %d (%v), want nothing changed", n, err)
+		}
+		counts, err := store.Counts()
+		if err != nil || counts.Graphs != len(live) || counts.Commands != liveStats.Commands || counts.Due != 0 {
+			t.Errorf("counts %+v (%v), want %d graphs, %d commands", counts, err, len(live), liveStats.Commands)
+		}
+	})
+	want := csvOf(t, fromArchive.Matrices())
+	got := csvOf(t, live)
+	if len(got) != len(want) || len(want) < 4 {
+		t.Fatalf("%d live graphs, %d from the archive", len(got), len(want))
+	}
+	for k, csv := range want {
+		if got[k] != csv {
+			t.Errorf("%v differs:\nlive:\n%s\narchive:\n%s", k, got[k], csv)
+		}
+		onDrive, err := os.ReadFile(filepath.Join(exported, FileName(k, "-adjacency.csv")))
+		if err != nil || string(onDrive) != csv {
+			t.Errorf("%v exported %q (%v)", k, onDrive, err)
+		}
+		// Students' data on the archive drive: as the archive's files.
+		if st, err := os.Stat(filepath.Join(exported, FileName(k, "-adjacency.csv"))); err != nil || st.Mode() != archive.FileMode {
+			t.Errorf("%v exported with mode %v (%v), want %v", k, st.Mode(), err, fs.FileMode(archive.FileMode))
+		}
+	}
+	as := fromArchive.Stats
+	if liveStats.Commands != as.Commands || liveStats.Messages != as.Messages || liveStats.ForeignCommands != as.ForeignCommands ||
+		liveStats.GraphsLostByRef != as.GraphsLostByRef || liveStats.Feedback != as.Feedback || liveStats.GluedFrames != as.GluedFrames {
+		t.Errorf("stats differ:\nlive    %+v\narchive %+v", liveStats, as)
+	}
+	fromJSONL := NewBuilder()
+	for _, r := range recs {
+		fromJSONL.AddFrame(r.Data, r.Received.UnixMicro())
+	}
+	for k, csv := range csvOf(t, fromJSONL.Matrices()) {
+		if got[k] != csv {
+			t.Errorf("%v differs from the frames'", k)
+		}
+	}
+	// Enjoyment is kept too.
+	for _, g := range live {
+		for _, w := range fromArchive.Matrices() {
+			if w.Key == g.Key && Enjoyment(w.Feedback) != Enjoyment(g.Feedback) {
+				t.Errorf("%v enjoyment %d, want %d", g.Key, Enjoyment(g.Feedback), Enjoyment(w.Feedback))
+			}
+		}
+	}
+}
+
+// storeAndArchive feeds recs to a live store while they commit, with
+// catch-ups, compactions and restarts between chunks, and returns the
+// store's graphs and stats and a Builder that read the same records from
+// the archive and the buffer. check runs on the store before it closes.
+func storeAndArchive(t *testing.T, recs []frame.Record, check func(*Store, []Graph, Stats)) ([]Graph, Stats, *Builder) {
+	t.Helper()
 	dir := t.TempDir()
 	bufPath, root := filepath.Join(dir, "buffer.db"), filepath.Join(dir, "archive")
 	if err := os.Mkdir(root, 0o755); err != nil {
@@ -95,19 +160,8 @@ func TestStoreMatchesArchiveAndJSONL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exported := filepath.Join(dir, "exported")
-	if n, err := store.Export(exported); err != nil || n != len(live) {
-		t.Fatalf("export wrote %d of %d (%v)", n, len(live), err)
-	}
-	if st, err := os.Stat(exported); err != nil || st.Mode() != archive.DirMode|fs.ModeDir {
-		t.Errorf("export folder mode %v (%v), want %v", st.Mode(), err, archive.DirMode|fs.ModeDir)
-	}
-	if n, err := store.Export(exported); err != nil || n != 0 {
-		t.Errorf("a second export wrote %d (%v), want nothing changed", n, err)
-	}
-	counts, err := store.Counts()
-	if err != nil || counts.Graphs != len(live) || counts.Commands != liveStats.Commands || counts.Due != 0 {
-		t.Errorf("counts %+v (%v), want %d graphs, %d commands", counts, err, len(live), liveStats.Commands)
+	if check != nil {
+		check(store, live, liveStats)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -121,46 +175,7 @@ func TestStoreMatchesArchiveAndJSONL(t *testing.T) {
 	if err := fromArchive.ReadBuffer(bufPath, Window{}, held); err != nil {
 		t.Fatal(err)
 	}
-	want := csvOf(t, fromArchive.Matrices())
-	got := csvOf(t, live)
-	if len(got) != len(want) || len(want) < 4 {
-		t.Fatalf("%d live graphs, %d from the archive", len(got), len(want))
-	}
-	for k, csv := range want {
-		if got[k] != csv {
-			t.Errorf("%v differs:\nlive:\n%s\narchive:\n%s", k, got[k], csv)
-		}
-		onDrive, err := os.ReadFile(filepath.Join(exported, FileName(k, "-adjacency.csv")))
-		if err != nil || string(onDrive) != csv {
-			t.Errorf("%v exported %q (%v)", k, onDrive, err)
-		}
-		// Students' data on the archive drive: as the archive's files.
-		if st, err := os.Stat(filepath.Join(exported, FileName(k, "-adjacency.csv"))); err != nil || st.Mode() != archive.FileMode {
-			t.Errorf("%v exported with mode %v (%v), want %v", k, st.Mode(), err, fs.FileMode(archive.FileMode))
-		}
-	}
-	as := fromArchive.Stats
-	if liveStats.Commands != as.Commands || liveStats.Messages != as.Messages || liveStats.ForeignCommands != as.ForeignCommands ||
-		liveStats.GraphsLostByRef != as.GraphsLostByRef || liveStats.Feedback != as.Feedback || liveStats.GluedFrames != as.GluedFrames {
-		t.Errorf("stats differ:\nlive    %+v\narchive %+v", liveStats, as)
-	}
-	fromJSONL := NewBuilder()
-	for _, r := range recs {
-		fromJSONL.AddFrame(r.Data, r.Received.UnixMicro())
-	}
-	for k, csv := range csvOf(t, fromJSONL.Matrices()) {
-		if got[k] != csv {
-			t.Errorf("%v differs from the frames'", k)
-		}
-	}
-	// Enjoyment is kept too.
-	for _, g := range live {
-		for _, w := range fromArchive.Matrices() {
-			if w.Key == g.Key && Enjoyment(w.Feedback) != Enjoyment(g.Feedback) {
-				t.Errorf("%v enjoyment %d, want %d", g.Key, Enjoyment(g.Feedback), Enjoyment(w.Feedback))
-			}
-		}
-	}
+	return live, liveStats, fromArchive
 }
 
 // A damaged store is dropped and counted again from the buffer's records.
