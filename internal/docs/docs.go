@@ -117,13 +117,14 @@ var (
 	// [text](target) or [text](target "title"); images too.
 	linkRE = regexp.MustCompile(`\[[^\]]*\]\(<?([^)\s>]+)>?(?:\s+"[^"]*")?\)`)
 	// [label]: target, a reference definition.
-	refRE = regexp.MustCompile(`^ {0,3}\[[^\]]+\]:\s+<?(\S+?)>?(?:\s.*)?$`)
+	refRE = regexp.MustCompile(`(?m)^ {0,3}\[[^\]]+\]:[ \t]+<?(\S+?)>?(?:[ \t].*)?$`)
 	// an inline link inside a heading counts by its text only.
 	headLinkRE = regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`)
 )
 
 // parse reads a Markdown file's heading anchors and its links outside
-// code blocks and code spans.
+// code blocks and code spans. Links are looked for per paragraph, since
+// a link's text (or a code span) may run over a line break.
 func parse(path string) (parsed, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -131,6 +132,19 @@ func parse(path string) (parsed, error) {
 	}
 	p := parsed{anchors: map[string]bool{}}
 	seen := map[string]int{}
+	var para []string
+	start := 0 // line of para[0]
+	flush := func() {
+		text := stripCode(strings.Join(para, "\n"))
+		lineAt := func(i int) int { return start + strings.Count(text[:i], "\n") }
+		for _, m := range linkRE.FindAllStringSubmatchIndex(text, -1) {
+			p.links = append(p.links, Link{File: path, Line: lineAt(m[0]), Target: text[m[2]:m[3]]})
+		}
+		for _, m := range refRE.FindAllStringSubmatchIndex(text, -1) {
+			p.links = append(p.links, Link{File: path, Line: lineAt(m[0]), Target: text[m[2]:m[3]]})
+		}
+		para = para[:0]
+	}
 	fence := ""
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
@@ -144,10 +158,12 @@ func parse(path string) (parsed, error) {
 			continue
 		}
 		if strings.HasPrefix(trimmed, "```") || strings.HasPrefix(trimmed, "~~~") {
+			flush()
 			fence = trimmed[:3]
 			continue
 		}
 		if m := headingRE.FindStringSubmatch(line); m != nil {
+			flush()
 			a := Anchor(headLinkRE.ReplaceAllString(m[1], "$1"))
 			// GitHub numbers repeated headings: x, x-1, x-2, ...
 			if k := seen[a]; k > 0 {
@@ -157,15 +173,21 @@ func parse(path string) (parsed, error) {
 				seen[a] = 1
 			}
 			p.anchors[a] = true
+			start = n
+			para = append(para, line)
+			flush()
+			continue
 		}
-		text := stripCode(line)
-		for _, m := range linkRE.FindAllStringSubmatch(text, -1) {
-			p.links = append(p.links, Link{File: path, Line: n, Target: m[1]})
+		if strings.TrimSpace(line) == "" {
+			flush()
+			continue
 		}
-		if m := refRE.FindStringSubmatch(text); m != nil {
-			p.links = append(p.links, Link{File: path, Line: n, Target: m[1]})
+		if len(para) == 0 {
+			start = n
 		}
+		para = append(para, line)
 	}
+	flush()
 	if err := sc.Err(); err != nil {
 		return parsed{}, fmt.Errorf("docs: %s: %w", path, err)
 	}
@@ -187,8 +209,9 @@ func Anchor(heading string) string {
 	return b.String()
 }
 
-// stripCode removes the code spans of a line: a run of backticks up to the
-// next run of as many. An unclosed run stays as text, as in Markdown.
+// stripCode removes the code spans of a paragraph: a run of backticks up
+// to the next run of as many. An unclosed run stays as text, as in
+// Markdown.
 func stripCode(line string) string {
 	var b strings.Builder
 	for i := 0; i < len(line); {
@@ -207,6 +230,8 @@ func stripCode(line string) string {
 			i += n
 			continue
 		}
+		// Keep the span's line breaks, so line numbers still count.
+		b.WriteString(strings.Repeat("\n", strings.Count(line[i:i+n+end+n], "\n")))
 		i += n + end + n
 	}
 	return b.String()

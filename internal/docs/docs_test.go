@@ -97,8 +97,9 @@ func TestAnchor(t *testing.T) {
 }
 
 // Check reports a missing file, a missing anchor (in this file and in
-// another), an anchor into a folder, and nothing for good links, links in
-// code, absolute URLs or GitHub's numbered repeats of a heading.
+// another), an anchor into a folder, a broken link over two lines, and
+// nothing for good links, links in code (blocks, or spans over two lines),
+// absolute URLs or GitHub's numbered repeats of a heading.
 func TestCheckFindsBrokenLinks(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) string {
@@ -128,6 +129,9 @@ func TestCheckFindsBrokenLinks(t *testing.T) {
 		"[no third](docs/b.md#notes-2)",
 		"[folder anchor](src#x)",
 		"[ref]: docs/missing.md",
+		"",
+		"[a link over", "two lines](docs/b.md#notes) and a `code span over", "[two lines](nowhere.md)` too,",
+		"[a broken link", "over two lines](docs/d.md)",
 	}, "\n")+"\n")
 	problems, checked, err := Check([]string{a})
 	if err != nil {
@@ -137,14 +141,14 @@ func TestCheckFindsBrokenLinks(t *testing.T) {
 	for _, p := range problems {
 		got = append(got, p.Target)
 	}
-	want := []string{"docs/c.md", "docs/b.md#setup", "#there", "docs/b.md#notes-2", "src#x", "docs/missing.md"}
+	want := []string{"docs/c.md", "docs/b.md#setup", "#there", "docs/b.md#notes-2", "src#x", "docs/missing.md", "docs/d.md"}
 	if !slices.Equal(got, want) {
 		t.Errorf("problems %q, want %q", got, want)
 	}
-	if checked != 13 {
-		t.Errorf("checked %d relative links, want 13", checked)
+	if checked != 15 {
+		t.Errorf("checked %d relative links, want 15", checked)
 	}
-	if problems[0].Line != 9 {
-		t.Errorf("docs/c.md reported at line %d, want 9", problems[0].Line)
+	if len(problems) == len(want) && (problems[0].Line != 9 || problems[6].Line != 19) {
+		t.Errorf("reported at lines %d and %d, want 9 and 19", problems[0].Line, problems[6].Line)
 	}
 }
