@@ -83,7 +83,7 @@ demo:
 	dist/lablog demo $(DEMO_FLAGS)
 
 # The benchmark harness: the real binary on loopback websockets, one table
-# (README, "Performance"). BENCH_FLAGS e.g. --runs 5 --only ingest,baseline.
+# (docs/performance.md). BENCH_FLAGS e.g. --runs 5 --only ingest,baseline.
 bench: build
 	dist/lablog bench $(BENCH_FLAGS)
 
@@ -93,7 +93,7 @@ bench-arm64: build-arm64
 	qemu-aarch64-static dist/lablog-linux-arm64 bench --quick --exec qemu-aarch64-static \
 		--binary dist/lablog-linux-arm64 $(BENCH_FLAGS)
 
-# Learning analytics at scale (README, "Learning analytics"): matrices of
+# Learning analytics at scale (docs/performance.md, "Learning analytics at scale"): matrices of
 # 1,000 users x 2,000 commands from an archive, then the binary's time and
 # peak RSS over the same archive.
 bench-analytics: build
@@ -120,8 +120,8 @@ fuzz:
 image-test: build build-arm64 deb
 	image/test/run.sh
 
-# The SD card image, with pi-gen (image/build-image.sh; see README,
-# "Appliance"). Its relay host: RELAY_HOST_BIN (a prebuilt arm64 practable
+# The SD card image, with pi-gen (image/build-image.sh; see docs/appliance.md,
+# "Build the image"). Its relay host: RELAY_HOST_BIN (a prebuilt arm64 practable
 # relay), RELAY_SRC (a checkout) or RELAY_TARBALL (a source tarball; default
 # ../shared/relay/relay-src-*.tar.gz), built for arm64 by image/relay-arm64.sh;
 # PIGEN_DIR may point at a local pi-gen checkout; SITE at a lablog/ config

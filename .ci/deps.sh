@@ -21,7 +21,7 @@ checks=(
 	"mkfs.vfat dosfstools" "mcopy mtools" "debugfs e2fsprogs" "sfdisk fdisk"
 	"ssh openssh-client" "rsync rsync" "shellcheck shellcheck" "nft nftables" "visudo sudo"
 	# pi-gen's own build.sh in the image test and the Docker route's test: the
-	# tools of its depends file (README, "Appliance", the native lists).
+	# tools of its depends file (docs/appliance.md, "Build the image", the native lists).
 	"quilt quilt" "parted parted" "qemu-arm qemu-user" "zerofree zerofree" "zip zip"
 	"capsh libcap2-bin" "bsdtar libarchive-tools" "curl curl" "xxd xxd" "file file"
 	"lsmod kmod" "bc bc" "gpg gpg" "pigz pigz" "arch-test arch-test" "xz xz-utils"

@@ -26,7 +26,7 @@ func cmdAnalytics(args []string, stdout, stderr io.Writer) error {
 			"  --logs     the old Python client's folder ({user}-{hardware}-{exp}-{course}.json\n"+
 			"             and {user}-{exp}-{course}-adjacency.csv, added in)\n"+
 			"--since/--until (RFC 3339 or YYYY-MM-DD, UTC) keep what was received in [since, until)\n"+
-			"(for --jsonl and --logs: what was sent, by t). README, \"Learning analytics\".")
+			"(for --jsonl and --logs: what was sent, by t). docs/analytics.md, \"Learning analytics\".")
 	archiveDir := fs.String("archive", "", "archive `folder` (Parquet files written by lablog)")
 	bufferFile := fs.String("buffer", "", "buffer `file` to read with --archive (the daemon must be stopped)")
 	jsonlFile := fs.String("jsonl", "", "JSON-lines `file` of frames")

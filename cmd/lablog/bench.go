@@ -14,7 +14,7 @@ import (
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", "[flags]",
-		"Measure a lablog binary on loopback websockets and /addLog calls (ingest, baselines,\nmemory, compaction) and print one table (README, \"Performance\").")
+		"Measure a lablog binary on loopback websockets and /addLog calls (ingest, baselines,\nmemory, compaction) and print one table (docs/performance.md).")
 	var o bench.Options
 	fs.StringVar(&o.Binary, "binary", "", "lablog `binary` to measure (default: this one)")
 	fs.StringVar(&o.Exec, "exec", "", "run the measured binary under this `command` (e.g. qemu-aarch64-static)")

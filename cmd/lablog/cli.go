@@ -13,7 +13,7 @@ var errUsage = errors.New("usage")
 // errHelp means help was asked for and printed, to stdout: run returns nil.
 var errHelp = errors.New("help")
 
-// Exit statuses of lablog (README, "Exit status"): 0 done, 1 failed,
+// Exit statuses of lablog (README, "Running it"): 0 done, 1 failed,
 // 2 usage, 3 done with problems: the command finished, but something a
 // person must look at happened (records set aside, a buffer quarantined,
 // nothing published although there was work).

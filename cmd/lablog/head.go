@@ -15,7 +15,7 @@ import (
 // needs no Parquet tool on the machine.
 func cmdHead(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("head", "[-n 5] FILE|DIR",
-		"Print the first rows of a Parquet file written by lablog (of the first file under DIR,\nby name), a few columns each, long values cut. For analysis, read the files with\nDuckDB, pandas or polars (README, \"Reading the archive\").")
+		"Print the first rows of a Parquet file written by lablog (of the first file under DIR,\nby name), a few columns each, long values cut. For analysis, read the files with\nDuckDB, pandas or polars (docs/analytics.md, \"Reading the archive\").")
 	n := fs.Int("n", 5, "number of rows")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err

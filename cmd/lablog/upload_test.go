@@ -534,12 +534,12 @@ func TestMergeADayOfTheFleet(t *testing.T) {
 		t.Errorf("%v rows out of order", bad[0]["n"])
 	}
 
-	// The README's fleet queries, word for word, over the merged bucket:
+	// docs/upload.md's fleet queries, word for word, over the merged bucket:
 	// the hourly ones count each row once, hours 10-12 and 14-23 are gaps
 	// (13 a stream), the merged one counts the day.
-	queries := readmeFleetQueries(t, "s3://lab-archive/", down+"/")
+	queries := docFleetQueries(t, "s3://lab-archive/", down+"/")
 	if len(queries) != 3 {
-		t.Fatalf("README's fleet queries: %d, want 3", len(queries))
+		t.Fatalf("docs/upload.md's fleet queries: %d, want 3", len(queries))
 	}
 	hourly := map[string]int{}
 	for _, r := range duckdbtest.Query(t, queries[0]) {
@@ -550,33 +550,33 @@ func TestMergeADayOfTheFleet(t *testing.T) {
 		hourly[fmt.Sprint(r["site"], "/", r["stream"])] += int(n)
 	}
 	if fmt.Sprint(hourly) != fmt.Sprint(wantHourly) {
-		t.Errorf("the README's hourly query: %v, want %v", hourly, wantHourly)
+		t.Errorf("docs/upload.md's hourly query: %v, want %v", hourly, wantHourly)
 	}
 	if gaps := duckdbtest.Query(t, queries[1]); len(gaps) != 4*13 {
-		t.Errorf("the README's gap query found %d missing hours, want %d:\n%v", len(gaps), 4*13, gaps)
+		t.Errorf("docs/upload.md's gap query found %d missing hours, want %d:\n%v", len(gaps), 4*13, gaps)
 	}
 	merged := map[string]string{}
 	for _, r := range duckdbtest.Query(t, queries[2]) {
 		merged[fmt.Sprint(r["site"], "/", r["stream"])] = fmt.Sprint(r["rows"])
 	}
 	if fmt.Sprint(merged) != fmt.Sprint(wantS) {
-		t.Errorf("the README's merged query: %v, want %v", merged, wantS)
+		t.Errorf("docs/upload.md's merged query: %v, want %v", merged, wantS)
 	}
 }
 
-// readmeFleetQueries returns the statements of the README's "Querying the
-// fleet" SQL block but CREATE SECRET, with from replaced by to.
-func readmeFleetQueries(t *testing.T, from, to string) []string {
+// docFleetQueries returns the statements of docs/upload.md's "Querying
+// the fleet" SQL block but CREATE SECRET, with from replaced by to.
+func docFleetQueries(t *testing.T, from, to string) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "upload.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, _ := strings.Cut(string(data), "### Querying the fleet")
+	_, section, _ := strings.Cut(string(data), "## Querying the fleet")
 	_, block, _ := strings.Cut(section, "```sql\n")
 	block, _, ok := strings.Cut(block, "```")
 	if !ok {
-		t.Fatal("README has no SQL block under \"Querying the fleet\"")
+		t.Fatal("docs/upload.md has no SQL block under \"Querying the fleet\"")
 	}
 	var out []string
 	for _, stmt := range strings.Split(block, ";") {

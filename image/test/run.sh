@@ -17,7 +17,7 @@
 #    (internal/imagetest, TestImage).
 #
 # Needs root (debootstrap, chroot, loop devices, binfmt_misc) and pi-gen's
-# build-host packages (README, "Appliance").
+# build-host packages (docs/appliance.md, "Build the image").
 #
 # The guest runs the image's real relay host (the practable relay, arm64):
 # RELAY_HOST_BIN, RELAY_SRC or RELAY_TARBALL (default the tarball in

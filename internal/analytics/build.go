@@ -29,7 +29,7 @@ func FromFrame(m frame.Message, arrival int64) Message {
 }
 
 // Stats counts what went into the matrices and every place where lablog
-// and the reference part ways (README, "Learning analytics").
+// and the reference part ways (docs/analytics.md, "Learning analytics").
 type Stats struct {
 	Frames            int64 `json:"frames"`              // frames read (lines, archive frames)
 	Messages          int64 `json:"messages"`            // JSON messages in them

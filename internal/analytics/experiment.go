@@ -5,8 +5,8 @@
 // of it. The matrices are written in the reference's CSV format, byte for
 // byte, so a server that lost its data can be restored from lablog's
 // archive. Where the reference fails or depends on file order, this package
-// does the sensible thing and counts it in Stats (README, "Learning
-// analytics", lists each difference).
+// does the sensible thing and counts it in Stats (docs/analytics.md,
+// "Learning analytics", lists each difference).
 package analytics
 
 import "math"

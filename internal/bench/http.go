@@ -92,7 +92,7 @@ func (r *runner) http(ctx context.Context) error {
 		r.rep.add("lablog vs http baseline", "more statements/s acknowledged, "+name, "x", "",
 			ratio(med(lab, "acknowledged"), med(base, "acknowledged"))).Derived = true
 	}
-	r.rep.note("http: the load generator runs in the bench process on the same cores; \"bench CPU\" is its share (with the baseline server in the baseline rows). Pin it apart with taskset (README, Performance).")
+	r.rep.note("http: the load generator runs in the bench process on the same cores; \"bench CPU\" is its share (with the baseline server in the baseline rows). Pin it apart with taskset (docs/performance.md).")
 	return nil
 }
 

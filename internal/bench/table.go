@@ -56,7 +56,7 @@ func (r *Report) note(format string, args ...any) {
 	}
 }
 
-// Write prints the report as a Markdown table, ready for the README.
+// Write prints the report as a Markdown table, ready for docs/performance.md.
 func (r *Report) Write(w io.Writer) error {
 	var b strings.Builder
 	for _, h := range r.Header {

@@ -12,11 +12,11 @@ import (
 	"testing"
 )
 
-// readmeHostPackages reads README's build-host package lists: "- Debian N,
+// docHostPackages reads docs/appliance.md's build-host package lists: "- Debian N,
 // ROUTE: `apt-get install --no-install-recommends P...`[, then `CMD`]".
-func readmeHostPackages(t *testing.T) map[string][]string {
+func docHostPackages(t *testing.T) map[string][]string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "appliance.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func readmeHostPackages(t *testing.T) map[string][]string {
 	}
 	for _, key := range []string{"debian12-native", "debian13-native", "debian12-Docker", "debian13-Docker"} {
 		if len(lists[key]) == 0 {
-			t.Fatalf("README has no build-host package list %s", key)
+			t.Fatalf("docs/appliance.md has no build-host package list %s", key)
 		}
 	}
 	return lists
@@ -52,7 +52,7 @@ func debianRelease(t *testing.T) string {
 		}
 	}
 	if id != "debian" || (version != "12" && version != "13") {
-		t.Skipf("the README's lists are for Debian 12 and 13; this is %s %s", id, version)
+		t.Skipf("the lists of docs/appliance.md are for Debian 12 and 13; this is %s %s", id, version)
 	}
 	return version
 }
@@ -90,14 +90,14 @@ func sandboxPath(t *testing.T, pkgs []string) string {
 	return dir
 }
 
-// The README's build-host packages for this Debian release pass pi-gen's own
+// The build-host packages of docs/appliance.md for this Debian release pass pi-gen's own
 // dependencies_check (with nothing else on PATH but the essential packages)
 // and arch-test runs arm64 programs; without the package that provides
 // qemu-arm the check fails, as issue 16 found with qemu-user-static alone.
 // The Docker route's list gives a static qemu-aarch64 (build-docker.sh
-// registers it with binfmt_misc), on Debian 12 only after the README's link.
+// registers it with binfmt_misc), on Debian 12 only after docs/appliance.md's link.
 func TestBuildHostPackages(t *testing.T) {
-	lists := readmeHostPackages(t)
+	lists := docHostPackages(t)
 	release := debianRelease(t)
 	native := lists["debian"+release+"-native"]
 	docker := slices.DeleteFunc(slices.Clone(lists["debian"+release+"-Docker"]), func(p string) bool { return p == "docker.io" })
@@ -109,9 +109,9 @@ func TestBuildHostPackages(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("README's build-host packages not installed: %v (make deps)", missing)
+			t.Fatalf("the build-host packages of docs/appliance.md not installed: %v (make deps)", missing)
 		}
-		t.Skipf("README's build-host packages not installed: %v", missing)
+		t.Skipf("the build-host packages of docs/appliance.md not installed: %v", missing)
 	}
 	needArm64Binfmt(t)
 	pigen := piGenTree(t)
@@ -137,7 +137,7 @@ func TestBuildHostPackages(t *testing.T) {
 		if _, err := os.Lstat(qemu); err == nil {
 			t.Errorf("Debian 12's Docker packages give a qemu-aarch64 already (%s)", qemu)
 		}
-		_ = os.Symlink("/usr/bin/qemu-aarch64-static", qemu) // the README's ln -s
+		_ = os.Symlink("/usr/bin/qemu-aarch64-static", qemu) // docs/appliance.md's ln -s
 	}
 	if out, err := exec.Command("file", "-L", qemu).CombinedOutput(); err != nil || !strings.Contains(string(out), "statically linked") && !strings.Contains(string(out), "static-pie linked") {
 		t.Errorf("Debian %s, Docker: qemu-aarch64 is not a static emulator: %v %s", release, err, out)

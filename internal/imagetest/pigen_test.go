@@ -86,7 +86,7 @@ func TestDockerRoute(t *testing.T) {
 	host, arm64 := distBinary(t, "lablog"), distBinary(t, "lablog-linux-arm64")
 	pigen := piGenTree(t)
 	for _, tool := range piGenDepends(t, pigen) {
-		need(t, tool, "pi-gen's build-host packages (README, Appliance)")
+		need(t, tool, "pi-gen's build-host packages (docs/appliance.md)")
 	}
 	static := need(t, "qemu-aarch64-static", "qemu-user-static")
 

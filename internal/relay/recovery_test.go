@@ -134,7 +134,7 @@ func TestStableStreamsRecoverQuicklyAfterOutage(t *testing.T) {
 
 // TestRecoveryFigures measures recovery with the default backoff settings,
 // with and without the fast window, for an outage of
-// LABLOG_RECOVERY_OUTAGE (e.g. 10s): a figure for the README, not a check.
+// LABLOG_RECOVERY_OUTAGE (e.g. 10s): a figure for docs/relay.md, not a check.
 //
 //	LABLOG_RECOVERY_OUTAGE=10s go test ./internal/relay -run TestRecoveryFigures -v
 func TestRecoveryFigures(t *testing.T) {

@@ -5,6 +5,6 @@
 // every interface, so the tests re-execute themselves in a network
 // namespace of their own in which only lo exists (root and unshare are
 // needed). Without RELAY_BIN the tests skip, except under CI=true, where
-// they fail. The README ("Testing against the real relay") says how to run
-// them.
+// they fail. docs/relay.md ("Testing against the real relay") says how to
+// run them.
 package relayconf

@@ -91,7 +91,7 @@ func TestTokenExpiryAndRenewal(t *testing.T) {
 		t.Errorf("token: spin71 did not record again within 40 s of its token file's renewal")
 	} else {
 		t.Logf("token: spin71 records again %.2f s after its token file was renewed", at.Sub(renewed71).Seconds())
-		// README: a stopped stream reads its token file again at least every 10 s.
+		// docs/relay.md: a stopped stream reads its token file again at least every 10 s.
 		if d := at.Sub(renewed71); d > 15*time.Second {
 			t.Errorf("token: spin71 took %v after renewal to record again, want within 10 s (plus a dial)", d)
 		}

@@ -114,7 +114,7 @@ func TestAPIStatusFieldByField(t *testing.T) {
 	}
 	// Frames counted before the first sample are dated at it (t0), which is
 	// out of the last minute by now.
-	// The field names are an API: exactly these, documented in the README.
+	// The field names are an API: exactly these, documented in docs/status.md.
 	keys := func(v any) []string {
 		var ks []string
 		for k := range v.(map[string]any) {

@@ -176,7 +176,7 @@ func TestBuildChecks(t *testing.T) {
 }
 
 // lintian finds no error in either package (the warnings are explained in
-// README, "Install on an existing Raspberry Pi OS or Debian/Ubuntu server"):
+// docs/appliance.md, "Install on an existing Raspberry Pi OS or Debian/Ubuntu server"):
 // those of make deb in LABLOG_DEB_DIR (make deb-test), else packages built
 // here.
 func TestLintian(t *testing.T) {
