@@ -39,5 +39,8 @@ func (p recorderPipeline) Upload() (upload.Stats, bool) {
 	return upload.Stats{}, false
 }
 func (p recorderPipeline) AnalyticsCounts() (analytics.Counts, error) {
+	if p.r.Analytics() == nil {
+		return analytics.Counts{}, analytics.ErrOff
+	}
 	return p.r.Analytics().Counts()
 }

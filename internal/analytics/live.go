@@ -77,6 +77,9 @@ var (
 	keyFormat    = []byte("format") // what the state holds: formatNow
 )
 
+// ErrOff says there is no live store: analytics.live is off.
+var ErrOff = errors.New("the live analytics store is off (analytics.live: false)")
+
 // formatNow is the state's format: 2 added statements, usage counts and
 // session starts. A state of another format is dropped at open and
 // counted again, as a damaged one is.

@@ -24,7 +24,7 @@ import (
 )
 
 // Scenarios, in the order they run; Options.Only picks some.
-var Scenarios = []string{"ingest", "baseline", "http", "idle", "slowdisk", "compaction", "scaling"}
+var Scenarios = []string{"ingest", "baseline", "http", "dashboards", "idle", "slowdisk", "compaction", "scaling"}
 
 // Options configure Run. Zero fields take the defaults stated.
 type Options struct {
@@ -159,7 +159,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"ingest", r.ingest}, {"baseline", r.baseline}, {"http", r.http}, {"idle", r.idle},
+		{"ingest", r.ingest}, {"baseline", r.baseline}, {"http", r.http}, {"dashboards", r.dashboards}, {"idle", r.idle},
 		{"slowdisk", r.slowDisk}, {"compaction", r.compaction}, {"scaling", r.scaling},
 	}
 	for _, s := range steps {

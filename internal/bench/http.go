@@ -53,19 +53,22 @@ func (r *runner) http(ctx context.Context) error {
 		name       string
 		rate       float64
 		bufferKeys string            // the child's, besides its path
+		liveOff    bool              // without the live analytics store
 		targets    map[string]string // lablog's, from the issue
 		baseline   bool              // measure the baseline on it too
 	}{
-		{flatName, 0, "", map[string]string{"acknowledged": ">= 20000", "refused": "0"}, true},
-		{steadyName, httpSteadyRate, "", map[string]string{"latency p99": "< 20 ms", "refused": "0"}, true},
+		{flatName, 0, "", false, map[string]string{"acknowledged": ">= 20000", "refused": "0"}, true},
+		{steadyName, httpSteadyRate, "", false, map[string]string{"latency p99": "< 20 ms", "refused": "0"}, true},
 		// What the default commit_interval costs a client that waits for its commit.
-		{flatName + ", commit_interval 0s", 0, "commit_interval: 0s", nil, false},
-		{steadyName + ", commit_interval 0s", httpSteadyRate, "commit_interval: 0s", nil, false},
+		{flatName + ", commit_interval 0s", 0, "commit_interval: 0s", false, nil, false},
+		{steadyName + ", commit_interval 0s", httpSteadyRate, "commit_interval: 0s", false, nil, false},
+		// What the live store (students' matrices, the dashboards' state) costs ingest.
+		{steadyName + ", analytics.live off", httpSteadyRate, "", true, nil, false},
 	}
 	for _, l := range loads {
 		// lablog and the baseline take turns, run after run, on the same calls.
 		for range r.o.Runs {
-			m, err := r.measureHTTPLablog(ctx, calls, l.rate, l.bufferKeys)
+			m, err := r.measureHTTPLablog(ctx, calls, l.rate, l.bufferKeys, l.liveOff)
 			if err != nil {
 				return err
 			}
@@ -92,13 +95,18 @@ func (r *runner) http(ctx context.Context) error {
 		r.rep.add("lablog vs http baseline", "more statements/s acknowledged, "+name, "x", "",
 			ratio(med(lab, "acknowledged"), med(base, "acknowledged"))).Derived = true
 	}
+	on, off := "http ingest "+steadyName, "http ingest "+steadyName+", analytics.live off"
+	for _, fig := range []string{"server CPU", "fsyncs per statement", "latency p99"} {
+		r.rep.add("live store on vs off", fig+", "+steadyName, "x", "",
+			ratio(med(on, fig), med(off, fig))).Derived = true
+	}
 	r.rep.note("http: the load generator runs in the bench process on the same cores; \"bench CPU\" is its share (with the baseline server in the baseline rows). Pin it apart with taskset (docs/performance.md).")
 	return nil
 }
 
 // measureHTTPLablog starts a child with only an addlog listener, drives it
 // and reads its fsyncs; every acknowledged statement must be committed.
-func (r *runner) measureHTTPLablog(ctx context.Context, calls []statementCall, rate float64, bufferKeys string) (httpMeasure, error) {
+func (r *runner) measureHTTPLablog(ctx context.Context, calls []statementCall, rate float64, bufferKeys string, liveOff bool) (httpMeasure, error) {
 	var m httpMeasure
 	dir, err := r.runDir("http")
 	if err != nil {
@@ -114,6 +122,10 @@ func (r *runner) measureHTTPLablog(ctx context.Context, calls []statementCall, r
 		return m, err
 	}
 	sections := fmt.Sprintf("addlog: {listen: %q, credentials_file: %q, allowed_origins: [\"*\"]}\nstreams: []\n", listen, creds)
+	if liveOff {
+		sections = fmt.Sprintf("addlog: {listen: %q, credentials_file: %q, allowed_origins: [\"*\"], dashboards: {serve: false}}\n"+
+			"analytics: {live: false}\nstreams: []\n", listen, creds)
+	}
 	c, err := launchChild(ctx, r.o, dir, bufferKeys, sections)
 	if err != nil {
 		return m, err

@@ -160,6 +160,9 @@ func (c Config) validateAddLog(add func(field, format string, args ...any)) {
 	if a.MaxBody < 1*KiB || a.MaxBody > 16*MiB {
 		add("addlog.max_body", "must be between 1KiB and 16MiB, got %v", a.MaxBody)
 	}
+	if a.Dashboards.Serve && !c.Analytics.Live {
+		add("addlog.dashboards.serve", "needs analytics.live: the dashboards are answered from the live store")
+	}
 	for i, o := range a.Dashboards.AllowedOrigins {
 		if err := checkOrigin(o); err != nil {
 			add(fmt.Sprintf("addlog.dashboards.allowed_origins[%d]", i), "%v", err)

@@ -109,6 +109,10 @@ type Compaction struct {
 
 // Analytics configures the live learning-analytics store of lablog run.
 type Analytics struct {
+	// Live keeps the live store: the students' matrices exported to the
+	// drive and the dashboards' API. Off, lablog records and archives
+	// only (the analytics can still be rebuilt with lablog analytics).
+	Live bool `yaml:"live"`
 	// Export is how often the students' matrices that changed are written
 	// to the archive drive (analytics/ in archive.path).
 	Export time.Duration `yaml:"export"`
@@ -294,7 +298,7 @@ func Default() Config {
 			Retry:    compactor.DefaultRetry,
 			Interval: compactor.DefaultInterval,
 		},
-		Analytics: Analytics{Export: analytics.DefaultExport, TaskGraphs: map[string]string{}},
+		Analytics: Analytics{Live: true, Export: analytics.DefaultExport, TaskGraphs: map[string]string{}},
 		Sources: Sources{
 			ReadLimit:     source.DefaultReadLimit,
 			PingInterval:  source.DefaultPingInterval,

@@ -68,7 +68,7 @@ func TestEveryKeyOverrides(t *testing.T) {
 buffer: {path: /b.db, max_size: 2MiB, queue: 7, commit_interval: 0s}
 archive: {path: /a, require: none, row_group_rows: 9}
 compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
-analytics: {export: 90s, comparison_dir: /cmp, courses_dir: /courses, task_graphs: {spinner-ed1-1-core: spinner-engdes1-1-core},
+analytics: {live: false, export: 90s, comparison_dir: /cmp, courses_dir: /courses, task_graphs: {spinner-ed1-1-core: spinner-engdes1-1-core},
   time_zone: Europe/London}
 sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s,
   tokens_dir: /t, token_warning: 48h, rules_interval: 2s}

@@ -184,15 +184,19 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if r.analytics, err = analytics.OpenStore(db, log); err != nil {
-		_ = db.Close()
-		return nil, err
+	if cfg.Analytics.Live {
+		if r.analytics, err = analytics.OpenStore(db, log); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
 	}
 	if cfg.Upload.Enabled() {
 		r.uploader = NewUploader(cfg, log, r.faults)
 	}
 	opts := CompactorOptions(cfg, log, r.faults)
-	opts.BeforeSettle = r.analytics.BeforeSettle
+	if r.analytics != nil {
+		opts.BeforeSettle = r.analytics.BeforeSettle
+	}
 	opts.OnResult = func(res compactor.Result) {
 		if f := r.onCompaction; f != nil {
 			f(res)
@@ -271,6 +275,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 	laDone := make(chan struct{})
 	go func() {
 		defer close(laDone)
+		if r.analytics == nil {
+			return
+		}
 		r.analytics.Run(laCtx, analytics.RunOptions{Export: r.cfg.Analytics.Export,
 			Committed: func() int64 { return r.writer.Stats().Committed }, Target: func() (*archive.Root, error) {
 				return archive.OpenRoot(r.cfg.Archive.Path, string(r.cfg.Archive.Require))

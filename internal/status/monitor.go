@@ -213,7 +213,7 @@ func (m *Monitor) checkArchive(now time.Time) {
 	if ac, ok := m.p.(AnalyticsCounter); ok {
 		if c, err := ac.AnalyticsCounts(); err == nil {
 			counts = &c
-		} else {
+		} else if !errors.Is(err, analytics.ErrOff) {
 			m.opts.Logger.Warn("status: cannot read the analytics store's counts", "err", err)
 		}
 	}
