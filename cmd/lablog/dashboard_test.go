@@ -276,3 +276,41 @@ func diffAnswers(a, b map[string]string) string {
 	slices.Sort(out)
 	return strings.Join(out[:min(len(out), 5)], "\n")
 }
+
+// With analytics.live off lablog records statements and keeps no live
+// store: no side file beside the buffer, no dashboards' API, and the
+// status answers without it.
+func TestLiveAnalyticsOff(t *testing.T) {
+	dir := t.TempDir()
+	section := strings.Replace(addLogSection(t, dir, `"`+alOrigin+`"`), "}", ", dashboards: {serve: false}}", 1) +
+		"\nanalytics: {live: false}"
+	d := runInProcessIn(t, dir, nil, "", section)
+	var base string
+	testkit.Eventually(t, 10*time.Second, "the addlog address in the log", func() bool {
+		if m := addLogURL.FindStringSubmatch(d.logs.String()); m != nil {
+			base = m[1]
+		}
+		return base != ""
+	})
+	if code := postStatement(t, base, "username=u&course=c&hardware=spinner", statementBodies[0]); code != http.StatusNoContent {
+		t.Fatalf("statement: %d", code)
+	}
+	resp, err := http.Get(base + "/studentGraph?username=u&course=c&hardware=spinner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/studentGraph with the live store off: %d, want 404", resp.StatusCode)
+	}
+	if st := d.status(t); st.AddLog == nil || st.AddLog.Total != 1 {
+		t.Errorf("status: %+v", st.AddLog)
+	}
+	d.stop(t)
+	if _, err := os.Stat(filepath.Join(dir, "buffer.db.analytics")); !os.IsNotExist(err) {
+		t.Errorf("a live store file beside the buffer: %v", err)
+	}
+	if strings.Contains(d.logs.String(), "analytics store") {
+		t.Errorf("the log mentions the analytics store:\n%s", d.logs.String())
+	}
+}
