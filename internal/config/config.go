@@ -36,6 +36,7 @@ type Config struct {
 	LED        LED        `yaml:"led"`
 	Upload     Upload     `yaml:"upload"`
 	AddLog     AddLog     `yaml:"addlog"`
+	Privacy    Privacy    `yaml:"privacy"`
 	// StreamSpecs are the entries of the streams list as written; Streams
 	// expands them. (The field cannot share the method's name.)
 	StreamSpecs []StreamSpec `yaml:"streams"`
@@ -246,6 +247,8 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 //	upload.min_backoff       1s
 //	upload.max_backoff       5m
 //	upload.timeout           10m
+//	privacy.pseudonymise     false
+//	privacy.key_file         pseudonym-key (next to the config file)
 //
 // There is no default stream: a file must list at least one.
 func Default() Config {
@@ -277,10 +280,11 @@ func Default() Config {
 			TokenWarning:  source.DefaultTokenWarning,
 			RulesInterval: relay.DefaultInterval,
 		},
-		Status: Status{Listen: ":80", Hosts: []string{}},
-		LED:    LED{Path: "/sys/class/leds/ACT"},
-		Upload: defaultUpload(),
-		AddLog: defaultAddLog(),
+		Status:  Status{Listen: ":80", Hosts: []string{}},
+		LED:     LED{Path: "/sys/class/leds/ACT"},
+		Upload:  defaultUpload(),
+		AddLog:  defaultAddLog(),
+		Privacy: defaultPrivacy(),
 	}
 }
 
@@ -329,7 +333,7 @@ func Load(path string) (Config, error) {
 	if c.Sources.TokensDir != "" {
 		c.Sources.TokensDir = resolve(dir, c.Sources.TokensDir)
 	}
-	for _, p := range []*string{&c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile, &c.AddLog.Forward.CredentialsFile} {
+	for _, p := range []*string{&c.Privacy.KeyFile, &c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile, &c.AddLog.Forward.CredentialsFile} {
 		if *p != "" {
 			*p = resolve(dir, *p)
 		}

@@ -79,6 +79,7 @@ upload: {endpoint: "https://s3.example.org", region: eu-west-2, bucket: lab-arch
 addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/lablog/addlog, allowed_origins: ["https://lab.example"],
   max_body: 8KiB, keep_client_address: true, trusted_proxies: [10.0.0.1], tls: {cert_file: /c.pem, key_file: /k.pem},
   forward: {url: "https://analytics.example/", credentials_file: /etc/lablog/fwd, min_backoff: 2s, max_backoff: 30s}}
+privacy: {pseudonymise: true, key_file: /etc/lablog/pk}
 `+oneStream)
 	want := Config{
 		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
@@ -97,6 +98,7 @@ addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/la
 			AllowedOrigins: []string{"https://lab.example"}, MaxBody: 8 * KiB, KeepClientAddress: true,
 			TrustedProxies: []string{"10.0.0.1"}, TLS: TLS{CertFile: "/c.pem", KeyFile: "/k.pem"},
 			Forward: Forward{URL: "https://analytics.example/", CredentialsFile: "/etc/lablog/fwd", MinBackoff: 2 * time.Second, MaxBackoff: 30 * time.Second}},
+		Privacy:     Privacy{Pseudonymise: true, KeyFile: "/etc/lablog/pk"},
 		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -183,7 +185,7 @@ func TestExampleReturnsCopy(t *testing.T) {
 func TestUnknownKeysKeepLine(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"bogus: 1\n" + oneStream,
-			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, addlog, streams, example)"},
+			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, addlog, privacy, streams, example)"},
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
 			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue, commit_interval)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",

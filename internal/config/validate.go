@@ -98,6 +98,7 @@ func (c Config) Validate() error {
 
 	c.validateUpload(add)
 	c.validateAddLog(add)
+	c.validatePrivacy(add)
 
 	if len(c.StreamSpecs) == 0 && !c.AddLog.Enabled() {
 		add("streams", "at least one stream is required (or an addlog listener)")
