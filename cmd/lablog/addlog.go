@@ -25,7 +25,7 @@ func newAddLog(cfg config.AddLog, rec *recorder.Recorder, log *slog.Logger) (*ad
 		MaxBody:           int64(cfg.MaxBody),
 		KeepClientAddress: cfg.KeepClientAddress,
 		TrustedProxies:    cfg.Proxies(),
-		Enqueue:           rec.Writer().Enqueue,
+		Enqueue:           rec.Enqueue,
 		ClockSynced:       source.ClockSynced,
 		Logger:            log,
 	}), nil

@@ -14,6 +14,7 @@ import (
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/privacy"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/upload"
@@ -142,4 +143,24 @@ func httpURL(ws string) string {
 		return "https://" + strings.TrimPrefix(ws, "wss://")
 	}
 	return ws
+}
+
+// OpenPseudonymiser loads (or, the first time, makes) the key of p when
+// pseudonymising is on; nil when it is off. The key is named in the log by
+// its id only, so a changed key is noticed.
+func OpenPseudonymiser(p config.Privacy, log *slog.Logger) (*privacy.Pseudonymiser, error) {
+	if !p.Pseudonymise {
+		return nil, nil
+	}
+	key, created, err := privacy.LoadKey(p.KeyFile, true)
+	if err != nil {
+		return nil, err
+	}
+	ps := privacy.New(key)
+	if created {
+		log.Warn("privacy: made a new pseudonymisation key: back it up, a new key gives every student a new pseudonym",
+			"key_file", p.KeyFile, "key_id", ps.KeyID())
+	}
+	log.Info("privacy: user ids are pseudonymised at ingest", "key_id", ps.KeyID())
+	return ps, nil
 }

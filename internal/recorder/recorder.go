@@ -20,6 +20,8 @@ import (
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/privacy"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/upload"
@@ -31,6 +33,10 @@ type Recorder struct {
 	log       *slog.Logger
 	db        *buffer.DB
 	writer    *buffer.Writer
+	// pseudonymiser replaces user ids at ingest; nil when
+	// privacy.pseudonymise is off. enqueue is the writer's Enqueue behind it.
+	pseudonymiser *privacy.Pseudonymiser
+	enqueue       func(frame.Record) bool
 	sources   []*source.Source
 	compactor *compactor.Compactor
 	faults    *fault.Store
@@ -75,7 +81,7 @@ type Runner interface {
 }
 
 // AddIngress registers in, a door records come in by besides the sources
-// (it hands them to Writer().Enqueue), before Run. Run starts it with the
+// (it hands them to Enqueue), before Run. Run starts it with the
 // sources and stops it with them, so it enqueues nothing once the writer
 // drains.
 func (r *Recorder) AddIngress(in Runner) error {
@@ -176,9 +182,14 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	}
 	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
 	r.writer.SetInterval(cfg.Buffer.CommitInterval)
+	if r.pseudonymiser, err = OpenPseudonymiser(cfg.Privacy, log); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	r.enqueue = r.pseudonymiser.Enqueue(r.writer.Enqueue)
 	shared := probes{}
 	for _, s := range cfg.Streams() {
-		r.sources = append(r.sources, source.New(sourceConfig(cfg, s, shared), r.writer, log))
+		r.sources = append(r.sources, source.New(sourceConfig(cfg, s, shared), r, log))
 	}
 	if r.provisioners, err = provisioners(cfg, log); err != nil {
 		_ = db.Close()
@@ -204,6 +215,16 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	r.compactor = compactor.New(db, opts)
 	return r, nil
 }
+
+// Enqueue is the door every record comes in by, the sources' and the
+// ingress's (Writer().Enqueue would skip the pseudonymiser): it hands rec,
+// its user ids pseudonymised when privacy.pseudonymise is on, to the
+// writer.
+func (r *Recorder) Enqueue(rec frame.Record) bool { return r.enqueue(rec) }
+
+// Pseudonymiser hashes user ids as ingest does; nil when pseudonymising
+// is off.
+func (r *Recorder) Pseudonymiser() *privacy.Pseudonymiser { return r.pseudonymiser }
 
 // Buffer is the open buffer.
 func (r *Recorder) Buffer() *buffer.DB { return r.db }
