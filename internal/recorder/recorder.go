@@ -29,18 +29,18 @@ import (
 
 // Recorder is an assembled pipeline.
 type Recorder struct {
-	cfg       config.Config
-	log       *slog.Logger
-	db        *buffer.DB
-	writer    *buffer.Writer
+	cfg    config.Config
+	log    *slog.Logger
+	db     *buffer.DB
+	writer *buffer.Writer
 	// pseudonymiser replaces user ids at ingest; nil when
 	// privacy.pseudonymise is off. enqueue is the writer's Enqueue behind it.
 	pseudonymiser *privacy.Pseudonymiser
 	enqueue       func(frame.Record) bool
-	sources   []*source.Source
-	compactor *compactor.Compactor
-	faults    *fault.Store
-	analytics *analytics.Store
+	sources       []*source.Source
+	compactor     *compactor.Compactor
+	faults        *fault.Store
+	analytics     *analytics.Store
 	// provisioners keep relay hosts' rules (see relay.go).
 	provisioners []*relay.Provisioner
 	// uploader ships published files to a bucket; nil when upload is off.
