@@ -95,3 +95,28 @@ func (l ledger) add(date, rel, sum string) error {
 	}
 	return f.Close()
 }
+
+// Uploaded returns a check of whether the published file rel (relative to
+// the archive root, slash-separated: stream=.../date=.../<name>) is in the
+// ledger of o's target, for whoever deletes files from the drive: a file
+// it does not confirm is not safely in the bucket and must stay. It reads
+// the date's ledger file at each call.
+func Uploaded(o Options) func(rel string) (bool, error) {
+	l := ledger{dir: filepath.Join(o.Root, LedgerDir, targetID(o.Endpoint, o.Bucket, o.Prefix, o.Site))}
+	return func(rel string) (bool, error) {
+		parts := strings.Split(rel, "/")
+		date, ok := "", len(parts) == 3
+		if ok {
+			date, ok = strings.CutPrefix(parts[1], "date=")
+		}
+		if !ok {
+			return false, fmt.Errorf("upload ledger: %q is not a published file's path", rel)
+		}
+		done, err := l.load(date)
+		if err != nil {
+			return false, err
+		}
+		_, up := done[rel]
+		return up, nil
+	}
+}
