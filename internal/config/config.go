@@ -93,6 +93,10 @@ type Archive struct {
 	Path         string  `yaml:"path"`
 	Require      Require `yaml:"require"`
 	RowGroupRows int     `yaml:"row_group_rows"`
+	// KeepDays removes hourly files from the drive once their hour ended
+	// more than this many days ago (internal/retention); with upload on,
+	// only once they are in the bucket. 0 keeps everything.
+	KeepDays int `yaml:"keep_days"`
 }
 
 // Compaction schedules moves from the buffer to the archive.
@@ -222,6 +226,7 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 //	archive.path             /media/lablog
 //	archive.require          marker
 //	archive.row_group_rows   50000
+//	archive.keep_days        0 (keep forever)
 //	compaction.grace         2m
 //	compaction.retry         1m
 //	compaction.interval      1h

@@ -66,7 +66,7 @@ func TestPartialSectionKeepsOtherDefaults(t *testing.T) {
 func TestEveryKeyOverrides(t *testing.T) {
 	c := mustParse(t, `
 buffer: {path: /b.db, max_size: 2MiB, queue: 7, commit_interval: 0s}
-archive: {path: /a, require: none, row_group_rows: 9}
+archive: {path: /a, require: none, row_group_rows: 9, keep_days: 14}
 compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
 analytics: {export: 90s}
 sources: {read_limit: 64KiB, ping_interval: 5s, read_timeout: 6s, min_backoff: 2s, max_backoff: 3s,
@@ -83,7 +83,7 @@ privacy: {pseudonymise: true, key_file: /etc/lablog/pk}
 `+oneStream)
 	want := Config{
 		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
-		Archive:    Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9},
+		Archive:    Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9, KeepDays: 14},
 		Compaction: Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
 		Analytics:  Analytics{Export: 90 * time.Second},
 		Sources: Sources{ReadLimit: 64 * KiB, PingInterval: 5 * time.Second, ReadTimeout: 6 * time.Second, MinBackoff: 2 * time.Second, MaxBackoff: 3 * time.Second,
@@ -192,7 +192,7 @@ func TestUnknownKeysKeepLine(t *testing.T) {
 			"lablog.yaml:3: streams[0].relayhost: unknown key (want one of: name, url, relay_host, relay, tokens_dir, token, access)"},
 		// Every unknown key is reported, not just the first.
 		{"archive:\n  pth: /a\nsources:\n  ping: 1s\n" + oneStream,
-			"lablog.yaml:2: archive.pth: unknown key (want one of: path, require, row_group_rows)\n" +
+			"lablog.yaml:2: archive.pth: unknown key (want one of: path, require, row_group_rows, keep_days)\n" +
 				"lablog.yaml:4: sources.ping: unknown key (want one of: read_limit, ping_interval, read_timeout, min_backoff, max_backoff, tokens_dir, token_warning, rules_interval)"},
 	} {
 		if got := parseErr(t, tc.src); got != tc.want {

@@ -27,3 +27,13 @@ func TestPrivacy(t *testing.T) {
 		t.Errorf("key_file = %q, want %q beside the config", c.Privacy.KeyFile, want)
 	}
 }
+
+func TestArchiveKeepDays(t *testing.T) {
+	if c := mustParse(t, oneStream); c.Archive.KeepDays != 0 {
+		t.Errorf("default keep_days %d, want 0 (keep forever)", c.Archive.KeepDays)
+	}
+	if got, want := parseErr(t, "archive:\n  keep_days: -1\n"+oneStream),
+		"lablog.yaml:2: archive.keep_days: must be 0 (keep forever) or a number of days, got -1"; got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
