@@ -78,6 +78,9 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 	if err != nil {
 		return nil, err
 	}
+	if r := rec.Retention(); r != nil {
+		o.Monitor.Retention = r.Stats
+	}
 	var al *addlog.Handler
 	if cfg.AddLog.Enabled() {
 		if al, err = newAddLog(cfg.AddLog, rec, log); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/privacy"
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/retention"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -163,4 +164,18 @@ func OpenPseudonymiser(p config.Privacy, log *slog.Logger) (*privacy.Pseudonymis
 	}
 	log.Info("privacy: user ids are pseudonymised at ingest", "key_id", ps.KeyID())
 	return ps, nil
+}
+
+// NewRetention is the sweeper of archive.keep_days, nil when it is 0. With
+// upload on, a file goes only once the upload ledger has it.
+func NewRetention(cfg config.Config, log *slog.Logger) *retention.Sweeper {
+	if cfg.Archive.KeepDays <= 0 {
+		return nil
+	}
+	o := retention.Options{Root: cfg.Archive.Path, Require: string(cfg.Archive.Require),
+		KeepDays: cfg.Archive.KeepDays, Logger: log}
+	if cfg.Upload.Enabled() {
+		o.Uploaded = upload.Uploaded(upload.OptionsFrom(cfg))
+	}
+	return retention.New(o)
 }

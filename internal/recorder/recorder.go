@@ -23,6 +23,7 @@ import (
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/privacy"
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/retention"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -45,6 +46,9 @@ type Recorder struct {
 	provisioners []*relay.Provisioner
 	// uploader ships published files to a bucket; nil when upload is off.
 	uploader *upload.Uploader
+	// retention removes old files from the drive; nil when
+	// archive.keep_days is 0.
+	retention *retention.Sweeper
 	// ingress are the other doors records come in by (the /addLog
 	// listener): run and stopped like the sources, before the writer.
 	ingress []Runner
@@ -202,6 +206,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	if cfg.Upload.Enabled() {
 		r.uploader = NewUploader(cfg, log, r.faults)
 	}
+	r.retention = NewRetention(cfg, log)
 	opts := CompactorOptions(cfg, log, r.faults)
 	opts.BeforeSettle = r.analytics.BeforeSettle
 	opts.OnResult = func(res compactor.Result) {
@@ -237,6 +242,10 @@ func (r *Recorder) Compactor() *compactor.Compactor { return r.compactor }
 
 // Uploader ships the archive to a bucket; nil when upload is off.
 func (r *Recorder) Uploader() *upload.Uploader { return r.uploader }
+
+// Retention removes old files from the drive; nil when archive.keep_days
+// is 0.
+func (r *Recorder) Retention() *retention.Sweeper { return r.retention }
 
 // Analytics is the live learning-analytics store.
 func (r *Recorder) Analytics() *analytics.Store { return r.analytics }
@@ -311,15 +320,26 @@ func (r *Recorder) Run(ctx context.Context) error {
 		}
 	}()
 
+	retCtx, stopRetention := context.WithCancel(context.Background())
+	retDone := make(chan struct{})
+	go func() {
+		defer close(retDone)
+		if r.retention != nil {
+			_ = r.retention.Run(retCtx)
+		}
+	}()
+
 	<-ctx.Done()
 	start := time.Now()
 	stopSources()
 	stopCompactor()
 	stopUploader()
+	stopRetention()
 	sources.Wait()
 	r.writer.Stop()
 	<-compDone
 	<-upDone
+	<-retDone
 	stopFollowers()
 	followers.Wait()
 	// Last: the store consumes what the writer committed and exports.

@@ -9,7 +9,9 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -153,7 +155,9 @@ func (s *Sweeper) sweep(now time.Time) error {
 			}
 		}
 		if expired {
-			if err := os.Remove(f.Path); err != nil {
+			if err := os.Remove(f.Path); errors.Is(err, fs.ErrNotExist) {
+				continue // removed meanwhile (upload.delete_after_upload)
+			} else if err != nil {
 				if firstErr == nil {
 					firstErr = fmt.Errorf("retention: %w", err)
 				}
