@@ -176,6 +176,7 @@ func NewRetention(cfg config.Config, log *slog.Logger) *retention.Sweeper {
 		KeepDays: cfg.Archive.KeepDays, Logger: log}
 	if cfg.Upload.Enabled() {
 		o.Uploaded = upload.Uploaded(upload.OptionsFrom(cfg))
+		o.HeldRetry = cfg.Upload.Interval
 	}
 	return retention.New(o)
 }

@@ -38,6 +38,10 @@ type Options struct {
 	// it does not confirm is kept, and counted as held.
 	Uploaded func(rel string) (bool, error)
 	Interval time.Duration    // DefaultInterval when 0
+	// HeldRetry, when set, is the wait before the next sweep while files
+	// are held for upload (the upload's interval), so they leave the drive
+	// soon after they reach the bucket rather than an Interval later.
+	HeldRetry time.Duration
 	Now      func() time.Time // time.Now when nil
 	Logger   *slog.Logger
 }
@@ -87,16 +91,21 @@ func (s *Sweeper) Stats() Stats {
 	return s.st
 }
 
-// Run sweeps at once and then every Interval until ctx ends.
+// Run sweeps at once and then every Interval (HeldRetry while files are
+// held) until ctx ends.
 func (s *Sweeper) Run(ctx context.Context) error {
-	t := time.NewTicker(s.o.Interval)
-	defer t.Stop()
 	for {
 		if err := s.Sweep(); err != nil {
 			s.log.Warn("retention: sweep failed", "err", err)
 		}
+		wait := s.o.Interval
+		if s.Stats().Held > 0 && s.o.HeldRetry > 0 {
+			wait = min(wait, s.o.HeldRetry)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}

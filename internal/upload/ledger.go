@@ -37,6 +37,11 @@ func targetID(endpoint, bucket, prefix, site string) string {
 	return site + "-" + hex.EncodeToString(h[:6])
 }
 
+// ledgerOf is the ledger of o's target on o's drive.
+func ledgerOf(o Options) ledger {
+	return ledger{dir: filepath.Join(o.Root, LedgerDir, targetID(o.Endpoint, o.Bucket, o.Prefix, o.Site))}
+}
+
 func (l ledger) path(date string) string { return filepath.Join(l.dir, date+".log") }
 
 // load returns the files of date recorded as uploaded, with their SHA-256.
@@ -102,7 +107,7 @@ func (l ledger) add(date, rel, sum string) error {
 // it does not confirm is not safely in the bucket and must stay. It reads
 // the date's ledger file at each call.
 func Uploaded(o Options) func(rel string) (bool, error) {
-	l := ledger{dir: filepath.Join(o.Root, LedgerDir, targetID(o.Endpoint, o.Bucket, o.Prefix, o.Site))}
+	l := ledgerOf(o)
 	return func(rel string) (bool, error) {
 		parts := strings.Split(rel, "/")
 		date, ok := "", len(parts) == 3
