@@ -37,13 +37,13 @@ type Options struct {
 	// relative to Root, slash-separated, is safely in the bucket; a file
 	// it does not confirm is kept, and counted as held.
 	Uploaded func(rel string) (bool, error)
-	Interval time.Duration    // DefaultInterval when 0
+	Interval time.Duration // DefaultInterval when 0
 	// HeldRetry, when set, is the wait before the next sweep while files
 	// are held for upload (the upload's interval), so they leave the drive
 	// soon after they reach the bucket rather than an Interval later.
 	HeldRetry time.Duration
-	Now      func() time.Time // time.Now when nil
-	Logger   *slog.Logger
+	Now       func() time.Time // time.Now when nil
+	Logger    *slog.Logger
 }
 
 // Stats is what the status page shows.
