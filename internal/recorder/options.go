@@ -146,10 +146,11 @@ func httpURL(ws string) string {
 	return ws
 }
 
-// OpenPseudonymiser loads (or, the first time, makes) the key of p when
-// pseudonymising is on; nil when it is off. The key is named in the log by
-// its id only, so a changed key is noticed.
-func OpenPseudonymiser(p config.Privacy, log *slog.Logger) (*privacy.Pseudonymiser, error) {
+// OpenPseudonymiser loads (or, the first time, makes) the key of
+// cfg.Privacy when pseudonymising is on; nil when it is off. The key is
+// named in the log by its id only, so a changed key is noticed.
+func OpenPseudonymiser(cfg config.Config, log *slog.Logger) (*privacy.Pseudonymiser, error) {
+	p := cfg.Privacy
 	if !p.Pseudonymise {
 		return nil, nil
 	}
@@ -163,6 +164,10 @@ func OpenPseudonymiser(p config.Privacy, log *slog.Logger) (*privacy.Pseudonymis
 			"key_file", p.KeyFile, "key_id", ps.KeyID())
 	}
 	log.Info("privacy: user ids are pseudonymised at ingest", "key_id", ps.KeyID())
+	if cfg.AddLog.Forward.Enabled() {
+		log.Warn("privacy: statements are forwarded with pseudonyms, not user names: the upstream needs the same key to answer by user name",
+			"upstream", cfg.AddLog.Forward.URL)
+	}
 	return ps, nil
 }
 

@@ -186,7 +186,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	}
 	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
 	r.writer.SetInterval(cfg.Buffer.CommitInterval)
-	if r.pseudonymiser, err = OpenPseudonymiser(cfg.Privacy, log); err != nil {
+	if r.pseudonymiser, err = OpenPseudonymiser(cfg, log); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
