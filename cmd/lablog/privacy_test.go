@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -301,5 +302,43 @@ func TestPseudonymisedRunKeepsNoUserID(t *testing.T) {
 		if got, ok := pseudo.matrices[mapped]; !ok || !bytes.Equal(got, want) {
 			t.Errorf("%s (plain %s) differs or is missing:\nplain:\n%s\npseudonymised:\n%s", mapped, name, want, got)
 		}
+	}
+}
+
+// lablog pseudonym prints what lablog run stores for an id, with the
+// configured key, and never makes a key.
+func TestPseudonymCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "lablog.yaml")
+	write := func(privacyYAML string) {
+		src := fmt.Sprintf("buffer: {path: %s}\narchive: {path: %s}\n%s\nstreams:\n  - {name: spin30, relay_host: ws://127.0.0.1:1}\n",
+			filepath.Join(dir, "b.db"), filepath.Join(dir, "a"), privacyYAML)
+		if err := os.WriteFile(cfgPath, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	if out, err := runCmd(t, "pseudonym", "--config", cfgPath, "u-1"); err == nil || !strings.Contains(err.Error(), "privacy.pseudonymise is off") {
+		t.Errorf("pseudonymise off: %v %s", err, out)
+	}
+	write("privacy: {pseudonymise: true}")
+	keyPath := filepath.Join(dir, "pseudonym-key")
+	if out, err := runCmd(t, "pseudonym", "--config", cfgPath, "u-1"); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("no key: %v %s", err, out)
+	}
+	if _, err := os.Stat(keyPath); !os.IsNotExist(err) {
+		t.Fatalf("lablog pseudonym made a key: %v", err)
+	}
+	key, _, err := privacy.LoadKey(keyPath, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := privacy.New(key)
+	out, err := runCmd(t, "pseudonym", "--config", cfgPath, "u-1", "stu-Quokka-7731")
+	if err != nil || out != p.ID("u-1")+"\n"+p.ID("stu-Quokka-7731")+"\n" {
+		t.Errorf("got %v %q", err, out)
+	}
+	if _, err := runCmd(t, "pseudonym", "--config", cfgPath); !errors.Is(err, errUsage) {
+		t.Errorf("no id: %v", err)
 	}
 }
