@@ -259,8 +259,9 @@ func TestPseudonymisedRunKeepsNoUserID(t *testing.T) {
 		t.Fatalf("the key lablog made: %v", err)
 	}
 	p := privacy.New(key)
-	if !strings.Contains(pseudo.logs, "key_id="+p.KeyID()) {
-		t.Errorf("the log does not name the key by its id")
+	if !strings.Contains(pseudo.logs, "key_id="+p.KeyID()) || !strings.Contains(string(pseudo.page), "pseudonymised at ingest, key "+p.KeyID()) ||
+		!strings.Contains(string(pseudo.api), `"key_id": "`+p.KeyID()+`"`) {
+		t.Errorf("the log, the page or /api/status does not name the key by its id")
 	}
 	for _, id := range privacyUsers {
 		if where := pseudo.places(t, id); len(where) > 0 {

@@ -81,6 +81,9 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 	if r := rec.Retention(); r != nil {
 		o.Monitor.Retention = r.Stats
 	}
+	if p := rec.Pseudonymiser(); p != nil {
+		o.Monitor.PseudonymKeyID = p.KeyID()
+	}
 	var al *addlog.Handler
 	if cfg.AddLog.Enabled() {
 		if al, err = newAddLog(cfg.AddLog, rec, log); err != nil {

@@ -50,6 +50,9 @@ type Options struct {
 	AddLog func() addlog.Stats
 	// Retention reads the sweeper of archive.keep_days; nil when it is 0.
 	Retention func() retention.Stats
+	// PseudonymKeyID is the id of the key user ids are pseudonymised
+	// with; "" when they are kept as sent.
+	PseudonymKeyID string
 }
 
 func (o *Options) setDefaults() {
@@ -376,6 +379,9 @@ func (m *Monitor) Snapshot() Snapshot {
 	}
 	if m.opts.Retention != nil {
 		s.Retention = retentionStatus(m.opts.Retention())
+	}
+	if m.opts.PseudonymKeyID != "" {
+		s.Privacy = &PrivacyStatus{Pseudonymised: true, KeyID: m.opts.PseudonymKeyID}
 	}
 	s.Problems = m.problems(now, s)
 	s.Health, s.Recording = HealthOK, true

@@ -10,6 +10,14 @@ import (
 	"github.com/practable/lablog/internal/retention"
 )
 
+// PrivacyStatus says that user ids are pseudonymised at ingest, and with
+// which key (its id, never the key), so a changed key is seen; null in
+// /api/status when they are not.
+type PrivacyStatus struct {
+	Pseudonymised bool   `json:"pseudonymised"`
+	KeyID         string `json:"key_id"`
+}
+
 // RetentionStatus is the removal of old files from the archive drive
 // (archive.keep_days), null in /api/status when keep_days is 0.
 type RetentionStatus struct {

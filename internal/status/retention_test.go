@@ -55,3 +55,21 @@ func TestRetentionShownEverywhere(t *testing.T) {
 		}
 	}
 }
+
+func TestPrivacyShown(t *testing.T) {
+	m, _, _ := healthy(t)
+	if s := m.Snapshot(); s.Privacy != nil {
+		t.Errorf("privacy %+v without pseudonymising", s.Privacy)
+	}
+	if _, page, _ := get(t, m.Handler(), "/"); !strings.Contains(page, `<section id="privacy-section" hidden>`) {
+		t.Error("the privacy section is not hidden")
+	}
+	m = New(&fakePipeline{writer: buffer.WriterStats{QueueCap: 100}}, Options{ArchiveRoot: archiveRoot(t), Now: func() time.Time { return t0 },
+		ClockSynced: func() bool { return true }, Logger: quiet(), PseudonymKeyID: "0a1b2c3d4e5f"})
+	if p := m.Snapshot().Privacy; p == nil || !p.Pseudonymised || p.KeyID != "0a1b2c3d4e5f" {
+		t.Errorf("privacy %+v", p)
+	}
+	if _, page, _ := get(t, m.Handler(), "/"); !strings.Contains(page, `<dd id="privacy-ids">pseudonymised at ingest, key 0a1b2c3d4e5f</dd>`) {
+		t.Error("the page does not say ids are pseudonymised")
+	}
+}

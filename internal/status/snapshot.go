@@ -36,6 +36,8 @@ type Snapshot struct {
 	// Retention is the removal of old files from the drive; null when
 	// archive.keep_days is 0.
 	Retention *RetentionStatus `json:"retention"`
+	// Privacy: null when user ids are kept as sent.
+	Privacy *PrivacyStatus `json:"privacy"`
 	// AddLog counts the statements today's UIs posted to /addLog, and the
 	// calls refused (never a user id or a credential); null when off.
 	AddLog *addlog.Stats `json:"addlog"`

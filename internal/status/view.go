@@ -42,6 +42,7 @@ type pageView struct {
 	}
 	Upload        *uploadView    // nil when upload is off
 	Retention     *retentionView // nil when archive.keep_days is 0
+	Privacy       string         // "" when user ids are kept as sent
 	AddLog        *addLogView    // nil when the /addLog listener is off
 	RefreshMillis int64
 	Nonce         string // of this answer's Content-Security-Policy
@@ -215,6 +216,9 @@ func (m *Monitor) view(s Snapshot) pageView {
 	}
 	v.Upload = viewUpload(s.Time, s.Upload, ago)
 	v.Retention = viewRetention(s.Retention, ago)
+	if s.Privacy != nil {
+		v.Privacy = "pseudonymised at ingest, key " + s.Privacy.KeyID
+	}
 	v.AddLog = viewAddLog(s.AddLog, s.Time, ago)
 	return v
 }
