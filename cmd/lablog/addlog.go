@@ -27,7 +27,7 @@ func newAddLog(cfg config.AddLog, rec *recorder.Recorder, log *slog.Logger) (*ad
 		MaxBody:           int64(cfg.MaxBody),
 		KeepClientAddress: cfg.KeepClientAddress,
 		TrustedProxies:    cfg.Proxies(),
-		Enqueue:           rec.Writer().Enqueue,
+		Enqueue:           rec.Enqueue,
 		ClockSynced:       source.ClockSynced,
 		Logger:            log,
 	}), nil
@@ -47,6 +47,9 @@ func newDashboards(cfg config.Config, rec *recorder.Recorder, log *slog.Logger) 
 	}
 	o := dashboard.Options{Store: rec.Analytics(), Comparisons: comparisons, TaskGraphs: a.TaskGraphs,
 		Courses: courses, Location: a.Location(), AllowedOrigins: d.Origins(cfg.AddLog.AllowedOrigins), Logger: log}
+	if ps := rec.Pseudonymiser(); ps != nil {
+		o.UserID = ps.ID // the store holds pseudonyms: ask for the one of the request's id
+	}
 	if d.RequireCredential {
 		creds, err := addlog.LoadCredentials(cfg.AddLog.CredentialsFile)
 		if err != nil {

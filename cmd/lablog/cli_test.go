@@ -27,6 +27,7 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"head"}, []string{"-n", "FILE|DIR"}},
 		{[]string{"compact"}, []string{"-config", "-open-hours"}},
 		{[]string{"verify"}, []string{"DIR", "Parquet"}},
+		{[]string{"pseudonym"}, []string{"-config", "ID...", "never makes"}},
 		{[]string{"salvage"}, []string{"-config", "QUARANTINED"}},
 		{[]string{"bench"}, []string{"-runs", "-duration", "-quick", "-only", "-binary", "-exec"}},
 		{[]string{"config", "check"}, []string{"FILE", "line number"}},

@@ -40,6 +40,8 @@ Usage:
   lablog analytics --archive DIR [--buffer FILE] | --jsonl FILE | --logs DIR [--compare DIR]
                    [--since T] [--until T] --out DIR
                                       students' transition matrices, indicators, graphs, report
+  lablog pseudonym [--config FILE] ID...
+                                      the pseudonyms stored for user IDs (privacy.pseudonymise)
   lablog bench [--runs 3] [--duration 8s] [--quick] [--only ingest,...] [--binary F]
                                       measure a lablog binary: ingest, baseline, memory, compaction
   lablog fleet [--config FILE] [--site S] [--json]
@@ -105,6 +107,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdFleet(ctx, rest, stdout, stderr)
 	case "analytics":
 		return cmdAnalytics(rest, stdout, stderr)
+	case "pseudonym":
+		return cmdPseudonym(rest, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, stdout, stderr)
 	case "tokens":

@@ -79,6 +79,12 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 	if err != nil {
 		return nil, err
 	}
+	if r := rec.Retention(); r != nil {
+		o.Monitor.Retention = r.Stats
+	}
+	if p := rec.Pseudonymiser(); p != nil {
+		o.Monitor.PseudonymKeyID = p.KeyID()
+	}
 	var al *addlog.Handler
 	var dash *dashboard.Handler
 	if cfg.AddLog.Enabled() {

@@ -36,6 +36,7 @@ type Config struct {
 	LED        LED        `yaml:"led"`
 	Upload     Upload     `yaml:"upload"`
 	AddLog     AddLog     `yaml:"addlog"`
+	Privacy    Privacy    `yaml:"privacy"`
 	// StreamSpecs are the entries of the streams list as written; Streams
 	// expands them. (The field cannot share the method's name.)
 	StreamSpecs []StreamSpec `yaml:"streams"`
@@ -92,6 +93,10 @@ type Archive struct {
 	Path         string  `yaml:"path"`
 	Require      Require `yaml:"require"`
 	RowGroupRows int     `yaml:"row_group_rows"`
+	// KeepDays removes hourly files from the drive once their hour ended
+	// more than this many days ago (internal/retention); with upload on,
+	// only once they are in the bucket. 0 keeps everything.
+	KeepDays int `yaml:"keep_days"`
 }
 
 // Compaction schedules moves from the buffer to the archive.
@@ -253,6 +258,7 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 //	archive.path             /media/lablog
 //	archive.require          marker
 //	archive.row_group_rows   50000
+//	archive.keep_days        0 (keep forever)
 //	compaction.grace         2m
 //	compaction.retry         1m
 //	compaction.interval      1h
@@ -278,6 +284,8 @@ func (s Stream) HasToken() bool { return s.Token != "" || s.TokensDir != "" }
 //	upload.min_backoff       1s
 //	upload.max_backoff       5m
 //	upload.timeout           10m
+//	privacy.pseudonymise     false
+//	privacy.key_file         pseudonym-key (next to the config file)
 //
 // There is no default stream: a file must list at least one.
 func Default() Config {
@@ -309,10 +317,11 @@ func Default() Config {
 			TokenWarning:  source.DefaultTokenWarning,
 			RulesInterval: relay.DefaultInterval,
 		},
-		Status: Status{Listen: ":80", Hosts: []string{}},
-		LED:    LED{Path: "/sys/class/leds/ACT"},
-		Upload: defaultUpload(),
-		AddLog: defaultAddLog(),
+		Status:  Status{Listen: ":80", Hosts: []string{}},
+		LED:     LED{Path: "/sys/class/leds/ACT"},
+		Upload:  defaultUpload(),
+		AddLog:  defaultAddLog(),
+		Privacy: defaultPrivacy(),
 	}
 }
 
@@ -361,7 +370,9 @@ func Load(path string) (Config, error) {
 	if c.Sources.TokensDir != "" {
 		c.Sources.TokensDir = resolve(dir, c.Sources.TokensDir)
 	}
-	for _, p := range []*string{&c.Analytics.ComparisonDir, &c.Analytics.CoursesDir, &c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile, &c.AddLog.Forward.CredentialsFile} {
+	paths := []*string{&c.Analytics.ComparisonDir, &c.Analytics.CoursesDir, &c.Privacy.KeyFile,
+		&c.AddLog.CredentialsFile, &c.AddLog.TLS.CertFile, &c.AddLog.TLS.KeyFile, &c.AddLog.Forward.CredentialsFile}
+	for _, p := range paths {
 		if *p != "" {
 			*p = resolve(dir, *p)
 		}

@@ -66,7 +66,7 @@ func TestPartialSectionKeepsOtherDefaults(t *testing.T) {
 func TestEveryKeyOverrides(t *testing.T) {
 	c := mustParse(t, `
 buffer: {path: /b.db, max_size: 2MiB, queue: 7, commit_interval: 0s}
-archive: {path: /a, require: none, row_group_rows: 9}
+archive: {path: /a, require: none, row_group_rows: 9, keep_days: 14}
 compaction: {grace: 30s, retry: 5s, interval: 10m, open_hours: true}
 analytics: {live: false, export: 90s, comparison_dir: /cmp, courses_dir: /courses, task_graphs: {spinner-ed1-1-core: spinner-engdes1-1-core},
   time_zone: Europe/London}
@@ -81,10 +81,11 @@ addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/la
   max_body: 8KiB, keep_client_address: true, trusted_proxies: [10.0.0.1], tls: {cert_file: /c.pem, key_file: /k.pem},
   forward: {url: "https://analytics.example/", credentials_file: /etc/lablog/fwd, min_backoff: 2s, max_backoff: 30s},
   dashboards: {serve: false, allowed_origins: ["https://dash.example"], require_credential: true}}
+privacy: {pseudonymise: true, key_file: /etc/lablog/pk}
 `+oneStream)
 	want := Config{
 		Buffer:     Buffer{Path: "/b.db", MaxSize: 2 * MiB, Queue: 7},
-		Archive:    Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9},
+		Archive:    Archive{Path: "/a", Require: RequireNone, RowGroupRows: 9, KeepDays: 14},
 		Compaction: Compaction{Grace: 30 * time.Second, Retry: 5 * time.Second, Interval: 10 * time.Minute, OpenHours: true},
 		Analytics: Analytics{Export: 90 * time.Second, ComparisonDir: "/cmp", CoursesDir: "/courses",
 			TaskGraphs: map[string]string{"spinner-ed1-1-core": "spinner-engdes1-1-core"}, TimeZone: "Europe/London"},
@@ -101,6 +102,7 @@ addlog: {listen: ":8081", hosts: [lablog.lab.example], credentials_file: /etc/la
 			TrustedProxies: []string{"10.0.0.1"}, TLS: TLS{CertFile: "/c.pem", KeyFile: "/k.pem"},
 			Forward:    Forward{URL: "https://analytics.example/", CredentialsFile: "/etc/lablog/fwd", MinBackoff: 2 * time.Second, MaxBackoff: 30 * time.Second},
 			Dashboards: Dashboards{AllowedOrigins: []string{"https://dash.example"}, RequireCredential: true}},
+		Privacy:     Privacy{Pseudonymise: true, KeyFile: "/etc/lablog/pk"},
 		StreamSpecs: []StreamSpec{{Name: "spin30", RelayHost: "ws://h:8888"}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -187,14 +189,14 @@ func TestExampleReturnsCopy(t *testing.T) {
 func TestUnknownKeysKeepLine(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"bogus: 1\n" + oneStream,
-			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, addlog, streams, example)"},
+			"lablog.yaml:1: bogus: unknown key (want one of: buffer, archive, compaction, analytics, sources, status, led, upload, addlog, privacy, streams, example)"},
 		{"buffer:\n  path: /x\n  bogus: 3\n" + oneStream,
 			"lablog.yaml:3: buffer.bogus: unknown key (want one of: path, max_size, queue, commit_interval)"},
 		{"streams:\n  - name: spin30\n    relayhost: ws://h\n",
 			"lablog.yaml:3: streams[0].relayhost: unknown key (want one of: name, url, relay_host, relay, tokens_dir, token, access)"},
 		// Every unknown key is reported, not just the first.
 		{"archive:\n  pth: /a\nsources:\n  ping: 1s\n" + oneStream,
-			"lablog.yaml:2: archive.pth: unknown key (want one of: path, require, row_group_rows)\n" +
+			"lablog.yaml:2: archive.pth: unknown key (want one of: path, require, row_group_rows, keep_days)\n" +
 				"lablog.yaml:4: sources.ping: unknown key (want one of: read_limit, ping_interval, read_timeout, min_backoff, max_backoff, tokens_dir, token_warning, rules_interval)"},
 	} {
 		if got := parseErr(t, tc.src); got != tc.want {

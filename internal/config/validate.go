@@ -56,6 +56,9 @@ func (c Config) Validate() error {
 		add("archive.require", "must be marker, mountpoint or none, got %q", c.Archive.Require)
 	}
 	positive("archive.row_group_rows", int64(c.Archive.RowGroupRows), c.Archive.RowGroupRows)
+	if c.Archive.KeepDays < 0 {
+		add("archive.keep_days", "must be 0 (keep forever) or a number of days, got %d", c.Archive.KeepDays)
+	}
 
 	cp := c.Compaction
 	if cp.Interval < time.Second {
@@ -103,6 +106,7 @@ func (c Config) Validate() error {
 
 	c.validateUpload(add)
 	c.validateAddLog(add)
+	c.validatePrivacy(add)
 
 	if len(c.StreamSpecs) == 0 && !c.AddLog.Enabled() {
 		add("streams", "at least one stream is required (or an addlog listener)")

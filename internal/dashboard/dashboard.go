@@ -38,6 +38,9 @@ type Options struct {
 	Comparisons analytics.Comparisons
 	TaskGraphs  map[string]string
 	Courses     map[string]Course // course configs, by name
+	// UserID maps a request's username to the id lablog stores: the
+	// pseudonym, when privacy.pseudonymise is on (nil: as given).
+	UserID func(string) string
 	// Location is the time zone of usageStats' session_times (nil: the
 	// machine's).
 	Location       *time.Location
@@ -116,7 +119,11 @@ func (h *Handler) serve(answer func(query) (any, error)) http.HandlerFunc {
 			http.Error(w, "hardware must be one of "+kinds()+"; got "+quote(hw), http.StatusBadRequest)
 			return
 		}
-		q := query{key: analytics.Key{User: v.Get("username"), Exp: hw, Course: v.Get("course")}, exp: exp,
+		user := v.Get("username")
+		if h.opts.UserID != nil {
+			user = h.opts.UserID(user)
+		}
+		q := query{key: analytics.Key{User: user, Exp: hw, Course: v.Get("course")}, exp: exp,
 			taskCode: v.Get("taskcode")}
 		body, err := answer(q)
 		var bad badRequest

@@ -18,6 +18,7 @@ import (
 	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/privacy"
 )
 
 const fixtures = "../../../shared/fixtures/learning-analytics"
@@ -289,5 +290,22 @@ func TestLoadCoursesRefusesWhatIsNoCourse(t *testing.T) {
 	}
 	if cs, err := LoadCourses(""); err != nil || len(cs) != 0 {
 		t.Errorf("no folder: %v %v", cs, err)
+	}
+}
+
+// With pseudonymised ids the store holds pseudonyms; a dashboard asks
+// with the student's own id and gets their answers.
+func TestPseudonymisedUserIDs(t *testing.T) {
+	ps := privacy.New([]byte("0123456789abcdef0123456789abcdef"))
+	s := newServer(t, Options{UserID: ps.ID})
+	s.clicks(t, ps.ID("alice"), "ed1", "spinner", "voltage_step", "speed_step")
+	var g Graph
+	s.get(t, "/studentGraph?username=alice&course=ed1&hardware=spinner", "", &g)
+	if len(g.Edges) != 1 || g.Edges[0].To != "speed_step" {
+		t.Errorf("alice's graph, asked by her id: %+v", g)
+	}
+	s.get(t, "/studentGraph?username="+ps.ID("alice")+"&course=ed1&hardware=spinner", "", &g)
+	if len(g.Edges) != 0 {
+		t.Errorf("asked by the pseudonym itself: %+v, want nothing (it is not a student's id)", g)
 	}
 }

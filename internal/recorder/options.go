@@ -14,7 +14,9 @@ import (
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/privacy"
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/retention"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -142,4 +144,44 @@ func httpURL(ws string) string {
 		return "https://" + strings.TrimPrefix(ws, "wss://")
 	}
 	return ws
+}
+
+// OpenPseudonymiser loads (or, the first time, makes) the key of
+// cfg.Privacy when pseudonymising is on; nil when it is off. The key is
+// named in the log by its id only, so a changed key is noticed.
+func OpenPseudonymiser(cfg config.Config, log *slog.Logger) (*privacy.Pseudonymiser, error) {
+	p := cfg.Privacy
+	if !p.Pseudonymise {
+		return nil, nil
+	}
+	key, created, err := privacy.LoadKey(p.KeyFile, true)
+	if err != nil {
+		return nil, err
+	}
+	ps := privacy.New(key)
+	if created {
+		log.Warn("privacy: made a new pseudonymisation key: back it up, a new key gives every student a new pseudonym",
+			"key_file", p.KeyFile, "key_id", ps.KeyID())
+	}
+	log.Info("privacy: user ids are pseudonymised at ingest", "key_id", ps.KeyID())
+	if cfg.AddLog.Forward.Enabled() {
+		log.Warn("privacy: statements are forwarded with pseudonyms, not user names: the upstream needs the same key to answer by user name",
+			"upstream", cfg.AddLog.Forward.URL)
+	}
+	return ps, nil
+}
+
+// NewRetention is the sweeper of archive.keep_days, nil when it is 0. With
+// upload on, a file goes only once the upload ledger has it.
+func NewRetention(cfg config.Config, log *slog.Logger) *retention.Sweeper {
+	if cfg.Archive.KeepDays <= 0 {
+		return nil
+	}
+	o := retention.Options{Root: cfg.Archive.Path, Require: string(cfg.Archive.Require),
+		KeepDays: cfg.Archive.KeepDays, Logger: log}
+	if cfg.Upload.Enabled() {
+		o.Uploaded = upload.Uploaded(upload.OptionsFrom(cfg))
+		o.HeldRetry = cfg.Upload.Interval
+	}
+	return retention.New(o)
 }

@@ -20,25 +20,35 @@ import (
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/privacy"
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/retention"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/upload"
 )
 
 // Recorder is an assembled pipeline.
 type Recorder struct {
-	cfg       config.Config
-	log       *slog.Logger
-	db        *buffer.DB
-	writer    *buffer.Writer
-	sources   []*source.Source
-	compactor *compactor.Compactor
-	faults    *fault.Store
-	analytics *analytics.Store
+	cfg    config.Config
+	log    *slog.Logger
+	db     *buffer.DB
+	writer *buffer.Writer
+	// pseudonymiser replaces user ids at ingest; nil when
+	// privacy.pseudonymise is off. enqueue is the writer's Enqueue behind it.
+	pseudonymiser *privacy.Pseudonymiser
+	enqueue       func(frame.Record) bool
+	sources       []*source.Source
+	compactor     *compactor.Compactor
+	faults        *fault.Store
+	analytics     *analytics.Store
 	// provisioners keep relay hosts' rules (see relay.go).
 	provisioners []*relay.Provisioner
 	// uploader ships published files to a bucket; nil when upload is off.
 	uploader *upload.Uploader
+	// retention removes old files from the drive; nil when
+	// archive.keep_days is 0.
+	retention *retention.Sweeper
 	// ingress are the other doors records come in by (the /addLog
 	// listener): run and stopped like the sources, before the writer.
 	ingress []Runner
@@ -75,7 +85,7 @@ type Runner interface {
 }
 
 // AddIngress registers in, a door records come in by besides the sources
-// (it hands them to Writer().Enqueue), before Run. Run starts it with the
+// (it hands them to Enqueue), before Run. Run starts it with the
 // sources and stops it with them, so it enqueues nothing once the writer
 // drains.
 func (r *Recorder) AddIngress(in Runner) error {
@@ -176,9 +186,14 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	}
 	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
 	r.writer.SetInterval(cfg.Buffer.CommitInterval)
+	if r.pseudonymiser, err = OpenPseudonymiser(cfg, log); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	r.enqueue = r.pseudonymiser.Enqueue(r.writer.Enqueue)
 	shared := probes{}
 	for _, s := range cfg.Streams() {
-		r.sources = append(r.sources, source.New(sourceConfig(cfg, s, shared), r.writer, log))
+		r.sources = append(r.sources, source.New(sourceConfig(cfg, s, shared), r, log))
 	}
 	if r.provisioners, err = provisioners(cfg, log); err != nil {
 		_ = db.Close()
@@ -193,6 +208,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	if cfg.Upload.Enabled() {
 		r.uploader = NewUploader(cfg, log, r.faults)
 	}
+	r.retention = NewRetention(cfg, log)
 	opts := CompactorOptions(cfg, log, r.faults)
 	if r.analytics != nil {
 		opts.BeforeSettle = r.analytics.BeforeSettle
@@ -209,6 +225,16 @@ func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
 	return r, nil
 }
 
+// Enqueue is the door every record comes in by, the sources' and the
+// ingress's (Writer().Enqueue would skip the pseudonymiser): it hands rec,
+// its user ids pseudonymised when privacy.pseudonymise is on, to the
+// writer.
+func (r *Recorder) Enqueue(rec frame.Record) bool { return r.enqueue(rec) }
+
+// Pseudonymiser hashes user ids as ingest does; nil when pseudonymising
+// is off.
+func (r *Recorder) Pseudonymiser() *privacy.Pseudonymiser { return r.pseudonymiser }
+
 // Buffer is the open buffer.
 func (r *Recorder) Buffer() *buffer.DB { return r.db }
 
@@ -220,6 +246,10 @@ func (r *Recorder) Compactor() *compactor.Compactor { return r.compactor }
 
 // Uploader ships the archive to a bucket; nil when upload is off.
 func (r *Recorder) Uploader() *upload.Uploader { return r.uploader }
+
+// Retention removes old files from the drive; nil when archive.keep_days
+// is 0.
+func (r *Recorder) Retention() *retention.Sweeper { return r.retention }
 
 // Analytics is the live learning-analytics store.
 func (r *Recorder) Analytics() *analytics.Store { return r.analytics }
@@ -297,15 +327,26 @@ func (r *Recorder) Run(ctx context.Context) error {
 		}
 	}()
 
+	retCtx, stopRetention := context.WithCancel(context.Background())
+	retDone := make(chan struct{})
+	go func() {
+		defer close(retDone)
+		if r.retention != nil {
+			_ = r.retention.Run(retCtx)
+		}
+	}()
+
 	<-ctx.Done()
 	start := time.Now()
 	stopSources()
 	stopCompactor()
 	stopUploader()
+	stopRetention()
 	sources.Wait()
 	r.writer.Stop()
 	<-compDone
 	<-upDone
+	<-retDone
 	stopFollowers()
 	followers.Wait()
 	// Last: the store consumes what the writer committed and exports.

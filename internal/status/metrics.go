@@ -121,6 +121,9 @@ func (c *pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range uploadDescs {
 		ch <- d
 	}
+	for _, d := range retentionDescs {
+		ch <- d
+	}
 	for _, d := range addlogDescs {
 		ch <- d
 	}
@@ -166,6 +169,7 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descInfo, 1, s.Version)
 	collectFaults(ch, s, c.m.p.FaultCounts())
 	collectUpload(ch, s.Upload)
+	collectRetention(ch, s.Retention)
 	collectAddLog(ch, s.AddLog, s.Time)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/relay"
+	"github.com/practable/lablog/internal/retention"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/stall"
 )
@@ -47,6 +48,11 @@ type Options struct {
 	Logger       *slog.Logger
 	// AddLog reads the /addLog listener's counts; nil when it is off.
 	AddLog func() addlog.Stats
+	// Retention reads the sweeper of archive.keep_days; nil when it is 0.
+	Retention func() retention.Stats
+	// PseudonymKeyID is the id of the key user ids are pseudonymised
+	// with; "" when they are kept as sent.
+	PseudonymKeyID string
 }
 
 func (o *Options) setDefaults() {
@@ -370,6 +376,12 @@ func (m *Monitor) Snapshot() Snapshot {
 	if m.opts.AddLog != nil {
 		st := m.opts.AddLog()
 		s.AddLog = &st
+	}
+	if m.opts.Retention != nil {
+		s.Retention = retentionStatus(m.opts.Retention())
+	}
+	if m.opts.PseudonymKeyID != "" {
+		s.Privacy = &PrivacyStatus{Pseudonymised: true, KeyID: m.opts.PseudonymKeyID}
 	}
 	s.Problems = m.problems(now, s)
 	s.Health, s.Recording = HealthOK, true

@@ -33,6 +33,11 @@ type Snapshot struct {
 	Faults []FaultStatus `json:"faults"`
 	// Upload is the shipping of archive files to a bucket; null when off.
 	Upload *UploadStatus `json:"upload"`
+	// Retention is the removal of old files from the drive; null when
+	// archive.keep_days is 0.
+	Retention *RetentionStatus `json:"retention"`
+	// Privacy: null when user ids are kept as sent.
+	Privacy *PrivacyStatus `json:"privacy"`
 	// AddLog counts the statements today's UIs posted to /addLog, and the
 	// calls refused (never a user id or a credential); null when off.
 	AddLog *addlog.Stats `json:"addlog"`

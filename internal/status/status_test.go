@@ -124,7 +124,7 @@ func TestAPIStatusFieldByField(t *testing.T) {
 		return ks
 	}
 	wantKeys := map[string][]string{
-		"": {"addlog", "analytics", "archive", "buffer", "clock_sync_expected", "clock_synced", "faults", "health", "problems", "recording", "started_at", "streams", "time", "upload", "uptime_seconds", "version"},
+		"": {"addlog", "analytics", "archive", "buffer", "clock_sync_expected", "clock_synced", "faults", "health", "privacy", "problems", "recording", "retention", "started_at", "streams", "time", "upload", "uptime_seconds", "version"},
 		"streams[]": {"bytes_total", "connected", "dropped_total", "last_error", "last_message_age_seconds", "last_message_at", "messages_last_hour",
 			"messages_last_minute", "messages_total", "name", "provision", "provision_error", "reconnects_today", "reconnects_total", "since", "state", "token_expires_at"},
 		"buffer": {"commit_ms", "committed_total", "disk_full", "dropped_last_hour", "dropped_total", "full", "last_commit_at", "max_bytes", "oldest_waiting", "queue_capacity",

@@ -40,8 +40,10 @@ type pageView struct {
 		Compaction, CompactionLevel    string
 		LastError                      string
 	}
-	Upload        *uploadView // nil when upload is off
-	AddLog        *addLogView // nil when the /addLog listener is off
+	Upload        *uploadView    // nil when upload is off
+	Retention     *retentionView // nil when archive.keep_days is 0
+	Privacy       string         // "" when user ids are kept as sent
+	AddLog        *addLogView    // nil when the /addLog listener is off
 	RefreshMillis int64
 	Nonce         string // of this answer's Content-Security-Policy
 }
@@ -213,6 +215,10 @@ func (m *Monitor) view(s Snapshot) pageView {
 		v.Archive.LastError = a.LastError + " (" + ago(a.LastErrorAt) + ")"
 	}
 	v.Upload = viewUpload(s.Time, s.Upload, ago)
+	v.Retention = viewRetention(s.Retention, ago)
+	if s.Privacy != nil {
+		v.Privacy = "pseudonymised at ingest, key " + s.Privacy.KeyID
+	}
 	v.AddLog = viewAddLog(s.AddLog, s.Time, ago)
 	return v
 }

@@ -37,6 +37,11 @@ func targetID(endpoint, bucket, prefix, site string) string {
 	return site + "-" + hex.EncodeToString(h[:6])
 }
 
+// ledgerOf is the ledger of o's target on o's drive.
+func ledgerOf(o Options) ledger {
+	return ledger{dir: filepath.Join(o.Root, LedgerDir, targetID(o.Endpoint, o.Bucket, o.Prefix, o.Site))}
+}
+
 func (l ledger) path(date string) string { return filepath.Join(l.dir, date+".log") }
 
 // load returns the files of date recorded as uploaded, with their SHA-256.
@@ -94,4 +99,29 @@ func (l ledger) add(date, rel, sum string) error {
 		return fmt.Errorf("upload ledger: %w", err)
 	}
 	return f.Close()
+}
+
+// Uploaded returns a check of whether the published file rel (relative to
+// the archive root, slash-separated: stream=.../date=.../<name>) is in the
+// ledger of o's target, for whoever deletes files from the drive: a file
+// it does not confirm is not safely in the bucket and must stay. It reads
+// the date's ledger file at each call.
+func Uploaded(o Options) func(rel string) (bool, error) {
+	l := ledgerOf(o)
+	return func(rel string) (bool, error) {
+		parts := strings.Split(rel, "/")
+		date, ok := "", len(parts) == 3
+		if ok {
+			date, ok = strings.CutPrefix(parts[1], "date=")
+		}
+		if !ok {
+			return false, fmt.Errorf("upload ledger: %q is not a published file's path", rel)
+		}
+		done, err := l.load(date)
+		if err != nil {
+			return false, err
+		}
+		_, up := done[rel]
+		return up, nil
+	}
 }

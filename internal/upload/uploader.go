@@ -232,7 +232,7 @@ func newUploader(o Options, loadCreds func() (Credentials, error)) *Uploader {
 	}
 	u.scan = scanner{
 		root:   o.Root,
-		ledger: ledger{dir: filepath.Join(o.Root, LedgerDir, targetID(o.Endpoint, o.Bucket, o.Prefix, o.Site))},
+		ledger: ledgerOf(o),
 		dirs:   map[string]dirState{},
 		settle: 2 * time.Second,
 	}
