@@ -47,6 +47,13 @@ func TestReleaseBuildHasNoFailpoints(t *testing.T) {
 		t.Errorf("release build holds failpoint code:\n%s", strings.Join(syms, "\n"))
 	}
 
+	// Its bench leaves the slow-disk rows out, saying why, rather than
+	// measuring a fast disk under a slow disk's name.
+	out, err := exec.Command(rel, "bench", "--quick", "--only", "slowdisk").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "slow disk: left out") || strings.Contains(string(out), "| slow disk") {
+		t.Errorf("release build's bench --only slowdisk: %v\n%s\nwant no slow disk rows and a note why", err, out)
+	}
+
 	for _, spec := range []string{":kill", "x:stop", "x:delay:fast"} {
 		env := append(os.Environ(), failpoint.EnvVar+"="+spec)
 		cmd := exec.Command(rel, "version")
