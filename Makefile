@@ -16,13 +16,18 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test
+.PHONY: build build-arm64 build-failpoint test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
 
 build-arm64:
 	GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog-linux-arm64 ./cmd/lablog
+
+# A test build with the failpoints compiled in (docs/testing-failpoints.md),
+# for crash tests by hand and the bench's slow-disk rows; never shipped.
+build-failpoint:
+	$(GO) build $(GOFLAGS) -tags failpoint -ldflags '$(LDFLAGS)' -o dist/lablog-failpoint ./cmd/lablog
 
 # The independent Parquet reader (DuckDB through node) used by the tests.
 deps-test: $(DUCKDB)/node_modules/.installed
@@ -51,19 +56,19 @@ PHASE := .ci/phase.sh
 test:
 	@$(PHASE) "dependencies" $(MAKE) --no-print-directory deps
 	@$(PHASE) "lint and build" $(MAKE) --no-print-directory lint build build-arm64 deb
-	@$(PHASE) "unit tests" bash -o pipefail -c 'env LABLOG_REQUIRE_DUCKDB=1 LABLOG_REQUIRE_S3=1 \
-		$(GO) test -json -count=1 -timeout 15m ./... | $(GO) run -C tools ./cmd/testsummary'
+	@$(PHASE) "unit tests" bash -o pipefail -c 'env LABLOG_REQUIRE_DUCKDB=1 LABLOG_REQUIRE_S3=1 LABLOG_REQUIRE_FAILPOINT=1 \
+		$(GO) test -tags failpoint -json -count=1 -timeout 15m ./... | $(GO) run -C tools ./cmd/testsummary'
 	@$(PHASE) "arm64 tests (qemu-user)" $(MAKE) --no-print-directory test-arm64
 	@$(PHASE) "Debian packages (lintian, arm64 root)" $(MAKE) --no-print-directory deb-test
 	@$(PHASE) "appliance image test (QEMU)" $(MAKE) --no-print-directory image-test
 
 test-unit:
-	$(GO) test -count=1 -short ./...
+	$(GO) test -tags failpoint -count=1 -short ./...
 
 # Cross-compiled test binaries run under Debian's qemu-user-static.
 test-arm64:
 	GOOS=linux GOARCH=arm64 LABLOG_TEST_EXEC=qemu-aarch64-static \
-		$(GO) test -count=1 -short -timeout 15m -exec qemu-aarch64-static $(ARM64_PKGS)
+		$(GO) test -tags failpoint -count=1 -short -timeout 15m -exec qemu-aarch64-static $(ARM64_PKGS)
 
 # staticcheck at a pinned version, fetched through the Go module proxy and
 # cached by the go command; go.mod is not touched.
@@ -72,6 +77,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l cmd internal tools); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags failpoint ./internal/failpoint
 	$(GO) vet -C tools ./...
 	$(GO) run $(STATICCHECK) ./...
 
@@ -84,8 +90,8 @@ demo:
 
 # The benchmark harness: the real binary on loopback websockets, one table
 # (docs/performance.md). BENCH_FLAGS e.g. --runs 5 --only ingest,baseline.
-bench: build
-	dist/lablog bench $(BENCH_FLAGS)
+bench: build build-failpoint
+	dist/lablog bench --failpoint-binary dist/lablog-failpoint $(BENCH_FLAGS)
 
 # The same harness built for arm64 and run under qemu-user, quick: a check
 # that it works there and of relative costs, never a figure for a Pi.

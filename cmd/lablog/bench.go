@@ -17,6 +17,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"Measure a lablog binary on loopback websockets and /addLog calls (ingest, baselines,\nmemory, compaction) and print one table (docs/performance.md).")
 	var o bench.Options
 	fs.StringVar(&o.Binary, "binary", "", "lablog `binary` to measure (default: this one)")
+	fs.StringVar(&o.FailpointBinary, "failpoint-binary", "", "a lablog built with -tags failpoint, for the slow-disk rows (default: --binary, when it is one)")
 	fs.StringVar(&o.Exec, "exec", "", "run the measured binary under this `command` (e.g. qemu-aarch64-static)")
 	fs.IntVar(&o.Runs, "runs", 0, "runs per figure (default 3; 1 with --quick)")
 	fs.DurationVar(&o.Duration, "duration", 0, "load per run (default 8s; 2s with --quick)")

@@ -89,6 +89,11 @@ func TestBenchQuickEndToEnd(t *testing.T) {
 	if f := val("baseline 80 x 20 msg/s", "fsyncs per message"); f != 1 {
 		t.Errorf("baseline: fsyncs per message %v, want 1", f)
 	}
+	// The delay reached the child's fsyncs (a failpoint build): two
+	// delayed fsyncs per commit.
+	if p50 := val("slow disk 10ms, 80 x 20 msg/s", "commit p50"); p50 < 20 {
+		t.Errorf("slow disk 10ms: commit p50 %v ms, want at least 20 (two 10 ms fsyncs)", p50)
+	}
 	if c := val("compaction, 20000 rows", "rows"); !(c > 0) {
 		t.Errorf("compaction: %v rows/s", c)
 	}

@@ -29,7 +29,8 @@ var (
 	buildErr  error
 )
 
-// lablogBinary builds the real binary once per test run.
+// lablogBinary builds the real binary once per test run, with its
+// failpoints compiled in (-tags failpoint), which the crash tests arm.
 func lablogBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -39,7 +40,7 @@ func lablogBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "lablog")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "failpoint", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -207,19 +208,24 @@ func TestCrashUnderLoad(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		var limit *time.Timer
 		if fp == "" {
 			// A random moment: sometimes mid-compaction, sometimes mid-commit.
 			time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 		} else {
 			// The failpoint kills it at the next compaction; bound the wait.
-			limit := time.AfterFunc(30*time.Second, func() {
+			limit = time.AfterFunc(30*time.Second, func() {
 				t.Errorf("run %d: failpoint %q not reached within 30 s", i, fp)
 				_ = cmd.Process.Signal(syscall.SIGKILL)
 			})
-			defer limit.Stop()
 		}
 		err := cmd.Wait()
+		if limit != nil {
+			// Stopped now, not deferred: a deferred timer fired 30 s later
+			// while later runs went on, failing a run that was killed in time.
+			limit.Stop()
+		}
 		logf.Close()
 		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/version"
 )
 
@@ -22,5 +23,8 @@ func cmdVersion(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprintln(stdout, "lablog", versionString())
+	if failpoint.Enabled {
+		fmt.Fprintln(stdout, failpoint.VersionNote)
+	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/atomicfile"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/retrylog"
@@ -702,45 +703,16 @@ func (s *Store) Export(dir string) (int, error) {
 	for i, g := range graphs {
 		var buf bytes.Buffer
 		_ = g.Matrix.WriteCSV(&buf)
-		if err := writeSynced(filepath.Join(dir, FileName(g.Key, "-adjacency.csv")), buf.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, FileName(g.Key, "-adjacency.csv")), buf.Bytes(), archive.FileMode); err != nil {
 			for _, rest := range graphs[i:] {
 				s.mu.Lock()
 				s.dirty[rest.Key] = true
 				s.mu.Unlock()
 			}
-			return i, err
+			return i, fmt.Errorf("analytics export: %w", err)
 		}
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 	return len(graphs), nil
-}
-
-// writeSynced replaces path atomically with data, synced before the rename
-// so a power cut leaves the old file or the new one.
-func writeSynced(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, archive.FileMode)
-	if err != nil {
-		return fmt.Errorf("analytics export: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("analytics export %s: %w", path, err)
-	}
-	return nil
 }
 
 // Counts is what the status page may show of the store: counts, never ids.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/practable/lablog/internal/atomicfile"
 )
 
 // FileName is the reference's name for k's matrix file,
@@ -79,17 +81,10 @@ func WriteIndicators(dir string, r Report) error {
 	return writeFile(filepath.Join(dir, "indicators.json"), append(data, '\n'))
 }
 
-// writeFile replaces path atomically: a reader (or rsync) never sees half a file.
+// writeFile replaces path atomically and durably: a reader (or rsync) never
+// sees half a file.
 func writeFile(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 // WriteAll writes the matrices, indicators.json and the pictures to dir.

@@ -11,6 +11,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 const crashRootEnv = "LABLOG_ARCHIVE_CRASH_ROOT"
@@ -38,6 +39,7 @@ func TestCrashHelper(t *testing.T) {
 // temporary file (CleanTemp removes it); after it, a complete file that
 // verifies and that a second Publish refuses to overwrite.
 func TestCrashWindows(t *testing.T) {
+	testkit.NeedFailpoints(t)
 	cases := []struct {
 		point     string
 		published bool

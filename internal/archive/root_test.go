@@ -12,6 +12,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // drive loop-mounts a fresh 16 MiB ext4 image holding the archive marker
@@ -292,6 +293,7 @@ func TestYankHelper(t *testing.T) {
 // TestYankWhilePaused holds a real process at the last moment before the
 // rename, unmounts the drive under it, and lets it go on.
 func TestYankWhilePaused(t *testing.T) {
+	testkit.NeedFailpoints(t)
 	mnt := drive(t)
 	pauses := t.TempDir()
 	cmd := selfCommand("-test.run=^TestYankHelper$")

@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/practable/lablog/internal/atomicfile"
 )
 
 // MarkerFile is the file whose presence in the archive root proves the
@@ -20,11 +22,18 @@ const markerText = "lablog archive drive: lablog writes Parquet files here only 
 // WriteMarker makes dir an archive root for require = "marker": it writes
 // MarkerFile there, owned by uid:gid (the service's user).
 func WriteMarker(dir string, uid, gid int) error {
-	path := filepath.Join(dir, MarkerFile)
-	if err := os.WriteFile(path, []byte(markerText), 0o644); err != nil {
+	f, err := atomicfile.Create(filepath.Join(dir, MarkerFile), 0o644)
+	if err != nil {
 		return fmt.Errorf("archive marker: %w", err)
 	}
-	if err := os.Chown(path, uid, gid); err != nil {
+	defer f.Abort()
+	if _, err := f.Write([]byte(markerText)); err != nil {
+		return fmt.Errorf("archive marker: %w", err)
+	}
+	if err := f.Chown(uid, gid); err != nil {
+		return fmt.Errorf("archive marker: %w", err)
+	}
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("archive marker: %w", err)
 	}
 	return nil

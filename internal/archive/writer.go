@@ -130,7 +130,10 @@ func (w *Writer) Add(e Entry) error {
 			}
 			w.inGroup = 0
 			if w.groups++; w.groups == 1 {
-				failpoint.Hit(FailMidWrite)
+				if err := failpoint.Hit(FailMidWrite); err != nil {
+					w.err = w.wrap(err)
+					return w.err
+				}
 			}
 		}
 	}
@@ -194,14 +197,18 @@ func (w *Writer) finish(name string) error {
 	if err := w.f.Close(); err != nil {
 		return err
 	}
-	failpoint.Hit(FailAfterWriteBeforeRename)
+	if err := failpoint.Hit(FailAfterWriteBeforeRename); err != nil {
+		return err
+	}
 	if err := w.root.Check(); err != nil {
 		return err
 	}
 	if err := renameNoReplace(w.dir, w.tmp, name); err != nil {
 		return err
 	}
-	failpoint.Hit(FailAfterRenameBeforeSync)
+	if err := failpoint.Hit(FailAfterRenameBeforeSync); err != nil {
+		return err
+	}
 	return w.dir.Sync()
 }
 

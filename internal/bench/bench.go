@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/failpoint"
 )
 
 // Scenarios, in the order they run; Options.Only picks some.
@@ -28,16 +29,20 @@ var Scenarios = []string{"ingest", "baseline", "http", "dashboards", "idle", "sl
 
 // Options configure Run. Zero fields take the defaults stated.
 type Options struct {
-	Binary      string        // the lablog binary to measure (required)
-	Exec        string        // run children under this command, e.g. qemu-aarch64-static
-	Runs        int           // repetitions of each figure; default 3 (1 with Quick)
-	Duration    time.Duration // load per ingest run; default 8s (2s with Quick)
-	Quick       bool          // a small, fast bench: tests and emulated arm64
-	Only        []string      // scenarios to run; default all
-	Dir         string        // scratch space; default os.TempDir()
-	CompactRows int           // rows in the compaction buffer; default 2,000,000 (20,000 with Quick)
-	ScaleSizes  []int         // streams in the scaling runs; default 1, 10, 100, 1000 (1, 10 with Quick)
-	Logger      *slog.Logger  // progress; default discards
+	Binary string // the lablog binary to measure (required)
+	// FailpointBinary is a lablog built with -tags failpoint, for the slow
+	// disk rows (the buffer-fsync failpoint delays each fsync); default
+	// Binary when it is such a build, else those rows are left out, saying so.
+	FailpointBinary string
+	Exec            string        // run children under this command, e.g. qemu-aarch64-static
+	Runs            int           // repetitions of each figure; default 3 (1 with Quick)
+	Duration        time.Duration // load per ingest run; default 8s (2s with Quick)
+	Quick           bool          // a small, fast bench: tests and emulated arm64
+	Only            []string      // scenarios to run; default all
+	Dir             string        // scratch space; default os.TempDir()
+	CompactRows     int           // rows in the compaction buffer; default 2,000,000 (20,000 with Quick)
+	ScaleSizes      []int         // streams in the scaling runs; default 1, 10, 100, 1000 (1, 10 with Quick)
+	Logger          *slog.Logger  // progress; default discards
 }
 
 func (o *Options) setDefaults() error {
@@ -274,12 +279,28 @@ func (r *runner) idle(ctx context.Context) error {
 	return nil
 }
 
+// slowDisk runs the busy load with each fsync of the buffer delayed, as on
+// an SD card, in a failpoint build of the binary.
 func (r *runner) slowDisk(ctx context.Context) error {
+	bin := r.o.FailpointBinary
+	if bin == "" {
+		bin = r.o.Binary
+	}
+	o := *r.o
+	o.Binary = bin
+	if out, err := o.command(ctx, "version").Output(); err != nil || !strings.Contains(string(out), failpoint.VersionNote) {
+		r.rep.note("slow disk: left out: %s is not a failpoint build (go build -tags failpoint; make bench passes one with --failpoint-binary)", filepath.Base(bin))
+		return nil
+	}
+	if bin != r.o.Binary {
+		r.rep.note("slow disk: measured with %s, a failpoint build of the same source (its fsync delay is a failpoint)", filepath.Base(bin))
+	}
+	slow := &runner{o: &o, rep: r.rep, log: r.log, dir: r.dir, pools: r.pools}
 	for _, delay := range []string{"10ms", "10ms+70ms@2"} {
 		name := fmt.Sprintf("slow disk %s, 80 x 20 msg/s", delay)
 		for i := range r.o.Runs {
-			l := load{streams: 80, rate: 20, env: []string{buffer.SlowSyncEnv + "=" + delay}}
-			g, err := r.measureIngest(ctx, l, r.o.Duration, uint64(i+1))
+			l := load{streams: 80, rate: 20, env: []string{failpoint.EnvVar + "=" + buffer.FailFsync + ":delay:" + delay}}
+			g, err := slow.measureIngest(ctx, l, r.o.Duration, uint64(i+1))
 			if err != nil {
 				return err
 			}

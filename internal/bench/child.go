@@ -43,7 +43,7 @@ func (o *Options) command(ctx context.Context, args ...string) *exec.Cmd {
 }
 
 // startChild writes a configuration for names on s and starts lablog run
-// with extra environment (LABLOG_SLOW_FSYNC).
+// with extra environment (LABLOG_FAILPOINT for the slow disk).
 func startChild(ctx context.Context, o *Options, dir string, s *server, names []string, env ...string) (*child, error) {
 	var b strings.Builder
 	b.WriteString("streams:\n")

@@ -42,6 +42,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/practable/lablog/internal/failpoint"
 )
 
 // ErrLocked is returned by Open when another process holds the buffer.
@@ -120,7 +122,6 @@ type DB struct {
 	quarantined string
 	migrated    int64
 	syncs       syncCounter
-	slow        *SlowSync
 	log         *slog.Logger
 
 	wmu   sync.Mutex         // one writing operation at a time (bbolt's lock is per transaction)
@@ -139,15 +140,11 @@ type DB struct {
 // process is an error wrapping ErrLocked.
 func Open(path string, opts Options) (*DB, error) {
 	opts.setDefaults()
-	slow, err := slowSyncFromEnv()
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", path, err)
 	}
-	d := &DB{path: path, maxSize: opts.MaxSize, slow: slow, log: opts.Logger}
-	err = d.open(opts)
+	d := &DB{path: path, maxSize: opts.MaxSize, log: opts.Logger}
+	err := d.open(opts)
 	if err == nil {
 		return d, nil
 	}
@@ -160,7 +157,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	opts.Logger.Error("buffer was corrupt: quarantined it and started a fresh one",
 		"path", path, "quarantined", aside, "err", err)
-	d = &DB{path: path, maxSize: opts.MaxSize, slow: slow, log: opts.Logger, quarantined: aside}
+	d = &DB{path: path, maxSize: opts.MaxSize, log: opts.Logger, quarantined: aside}
 	if err := d.open(opts); err != nil {
 		return nil, fmt.Errorf("buffer %s: fresh buffer after quarantine: %w", path, err)
 	}
@@ -329,21 +326,22 @@ func IsDiskFull(err error) bool {
 // Fsyncs is the number of fsyncs the buffer has made since Open.
 func (d *DB) Fsyncs() int64 { return d.syncs.n.Load() }
 
-// update runs fn in a write transaction, counting its fsyncs and, under
-// SlowSyncEnv, delaying each of them.
+// update runs fn in a write transaction, counting its fsyncs. The
+// FailFsync failpoint stands at each of the two fsyncs of a commit.
 func (d *DB) update(fn func(*bolt.Tx) error) error {
 	before := d.fileSize()
 	err := d.bolt.Update(func(tx *bolt.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		d.slow.wait() // the data pages' fsync
-		return nil
+		return failpoint.Hit(FailFsync) // the data pages' fsync: an error fails the commit
 	})
 	if err != nil {
 		return err
 	}
-	d.slow.wait() // the meta page's fsync
+	// The meta page's fsync: committed by now, so an injected error can
+	// only be dropped; a delay, a pause or a kill act.
+	_ = failpoint.Hit(FailFsync)
 	d.syncs.committed(d.fileSize() > before)
 	return nil
 }

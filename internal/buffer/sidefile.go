@@ -10,6 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/practable/lablog/internal/atomicfile"
 )
 
 // SideFile is a bbolt file of derived state that a consumer of the records
@@ -69,21 +71,12 @@ func (d *DB) OpenSide(name string) (f *SideFile, fresh bool, err error) {
 	return f, fresh, nil
 }
 
-// writeMarker is the one fsync of a side file: the marker must be on disk
-// before anything unsynced is written to the file it guards.
+// writeMarker is the one fsync of a side file: the marker, name included
+// (a new one's folder entry), must be on disk before anything unsynced is
+// written to the file it guards.
 func writeMarker(path string, boot []byte) error {
-	m, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err == nil {
-		_, err = m.Write(boot)
-		if err == nil {
-			err = m.Sync()
-		}
-		if cerr := m.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("side marker %s: %w", path, err)
+	if err := atomicfile.WriteFile(path, boot, 0o600); err != nil {
+		return fmt.Errorf("side marker: %w", err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,41 +12,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/frame"
 )
 
-func TestParseSlowSync(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want SlowSync
-		bad  bool
-	}{
-		{in: "10ms", want: SlowSync{Base: 10 * time.Millisecond}},
-		{in: "10ms+70ms@2", want: SlowSync{Base: 10 * time.Millisecond, Spike: 70 * time.Millisecond, Percent: 2}},
-		{in: "0s+1s@100", want: SlowSync{Spike: time.Second, Percent: 100}},
-		{in: "", bad: true},
-		{in: "fast", bad: true},
-		{in: "-1ms", bad: true},
-		{in: "10ms+70ms", bad: true},
-		{in: "10ms+70ms@101", bad: true},
-		{in: "10ms+x@2", bad: true},
-	} {
-		got, err := ParseSlowSync(c.in)
-		if c.bad {
-			if err == nil || !strings.Contains(err.Error(), SlowSyncEnv) {
-				t.Errorf("%q: got %+v, %v; want an error naming %s", c.in, got, err, SlowSyncEnv)
-			}
-			continue
+// TestFsyncFailpoint: a delay armed at FailFsync holds both fsyncs of each
+// commit; an error fails the commit, which leaves nothing behind.
+func TestFsyncFailpoint(t *testing.T) {
+	if !failpoint.Enabled { // not testkit.NeedFailpoints: testkit imports buffer
+		if os.Getenv("LABLOG_REQUIRE_FAILPOINT") == "1" {
+			t.Fatal("LABLOG_REQUIRE_FAILPOINT=1 but this test binary was built without -tags failpoint")
 		}
-		if err != nil || got != c.want {
-			t.Errorf("%q: got %+v, %v; want %+v", c.in, got, err, c.want)
-		}
+		t.Skip("needs failpoints: go test -tags failpoint")
 	}
-}
-
-func TestSlowSyncDelaysCommits(t *testing.T) {
-	t.Setenv(SlowSyncEnv, "20ms")
 	db := openTest(t)
+	disarm, err := failpoint.Arm(FailFsync + ":delay:20ms")
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	const commits = 5
 	for i := range commits {
@@ -56,6 +40,22 @@ func TestSlowSyncDelaysCommits(t *testing.T) {
 	// Two delayed fsyncs per commit.
 	if took, min := time.Since(start), commits*2*20*time.Millisecond; took < min {
 		t.Errorf("%d commits took %v with 20 ms fsyncs; want at least %v", commits, took, min)
+	}
+	disarm()
+
+	disarm, err = failpoint.Arm(FailFsync + ":error")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Append([]frame.Record{rec("s", t0, "lost")}); !errors.Is(err, failpoint.ErrInjected) {
+		t.Errorf("Append with a failing fsync = %v, want the injected error", err)
+	}
+	disarm()
+	if err := db.Append([]frame.Record{rec("s", t0, "after")}); err != nil {
+		t.Fatalf("Append after the failed commit: %v", err)
+	}
+	if got := scanAll(t, db, "s", t0); len(got) != commits+1 || string(got[commits].rec.Data) != "after" {
+		t.Errorf("buffer holds %d records after %d commits, a failed one and one more; want %d", len(got), commits, commits+1)
 	}
 }
 

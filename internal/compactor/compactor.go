@@ -253,8 +253,11 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 		if !res.Early && !c.closed(g.Hour, now) {
 			continue
 		}
-		failpoint.Hit(FailBeforeFile)
-		if err := c.compactGroup(ctx, root, g, res); err != nil {
+		err := failpoint.Hit(FailBeforeFile)
+		if err == nil {
+			err = c.compactGroup(ctx, root, g, res)
+		}
+		if err != nil {
 			if first == nil {
 				first = err
 			}
@@ -341,7 +344,9 @@ func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Grou
 	if err != nil {
 		return wrap(fmt.Errorf("published file does not verify: %w", err))
 	}
-	failpoint.Hit(FailAfterPublish)
+	if err := failpoint.Hit(FailAfterPublish); err != nil {
+		return wrap(err)
+	}
 	if err := c.settle(root, g, meta.FirstSeq, meta.LastSeq); err != nil {
 		return err
 	}

@@ -1,17 +1,26 @@
-// Package failpoint stops the process at named points, so crash tests can
-// cut the power at the exact windows that matter (between publish and
-// delete, say), or hold the process there while they change the world under
-// it (unmount the drive between two files).
+// Package failpoint stops, slows or fails the process at named points, so
+// crash tests can cut the power at the exact windows that matter (between
+// publish and delete, say), hold the process there while they change the
+// world under it (unmount the drive between two files), make a step fail,
+// or make a fast disk as slow as an SD card.
 //
-// A failpoint is armed by the environment variable LABLOG_FAILPOINT, read
-// once at start-up:
+// Failpoints exist only in a binary built with -tags failpoint (tests and
+// benchmarks). In the release build Hit is an empty function and nothing
+// reads the environment.
 //
-//	name              SIGKILL the process at the first Hit(name)
-//	name:kill         the same
-//	name:pause:<dir>  at every Hit(name), create <dir>/<name>.paused and
-//	                  wait until <dir>/<name>.resume exists (see Resume)
+// In a failpoint build, the environment variable LABLOG_FAILPOINT, read once
+// at start-up, arms a comma-separated list of points:
 //
-// Unarmed, Hit costs one string comparison.
+//	name                 SIGKILL the process at the first Hit(name)
+//	name:kill            the same
+//	name:pause:<dir>     at every Hit(name), create <dir>/<name>.paused and
+//	                     wait until <dir>/<name>.resume exists (see Resume)
+//	name:error[:<text>]  every Hit(name) returns an error (ErrInjected)
+//	name:delay:<d>       every Hit(name) sleeps d (a Go duration, 10ms);
+//	name:delay:<d>+<s>@<p>  and s more on p% of the hits (10ms+70ms@2)
+//
+// A malformed setting exits the process with status 2: a test that armed a
+// failpoint must not run on silently unarmed.
 package failpoint
 
 import (
@@ -21,13 +30,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 )
 
-// EnvVar names the environment variable that arms a failpoint.
+// EnvVar names the environment variable that arms failpoints.
 const EnvVar = "LABLOG_FAILPOINT"
+
+// VersionNote is the line `lablog version` adds in a failpoint build, so a
+// harness (lablog bench) can tell such a binary from a release one.
+const VersionNote = "failpoints: compiled in (a test build, not for release)"
+
+// ErrInjected is wrapped by the errors of an armed name:error point.
+var ErrInjected = errors.New("injected failure")
 
 // Poll is how often a paused process looks for its resume file.
 const Poll = 10 * time.Millisecond
@@ -40,89 +54,6 @@ const (
 	PausedSuffix = ".paused"
 	ResumeSuffix = ".resume"
 )
-
-type spec struct {
-	name  string
-	pause string // directory of the pause files; "" kills
-}
-
-var armed = mustParse(os.Getenv(EnvVar))
-
-var (
-	mu   sync.Mutex // one pause at a time: they share the pause files
-	hits int        // pauses so far, written to the .paused file
-)
-
-func parse(v string) (spec, error) {
-	name, rest, _ := strings.Cut(v, ":")
-	mode, dir, _ := strings.Cut(rest, ":")
-	switch {
-	case v == "":
-		return spec{}, nil
-	case name == "":
-		return spec{}, errors.New("no failpoint name")
-	case mode == "" || mode == "kill":
-		if dir != "" {
-			return spec{}, errors.New("kill takes no argument")
-		}
-		return spec{name: name}, nil
-	case mode == "pause":
-		if dir == "" {
-			return spec{}, errors.New("pause needs a directory: name:pause:<dir>")
-		}
-		return spec{name: name, pause: dir}, nil
-	}
-	return spec{}, fmt.Errorf("unknown mode %q (want kill or pause)", mode)
-}
-
-// mustParse exits on a malformed setting: a test that armed a failpoint
-// must not run on silently unarmed.
-func mustParse(v string) spec {
-	s, err := parse(v)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s=%q: %v\n", EnvVar, v, err)
-		os.Exit(2)
-	}
-	return s
-}
-
-// Hit stops the process at the named point when it is armed: SIGKILL, like
-// a power cut, or a pause until the test resumes it.
-func Hit(name string) {
-	if armed.name == "" || armed.name != name {
-		return
-	}
-	if armed.pause != "" {
-		pause(armed.pause, name)
-		return
-	}
-	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	select {} // SIGKILL cannot be caught; wait for it to land
-}
-
-// pause announces the pause, waits for the resume file, then removes both,
-// the .paused file first: once the test sees .resume gone, a later .paused
-// is a new hit.
-func pause(dir, name string) {
-	mu.Lock()
-	defer mu.Unlock()
-	hits++
-	paused := filepath.Join(dir, name+PausedSuffix)
-	resume := filepath.Join(dir, name+ResumeSuffix)
-	// Written under another name and renamed, so the test never reads it half written.
-	tmp := paused + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(hits)+"\n"), 0o644); err != nil || os.Rename(tmp, paused) != nil {
-		fmt.Fprintf(os.Stderr, "failpoint %s: cannot announce the pause in %s\n", name, dir)
-		return
-	}
-	for deadline := time.Now().Add(MaxPause); time.Now().Before(deadline); time.Sleep(Poll) {
-		if _, err := os.Stat(resume); err == nil {
-			break
-		}
-	}
-	_ = os.Remove(paused)
-	_ = os.Remove(resume)
-}
 
 // WaitPaused waits until the process armed with name:pause:dir is paused at
 // name and returns which pause it is (1 for the first Hit). For tests.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/failpoint"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 const childLogEnv = "LABLOG_FAILPOINT_TEST_LOG"
@@ -56,7 +57,8 @@ func readLog(t *testing.T, path string) string {
 }
 
 func TestKill(t *testing.T) {
-	for _, spec := range []string{"point", "point:kill"} {
+	testkit.NeedFailpoints(t)
+	for _, spec := range []string{"point", "point:kill", "elsewhere:error,point:kill"} {
 		t.Run(spec, func(t *testing.T) {
 			cmd, log := child(t, spec)
 			out, err := cmd.CombinedOutput()
@@ -71,7 +73,58 @@ func TestKill(t *testing.T) {
 	}
 }
 
+// TestReleaseBuildIgnoresTheEnvironment: without -tags failpoint, an armed
+// point, even a malformed setting, changes nothing.
+func TestReleaseBuildIgnoresTheEnvironment(t *testing.T) {
+	if failpoint.Enabled {
+		t.Skip("a release-build test: go test without -tags failpoint (cmd/lablog checks the release binary in every run)")
+	}
+	for _, spec := range []string{"point", "point:error", ":kill", "point:stop"} {
+		cmd, log := child(t, spec)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%q: child: %v\n%s", spec, err, out)
+		}
+		if got := readLog(t, log); got != "before 1; after 1; before 2; after 2" {
+			t.Errorf("%q: log %q, want the child run through", spec, got)
+		}
+	}
+	if _, err := failpoint.Arm("point:error"); err == nil {
+		t.Error("Arm worked in a release build")
+	}
+}
+
+// TestErrorAndDelay arms points in this process: an error point fails every
+// hit with ErrInjected and the given text; a delay point holds each hit.
+func TestErrorAndDelay(t *testing.T) {
+	testkit.NeedFailpoints(t)
+	disarm, err := failpoint.Arm("e:error:disk on fire,d:delay:30ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		err := failpoint.Hit("e")
+		if !errors.Is(err, failpoint.ErrInjected) || !strings.Contains(err.Error(), "disk on fire") {
+			t.Errorf("Hit(e) = %v, want ErrInjected with the text", err)
+		}
+	}
+	start := time.Now()
+	if err := failpoint.Hit("d"); err != nil {
+		t.Errorf("Hit(d) = %v", err)
+	}
+	if took := time.Since(start); took < 30*time.Millisecond {
+		t.Errorf("delayed hit took %v, want at least 30ms", took)
+	}
+	if err := failpoint.Hit("other"); err != nil {
+		t.Errorf("Hit(other) = %v", err)
+	}
+	disarm()
+	if err := failpoint.Hit("e"); err != nil {
+		t.Errorf("after disarm, Hit(e) = %v", err)
+	}
+}
+
 func TestUnarmedPointsAreNoOps(t *testing.T) {
+	testkit.NeedFailpoints(t)
 	cmd, log := child(t, "other-point")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
@@ -84,6 +137,7 @@ func TestUnarmedPointsAreNoOps(t *testing.T) {
 // TestPause holds the child at each hit in turn: while it is paused nothing
 // after the point runs, and it goes on exactly when resumed.
 func TestPause(t *testing.T) {
+	testkit.NeedFailpoints(t)
 	dir := t.TempDir()
 	cmd, log := child(t, "point:pause:"+dir)
 	var out strings.Builder
@@ -125,7 +179,10 @@ func TestPause(t *testing.T) {
 }
 
 func TestBadSpecExits(t *testing.T) {
-	for _, spec := range []string{"point:pause", "point:pause:", "point:stop", ":kill", "point:kill:x"} {
+	testkit.NeedFailpoints(t)
+	for _, spec := range []string{"point:pause", "point:pause:", "point:stop", ":kill", "point:kill:x",
+		"point:delay", "point:delay:fast", "point:delay:-1ms", "point:delay:10ms+70ms", "point:delay:10ms+70ms@101",
+		"point:kill,point:error", "point,"} {
 		cmd, log := child(t, spec)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError

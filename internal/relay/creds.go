@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/practable/lablog/internal/atomicfile"
 	"github.com/practable/lablog/internal/secretfile"
 	"github.com/practable/lablog/internal/source"
 )
@@ -37,31 +38,7 @@ func WriteTokenFiles(dir, stream, access, token string) error {
 }
 
 func writeSecret(path, data string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.WriteString(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, []byte(data), 0o600)
 }
 
 // Credentials say where one stream's access URL and token come from:

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	kservice "github.com/kardianos/service"
+
+	"github.com/practable/lablog/internal/atomicfile"
 )
 
 // Runner runs a command and returns its combined output. Tests inject one
@@ -182,15 +184,7 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 // Control is the running service, through kardianos/service.

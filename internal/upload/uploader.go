@@ -637,11 +637,12 @@ const FailAfterPut = "upload-after-put-before-ledger"
 
 // done records a file as uploaded (durably when the drive takes it).
 func (u *Uploader) done(f file, shaHex string, size int64, found bool, took time.Duration) {
-	failpoint.Hit(FailAfterPut)
-	var lerr error
-	if err := archive.CheckTarget(u.opts.Root, u.opts.Require); err != nil {
-		lerr = err
-	} else {
+	// An injected error stands for a ledger that cannot be written.
+	lerr := failpoint.Hit(FailAfterPut)
+	if lerr == nil {
+		lerr = archive.CheckTarget(u.opts.Root, u.opts.Require)
+	}
+	if lerr == nil {
 		lerr = u.scan.ledger.add(f.date, f.rel, shaHex)
 	}
 	now := time.Now()

@@ -25,6 +25,7 @@ import (
 	"github.com/goreleaser/nfpm/v2/deb"
 	"github.com/goreleaser/nfpm/v2/files"
 
+	"github.com/practable/lablog/internal/atomicfile"
 	"github.com/practable/lablog/internal/service"
 )
 
@@ -85,21 +86,16 @@ func Build(ctx context.Context, s Spec) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(s.Out, s.FileName())
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("package: %w", err)
 	}
-	err = deb.Default.Package(nfpm.WithDefaults(info), f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	defer f.Abort()
+	if err := deb.Default.Package(nfpm.WithDefaults(info), f); err != nil {
 		return "", fmt.Errorf("package %s: %w", path, err)
+	}
+	if err := f.Commit(); err != nil {
+		return "", fmt.Errorf("package: %w", err)
 	}
 	return path, nil
 }
