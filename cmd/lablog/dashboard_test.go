@@ -32,18 +32,28 @@ func (k dashboardKey) query() string {
 	return url.Values{"username": {k.user}, "course": {k.course}, "hardware": {k.hardware}}.Encode()
 }
 
-// dashGet asks lablog's dashboards' API and returns the answer's bytes.
+// dashGet asks lablog's dashboards' API and returns the answer's bytes;
+// while the store is still counting (503, after a start that lost it) it
+// asks again.
 func dashGet(t *testing.T, base, path string) []byte {
 	t.Helper()
-	resp, err := http.Get(base + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
+	var body []byte
+	testkit.Eventually(t, 60*time.Second, "an answer to "+path, func() bool {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		switch resp.StatusCode {
+		case 200:
+			return true
+		case http.StatusServiceUnavailable:
+			return false
+		}
 		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
-	}
+		return false
+	})
 	return body
 }
 

@@ -189,36 +189,53 @@ type pending struct {
 // It locks one group at a time, so the compactor's BeforeSettle never waits
 // for a long catch-up (after a restart on a large buffer) to end.
 func (s *Store) CatchUp() (int, error) {
+	n, _, err := s.catchUp(0)
+	return n, err
+}
+
+// catchUp is CatchUp consuming at most about budget records (0: no
+// limit); all says whether it consumed every record committed before.
+func (s *Store) catchUp(budget int) (n int, all bool, err error) {
 	groups, err := s.db.Groups()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	n := 0
 	for _, g := range groups {
+		limit := 0
+		if budget > 0 {
+			limit = max(budget-n, 1)
+		}
 		s.mu.Lock()
-		k, err := s.catchUpGroup(g, ^uint64(0))
+		k, more, err := s.catchUpGroup(g, ^uint64(0), limit)
 		err = s.survive(err)
 		s.mu.Unlock()
 		n += k
-		if err != nil {
-			return n, err
+		if err != nil || more {
+			return n, false, err
 		}
 	}
+	return n, true, s.pruneAfter()
+}
+
+// pruneAfter forgets the marks of groups gone from the buffer, once the
+// archive is read.
+func (s *Store) pruneAfter() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken {
-		return n, nil
+		return nil
 	}
 	// Marks are made only under mu: a group missing from a list taken
 	// under mu has no records left, so its mark can go; until the archive
 	// is read they say which of its rows were counted already.
 	if seeded, err := s.Seeded(); err != nil || !seeded {
-		return n, s.survive(err)
+		return s.survive(err)
 	}
-	if groups, err = s.db.Groups(); err != nil {
-		return n, err
+	groups, err := s.db.Groups()
+	if err != nil {
+		return err
 	}
-	return n, s.survive(s.pruneMarks(groups))
+	return s.survive(s.pruneMarks(groups))
 }
 
 // survive handles damage to the store's own state (bbolt pages no check
@@ -248,10 +265,10 @@ func (s *Store) BeforeSettle(g buffer.Group, last uint64) error {
 	if s.broken {
 		return nil // never hold the archive back for a store that is off
 	}
-	_, err := s.catchUpGroup(g, last)
+	_, _, err := s.catchUpGroup(g, last, 0)
 	if errors.Is(err, buffer.ErrSideCorrupt) {
 		if err = s.survive(err); err == nil && !s.broken {
-			_, err = s.catchUpGroup(g, last)
+			_, _, err = s.catchUpGroup(g, last, 0)
 			err = s.survive(err)
 		}
 	}
@@ -276,19 +293,23 @@ func (s *Store) mark(g buffer.Group) (uint64, error) {
 // errBatchFull ends a scan once a batch is full.
 var errBatchFull = errors.New("batch full")
 
-// catchUpGroup consumes g's records after its mark up to upTo, in batches.
-func (s *Store) catchUpGroup(g buffer.Group, upTo uint64) (int, error) {
+// catchUpGroup consumes g's records after its mark up to upTo, in
+// batches, at most about limit of them (0: no limit); more says it
+// stopped at the limit.
+func (s *Store) catchUpGroup(g buffer.Group, upTo uint64, limit int) (n int, more bool, err error) {
 	if s.broken {
-		return 0, nil
+		return 0, false, nil
 	}
-	n := 0
 	for {
+		if limit > 0 && n >= limit {
+			return n, true, nil
+		}
 		from, err := s.mark(g)
 		if err != nil {
-			return n, err
+			return n, false, err
 		}
 		if from >= upTo {
-			return n, nil
+			return n, false, nil
 		}
 		var batch []pending
 		_, err = s.db.Scan(g, from+1, upTo, func(seq uint64, r frame.Record) error {
@@ -299,17 +320,17 @@ func (s *Store) catchUpGroup(g buffer.Group, upTo uint64) (int, error) {
 			return nil
 		})
 		if err != nil && !errors.Is(err, errBatchFull) {
-			return n, err
+			return n, false, err
 		}
 		if len(batch) == 0 {
-			return n, nil // damaged blocks are the compactor's to set aside
+			return n, false, nil // damaged blocks are the compactor's to set aside
 		}
 		if err := s.apply(g, batch); err != nil {
-			return n, err
+			return n, false, err
 		}
 		n += len(batch)
 		if len(batch) < batchMax {
-			return n, nil
+			return n, false, nil
 		}
 	}
 }

@@ -3,6 +3,7 @@ package analytics
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -254,5 +255,35 @@ func openStore(t *testing.T) (*Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := store.Seed(t.TempDir()); err != nil { // an empty archive
+		t.Fatal(err)
+	}
 	return store, dir
+}
+
+// A Fresh never consumes a whole rebuild: beyond its budget it says the
+// store is behind, and a later one, once the rest is consumed, answers.
+func TestFreshIsBounded(t *testing.T) {
+	store, _ := openStore(t)
+	var recs []frame.Record
+	for i := range freshBudget + 3*batchMax {
+		recs = append(recs, statementRecord(t0.Add(time.Duration(i)*time.Millisecond), "u", "c", "spinner",
+			clicked(int64(i), "u", "c", "voltage_step")))
+	}
+	if err := store.db.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Fresh(); !errors.Is(err, ErrBehind) {
+		t.Fatalf("Fresh over %d records: %v, want ErrBehind", len(recs), err)
+	}
+	s, err := store.Student(Key{User: "u", Exp: "spinner", Course: "c"})
+	if err != nil || s.Commands < freshBudget || s.Commands >= len(recs) {
+		t.Errorf("after one Fresh: %d commands (%v), want its budget's worth", s.Commands, err)
+	}
+	if err := store.Fresh(); err != nil {
+		t.Fatalf("the second Fresh: %v", err)
+	}
+	if s, _ := store.Student(Key{User: "u", Exp: "spinner", Course: "c"}); s.Commands != len(recs) {
+		t.Errorf("%d commands, want %d", s.Commands, len(recs))
+	}
 }

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,9 +61,19 @@ func (s *Store) Student(k Key) (Student, error) {
 	return st, nil
 }
 
+// ErrBehind says the store does not hold every record yet: it is new, or
+// was dropped after damage or a power cut, and is still counting the
+// buffer or waiting to read the archive. Ask again shortly.
+var ErrBehind = errors.New("the analytics store is still counting the records")
+
+// freshBudget bounds the records one Fresh consumes, so a request never
+// waits for a whole rebuild: beyond it, ErrBehind.
+const freshBudget = 20 * batchMax
+
 // Fresh consumes every record committed before it was called, so that
-// what is read after it includes them. Callers that arrive while a
-// catch-up runs share the next one rather than queueing one each.
+// what is read after it includes them, or returns ErrBehind. Callers
+// that arrive while a catch-up runs share the next one rather than
+// queueing one each.
 func (s *Store) Fresh() error {
 	want := s.freshAsked.Add(1)
 	s.freshMu.Lock()
@@ -70,9 +81,18 @@ func (s *Store) Fresh() error {
 	if s.freshServed >= want {
 		return nil // a catch-up that began after this call has ended
 	}
-	upTo := s.freshAsked.Load()
-	if _, err := s.CatchUp(); err != nil {
+	if seeded, err := s.Seeded(); err != nil {
 		return err
+	} else if !seeded {
+		return ErrBehind // the archive is not counted yet
+	}
+	upTo := s.freshAsked.Load()
+	_, all, err := s.catchUp(freshBudget)
+	if err != nil {
+		return err
+	}
+	if !all {
+		return ErrBehind
 	}
 	s.freshServed = upTo
 	return nil

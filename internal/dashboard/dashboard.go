@@ -131,6 +131,11 @@ func (h *Handler) serve(answer func(query) (any, error)) http.HandlerFunc {
 		case errors.As(err, &bad):
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
+		case errors.Is(err, analytics.ErrBehind):
+			w.Header().Set("Retry-After", "10")
+			http.Error(w, "lablog is still counting its records for the dashboards (after a restart that lost its "+
+				"analytics state, or a new version); try again shortly", http.StatusServiceUnavailable)
+			return
 		case err != nil:
 			h.opts.Logger.Error("dashboard: cannot answer", "path", r.URL.Path, "err", err)
 			w.Header().Set("Retry-After", "5")

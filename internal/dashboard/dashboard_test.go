@@ -79,6 +79,9 @@ func newServer(t *testing.T, o Options) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := store.Seed(t.TempDir()); err != nil { // an empty archive
+		t.Fatal(err)
+	}
 	o.Store, o.Logger = store, quiet
 	srv := httptest.NewServer(New(o))
 	t.Cleanup(srv.Close)
@@ -307,5 +310,41 @@ func TestPseudonymisedUserIDs(t *testing.T) {
 	s.get(t, "/studentGraph?username="+ps.ID("alice")+"&course=ed1&hardware=spinner", "", &g)
 	if len(g.Edges) != 0 {
 		t.Errorf("asked by the pseudonym itself: %+v, want nothing (it is not a student's id)", g)
+	}
+}
+
+// Until the store holds every record (a new store before it read the
+// archive), every endpoint says so with 503 and Retry-After, at once.
+func TestNotReadyIsSaid(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	store, err := analytics.OpenStore(db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(Options{Store: store, Logger: quiet}))
+	t.Cleanup(srv.Close)
+	s := &server{url: srv.URL, db: db}
+	for _, path := range Paths {
+		resp := s.get(t, path+"?username=a&course=b&hardware=spinner&taskcode=x", "", nil)
+		if path == "/comparisonGraph" {
+			if resp.StatusCode != 200 {
+				t.Errorf("%s needs no student: %d", path, resp.StatusCode)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s before the archive is read: %d, Retry-After %q", path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	if _, err := store.Seed(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if resp := s.get(t, "/usageStats?username=a&course=b&hardware=spinner", "", nil); resp.StatusCode != 200 {
+		t.Errorf("once read: %d", resp.StatusCode)
 	}
 }
