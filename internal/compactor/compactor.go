@@ -70,6 +70,12 @@ type Options struct {
 	// seq last are deleted from the buffer; an error keeps them there (and
 	// the run retries). The live analytics store consumes them in it.
 	BeforeSettle func(g buffer.Group, last uint64) error
+	// Filter, when set, is applied to every record on its way to the
+	// archive (and when a crash's leftovers are reconciled): it returns the
+	// record to archive, possibly changed, or keep = false to leave it
+	// out. Left-out records are still removed from the buffer. The
+	// subject tombstone list (erased users) is applied so.
+	Filter func(seq uint64, r frame.Record) (out frame.Record, keep bool)
 }
 
 // Result describes one run.
@@ -304,19 +310,38 @@ func (c *Compactor) compactGroup(ctx context.Context, root *archive.Root, g buff
 		return wrap(err)
 	}
 	defer w.Abort()
-	n := 0
+	n, kept := 0, 0
+	var first, last uint64 // of the records scanned, kept or not
 	damaged, err := c.db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if n == 0 {
+			first = seq
+		}
 		n++
+		last = seq
+		if c.opts.Filter != nil {
+			var keep bool
+			if r, keep = c.opts.Filter(seq, r); !keep {
+				return nil
+			}
+		}
+		kept++
 		return w.Add(archive.Entry{Seq: seq, Rec: r})
 	})
 	if err != nil {
 		return wrap(err)
 	}
-	if n > 0 {
-		if err := c.publish(root, w, g, res); err != nil {
+	switch {
+	case kept > 0:
+		if err := c.publish(root, w, g, first, last, res); err != nil {
+			return err
+		}
+		res.Records += n
+	case n > 0:
+		// Every record was filtered out: nothing to publish, all to settle.
+		if err := c.settle(root, g, first, last); err != nil {
 			return err
 		}
 		res.Records += n
@@ -324,8 +349,9 @@ func (c *Compactor) compactGroup(ctx context.Context, root *archive.Root, g buff
 	return c.setAside(g, damaged, res)
 }
 
-// publish finishes the file, verifies it, and settles its records.
-func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Group, res *Result) error {
+// publish finishes the file, verifies it, and settles the records scanned
+// for it, first to last (a filter may have left some out of the file).
+func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Group, first, last uint64, res *Result) error {
 	wrap := func(err error) error { return fmt.Errorf("compact %s: %w", g, err) }
 	path, err := w.Publish()
 	if errors.Is(err, archive.ErrExists) {
@@ -342,7 +368,10 @@ func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Grou
 		return wrap(fmt.Errorf("published file does not verify: %w", err))
 	}
 	failpoint.Hit(FailAfterPublish)
-	if err := c.settle(root, g, meta.FirstSeq, meta.LastSeq); err != nil {
+	if c.opts.Filter == nil {
+		first, last = meta.FirstSeq, meta.LastSeq
+	}
+	if err := c.settle(root, g, first, last); err != nil {
 		return err
 	}
 	res.Files++
@@ -410,6 +439,12 @@ func (c *Compactor) reconcile(root *archive.Root, g buffer.Group) (done bool, er
 		}
 		sum, count := archive.NewChecksum(), int64(0)
 		if _, err := c.db.Scan(g, name.First, name.Last, func(seq uint64, r frame.Record) error {
+			if c.opts.Filter != nil {
+				var keep bool
+				if r, keep = c.opts.Filter(seq, r); !keep {
+					return nil
+				}
+			}
 			sum.Add(seq, r.Kind, r.Data)
 			count++
 			return nil

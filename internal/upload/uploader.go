@@ -695,3 +695,36 @@ func (u *Uploader) retire(old []file) {
 		u.log.Info("retention: deleted uploaded files older than keep_days", "files", len(old), "keep_days", u.opts.KeepDays)
 	}
 }
+
+// UploadFile uploads one published file now (rel: stream=<s>/date=<d>/<name>
+// under Options.Root) exactly as a cycle would, ledger included, for tools
+// that replace an object (lablog subject erase). An object already there
+// with the same checksum counts as uploaded; one with other content is an
+// error.
+func (u *Uploader) UploadFile(ctx context.Context, rel string) error {
+	if u.client == nil {
+		creds, err := u.loadCreds()
+		if err != nil {
+			return err
+		}
+		u.client, u.clean = newClient(u.opts, creds), newRedactor(creds)
+	}
+	local := filepath.Join(u.opts.Root, filepath.FromSlash(rel))
+	st, err := os.Stat(local)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", rel, err)
+	}
+	n, ok := archive.ParseFileName(filepath.Base(local))
+	if !ok {
+		return fmt.Errorf("upload %s: not an archive file name", rel)
+	}
+	f := file{rel: rel, stream: n.Stream, date: n.Hour.Format("2006-01-02"), hour: n.Hour, size: st.Size()}
+	settled, err := u.uploadOne(ctx, f)
+	if err != nil {
+		return err
+	}
+	if !settled {
+		return fmt.Errorf("upload %s: the bucket holds another object at %s", rel, u.Key(rel))
+	}
+	return nil
+}
