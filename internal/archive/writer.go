@@ -3,9 +3,11 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -167,8 +169,11 @@ func (w *Writer) Publish() (string, error) {
 		w.Abort()
 		return "", w.wrap(ErrEmpty)
 	}
-	for k, v := range w.meta() {
-		w.pw.SetKeyValueMetadata(k, v)
+	// In key order, so the same records always give the same bytes: a
+	// file written again (an erasure re-run) is identical.
+	meta := w.meta()
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		w.pw.SetKeyValueMetadata(k, meta[k])
 	}
 	name := FileName(Name{Stream: w.stream, Hour: w.hour, BufferID: w.bufferID, First: w.first, Last: w.last, Revision: w.revision})
 	final := filepath.Join(w.dir.Name(), name)
