@@ -71,6 +71,9 @@ func (e *eraser) bucket(ctx context.Context) error {
 			objs[f.New] = true
 			failpoint.Hit(FailAfterPut)
 		}
+		if f.Source == "bucket" {
+			f.Done = true // the rewrite is in the bucket: the step the drive's Done stands for
+		}
 		if objs[f.Old] {
 			if err := e.o.Bucket.Delete(ctx, f.Old); err != nil {
 				return err
