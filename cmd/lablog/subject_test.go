@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -280,7 +281,10 @@ func TestSubjectEraseAcrossAFleet(t *testing.T) {
 		if len(holding) == 0 || tpl.buffered[subjectVictim] == 0 {
 			t.Fatalf("%s: the user is in %d files and %d buffered rows", name, len(holding), tpl.buffered[subjectVictim])
 		}
+		total := inBucket[subjectVictim] + tpl.buffered[subjectVictim]
+		s.checkExport(t, total)
 		out := s.erase(t, bin, "")
+		s.checkExport(t, 0)
 
 		down := t.TempDir()
 		srv.Download(t, bucket, down)
@@ -369,5 +373,68 @@ func TestSubjectEraseAcrossAFleet(t *testing.T) {
 				t.Error("the journal stayed")
 			}
 		})
+	}
+}
+
+// checkExport runs lablog subject export --bucket and checks it found
+// want rows of the user, each once, from both transports: websocket
+// messages and /addLog statements (by username and by actor.id alone).
+func (s *subjectSite) checkExport(t *testing.T, want int) {
+	t.Helper()
+	out := t.TempDir()
+	if _, err := runCmd(t, "subject", "export", "--user", subjectVictim, "--config", s.cfg, "--bucket", "--site", s.name, "--out", out); err != nil {
+		t.Fatalf("%s: export: %v", s.name, err)
+	}
+	var sum subject.Summary
+	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &sum)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := os.ReadFile(filepath.Join(out, "records.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	seen := map[string]bool{}
+	n := 0
+	for _, l := range bytes.Split(bytes.TrimSpace(lines), []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		var row subject.Line
+		if err := json.Unmarshal(l, &row); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if row.User == nil || *row.User != subjectVictim {
+			t.Fatalf("%s: exported a row of %v", s.name, row.User)
+		}
+		id := fmt.Sprint(*row.BufferID, row.Stream, row.Seq, row.Part)
+		if seen[id] {
+			t.Errorf("%s: row %s exported twice", s.name, id)
+		}
+		seen[id] = true
+		switch {
+		case row.Kind == "statement" && strings.Contains(*row.Query, "username="+subjectVictim):
+			kinds["statement by username"]++
+		case row.Kind == "statement":
+			kinds["statement by actor.id"]++
+		default:
+			kinds[row.Kind]++
+		}
+	}
+	days := 0
+	for _, d := range sum.Days {
+		days += int(d.Rows)
+	}
+	if n != want || int(sum.Rows) != want || days != want {
+		t.Errorf("%s: exported %d rows, summary %d (days %d), want %d", s.name, n, sum.Rows, days, want)
+	}
+	if want > 0 && (kinds["message"] == 0 || kinds["statement by username"] == 0 || kinds["statement by actor.id"] == 0 ||
+		sum.BySource["buffer"] == 0 || sum.BySource["drive"] == 0 || sum.BySource["bucket"] == 0 || sum.First == nil) {
+		t.Errorf("%s: export kinds %v, summary %+v", s.name, kinds, sum)
 	}
 }
