@@ -277,7 +277,7 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 // this one, each once, so a technician need do nothing: a file whose
 // archive could not be written is tried again by the next run.
 func (c *Compactor) salvage(ctx context.Context, root *archive.Root, res *Result) error {
-	reports, err := salvage.Pending(ctx, root, c.db.Path(), salvage.Options{RowGroupRows: c.opts.RowGroupRows, Logger: c.opts.Logger})
+	reports, err := salvage.Pending(ctx, root, c.db.Path(), salvage.Options{RowGroupRows: c.opts.RowGroupRows, Logger: c.opts.Logger, Filter: c.opts.Filter})
 	for _, r := range reports {
 		res.Files += r.Files
 		res.Salvaged += r.Archived
