@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ import (
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/duckdbtest"
 	"github.com/practable/lablog/internal/failpoint"
+	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/s3test"
 	"github.com/practable/lablog/internal/subject"
 	"github.com/practable/lablog/internal/testkit"
@@ -346,6 +348,23 @@ func TestSubjectEraseAcrossAFleet(t *testing.T) {
 			if f.Source == "drive" && !bytes.Contains(lines, []byte(f.New+" "+f.NewSHA256)) {
 				t.Errorf("%s: %s is not in the upload ledger", name, f.New)
 			}
+		}
+		// A copy of a file from before the erasure put back on the drive
+		// (an old drive) is held back by the daemon's uploader.
+		old := st.Report[len(st.Report)-1].Old
+		if err := os.Link(filepath.Join(tpl.dir, "archive", filepath.FromSlash(old)), filepath.Join(s.root, filepath.FromSlash(old))); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(s.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = recorder.NewUploader(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil).UploadFile(context.Background(), old)
+		if err == nil || !strings.Contains(err.Error(), "erased users") {
+			t.Errorf("%s: the uploader sent a file of before the erasure: %v", name, err)
+		}
+		if err := os.Remove(filepath.Join(s.root, filepath.FromSlash(old))); err != nil {
+			t.Fatal(err)
 		}
 		reference[name] = st
 	}

@@ -4,6 +4,7 @@ package recorder
 // that a new setting is wired in one place.
 
 import (
+	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
@@ -35,6 +36,7 @@ func NewUploader(cfg config.Config, log *slog.Logger, faults *fault.Store) *uplo
 	opts.Logger = log
 	opts.Fault = faults.Report
 	opts.ClockSynced = source.ClockSynced
+	opts.Check = TombstoneCheck(cfg, log)
 	return upload.NewFromFile(opts, cfg.Upload.CredentialsFile)
 }
 
@@ -168,4 +170,19 @@ func TombstoneFilter(cfg config.Config, log *slog.Logger) func(uint64, frame.Rec
 		out, keep, _ := subject.Filter(seq, r, m)
 		return out, keep
 	}
+}
+
+// TombstoneCheck is the uploader's check that holds back files with rows
+// of users on the tombstone list; nil when the list is empty.
+func TombstoneCheck(cfg config.Config, log *slog.Logger) func(string) error {
+	t, err := subject.LoadTombstones(subject.TombstonePath(cfg.Buffer.Path))
+	if err != nil {
+		// Held back rather than sent unchecked: nothing is lost by waiting.
+		log.Error("TOMBSTONE LIST UNREADABLE: no file is uploaded until it is fixed", "err", err)
+		return func(string) error { return fmt.Errorf("the tombstone list cannot be read: %w", err) }
+	}
+	if len(t) == 0 {
+		return nil
+	}
+	return t.Check
 }

@@ -114,3 +114,21 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// Check refuses an archive file that holds a row of a user on the list:
+// for the uploader, so a file from before an erasure (an old drive plugged
+// in, a copy put back) never reaches the bucket.
+func (t Tombstones) Check(path string) error {
+	m := t.Matcher()
+	if m == nil {
+		return nil
+	}
+	c, err := Count(path, m)
+	if err != nil {
+		return err
+	}
+	if c.Rows > 0 {
+		return fmt.Errorf("it holds %d rows of erased users (tombstone list): run lablog subject erase again for each of them", c.Rows)
+	}
+	return nil
+}

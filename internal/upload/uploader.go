@@ -97,6 +97,10 @@ type Options struct {
 	// Fault, when set, is told of conflicts: an object at a file's key
 	// with other content.
 	Fault func(kind fault.Kind, detail string, count int64)
+	// Check, when set, may refuse a file before it is sent (one that holds
+	// an erased user's rows): it is held back like a conflict, with the
+	// reason, and looked at again on every cycle.
+	Check func(path string) error
 }
 
 // OptionsFrom takes the options from a configuration.
@@ -513,6 +517,12 @@ func (u *Uploader) uploadOne(ctx context.Context, f file) (settled bool, err err
 	if err != nil {
 		return false, fmt.Errorf("upload %s: %w", key, err)
 	}
+	if u.opts.Check != nil {
+		if err := u.opts.Check(local); err != nil {
+			u.hold(f, err.Error())
+			return false, nil
+		}
+	}
 	fh, err := os.Open(local)
 	if err != nil {
 		return false, fmt.Errorf("upload %s: %w", key, err)
@@ -630,6 +640,23 @@ func (u *Uploader) conflict(f file, key, detail string) {
 	}
 }
 
+// hold keeps a file that Check refused out of the bucket, shown as a
+// conflict until the file changes.
+func (u *Uploader) hold(f file, why string) {
+	msg := fmt.Sprintf("%s not uploaded: %s", f.rel, why)
+	u.mu.Lock()
+	old, known := u.conflicts[f.rel]
+	u.conflicts[f.rel] = msg
+	u.mu.Unlock()
+	if known && old == msg {
+		return
+	}
+	u.log.Error("UPLOAD HELD BACK: the file must not leave the drive as it is", "detail", msg)
+	if u.opts.Fault != nil {
+		u.opts.Fault(fault.UploadConflict, msg, 1)
+	}
+}
+
 // FailAfterPut is hit between a file's confirmed upload and its record in
 // the ledger: a crash there must end in "found, same checksum", not in a
 // second copy.
@@ -724,7 +751,10 @@ func (u *Uploader) UploadFile(ctx context.Context, rel string) error {
 		return err
 	}
 	if !settled {
-		return fmt.Errorf("upload %s: the bucket holds another object at %s", rel, u.Key(rel))
+		u.mu.Lock()
+		why := u.conflicts[rel]
+		u.mu.Unlock()
+		return fmt.Errorf("upload %s: %s", rel, why)
 	}
 	return nil
 }
