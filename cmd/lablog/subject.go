@@ -48,7 +48,8 @@ func cmdSubject(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return errUsage
 }
 
-const subjectUsage = `Usage:
+const subjectUsage = `Usage: lablog subject export|erase|verify-report ...
+
   lablog subject export --user ID --out DIR [--config FILE] [--archive DIR] [--buffer FILE] [--bucket] [--site S]
         every row of user ID (buffer, drive, bucket) as DIR/records.jsonl, and DIR/summary.json
   lablog subject erase --user ID [--config FILE] [--bucket]

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -455,5 +456,45 @@ func (s *subjectSite) checkExport(t *testing.T, want int) {
 	if want > 0 && (kinds["message"] == 0 || kinds["statement by username"] == 0 || kinds["statement by actor.id"] == 0 ||
 		sum.BySource["buffer"] == 0 || sum.BySource["drive"] == 0 || sum.BySource["bucket"] == 0 || sum.First == nil) {
 		t.Errorf("%s: export kinds %v, summary %+v", s.name, kinds, sum)
+	}
+}
+
+// Erase refuses, with what to do, while the daemon holds the buffer, and
+// while another user's erasure is unfinished; export needs a user.
+func TestSubjectEraseRefusals(t *testing.T) {
+	cfgPath, bufPath := daemonConfig(t, "ws://127.0.0.1:1")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := recorder.OpenBuffer(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCmd(t, "subject", "erase", "--user", "u-1", "--config", cfgPath)
+	if err == nil || !strings.Contains(err.Error(), "stop the daemon first") {
+		t.Errorf("erase beside a running daemon: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(bufPath), subject.TombstoneFile)); err == nil {
+		t.Error("a refused erasure wrote a tombstone")
+	}
+	// An erasure of u-1 interrupted (its journal left), then one of u-2.
+	j := `{"user":"u-1","user_sha256":"` + subject.Hash("u-1") + `","files":[]}`
+	if err := os.WriteFile(filepath.Join(filepath.Dir(bufPath), subject.JournalFile), []byte(j), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCmd(t, "subject", "erase", "--user", "u-2", "--config", cfgPath)
+	if !errors.Is(err, subject.ErrOtherErasure) || strings.Contains(err.Error(), "u-1") {
+		t.Errorf("erase with another unfinished: %v", err)
+	}
+	out, err := runCmd(t, "subject", "erase", "--user", "u-1", "--config", cfgPath)
+	if err != nil || !strings.Contains(out, "report: ") {
+		t.Errorf("finishing u-1: %v\n%s", err, out)
+	}
+	if _, err := runCmd(t, "subject", "export", "--out", t.TempDir(), "--config", cfgPath); !errors.Is(err, errUsage) {
+		t.Errorf("export without --user: %v", err)
 	}
 }
