@@ -268,9 +268,17 @@ func cmdSubjectErase(ctx context.Context, args []string, stdout, stderr io.Write
 		Buffer: func(ctx context.Context, m subject.Matcher) (int64, error) {
 			copts := recorder.CompactorOptions(cfg, log, faults)
 			copts.OpenHours = true
+			// Every tombstoned user, not only this one: the list is the
+			// daemon's filter, and an earlier erasure's user may have
+			// come back since.
+			ts, err := subject.LoadTombstones(subject.TombstonePath(cfg.Buffer.Path))
+			if err != nil {
+				return 0, err
+			}
+			tm := ts.Matcher()
 			var dropped int64
 			copts.Filter = func(seq uint64, r frame.Record) (frame.Record, bool) {
-				out, keep, n := subject.Filter(seq, r, m)
+				out, keep, n := subject.Filter(seq, r, func(u string) bool { return m(u) || tm != nil && tm(u) })
 				dropped += int64(n)
 				return out, keep
 			}
