@@ -498,3 +498,40 @@ func TestSubjectEraseRefusals(t *testing.T) {
 		t.Errorf("export without --user: %v", err)
 	}
 }
+
+// Erasing one user archives the buffer without every user on the
+// tombstone list: one erased before and recorded since is dropped too.
+func TestSubjectEraseDropsEveryTombstonedUserFromTheBuffer(t *testing.T) {
+	cfgPath, bufPath := daemonConfig(t, "ws://127.0.0.1:1")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := recorder.OpenBuffer(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	recs := testkit.SubjectRecords(rand.New(rand.NewPCG(5, 6)), "spin30", time.Now().Add(-3*time.Hour), 300, 5, counts)
+	if err := db.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := subject.AddTombstone(subject.TombstonePath(bufPath), testkit.SubjectUser(2)); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "subject", "erase", "--user", testkit.SubjectUser(1), "--config", cfgPath); err != nil {
+		t.Fatalf("erase: %v\n%s", err, out)
+	}
+	got := userCounts(t, cfg.Archive.Path)
+	for _, u := range []string{testkit.SubjectUser(0), testkit.SubjectUser(3), testkit.SubjectUser(4)} {
+		if got[u] != counts[u] || counts[u] == 0 {
+			t.Errorf("%s: %d rows archived, %d recorded", u, got[u], counts[u])
+		}
+	}
+	if got[testkit.SubjectUser(1)] != 0 || got[testkit.SubjectUser(2)] != 0 || counts[testkit.SubjectUser(2)] == 0 {
+		t.Errorf("erased users archived: %v", got)
+	}
+}
