@@ -86,9 +86,12 @@ func (e *eraser) bucket(ctx context.Context) error {
 			}
 		}
 		f.BucketDone = true
-		if err := e.save(); err != nil {
+		if err := e.progress(); err != nil {
 			return err
 		}
+	}
+	if err := e.save(); err != nil {
+		return err
 	}
 	return os.RemoveAll(scratch)
 }

@@ -20,7 +20,7 @@ const (
 	FailAfterBuffer    = "subject-after-buffer"
 	FailAfterPlan      = "subject-after-plan"
 	FailAfterPublish   = "subject-after-publish-before-remove" // each drive file
-	FailAfterFile      = "subject-after-file"                  // each drive file, journal saved
+	FailAfterFile      = "subject-after-file"                  // each drive file done
 	FailAfterPut       = "subject-after-put-before-delete"     // each bucket object
 	FailBeforeReport   = "subject-before-report"
 	FailAfterReport    = "subject-after-report-before-journal-removal"
@@ -124,9 +124,13 @@ type eraser struct {
 	j     *Journal
 	jpath string
 	m     Matcher
+	saved time.Time // last save of the journal
 }
 
-func (e *eraser) save() error { return e.j.save(e.jpath) }
+func (e *eraser) save() error {
+	e.saved = time.Now()
+	return e.j.save(e.jpath)
+}
 
 func (e *eraser) run(ctx context.Context) error {
 	// The tombstone first: whatever runs from now on drops the user.
@@ -170,6 +174,9 @@ func (e *eraser) run(ctx context.Context) error {
 				}
 				failpoint.Hit(FailAfterFile)
 			}
+		}
+		if err := e.save(); err != nil {
+			return err
 		}
 	}
 	if e.o.Bucket != nil {
@@ -247,6 +254,20 @@ func (e *eraser) rewriteDrive(root *archive.Root, f *FilePlan) error {
 		return err
 	}
 	f.Done = true
+	return e.progress()
+}
+
+// progressEvery bounds how often per-file progress is saved: the journal
+// is rewritten whole, so saving after every file would cost the square of
+// the files. Progress not saved is found again by a re-run (a step
+// already done is seen done: new file there, old gone), so this is safe.
+const progressEvery = 2 * time.Second
+
+// progress saves the journal if the last save is older than progressEvery.
+func (e *eraser) progress() error {
+	if time.Since(e.saved) < progressEvery {
+		return nil
+	}
 	return e.save()
 }
 
