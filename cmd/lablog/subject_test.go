@@ -522,8 +522,15 @@ func TestSubjectEraseDropsEveryTombstonedUserFromTheBuffer(t *testing.T) {
 	if err := subject.AddTombstone(subject.TombstonePath(bufPath), testkit.SubjectUser(2)); err != nil {
 		t.Fatal(err)
 	}
+	// The live analytics state, counted with the user in: dropped.
+	if err := os.WriteFile(bufPath+".analytics", []byte("state"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := runCmd(t, "subject", "erase", "--user", testkit.SubjectUser(1), "--config", cfgPath); err != nil {
 		t.Fatalf("erase: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(bufPath + ".analytics"); err == nil {
+		t.Error("the analytics state is still there")
 	}
 	got := userCounts(t, cfg.Archive.Path)
 	for _, u := range []string{testkit.SubjectUser(0), testkit.SubjectUser(3), testkit.SubjectUser(4)} {
