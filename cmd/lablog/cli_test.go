@@ -43,6 +43,9 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"fleet"}, []string{"-config", "-site", "-json", "gaps"}},
 		{[]string{"merge"}, []string{"-config", "-date", "-part-rows", "compacted/date="}},
 		{[]string{"version"}, []string{"version", "-buffer-format"}},
+		{[]string{"subject", "export"}, []string{"-user", "-out", "-config", "-archive", "-buffer", "-bucket", "-site"}},
+		{[]string{"subject", "erase"}, []string{"-user", "-config", "-bucket", "tombstone", "stopped"}},
+		{[]string{"subject", "verify-report"}, []string{"-key", "REPORT"}},
 	} {
 		name := strings.Join(tc.cmd, " ")
 		for _, help := range []string{"--help", "-h"} {

@@ -48,6 +48,10 @@ Usage:
                                       list the sites, streams and hours in the upload bucket, and gaps
   lablog merge [--config FILE] [--date YYYY-MM-DD] [--part-rows N]
                                       merge a day of the bucket's hourly objects into compacted/ parts
+  lablog subject export --user ID --out DIR [--config FILE] [--archive DIR] [--buffer FILE] [--bucket]
+                                      every row of one student, as JSON lines and a summary
+  lablog subject erase --user ID [--config FILE] [--bucket]
+                                      erase one student everywhere, with a signed report (daemon stopped)
   lablog config check [--strict] FILE validate a configuration file (--strict: warnings fail)
   lablog config ready FILE            fail while FILE is still the example (the unit's condition)
   lablog config example               print a commented example configuration
@@ -105,6 +109,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdMerge(ctx, rest, stdout, stderr)
 	case "fleet":
 		return cmdFleet(ctx, rest, stdout, stderr)
+	case "subject":
+		return cmdSubject(ctx, rest, stdout, stderr)
 	case "analytics":
 		return cmdAnalytics(rest, stdout, stderr)
 	case "pseudonym":

@@ -40,3 +40,16 @@ func cmdPseudonym(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// storedID is the id cfg's data holds for a user: their pseudonym when
+// privacy.pseudonymise is on, else the id itself.
+func storedID(cfg config.Config, id string) (string, error) {
+	if !cfg.Privacy.Pseudonymise {
+		return id, nil
+	}
+	key, _, err := privacy.LoadKey(cfg.Privacy.KeyFile, false)
+	if err != nil {
+		return "", fmt.Errorf("privacy.pseudonymise is on, and the key to find the user's pseudonym: %w", err)
+	}
+	return privacy.New(key).ID(id), nil
+}

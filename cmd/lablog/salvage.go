@@ -8,6 +8,7 @@ import (
 
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/salvage"
 )
 
@@ -33,9 +34,11 @@ func cmdSalvage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer root.Close()
+	log := newLogger(stderr, slog.LevelInfo)
 	rep, err := salvage.Salvage(ctx, root, fs.Arg(0), salvage.Options{
 		RowGroupRows: cfg.Archive.RowGroupRows,
-		Logger:       newLogger(stderr, slog.LevelInfo),
+		Logger:       log,
+		Filter:       recorder.TombstoneFilter(cfg, log),
 	})
 	if err != nil {
 		return err

@@ -907,3 +907,9 @@ func readGraph(gb *bolt.Bucket, k Key, e *Experiment) Graph {
 	}
 	return g
 }
+
+// DropState deletes the live store's file beside the buffer at bufferPath,
+// so the next OpenStore counts everything again from the buffer and the
+// archive, as after a power cut: the way to forget records erased from
+// both (lablog subject erase). lablog must not be running on the buffer.
+func DropState(bufferPath string) error { return buffer.RemoveSide(bufferPath, storeBucket) }

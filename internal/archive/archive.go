@@ -52,6 +52,11 @@ const (
 	KeyChecksum = "lablog.checksum"
 	KeyFormat   = "lablog.format"
 	KeyBufferID = "lablog.buffer_id" // format 2 on; "" for legacy records
+	// KeyRevision counts rewrites that removed rows (a subject's erasure):
+	// absent or "0" in a file as compacted. A rewritten file gets the next
+	// revision in its name too, so it never takes the name of the file it
+	// replaces, and a copy of the old one elsewhere is told apart.
+	KeyRevision = "lablog.revision"
 )
 
 // Entry is one committed buffer record and its per-stream sequence number.
@@ -69,11 +74,12 @@ type Meta struct {
 	FirstSeq, LastSeq uint64
 	Frames, Rows      int64
 	Checksum          string // "sha256:<hex>", see Checksum
+	Revision          int    // 0 as compacted; n after n rewrites
 }
 
 // Name returns the name the metadata gives the file.
 func (m Meta) Name() Name {
-	return Name{Stream: m.Stream, Hour: m.Hour, BufferID: m.BufferID, First: m.FirstSeq, Last: m.LastSeq}
+	return Name{Stream: m.Stream, Hour: m.Hour, BufferID: m.BufferID, First: m.FirstSeq, Last: m.LastSeq, Revision: m.Revision}
 }
 
 var (
@@ -131,17 +137,34 @@ type Name struct {
 	Hour        time.Time
 	BufferID    string
 	First, Last uint64
+	Revision    int // see KeyRevision; 0 has no part in the name
 }
 
 // FileName returns the deterministic name of the file holding n's records:
 // <stream>-<YYYYMMDD>T<HH>-<bufferid>-<first>-<last>.parquet, or without the
-// buffer id part when it is "".
+// buffer id part when it is "", and with -r<revision> before .parquet when
+// the file was rewritten.
 func FileName(n Name) string {
 	id := ""
 	if n.BufferID != "" {
 		id = n.BufferID + "-"
 	}
-	return fmt.Sprintf("%s-%s-%s%0*d-%0*d.parquet", n.Stream, frame.Hour(n.Hour).Format(hourLayout), id, seqWidth, n.First, seqWidth, n.Last)
+	rev := ""
+	if n.Revision > 0 {
+		rev = "-r" + strconv.Itoa(n.Revision)
+	}
+	return fmt.Sprintf("%s-%s-%s%0*d-%0*d%s.parquet", n.Stream, frame.Hour(n.Hour).Format(hourLayout), id, seqWidth, n.First, seqWidth, n.Last, rev)
+}
+
+// parseRevision reads a name's last part as -r<n> (n >= 1, no leading
+// zero); a seq has 20 digits and no letter, so the two cannot be confused.
+func parseRevision(part string) (int, bool) {
+	digits, ok := strings.CutPrefix(part, "r")
+	if !ok || digits == "" || digits[0] == '0' || len(digits) > 9 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
+	return n, err == nil && n > 0
 }
 
 // ParseFileName reverses FileName. The stream may itself contain '-', so the
@@ -154,11 +177,14 @@ func ParseFileName(name string) (Name, bool) {
 		return Name{}, false
 	}
 	parts := strings.Split(rest, "-")
+	var v Name
+	if rev, ok := parseRevision(parts[len(parts)-1]); ok {
+		v.Revision, parts = rev, parts[:len(parts)-1]
+	}
 	n := len(parts)
 	if n < 4 || len(parts[n-1]) != seqWidth || len(parts[n-2]) != seqWidth {
 		return Name{}, false
 	}
-	var v Name
 	var err error
 	if v.Last, err = strconv.ParseUint(parts[n-1], 10, 64); err != nil {
 		return Name{}, false

@@ -461,6 +461,13 @@ func metaOf(path string, pf *parquet.File) (Meta, error) {
 	errs = append(errs, err)
 	m.Rows, err = strconv.ParseInt(kv[KeyRows], 10, 64)
 	errs = append(errs, err)
+	if rev, ok := pf.Lookup(KeyRevision); ok {
+		n, err := strconv.Atoi(rev)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s %q", KeyRevision, rev))
+		}
+		m.Revision = n
+	}
 	m.Checksum = kv[KeyChecksum]
 	if len(m.Checksum) != len("sha256:")+64 || !strings.HasPrefix(m.Checksum, "sha256:") {
 		errs = append(errs, fmt.Errorf("%s %q", KeyChecksum, m.Checksum))

@@ -256,3 +256,15 @@ func (c *Checksum) Add(seq uint64, kind frame.Kind, data []byte) {
 
 // String returns "sha256:<hex>".
 func (c *Checksum) String() string { return "sha256:" + hex.EncodeToString(c.h.Sum(nil)) }
+
+// Rows returns the rows an entry is archived as, the ones a Writer writes:
+// for tools that must know a record's users (and so which messages of a
+// joined frame are whose) before it is archived.
+func Rows(e Entry) []Row { return appendRows(nil, idColumn(""), e) }
+
+// FrameBytes returns the part of its frame (or event detail) that r holds:
+// a frame's exact bytes are its rows' FrameBytes in part order.
+func (r *Row) FrameBytes() []byte { return r.frameBytes() }
+
+// KindOf returns the frame kind of a row's kind column.
+func KindOf(name string) (frame.Kind, bool) { return kindOf(name) }

@@ -3,9 +3,11 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -27,6 +29,8 @@ type Options struct {
 	// hex digits), in the file's name, metadata and buffer_id column; ""
 	// for legacy records, which then get a legacy name and a null column.
 	BufferID string
+	// Revision, when > 0, marks a rewrite (see KeyRevision).
+	Revision int
 }
 
 // Failpoints, in the order a write reaches them. FailMidWrite is hit once,
@@ -45,6 +49,7 @@ type Writer struct {
 	stream    string
 	hour      time.Time
 	bufferID  string
+	revision  int
 	root      *Root
 	ownRoot   bool     // Create opened root for this writer alone
 	dir       *os.File // the partition directory, held open
@@ -91,7 +96,7 @@ func newWriter(r *Root, dir, f *os.File, tmp, stream string, hour time.Time, opt
 		parquet.Compression(smallZstd),
 		parquet.MaxRowsPerRowGroup(int64(opts.RowGroupRows)),
 	)
-	return &Writer{stream: stream, hour: hour, bufferID: opts.BufferID, root: r, dir: dir, tmp: tmp, f: f, pw: pw,
+	return &Writer{stream: stream, hour: hour, bufferID: opts.BufferID, revision: opts.Revision, root: r, dir: dir, tmp: tmp, f: f, pw: pw,
 		sum: NewChecksum(), idColumn: idColumn(opts.BufferID), groupRows: opts.RowGroupRows}
 }
 
@@ -167,10 +172,13 @@ func (w *Writer) Publish() (string, error) {
 		w.Abort()
 		return "", w.wrap(ErrEmpty)
 	}
-	for k, v := range w.meta() {
-		w.pw.SetKeyValueMetadata(k, v)
+	// In key order, so the same records always give the same bytes: a
+	// file written again (an erasure re-run) is identical.
+	meta := w.meta()
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		w.pw.SetKeyValueMetadata(k, meta[k])
 	}
-	name := FileName(Name{Stream: w.stream, Hour: w.hour, BufferID: w.bufferID, First: w.first, Last: w.last})
+	name := FileName(Name{Stream: w.stream, Hour: w.hour, BufferID: w.bufferID, First: w.first, Last: w.last, Revision: w.revision})
 	final := filepath.Join(w.dir.Name(), name)
 	if err := w.finish(name); err != nil {
 		w.Abort()
@@ -213,7 +221,7 @@ func (w *Writer) finish(name string) error {
 }
 
 func (w *Writer) meta() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		KeyStream:   w.stream,
 		KeyHour:     w.hour.Format(time.RFC3339),
 		KeyFirstSeq: strconv.FormatUint(w.first, 10),
@@ -224,6 +232,10 @@ func (w *Writer) meta() map[string]string {
 		KeyFormat:   Format,
 		KeyBufferID: w.bufferID,
 	}
+	if w.revision > 0 {
+		m[KeyRevision] = strconv.Itoa(w.revision)
+	}
+	return m
 }
 
 // Abort removes the temporary file. It is safe to call more than once and

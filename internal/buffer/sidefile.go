@@ -139,3 +139,16 @@ func (f *SideFile) Drop(name string) (err error) {
 	}
 	return nil
 }
+
+// RemoveSide deletes the side file name of the buffer at path, as a power
+// cut would have it deleted: its consumer starts again from the records
+// at the next OpenSide. Only with the buffer closed and locked out (no
+// lablog running on it).
+func RemoveSide(path, name string) error {
+	for _, p := range []string{path + "." + name, path + "." + name + ".open"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("side %s: %w", p, err)
+		}
+	}
+	return nil
+}

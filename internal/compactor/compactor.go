@@ -70,6 +70,12 @@ type Options struct {
 	// seq last are deleted from the buffer; an error keeps them there (and
 	// the run retries). The live analytics store consumes them in it.
 	BeforeSettle func(g buffer.Group, last uint64) error
+	// Filter, when set, is applied to every record on its way to the
+	// archive (and when a crash's leftovers are reconciled): it returns the
+	// record to archive, possibly changed, or keep = false to leave it
+	// out. Left-out records are still removed from the buffer. The
+	// subject tombstone list (erased users) is applied so.
+	Filter func(seq uint64, r frame.Record) (out frame.Record, keep bool)
 }
 
 // Result describes one run.
@@ -274,7 +280,7 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 // this one, each once, so a technician need do nothing: a file whose
 // archive could not be written is tried again by the next run.
 func (c *Compactor) salvage(ctx context.Context, root *archive.Root, res *Result) error {
-	reports, err := salvage.Pending(ctx, root, c.db.Path(), salvage.Options{RowGroupRows: c.opts.RowGroupRows, Logger: c.opts.Logger})
+	reports, err := salvage.Pending(ctx, root, c.db.Path(), salvage.Options{RowGroupRows: c.opts.RowGroupRows, Logger: c.opts.Logger, Filter: c.opts.Filter})
 	for _, r := range reports {
 		res.Files += r.Files
 		res.Salvaged += r.Archived
@@ -307,19 +313,38 @@ func (c *Compactor) compactGroup(ctx context.Context, root *archive.Root, g buff
 		return wrap(err)
 	}
 	defer w.Abort()
-	n := 0
+	n, kept := 0, 0
+	var first, last uint64 // of the records scanned, kept or not
 	damaged, err := c.db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if n == 0 {
+			first = seq
+		}
 		n++
+		last = seq
+		if c.opts.Filter != nil {
+			var keep bool
+			if r, keep = c.opts.Filter(seq, r); !keep {
+				return nil
+			}
+		}
+		kept++
 		return w.Add(archive.Entry{Seq: seq, Rec: r})
 	})
 	if err != nil {
 		return wrap(err)
 	}
-	if n > 0 {
-		if err := c.publish(root, w, g, res); err != nil {
+	switch {
+	case kept > 0:
+		if err := c.publish(root, w, g, first, last, res); err != nil {
+			return err
+		}
+		res.Records += n
+	case n > 0:
+		// Every record was filtered out: nothing to publish, all to settle.
+		if err := c.settle(root, g, first, last); err != nil {
 			return err
 		}
 		res.Records += n
@@ -327,8 +352,9 @@ func (c *Compactor) compactGroup(ctx context.Context, root *archive.Root, g buff
 	return c.setAside(g, damaged, res)
 }
 
-// publish finishes the file, verifies it, and settles its records.
-func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Group, res *Result) error {
+// publish finishes the file, verifies it, and settles the records scanned
+// for it, first to last (a filter may have left some out of the file).
+func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Group, first, last uint64, res *Result) error {
 	wrap := func(err error) error { return fmt.Errorf("compact %s: %w", g, err) }
 	path, err := w.Publish()
 	if errors.Is(err, archive.ErrExists) {
@@ -347,7 +373,10 @@ func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Grou
 	if err := failpoint.Hit(FailAfterPublish); err != nil {
 		return wrap(err)
 	}
-	if err := c.settle(root, g, meta.FirstSeq, meta.LastSeq); err != nil {
+	if c.opts.Filter == nil {
+		first, last = meta.FirstSeq, meta.LastSeq
+	}
+	if err := c.settle(root, g, first, last); err != nil {
 		return err
 	}
 	res.Files++
@@ -415,6 +444,12 @@ func (c *Compactor) reconcile(root *archive.Root, g buffer.Group) (done bool, er
 		}
 		sum, count := archive.NewChecksum(), int64(0)
 		if _, err := c.db.Scan(g, name.First, name.Last, func(seq uint64, r frame.Record) error {
+			if c.opts.Filter != nil {
+				var keep bool
+				if r, keep = c.opts.Filter(seq, r); !keep {
+					return nil
+				}
+			}
 			sum.Add(seq, r.Kind, r.Data)
 			count++
 			return nil

@@ -4,6 +4,7 @@ package recorder
 // that a new setting is wired in one place.
 
 import (
+	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
@@ -14,10 +15,12 @@ import (
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/privacy"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/retention"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/subject"
 	"github.com/practable/lablog/internal/upload"
 )
 
@@ -35,6 +38,7 @@ func NewUploader(cfg config.Config, log *slog.Logger, faults *fault.Store) *uplo
 	opts.Logger = log
 	opts.Fault = faults.Report
 	opts.ClockSynced = source.ClockSynced
+	opts.Check = TombstoneCheck(cfg, log)
 	return upload.NewFromFile(opts, cfg.Upload.CredentialsFile)
 }
 
@@ -46,9 +50,12 @@ func OpenFaults(cfg config.Config, log *slog.Logger) *fault.Store {
 }
 
 // CompactorOptions derives the compactor's options from the configuration;
-// what it must not keep quiet goes to faults (which may be nil).
+// what it must not keep quiet goes to faults (which may be nil). The users
+// on the tombstone list (lablog subject erase) are filtered out of what it
+// archives; the list is read once, here: erasing needs the daemon stopped.
 func CompactorOptions(cfg config.Config, log *slog.Logger, faults *fault.Store) compactor.Options {
 	return compactor.Options{
+		Filter:       TombstoneFilter(cfg, log),
 		Fault:        faults.Report,
 		Root:         cfg.Archive.Path,
 		Require:      string(cfg.Archive.Require),
@@ -184,4 +191,40 @@ func NewRetention(cfg config.Config, log *slog.Logger) *retention.Sweeper {
 		o.HeldRetry = cfg.Upload.Interval
 	}
 	return retention.New(o)
+}
+
+// TombstoneFilter is the compactor filter that drops the rows of the users
+// on the tombstone list beside the buffer; nil when the list is empty. An
+// unreadable list is logged and drops nothing (records are never lost for
+// it); the erasure that wrote it checks it again.
+func TombstoneFilter(cfg config.Config, log *slog.Logger) func(uint64, frame.Record) (frame.Record, bool) {
+	path := subject.TombstonePath(cfg.Buffer.Path)
+	t, err := subject.LoadTombstones(path)
+	if err != nil {
+		log.Error("TOMBSTONE LIST UNREADABLE: erased users are not filtered from new archive files", "file", path, "err", err)
+		return nil
+	}
+	m := t.Matcher()
+	if m == nil {
+		return nil
+	}
+	return func(seq uint64, r frame.Record) (frame.Record, bool) {
+		out, keep, _ := subject.Filter(seq, r, m)
+		return out, keep
+	}
+}
+
+// TombstoneCheck is the uploader's check that holds back files with rows
+// of users on the tombstone list; nil when the list is empty.
+func TombstoneCheck(cfg config.Config, log *slog.Logger) func(string) error {
+	t, err := subject.LoadTombstones(subject.TombstonePath(cfg.Buffer.Path))
+	if err != nil {
+		// Held back rather than sent unchecked: nothing is lost by waiting.
+		log.Error("TOMBSTONE LIST UNREADABLE: no file is uploaded until it is fixed", "err", err)
+		return func(string) error { return fmt.Errorf("the tombstone list cannot be read: %w", err) }
+	}
+	if len(t) == 0 {
+		return nil
+	}
+	return t.Check
 }

@@ -30,6 +30,10 @@ import (
 type Options struct {
 	RowGroupRows int // bound on Parquet row groups; archive's default when 0
 	Logger       *slog.Logger
+	// Filter, when set, is applied to every record read, as the compactor
+	// applies its own (the tombstone list): a record it leaves out is not
+	// archived and counts as neither archived nor lost.
+	Filter func(seq uint64, r frame.Record) (frame.Record, bool)
 }
 
 // Report is what a salvage of one file did.
@@ -44,6 +48,7 @@ type Report struct {
 	Unreadable int64
 	CountsRead bool
 	Conflicts  int64    // records an archive file holds with other bytes: not written
+	Filtered   int64    // records of erased users (Options.Filter) left out
 	Lost       []string // what could not be read: pages, buckets, blocks
 }
 
@@ -64,6 +69,9 @@ func (r Report) String() string {
 	}
 	if r.Conflicts > 0 {
 		fmt.Fprintf(&b, ", %d records conflict with archive files (not archived)", r.Conflicts)
+	}
+	if r.Filtered > 0 {
+		fmt.Fprintf(&b, ", %d records of erased users left out", r.Filtered)
 	}
 	b.WriteString("\n")
 	for _, l := range r.Lost {
@@ -114,6 +122,13 @@ func group(ctx context.Context, root *archive.Root, s *buffer.Stranded, g buffer
 			return err
 		}
 		read++
+		if opts.Filter != nil {
+			var keep bool
+			if r, keep = opts.Filter(seq, r); !keep {
+				rep.Filtered++
+				return nil
+			}
+		}
 		if sum, ok := held[seq]; ok {
 			if sum == frameSum(r.Kind, r.Data) {
 				rep.Already++

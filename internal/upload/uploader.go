@@ -97,6 +97,10 @@ type Options struct {
 	// Fault, when set, is told of conflicts: an object at a file's key
 	// with other content.
 	Fault func(kind fault.Kind, detail string, count int64)
+	// Check, when set, may refuse a file before it is sent (one that holds
+	// an erased user's rows): it is held back like a conflict, with the
+	// reason, and looked at again on every cycle.
+	Check func(path string) error
 }
 
 // OptionsFrom takes the options from a configuration.
@@ -513,6 +517,12 @@ func (u *Uploader) uploadOne(ctx context.Context, f file) (settled bool, err err
 	if err != nil {
 		return false, fmt.Errorf("upload %s: %w", key, err)
 	}
+	if u.opts.Check != nil {
+		if err := u.opts.Check(local); err != nil {
+			u.hold(f, err.Error())
+			return false, nil
+		}
+	}
 	fh, err := os.Open(local)
 	if err != nil {
 		return false, fmt.Errorf("upload %s: %w", key, err)
@@ -630,6 +640,23 @@ func (u *Uploader) conflict(f file, key, detail string) {
 	}
 }
 
+// hold keeps a file that Check refused out of the bucket, shown as a
+// conflict until the file changes.
+func (u *Uploader) hold(f file, why string) {
+	msg := fmt.Sprintf("%s not uploaded: %s", f.rel, why)
+	u.mu.Lock()
+	old, known := u.conflicts[f.rel]
+	u.conflicts[f.rel] = msg
+	u.mu.Unlock()
+	if known && old == msg {
+		return
+	}
+	u.log.Error("UPLOAD HELD BACK: the file must not leave the drive as it is", "detail", msg)
+	if u.opts.Fault != nil {
+		u.opts.Fault(fault.UploadConflict, msg, 1)
+	}
+}
+
 // FailAfterPut is hit between a file's confirmed upload and its record in
 // the ledger: a crash there must end in "found, same checksum", not in a
 // second copy.
@@ -695,4 +722,40 @@ func (u *Uploader) retire(old []file) {
 	if len(old) > 0 {
 		u.log.Info("retention: deleted uploaded files older than keep_days", "files", len(old), "keep_days", u.opts.KeepDays)
 	}
+}
+
+// UploadFile uploads one published file now (rel: stream=<s>/date=<d>/<name>
+// under Options.Root) exactly as a cycle would, ledger included, for tools
+// that replace an object (lablog subject erase). An object already there
+// with the same checksum counts as uploaded; one with other content is an
+// error.
+func (u *Uploader) UploadFile(ctx context.Context, rel string) error {
+	if u.client == nil {
+		creds, err := u.loadCreds()
+		if err != nil {
+			return err
+		}
+		u.client, u.clean = newClient(u.opts, creds), newRedactor(creds)
+	}
+	local := filepath.Join(u.opts.Root, filepath.FromSlash(rel))
+	st, err := os.Stat(local)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", rel, err)
+	}
+	n, ok := archive.ParseFileName(filepath.Base(local))
+	if !ok {
+		return fmt.Errorf("upload %s: not an archive file name", rel)
+	}
+	f := file{rel: rel, stream: n.Stream, date: n.Hour.Format("2006-01-02"), hour: n.Hour, size: st.Size()}
+	settled, err := u.uploadOne(ctx, f)
+	if err != nil {
+		return err
+	}
+	if !settled {
+		u.mu.Lock()
+		why := u.conflicts[rel]
+		u.mu.Unlock()
+		return fmt.Errorf("upload %s: %s", rel, why)
+	}
+	return nil
 }
