@@ -15,8 +15,8 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/recorder"
 )
 
 // lablog compact archives the closed hours and keeps the open one, unless
@@ -27,7 +27,7 @@ func TestCompactCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := recorder.OpenBuffer(cfg, nil)
+	db, err := wire.OpenBuffer(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

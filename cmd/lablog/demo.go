@@ -13,6 +13,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/labsim"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/status"
@@ -210,12 +211,12 @@ func awaitReceived(host *labsim.Host, rec *recorder.Recorder, names []string, li
 
 // flushArchive archives everything left in the buffer, the open hour too.
 func flushArchive(cfg config.Config, log *slog.Logger) error {
-	db, err := recorder.OpenBuffer(cfg, log)
+	db, err := wire.OpenBuffer(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return compactor.New(db, recorder.CompactorOptions(cfg, log, nil)).RunOnce(context.Background()).Err
+	return compactor.New(db, wire.Compactor(cfg, log, nil)).RunOnce(context.Background()).Err
 }
 
 func demoReport(w io.Writer, root string) error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/led"
 	"github.com/practable/lablog/internal/recorder"
@@ -41,14 +42,8 @@ type ops struct {
 // startOps must run after recorder.Open and before rec.Run: it registers
 // the recorder hooks that feed the metrics.
 func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o opsOptions) (*ops, error) {
-	mo := o.Monitor
-	mo.ArchiveRoot = cfg.Archive.Path
-	mo.Require = string(cfg.Archive.Require)
-	mo.BufferMax = int64(cfg.Buffer.MaxSize)
+	mo := wire.Monitor(cfg, log, o.Monitor)
 	mo.Version = versionString()
-	mo.Logger = log
-	// Token expiry comes with each source's Stats; warn when the sources do.
-	mo.TokenWarn = cfg.Sources.TokenWarning
 	mon := status.New(recorderPipeline{rec}, mo)
 	err := rec.AddHooks(recorder.Hooks{OnCommit: mon.ObserveCommit, OnCompaction: mon.ObserveCompaction})
 	if err != nil {

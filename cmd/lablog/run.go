@@ -10,6 +10,7 @@ import (
 
 	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/sdnotify"
 )
@@ -74,13 +75,13 @@ type assembly struct {
 // assemble opens the recorder and starts its operations side; the caller
 // runs a.rec and stops a.ops.
 func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, error) {
-	rec, err := recorder.Open(cfg, log)
+	rec, err := recorder.Open(wire.Recorder(cfg, log))
 	if err != nil {
 		return nil, err
 	}
 	var al *addlog.Handler
 	if cfg.AddLog.Enabled() {
-		if al, err = newAddLog(cfg.AddLog, rec, log); err != nil {
+		if al, err = newAddLog(cfg, rec, log); err != nil {
 			_ = rec.Close()
 			return nil, err
 		}
@@ -105,7 +106,7 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 	}
 	a := &assembly{rec: rec, ops: ops}
 	if al != nil {
-		if a.addLogURL, err = serveAddLog(cfg.AddLog, al, ops.Monitor.Healthz(), rec, log); err != nil {
+		if a.addLogURL, err = serveAddLog(cfg, al, ops.Monitor.Healthz(), rec, log); err != nil {
 			ops.Stop()
 			_ = rec.Close()
 			return nil, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/service"
 )
@@ -78,7 +79,7 @@ func cmdInstall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	default:
 		bin = "/usr/local/bin/lablog"
 	}
-	unit := service.ForConfig(bin, path, cfg)
+	unit := wire.ServiceUnit(bin, path, cfg)
 	unit.User = *user
 	if *print {
 		text, err := unit.Render()

@@ -18,7 +18,6 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
-	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
@@ -27,7 +26,7 @@ import (
 
 // Recorder is an assembled pipeline.
 type Recorder struct {
-	cfg       config.Config
+	opts      Options
 	log       *slog.Logger
 	db        *buffer.DB
 	writer    *buffer.Writer
@@ -160,38 +159,94 @@ func (r *Recorder) installHooks() {
 	}
 }
 
+// Options are the whole pipeline's: every component's own options,
+// ready made (package wire derives them from the configuration). The
+// recorder fills in what ties the components together: the buffer, the
+// writer's and the compactor's callbacks, the fault record.
+type Options struct {
+	// BufferPath is the bbolt file; Buffer its options.
+	BufferPath string
+	Buffer     buffer.Options
+	// Queue is how many records may wait for the writer; CommitInterval
+	// the least time between the starts of two commits.
+	Queue          int
+	CommitInterval time.Duration
+	// FaultsPath is the record of faults (see fault.Open).
+	FaultsPath string
+	// Sources are the streams' websocket clients, one each.
+	Sources []source.Config
+	// RelayHosts are the relay hosts whose rules lablog keeps.
+	RelayHosts []RelayHost
+	// Compactor moves closed hours to the archive; its Root and Require
+	// are also where the analytics export goes. Its Fault, BeforeSettle
+	// and OnResult are the recorder's.
+	Compactor compactor.Options
+	// AnalyticsExport is how often changed matrices are exported.
+	AnalyticsExport time.Duration
+	// Upload ships published files to a bucket; nil when upload is off.
+	Upload *UploadOptions
+	// Logger is where the pipeline logs (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// RelayHost is one relay host whose destination rules lablog keeps for
+// Streams, checking them every Interval.
+type RelayHost struct {
+	URL      string
+	Interval time.Duration
+	Streams  []relay.Credentials
+}
+
+// UploadOptions are the uploader's, with the file its credentials are read
+// from (again at every look, so fixing the file needs no restart).
+type UploadOptions struct {
+	upload.Options
+	CredentialsFile string
+}
+
 // Open opens the buffer and assembles the pipeline. It fails at once when
 // another process holds the buffer.
-func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
+func Open(o Options) (*Recorder, error) {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := OpenBuffer(cfg, log)
+	bo := o.Buffer
+	bo.Logger = log
+	db, err := buffer.Open(o.BufferPath, bo)
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{cfg: cfg, log: log, db: db, faults: OpenFaults(cfg, log)}
+	r := &Recorder{opts: o, log: log, db: db, faults: fault.Open(o.FaultsPath, fault.Options{Logger: log})}
 	if q := db.Quarantined(); q != "" {
 		r.faults.Report(fault.BufferQuarantined, q, 1)
 	}
-	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
-	r.writer.SetInterval(cfg.Buffer.CommitInterval)
-	shared := probes{}
-	for _, s := range cfg.Streams() {
-		r.sources = append(r.sources, source.New(sourceConfig(cfg, s, shared), r.writer, log))
+	r.writer = buffer.NewWriter(db, o.Queue, log)
+	r.writer.SetInterval(o.CommitInterval)
+	for _, sc := range o.Sources {
+		r.sources = append(r.sources, source.New(sc, r.writer, log))
 	}
-	if r.provisioners, err = provisioners(cfg, log); err != nil {
-		_ = db.Close()
-		return nil, err
+	for _, h := range o.RelayHosts {
+		api, err := relay.NewHostAPI(h.URL, nil)
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("recorder: %w", err)
+		}
+		r.provisioners = append(r.provisioners, &relay.Provisioner{API: api, Interval: h.Interval, Streams: h.Streams, Log: log})
 	}
 	if r.analytics, err = analytics.OpenStore(db, log); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
-	if cfg.Upload.Enabled() {
-		r.uploader = NewUploader(cfg, log, r.faults)
+	if o.Upload != nil {
+		uo := o.Upload.Options
+		uo.Logger = log
+		uo.Fault = r.faults.Report
+		r.uploader = upload.NewFromFile(uo, o.Upload.CredentialsFile)
 	}
-	opts := CompactorOptions(cfg, log, r.faults)
+	opts := o.Compactor
+	opts.Logger = log
+	opts.Fault = r.faults.Report
 	opts.BeforeSettle = r.analytics.BeforeSettle
 	opts.OnResult = func(res compactor.Result) {
 		if f := r.onCompaction; f != nil {
@@ -271,9 +326,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 	laDone := make(chan struct{})
 	go func() {
 		defer close(laDone)
-		r.analytics.Run(laCtx, analytics.RunOptions{Export: r.cfg.Analytics.Export,
+		r.analytics.Run(laCtx, analytics.RunOptions{Export: r.opts.AnalyticsExport,
 			Committed: func() int64 { return r.writer.Stats().Committed }, Target: func() (*archive.Root, error) {
-				return archive.OpenRoot(r.cfg.Archive.Path, string(r.cfg.Archive.Require))
+				return archive.OpenRoot(r.opts.Compactor.Root, r.opts.Compactor.Require)
 			}})
 	}()
 

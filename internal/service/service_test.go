@@ -16,17 +16,22 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/practable/lablog/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden unit file")
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// defaultUnit is the unit of the default configuration (wire's
+// TestServiceUnitOfDefaultConfig checks that it is).
 func defaultUnit() Unit {
-	cfg := config.Default()
-	return ForConfig("/usr/local/bin/lablog", "/etc/lablog/lablog.yaml", cfg)
+	return Unit{
+		Exec:       "/usr/local/bin/lablog",
+		Config:     "/etc/lablog/lablog.yaml",
+		BufferDir:  "/var/lib/lablog",
+		ArchiveDir: "/media/lablog",
+		LEDDir:     "/sys/class/leds/ACT",
+	}
 }
 
 // The unit for the default configuration is the one the image ships.

@@ -47,7 +47,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fault"
 )
@@ -72,7 +71,18 @@ const (
 	StateNoCredentials = "no_credentials"
 )
 
-// Options configure an Uploader. Zero fields take config's defaults where
+// Defaults of the Options (and of the upload section of lablog.yaml).
+const (
+	DefaultRegion      = "us-east-1"
+	DefaultConcurrency = 2
+	DefaultKeepDays    = 30
+	DefaultInterval    = time.Minute
+	DefaultMinBackoff  = time.Second
+	DefaultMaxBackoff  = 5 * time.Minute
+	DefaultTimeout     = 10 * time.Minute
+)
+
+// Options configure an Uploader. Zero fields take the defaults above where
 // there is one.
 type Options struct {
 	Root    string // archive.path
@@ -97,18 +107,6 @@ type Options struct {
 	// Fault, when set, is told of conflicts: an object at a file's key
 	// with other content.
 	Fault func(kind fault.Kind, detail string, count int64)
-}
-
-// OptionsFrom takes the options from a configuration.
-func OptionsFrom(cfg config.Config) Options {
-	u := cfg.Upload
-	return Options{
-		Root: cfg.Archive.Path, Require: string(cfg.Archive.Require),
-		Endpoint: u.Endpoint, Region: u.Region, Bucket: u.Bucket, Prefix: u.Prefix, Site: u.Site, PathStyle: u.PathStyle,
-		Concurrency: u.Concurrency, BandwidthLimit: int64(u.BandwidthLimit),
-		DeleteAfterUpload: u.DeleteAfterUpload, KeepDays: u.KeepDays, WaitForClock: u.WaitForClock,
-		Interval: u.Interval, MinBackoff: u.MinBackoff, MaxBackoff: u.MaxBackoff, Timeout: u.Timeout,
-	}
 }
 
 // Target is where the files go: s3://bucket/prefix/site=<site>/.
@@ -188,24 +186,23 @@ func NewFromFile(o Options, path string) *Uploader {
 }
 
 func newUploader(o Options, loadCreds func() (Credentials, error)) *Uploader {
-	d := config.Default().Upload
 	if o.Concurrency <= 0 {
-		o.Concurrency = d.Concurrency
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.KeepDays <= 0 {
-		o.KeepDays = d.KeepDays
+		o.KeepDays = DefaultKeepDays
 	}
 	for _, x := range []struct {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{&o.Interval, d.Interval}, {&o.MinBackoff, d.MinBackoff}, {&o.MaxBackoff, d.MaxBackoff}, {&o.Timeout, d.Timeout}} {
+		{&o.Interval, DefaultInterval}, {&o.MinBackoff, DefaultMinBackoff}, {&o.MaxBackoff, DefaultMaxBackoff}, {&o.Timeout, DefaultTimeout}} {
 		if *x.v <= 0 {
 			*x.v = x.def
 		}
 	}
 	if o.Region == "" {
-		o.Region = d.Region
+		o.Region = DefaultRegion
 	}
 	if o.Require == "" {
 		o.Require = archive.RequireMarker
