@@ -40,8 +40,8 @@ func TestStoreAddsNothingToTheWritersCommits(t *testing.T) {
 	// every millisecond, and checks the buffer's fsyncs against the commits.
 	run := func(db *buffer.DB, store *Store, recs []frame.Record, counted int64) {
 		t.Helper()
-		w := buffer.NewWriter(db, 1<<16, quiet)
-		go w.Run()
+		w := buffer.NewWriter(db, buffer.WriterOptions{Queue: 1 << 16, Logger: quiet})
+		stopWriter := testkit.Start(t, w)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
@@ -58,7 +58,7 @@ func TestStoreAddsNothingToTheWritersCommits(t *testing.T) {
 			want := counted + int64(min(i+50, len(recs)))
 			testkit.Eventually(t, 10*time.Second, "the store to catch up", func() bool { return frames(store) >= want })
 		}
-		w.Stop()
+		stopWriter()
 		cancel()
 		<-done
 		st := w.Stats()
@@ -290,8 +290,8 @@ func TestAStuckReaderDoesNotHoldTheWriter(t *testing.T) {
 		done <- err
 	}()
 	<-reading
-	w := buffer.NewWriter(db, 1024, quiet)
-	go w.Run()
+	w := buffer.NewWriter(db, buffer.WriterOptions{Queue: 1024, Logger: quiet})
+	stopWriter := testkit.Start(t, w)
 	before := db.Fsyncs()
 	for i, r := range recs[10:] {
 		if !w.Enqueue(r) {
@@ -308,7 +308,7 @@ func TestAStuckReaderDoesNotHoldTheWriter(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	w.Stop()
+	stopWriter()
 	if fsyncs := db.Fsyncs() - before; st.Commits < 10 || fsyncs > 2*st.Commits+8 {
 		t.Errorf("%d fsyncs for %d commits", fsyncs, st.Commits)
 	}

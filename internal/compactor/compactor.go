@@ -156,8 +156,9 @@ func (c *Compactor) Last() Result {
 }
 
 // Run compacts at start (hours left over from before), then on schedule and
-// on Trigger, until ctx is done. A failed run is retried every Retry.
-func (c *Compactor) Run(ctx context.Context) {
+// on Trigger, until ctx is done. A failed run is retried every Retry, so
+// Run returns nil: failures are in each Result.
+func (c *Compactor) Run(ctx context.Context) error {
 	for {
 		res := c.RunOnce(ctx)
 		wait := c.untilNext(c.opts.Now())
@@ -168,7 +169,7 @@ func (c *Compactor) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return
+			return nil
 		case <-c.trigger:
 			timer.Stop()
 		case <-timer.C:

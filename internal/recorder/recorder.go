@@ -21,6 +21,7 @@ import (
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/supervise"
 	"github.com/practable/lablog/internal/upload"
 )
 
@@ -45,12 +46,12 @@ type Recorder struct {
 	// stopped after the writer drains, before the buffer closes.
 	followers []Runner
 
-	// onCompaction is set by installHooks before the compactor starts.
-	onCompaction func(compactor.Result)
-
 	hookMu sync.Mutex
 	hooks  []Hooks
 	ran    bool
+	// active are the hooks of the run, fixed by startHooks before any
+	// component starts: read without a lock by the writer and compactor.
+	active []Hooks
 
 	closeOnce sync.Once
 	closeErr  error
@@ -69,9 +70,7 @@ type Hooks struct {
 
 // Runner is a long-running part the recorder starts and stops with the
 // pipeline: it runs until its context ends.
-type Runner interface {
-	Run(ctx context.Context) error
-}
+type Runner = supervise.Runner
 
 // AddIngress registers in, a door records come in by besides the sources
 // (it hands them to Writer().Enqueue), before Run. Run starts it with the
@@ -107,55 +106,44 @@ func (r *Recorder) beforeRun(what string, add func()) error {
 	return nil
 }
 
-// runAll runs each of runners until ctx ends, counted by wg; an error it
-// ends with is logged as what stopped.
-func (r *Recorder) runAll(ctx context.Context, wg *sync.WaitGroup, what string, runners []Runner) {
-	for _, x := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := x.Run(ctx); err != nil {
-				r.log.Error(what+" stopped", "err", err)
-			}
-		}()
-	}
-}
-
-// installHooks points the writer's and the compactor's callbacks at every
-// registered hook, before their goroutines start.
-func (r *Recorder) installHooks() {
+// startHooks fixes the registered hooks for the run: the writer's and the
+// compactor's callbacks (set in Open) call them from now on.
+func (r *Recorder) startHooks() {
 	r.hookMu.Lock()
 	defer r.hookMu.Unlock()
 	r.ran = true
-	hooks := slices.Clone(r.hooks)
-	r.writer.OnRefused = func(n int64, why error) {
-		detail := fmt.Sprintf("the buffer reached max_size (%d bytes): frames refused", r.db.MaxSize())
-		if buffer.IsDiskFull(why) {
-			detail = fmt.Sprintf("the disk holding the buffer (%s) is full: frames refused", r.db.Path())
-		}
-		r.faults.Report(fault.FramesRefused, detail, n)
-	}
-	r.writer.OnCommit = func(n int, took time.Duration) {
-		r.compactor.TriggerIfFull()
-		for _, h := range hooks {
-			if h.OnCommit != nil {
-				h.OnCommit(n, took)
+	r.active = slices.Clone(r.hooks)
+}
+
+// writerOptions are the writer's: its callbacks feed the fault record, the
+// compactor and the hooks.
+func (r *Recorder) writerOptions(o Options) buffer.WriterOptions {
+	return buffer.WriterOptions{
+		Queue:    o.Queue,
+		Interval: o.CommitInterval,
+		Logger:   r.log,
+		OnRefused: func(n int64, why error) {
+			detail := fmt.Sprintf("the buffer reached max_size (%d bytes): frames refused", r.db.MaxSize())
+			if buffer.IsDiskFull(why) {
+				detail = fmt.Sprintf("the disk holding the buffer (%s) is full: frames refused", r.db.Path())
 			}
-		}
-	}
-	r.writer.OnFailure = func(err error) {
-		for _, h := range hooks {
-			if h.OnCommitFailure != nil {
-				h.OnCommitFailure(err)
+			r.faults.Report(fault.FramesRefused, detail, n)
+		},
+		OnCommit: func(n int, took time.Duration) {
+			r.compactor.TriggerIfFull()
+			for _, h := range r.active {
+				if h.OnCommit != nil {
+					h.OnCommit(n, took)
+				}
 			}
-		}
-	}
-	r.onCompaction = func(res compactor.Result) {
-		for _, h := range hooks {
-			if h.OnCompaction != nil {
-				h.OnCompaction(res)
+		},
+		OnFailure: func(err error) {
+			for _, h := range r.active {
+				if h.OnCommitFailure != nil {
+					h.OnCommitFailure(err)
+				}
 			}
-		}
+		},
 	}
 }
 
@@ -221,8 +209,7 @@ func Open(o Options) (*Recorder, error) {
 	if q := db.Quarantined(); q != "" {
 		r.faults.Report(fault.BufferQuarantined, q, 1)
 	}
-	r.writer = buffer.NewWriter(db, o.Queue, log)
-	r.writer.SetInterval(o.CommitInterval)
+	r.writer = buffer.NewWriter(db, r.writerOptions(o))
 	for _, sc := range o.Sources {
 		r.sources = append(r.sources, source.New(sc, r.writer, log))
 	}
@@ -249,8 +236,10 @@ func Open(o Options) (*Recorder, error) {
 	opts.Fault = r.faults.Report
 	opts.BeforeSettle = r.analytics.BeforeSettle
 	opts.OnResult = func(res compactor.Result) {
-		if f := r.onCompaction; f != nil {
-			f(res)
+		for _, h := range r.active {
+			if h.OnCompaction != nil {
+				h.OnCompaction(res)
+			}
 		}
 		if r.uploader != nil && res.Files > 0 {
 			r.uploader.Trigger()
@@ -287,78 +276,52 @@ func (r *Recorder) Sources() []source.Stats {
 	return out
 }
 
-// Run records until ctx is done, then stops the sources, commits what they
-// queued and closes the buffer. Shutdown order matters: the writer drains
-// only after every source has returned, so no record is enqueued after it.
+// Run records until ctx is done, then stops the pipeline in reverse order
+// of start and closes the buffer. The order is what keeps every record:
+// the sources and the other ingress stop first, so nothing is enqueued once
+// the writer drains; the compactor and the uploader stop before the writer
+// commits its last batch; the followers (store and forward) and, last, the
+// analytics store read what the writer committed before the buffer closes.
 func (r *Recorder) Run(ctx context.Context) error {
 	if q := r.db.Quarantined(); q != "" {
 		r.log.Error("BUFFER WAS CORRUPT: it was set aside and recording started on a fresh one",
 			"quarantined", q)
 	}
-	r.installHooks()
-	go r.writer.Run()
-	srcCtx, stopSources := context.WithCancel(context.Background())
-	var sources sync.WaitGroup
-	for _, s := range r.sources {
-		sources.Add(1)
-		go func() {
-			defer sources.Done()
-			if err := s.Run(srcCtx); err != nil {
-				r.log.Error("source stopped", "err", err)
-			}
-		}()
-	}
-	r.runAll(srcCtx, &sources, "ingress", r.ingress)
-	for _, p := range r.provisioners {
-		sources.Add(1)
-		go func() {
-			defer sources.Done()
-			_ = p.Run(srcCtx)
-		}()
-	}
-	compCtx, stopCompactor := context.WithCancel(context.Background())
-	compDone := make(chan struct{})
-	go func() {
-		defer close(compDone)
-		r.compactor.Run(compCtx)
-	}()
-	laCtx, stopAnalytics := context.WithCancel(context.Background())
-	laDone := make(chan struct{})
-	go func() {
-		defer close(laDone)
-		r.analytics.Run(laCtx, analytics.RunOptions{Export: r.opts.AnalyticsExport,
+	r.startHooks()
+	analyticsRun := supervise.Func(func(ctx context.Context) error {
+		r.analytics.Run(ctx, analytics.RunOptions{Export: r.opts.AnalyticsExport,
 			Committed: func() int64 { return r.writer.Stats().Committed }, Target: func() (*archive.Root, error) {
 				return archive.OpenRoot(r.opts.Compactor.Root, r.opts.Compactor.Require)
 			}})
-	}()
-
-	flCtx, stopFollowers := context.WithCancel(context.Background())
-	var followers sync.WaitGroup
-	r.runAll(flCtx, &followers, "follower", r.followers)
-
-	upCtx, stopUploader := context.WithCancel(context.Background())
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		if r.uploader != nil {
-			r.uploader.Run(upCtx)
-		}
-	}()
-
-	<-ctx.Done()
-	start := time.Now()
-	stopSources()
-	stopCompactor()
-	stopUploader()
-	sources.Wait()
-	r.writer.Stop()
-	<-compDone
-	<-upDone
-	stopFollowers()
-	followers.Wait()
-	// Last: the store consumes what the writer committed and exports.
-	stopAnalytics()
-	<-laDone
+		return nil
+	})
+	archivers := []supervise.Runner{r.compactor}
+	if r.uploader != nil {
+		archivers = append(archivers, r.uploader)
+	}
+	var inputs []supervise.Runner
+	for _, s := range r.sources {
+		inputs = append(inputs, s)
+	}
+	for _, p := range r.provisioners {
+		inputs = append(inputs, p)
+	}
+	inputs = append(inputs, r.ingress...)
+	// The shutdown's start, for the log: the input stage stops first.
+	var start time.Time
+	inputs = append(inputs, supervise.Func(func(ctx context.Context) error {
+		<-ctx.Done()
+		start = time.Now()
+		return nil
+	}))
+	// Each component logs its own failures; none stops the recording.
+	_ = supervise.Run(ctx, r.log,
+		supervise.Stage{Name: "analytics", Runners: []supervise.Runner{analyticsRun}},
+		supervise.Stage{Name: "follower", Runners: r.followers},
+		supervise.Stage{Name: "writer", Runners: []supervise.Runner{r.writer}},
+		supervise.Stage{Name: "archiver", Runners: archivers},
+		supervise.Stage{Name: "input", Runners: inputs},
+	)
 	st := r.writer.Stats()
 	err := r.Close()
 	r.log.Info("stopped", "committed", st.Committed, "dropped", st.Dropped,

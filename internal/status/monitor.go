@@ -140,8 +140,8 @@ func New(p Pipeline, opts Options) *Monitor {
 	return m
 }
 
-// Run samples until ctx is done.
-func (m *Monitor) Run(ctx context.Context) {
+// Run samples until ctx is done; it returns nil.
+func (m *Monitor) Run(ctx context.Context) error {
 	m.sample(m.opts.Now())
 	m.checkArchive(m.opts.Now())
 	tick := time.NewTicker(m.opts.Sample)
@@ -151,7 +151,7 @@ func (m *Monitor) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 			m.sample(m.opts.Now())
 		case <-check.C:

@@ -275,19 +275,20 @@ func (u *Uploader) Stats() Stats {
 	return s
 }
 
-// Run uploads until ctx ends.
-func (u *Uploader) Run(ctx context.Context) {
+// Run uploads until ctx ends. Failures are retried and shown in Stats, so
+// it returns nil.
+func (u *Uploader) Run(ctx context.Context) error {
 	u.log.Info("uploading archive files", "endpoint", u.opts.Endpoint, "target", u.st.Target)
 	for {
 		wait := u.cycle(ctx)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return nil
 		case <-u.trigger:
 			t.Stop()
 		case <-t.C:
