@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/practable/lablog/internal/archive"
@@ -71,11 +72,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	rec, ops := a.rec, a.ops
-	defer ops.Stop()
-	recCtx, stopRec := context.WithCancel(context.Background())
-	defer stopRec()
-	recDone := make(chan error, 1)
-	go func() { recDone <- rec.Run(recCtx) }()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	stop := sync.OnceValue(func() error { stopRun(); return <-runDone })
+	defer stop()
 
 	fmt.Fprintf(stdout, "lablog demo: recording %d simulated devices (%s) from %s\n",
 		len(names), config.JoinList(names), host.URL())
@@ -127,11 +128,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	<-uisDone
 	fmt.Fprintf(stdout, "statements: %d posted, %d acknowledged (each committed before its answer)\n", uis.Sent(), uis.Acked())
 	awaitReceived(host, rec, names, 3*time.Second)
-	stopRec()
-	if err := <-recDone; err != nil {
+	// The recorder and the status page stop before the buffer is reopened
+	// to flush it.
+	if err := stop(); err != nil {
 		return err
 	}
-	ops.Stop() // before the buffer is reopened to flush it
 	if err := flushArchive(cfg, log); err != nil {
 		return err
 	}
