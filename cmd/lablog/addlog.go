@@ -10,6 +10,7 @@ import (
 	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/forward"
 	"github.com/practable/lablog/internal/httpserve"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/recorder"
 )
 
@@ -42,7 +43,7 @@ func serveAddLog(cfg config.Config, h *addlog.Handler, healthz http.Handler, rec
 	if err := rec.AddIngress(srv); err != nil {
 		return "", err
 	}
-	log.Info("addlog listening", "url", srv.URL())
+	log.Info("addlog listening", logkey.URL, srv.URL())
 	return srv.URL(), nil
 }
 

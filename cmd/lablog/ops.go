@@ -62,7 +62,7 @@ func newOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o opsOp
 		}
 	}
 	if o.LEDPath != "" {
-		l := led.Open(o.LEDPath, log)
+		l := led.Open(o.LEDPath, led.Options{Logger: log})
 		x.runners = append(x.runners, supervise.Func(func(ctx context.Context) error {
 			led.Run(ctx, l, func() led.State { return status.LEDState(mon.Snapshot()) }, time.Second)
 			return nil
@@ -70,7 +70,7 @@ func newOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o opsOp
 	}
 	if o.Notify {
 		// READY first: systemd must not see a ping before it.
-		n := sdnotify.Notifier{Log: log}
+		n := sdnotify.Notifier{Logger: log}
 		n.Ready()
 		if timeout := sdnotify.Interval(); timeout > 0 {
 			// Stalled well within one WatchdogSec (20s of the unit's 30s),

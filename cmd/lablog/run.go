@@ -47,7 +47,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rec := a.rec
 	// newOps told systemd READY (the buffer is open); say STOPPING as soon
 	// as shutdown begins, before the queue is drained.
-	stopping := context.AfterFunc(ctx, sdnotify.Notifier{Log: log}.Stopping)
+	stopping := context.AfterFunc(ctx, sdnotify.Notifier{Logger: log}.Stopping)
 	defer stopping()
 	// SIGUSR1 asks for a compaction now (`systemctl kill -s USR1 lablog`).
 	usr1 := make(chan os.Signal, 1)

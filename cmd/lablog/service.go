@@ -23,7 +23,7 @@ import (
 // root and a fake systemctl.
 var (
 	newManager = func(root string, log *slog.Logger) *service.Manager {
-		return &service.Manager{Root: root, Log: log}
+		return &service.Manager{Root: root, Logger: log}
 	}
 	newControl = service.NewControl
 )

@@ -21,6 +21,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/retrylog"
 )
 
@@ -107,7 +108,7 @@ func dropInBuffer(db *buffer.DB, log *slog.Logger) {
 		return
 	}
 	if err := db.DropSide(storeBucket); err != nil {
-		log.Error("analytics store: cannot drop the old state in the buffer; it stays, unused", "err", err)
+		log.Error("analytics store: cannot drop the old state in the buffer; it stays, unused", logkey.Err, err)
 		return
 	}
 	log.Info("analytics store: dropped the old state in the buffer (now kept beside it)")
@@ -193,9 +194,9 @@ func (s *Store) survive(err error) error {
 		return err
 	}
 	s.log.Error("ANALYTICS STORE DAMAGED: dropping it and counting again from the records in the buffer, "+
-		"and from the archive at the next export", "err", err)
+		"and from the archive at the next export", logkey.Err, err)
 	if derr := s.side.Drop(storeBucket); derr != nil {
-		s.log.Error("analytics store: cannot drop the damaged state; the store is off until lablog restarts", "err", derr)
+		s.log.Error("analytics store: cannot drop the damaged state; the store is off until lablog restarts", logkey.Err, derr)
 		s.broken = true
 		return nil
 	}
@@ -772,7 +773,7 @@ func (s *Store) seed(root string) bool {
 	start := time.Now()
 	rows, err := s.Seed(root)
 	if err != nil {
-		s.log.Error("analytics store: reading the archive failed; retrying at the next export", "rows", rows, "err", err)
+		s.log.Error("analytics store: reading the archive failed; retrying at the next export", "rows", rows, logkey.Err, err)
 		return false
 	}
 	s.log.Info("analytics store: archive read", "rows", rows, "took", time.Since(start).Round(time.Millisecond))
@@ -795,7 +796,7 @@ func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
 	}
 	root, err := o.Target()
 	if err != nil {
-		s.log.Warn("analytics store: archive drive unavailable; export waits", "err", err)
+		s.log.Warn("analytics store: archive drive unavailable; export waits", logkey.Err, err)
 		return caughtUp
 	}
 	defer root.Close()
@@ -804,7 +805,7 @@ func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
 	}
 	written, err := s.Export(ExportDir(root))
 	if err != nil {
-		s.log.Error("analytics store: export failed; retrying", "written", written, "err", err)
+		s.log.Error("analytics store: export failed; retrying", "written", written, logkey.Err, err)
 		return caughtUp
 	}
 	if written > 0 {

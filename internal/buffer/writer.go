@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/retrylog"
 )
 
@@ -229,7 +230,7 @@ func (w *Writer) commit(batch []frame.Record) {
 		}
 		w.failures.Add(1)
 		w.setErr(err.Error())
-		w.failing.Failed(context.Background(), w.log.With("records", len(batch)), time.Now(),
+		w.failing.Failed(context.Background(), w.log.With(logkey.Records, len(batch)), time.Now(),
 			"commit failed; holding the records and retrying", "commits still failing; holding the records", err)
 		if w.opts.OnFailure != nil {
 			w.opts.OnFailure(err)
@@ -240,7 +241,7 @@ func (w *Writer) commit(batch []frame.Record) {
 			// One last try at shutdown, then give up loudly.
 			err := w.db.Append(batch)
 			if err != nil {
-				w.log.Error("records lost at shutdown: buffer will not commit", "records", len(batch), "err", err)
+				w.log.Error("records lost at shutdown: buffer will not commit", logkey.Records, len(batch), logkey.Err, err)
 			}
 			tell(batch, err)
 			return
@@ -275,7 +276,7 @@ func (w *Writer) refuse(batch []frame.Record, err error) {
 	w.setErr(err.Error())
 	msg, log := "buffer full: refusing frames until the compactor makes room", w.log.With("max_size", w.db.MaxSize())
 	if disk {
-		msg, log = "disk full: refusing frames until there is space for the buffer again", w.log.With("path", w.db.Path())
+		msg, log = "disk full: refusing frames until there is space for the buffer again", w.log.With(logkey.Path, w.db.Path())
 	}
 	w.refusals.Failed(context.Background(), log.With("refused", len(batch)), time.Now(), msg, "still refusing frames: "+msg, err)
 	if w.opts.OnFailure != nil {

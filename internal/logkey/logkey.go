@@ -4,10 +4,9 @@ package logkey
 
 // Shared attribute keys.
 const (
-	Err      = "err"       // an error
-	Stream   = "stream"    // a stream's name
-	Path     = "path"      // a file or folder on this machine
-	URL      = "url"       // a remote endpoint (never with a secret in it)
-	Records  = "records"   // a count of records
-	BufferID = "buffer_id" // the buffer file's identity
+	Err     = "err"     // an error
+	Stream  = "stream"  // a stream's name
+	Path    = "path"    // a file or folder on this machine
+	URL     = "url"     // a remote endpoint (never with a secret in it)
+	Records = "records" // a count of records
 )

@@ -19,6 +19,7 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/supervise"
@@ -211,7 +212,8 @@ func Open(o Options) (*Recorder, error) {
 	}
 	r.writer = buffer.NewWriter(db, r.writerOptions(o))
 	for _, sc := range o.Sources {
-		r.sources = append(r.sources, source.New(sc, r.writer, log))
+		sc.Logger = log
+		r.sources = append(r.sources, source.New(sc, r.writer))
 	}
 	for _, h := range o.RelayHosts {
 		api, err := relay.NewHostAPI(h.URL, nil)
@@ -219,7 +221,7 @@ func Open(o Options) (*Recorder, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("recorder: %w", err)
 		}
-		r.provisioners = append(r.provisioners, &relay.Provisioner{API: api, Interval: h.Interval, Streams: h.Streams, Log: log})
+		r.provisioners = append(r.provisioners, &relay.Provisioner{API: api, Interval: h.Interval, Streams: h.Streams, Logger: log})
 	}
 	if r.analytics, err = analytics.OpenStore(db, log); err != nil {
 		_ = db.Close()
@@ -338,7 +340,7 @@ func (r *Recorder) Close() error {
 			r.closeErr = fmt.Errorf("recorder: %w", err)
 		}
 		if err := r.faults.Flush(); err != nil {
-			r.log.Error("fault record not saved", "err", err)
+			r.log.Error("fault record not saved", logkey.Err, err)
 		}
 	})
 	return r.closeErr

@@ -18,6 +18,7 @@ import (
 	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/stall"
@@ -214,7 +215,7 @@ func (m *Monitor) checkArchive(now time.Time) {
 		if c, err := ac.AnalyticsCounts(); err == nil {
 			counts = &c
 		} else {
-			m.opts.Logger.Warn("status: cannot read the analytics store's counts", "err", err)
+			m.opts.Logger.Warn("status: cannot read the analytics store's counts", logkey.Err, err)
 		}
 	}
 	var b backlog
@@ -234,14 +235,14 @@ func (m *Monitor) checkArchive(now time.Time) {
 	if perr == nil {
 		m.backlog = b
 	} else {
-		m.opts.Logger.Warn("status: cannot read the buffer's backlog", "err", perr)
+		m.opts.Logger.Warn("status: cannot read the buffer's backlog", logkey.Err, perr)
 	}
 	switch {
 	case c.err != nil && (was.at.IsZero() || was.err == nil || was.err.Error() != c.err.Error()):
-		m.opts.Logger.Warn("archive unavailable; frames stay in the buffer", "err", c.err)
+		m.opts.Logger.Warn("archive unavailable; frames stay in the buffer", logkey.Err, c.err)
 		m.noteErr(now, c.err.Error())
 	case c.err == nil && was.err != nil:
-		m.opts.Logger.Info("archive available again", "path", m.opts.ArchiveRoot)
+		m.opts.Logger.Info("archive available again", logkey.Path, m.opts.ArchiveRoot)
 	}
 }
 

@@ -49,6 +49,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // Metadata keys (x-amz-meta-*) lablog stores with every object.
@@ -307,7 +308,7 @@ func (u *Uploader) cycle(ctx context.Context) time.Duration {
 		if err != nil {
 			u.mu.Lock()
 			if u.st.LastError != err.Error() {
-				u.log.Error("upload off until its credentials file is fixed", "err", err)
+				u.log.Error("upload off until its credentials file is fixed", logkey.Err, err)
 			}
 			u.st.State, u.st.Failures = StateNoCredentials, 1
 			u.st.LastError, u.st.LastErrorAt = err.Error(), time.Now()
@@ -439,7 +440,7 @@ func (u *Uploader) fail(err error) time.Duration {
 	u.st.Failures++
 	u.st.LastError, u.st.LastErrorAt, u.st.NextAttemptAt = err.Error(), now, now.Add(wait)
 	u.st.State = StateRetrying
-	u.log.Warn("upload failed; retrying later", "err", err, "failures", u.st.Failures, "retry_in", wait.Round(time.Millisecond))
+	u.log.Warn("upload failed; retrying later", logkey.Err, err, "failures", u.st.Failures, "retry_in", wait.Round(time.Millisecond))
 	return wait
 }
 
@@ -650,7 +651,7 @@ func (u *Uploader) done(f file, shaHex string, size int64, found bool, took time
 	if lerr != nil {
 		u.memDone[f.rel] = true
 		if u.st.LedgerError == "" {
-			u.log.Error("upload done but not recorded on the drive; kept in memory", "file", f.rel, "err", lerr)
+			u.log.Error("upload done but not recorded on the drive; kept in memory", logkey.Path, f.rel, logkey.Err, lerr)
 		}
 		u.st.LedgerError = lerr.Error()
 	} else {
@@ -669,9 +670,9 @@ func (u *Uploader) done(f file, shaHex string, size int64, found bool, took time
 	u.st.LastUploadAt = now
 	u.mu.Unlock()
 	if found {
-		u.log.Info("file was in the bucket already with the same checksum; recorded as uploaded", "file", f.rel)
+		u.log.Info("file was in the bucket already with the same checksum; recorded as uploaded", logkey.Path, f.rel)
 	} else {
-		u.log.Debug("uploaded", "file", f.rel, "bytes", size, "took", took.Round(time.Millisecond))
+		u.log.Debug("uploaded", logkey.Path, f.rel, "bytes", size, "took", took.Round(time.Millisecond))
 	}
 }
 
@@ -682,7 +683,7 @@ func (u *Uploader) retire(old []file) {
 			return
 		}
 		if err := os.Remove(filepath.Join(u.opts.Root, filepath.FromSlash(f.rel))); err != nil {
-			u.log.Warn("retention: cannot delete an uploaded file", "file", f.rel, "err", err)
+			u.log.Warn("retention: cannot delete an uploaded file", logkey.Path, f.rel, logkey.Err, err)
 			continue
 		}
 		u.mu.Lock()
