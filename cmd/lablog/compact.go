@@ -47,7 +47,7 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		faults.Report(fault.BufferQuarantined, q, 1)
 	}
 	// The analytics store consumes records before they leave the buffer.
-	store, err := analytics.OpenStore(db, log)
+	store, err := analytics.OpenStore(db, analytics.Options{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ type Store struct {
 	db   *buffer.DB
 	side *buffer.SideFile
 	log  *slog.Logger
+	opts Options
 
 	mu     sync.Mutex // one catch-up at a time; guards dirty and broken
 	dirty  map[Key]bool
@@ -68,7 +69,14 @@ var (
 )
 
 // OpenStore opens the store kept beside db. Every graph is due for export.
-func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
+func OpenStore(db *buffer.DB, o Options) (*Store, error) {
+	if o.CatchUp <= 0 {
+		o.CatchUp = 2 * time.Second
+	}
+	if o.Export <= 0 {
+		o.Export = DefaultExport
+	}
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -80,7 +88,7 @@ func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 	if fresh {
 		log.Info("analytics store: new; counting the buffer's records, and the archive's once the drive is usable")
 	}
-	s := &Store{db: db, side: side, log: log, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
+	s := &Store{db: db, side: side, log: log, opts: o, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
 	err = s.side.View(storeBucket, func(b *bolt.Bucket) error {
 		if b == nil || b.Bucket(graphsBucket) == nil {
 			return nil
@@ -705,8 +713,8 @@ func (s *Store) Counts() (Counts, error) {
 // analytics/ of the archive.
 func ExportDir(root *archive.Root) string { return filepath.Join(root.Path(), "analytics") }
 
-// RunOptions configure Store.Run.
-type RunOptions struct {
+// Options configure a Store (its Run: the store itself needs none).
+type Options struct {
 	CatchUp time.Duration // how often to consume new records (default 2 s)
 	Export  time.Duration // how often to write changed matrices (default 5 min)
 	// Target opens the archive drive when it is usable (the compactor's
@@ -716,6 +724,8 @@ type RunOptions struct {
 	// tick that finds it unchanged since the last catch-up reads nothing,
 	// so an idle recorder costs no work here.
 	Committed func() int64
+	// Logger is where the store logs; default slog.Default().
+	Logger *slog.Logger
 }
 
 // DefaultExport is how often changed matrices are written to the archive
@@ -726,14 +736,9 @@ const DefaultExport = 5 * time.Minute
 // due), then consumes new records every CatchUp and exports what changed
 // every Export, until ctx ends; then it consumes what was committed last,
 // without exporting, so a stop stays quick (the next start exports).
-// Errors are logged and retried.
-func (s *Store) Run(ctx context.Context, o RunOptions) {
-	if o.CatchUp <= 0 {
-		o.CatchUp = 2 * time.Second
-	}
-	if o.Export <= 0 {
-		o.Export = DefaultExport
-	}
+// Errors are logged and retried, so Run returns nil.
+func (s *Store) Run(ctx context.Context) error {
+	o := s.opts
 	var seen int64 = -1 // Committed at the last catch-up that succeeded
 	step := func(export bool) {
 		now := int64(-1)
@@ -755,7 +760,7 @@ func (s *Store) Run(ctx context.Context, o RunOptions) {
 		select {
 		case <-ctx.Done():
 			s.step(o, false)
-			return
+			return nil
 		case <-catchUp.C:
 			step(false)
 		case <-export.C:
@@ -782,7 +787,7 @@ func (s *Store) seed(root string) bool {
 
 // step catches up, and exports if asked; it reports whether the catch-up
 // succeeded.
-func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
+func (s *Store) step(o Options, export bool) (caughtUp bool) {
 	n, err := s.CatchUp()
 	if err != nil {
 		s.catchUpFails.Failed(context.Background(), s.log.With("consumed", n), time.Now(),

@@ -28,7 +28,6 @@ import (
 
 // Recorder is an assembled pipeline.
 type Recorder struct {
-	opts      Options
 	log       *slog.Logger
 	db        *buffer.DB
 	writer    *buffer.Writer
@@ -206,7 +205,7 @@ func Open(o Options) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{opts: o, log: log, db: db, faults: fault.Open(o.FaultsPath, fault.Options{Logger: log})}
+	r := &Recorder{log: log, db: db, faults: fault.Open(o.FaultsPath, fault.Options{Logger: log})}
 	if q := db.Quarantined(); q != "" {
 		r.faults.Report(fault.BufferQuarantined, q, 1)
 	}
@@ -223,7 +222,15 @@ func Open(o Options) (*Recorder, error) {
 		}
 		r.provisioners = append(r.provisioners, &relay.Provisioner{API: api, Interval: h.Interval, Streams: h.Streams, Logger: log})
 	}
-	if r.analytics, err = analytics.OpenStore(db, log); err != nil {
+	r.analytics, err = analytics.OpenStore(db, analytics.Options{
+		Export:    o.AnalyticsExport,
+		Committed: func() int64 { return r.writer.Stats().Committed },
+		Target: func() (*archive.Root, error) {
+			return archive.OpenRoot(o.Compactor.Root, o.Compactor.Require)
+		},
+		Logger: log,
+	})
+	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -290,13 +297,6 @@ func (r *Recorder) Run(ctx context.Context) error {
 			"quarantined", q)
 	}
 	r.startHooks()
-	analyticsRun := supervise.Func(func(ctx context.Context) error {
-		r.analytics.Run(ctx, analytics.RunOptions{Export: r.opts.AnalyticsExport,
-			Committed: func() int64 { return r.writer.Stats().Committed }, Target: func() (*archive.Root, error) {
-				return archive.OpenRoot(r.opts.Compactor.Root, r.opts.Compactor.Require)
-			}})
-		return nil
-	})
 	archivers := []supervise.Runner{r.compactor}
 	if r.uploader != nil {
 		archivers = append(archivers, r.uploader)
@@ -318,7 +318,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}))
 	// Each component logs its own failures; none stops the recording.
 	_ = supervise.Run(ctx, r.log,
-		supervise.Stage{Name: "analytics", Runners: []supervise.Runner{analyticsRun}},
+		supervise.Stage{Name: "analytics", Runners: []supervise.Runner{r.analytics}},
 		supervise.Stage{Name: "follower", Runners: r.followers},
 		supervise.Stage{Name: "writer", Runners: []supervise.Runner{r.writer}},
 		supervise.Stage{Name: "archiver", Runners: archivers},
