@@ -207,19 +207,24 @@ func TestCrashUnderLoad(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		var limit *time.Timer
 		if fp == "" {
 			// A random moment: sometimes mid-compaction, sometimes mid-commit.
 			time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 		} else {
 			// The failpoint kills it at the next compaction; bound the wait.
-			limit := time.AfterFunc(30*time.Second, func() {
+			limit = time.AfterFunc(30*time.Second, func() {
 				t.Errorf("run %d: failpoint %q not reached within 30 s", i, fp)
 				_ = cmd.Process.Signal(syscall.SIGKILL)
 			})
-			defer limit.Stop()
 		}
 		err := cmd.Wait()
+		// This run's bound ends with it (deferred, it outlived the run and
+		// fired on a slow machine whenever the whole test took 30 s more).
+		if limit != nil {
+			limit.Stop()
+		}
 		logf.Close()
 		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
