@@ -11,8 +11,8 @@ import (
 	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/fault"
-	"github.com/practable/lablog/internal/recorder"
 )
 
 func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,7 +29,7 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer stopProfile()
 	log := newLogger(stderr, slog.LevelInfo)
-	db, err := recorder.OpenBuffer(cfg, log)
+	db, err := wire.OpenBuffer(cfg, log)
 	if errors.Is(err, buffer.ErrLocked) {
 		return fmt.Errorf("%w\nthe running daemon compacts on its own schedule; to compact now, send it SIGUSR1 (systemctl kill -s USR1 lablog)", err)
 	}
@@ -37,7 +37,7 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer db.Close()
-	faults := recorder.OpenFaults(cfg, log)
+	faults := wire.OpenFaults(cfg, log)
 	defer faults.Flush()
 	q := db.Quarantined()
 	if q != "" {
@@ -47,11 +47,11 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		faults.Report(fault.BufferQuarantined, q, 1)
 	}
 	// The analytics store consumes records before they leave the buffer.
-	store, err := analytics.OpenStore(db, log)
+	store, err := analytics.OpenStore(db, analytics.Options{Logger: log})
 	if err != nil {
 		return err
 	}
-	opts := recorder.CompactorOptions(cfg, log, faults)
+	opts := wire.Compactor(cfg, log, faults)
 	opts.OpenHours = opts.OpenHours || *open
 	opts.BeforeSettle = store.BeforeSettle
 	res := compactor.New(db, opts).RunOnce(ctx)

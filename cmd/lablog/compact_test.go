@@ -15,8 +15,9 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/testkit"
 )
 
 // lablog compact archives the closed hours and keeps the open one, unless
@@ -27,12 +28,12 @@ func TestCompactCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := recorder.OpenBuffer(cfg, nil)
+	db, err := wire.OpenBuffer(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := buffer.NewWriter(db, 1024, nil)
-	go w.Run()
+	w := buffer.NewWriter(db, buffer.WriterOptions{Queue: 1024})
+	stopWriter := testkit.Start(t, w)
 	now := time.Now()
 	closedHour := now.Add(-3 * time.Hour)
 	for i := range 20 {
@@ -44,7 +45,7 @@ func TestCompactCommand(t *testing.T) {
 			t.Fatal("the writer refused a record")
 		}
 	}
-	w.Stop()
+	stopWriter()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

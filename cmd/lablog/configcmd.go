@@ -8,6 +8,7 @@ import (
 
 	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/forward"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -47,7 +48,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			defer fmt.Fprintf(stdout, "upload: %s at %s (%s)\n", upload.OptionsFrom(cfg).Target(), cfg.Upload.Endpoint, creds)
+			defer fmt.Fprintf(stdout, "upload: %s at %s (%s)\n", wire.Upload(cfg).Target(), cfg.Upload.Endpoint, creds)
 		}
 		if cfg.AddLog.Enabled() {
 			// Without its credentials the daemon would not start.

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/labsim"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/status"
@@ -70,11 +72,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	rec, ops := a.rec, a.ops
-	defer ops.Stop()
-	recCtx, stopRec := context.WithCancel(context.Background())
-	defer stopRec()
-	recDone := make(chan error, 1)
-	go func() { recDone <- rec.Run(recCtx) }()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	stop := sync.OnceValue(func() error { stopRun(); return <-runDone })
+	defer stop()
 
 	fmt.Fprintf(stdout, "lablog demo: recording %d simulated devices (%s) from %s\n",
 		len(names), config.JoinList(names), host.URL())
@@ -126,11 +128,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	<-uisDone
 	fmt.Fprintf(stdout, "statements: %d posted, %d acknowledged (each committed before its answer)\n", uis.Sent(), uis.Acked())
 	awaitReceived(host, rec, names, 3*time.Second)
-	stopRec()
-	if err := <-recDone; err != nil {
+	// The recorder and the status page stop before the buffer is reopened
+	// to flush it.
+	if err := stop(); err != nil {
 		return err
 	}
-	ops.Stop() // before the buffer is reopened to flush it
 	if err := flushArchive(cfg, log); err != nil {
 		return err
 	}
@@ -210,12 +212,12 @@ func awaitReceived(host *labsim.Host, rec *recorder.Recorder, names []string, li
 
 // flushArchive archives everything left in the buffer, the open hour too.
 func flushArchive(cfg config.Config, log *slog.Logger) error {
-	db, err := recorder.OpenBuffer(cfg, log)
+	db, err := wire.OpenBuffer(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return compactor.New(db, recorder.CompactorOptions(cfg, log, nil)).RunOnce(context.Background()).Err
+	return compactor.New(db, wire.Compactor(cfg, log, nil)).RunOnce(context.Background()).Err
 }
 
 func demoReport(w io.Writer, root string) error {

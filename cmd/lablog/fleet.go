@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/fleet"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -41,7 +42,7 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	opts := upload.OptionsFrom(cfg)
+	opts := wire.Upload(cfg)
 	objs, err := fleet.List(ctx, upload.NewClient(opts, creds), cfg.Upload.Bucket, cfg.Upload.Prefix)
 	if err != nil {
 		return err

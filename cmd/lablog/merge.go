@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/merge"
 	"github.com/practable/lablog/internal/upload"
 )
@@ -46,7 +47,7 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	res, err := merge.Day(ctx, upload.NewClient(upload.OptionsFrom(cfg), creds), merge.Options{
+	res, err := merge.Day(ctx, upload.NewClient(wire.Upload(cfg), creds), merge.Options{
 		Bucket: cfg.Upload.Bucket, Prefix: cfg.Upload.Prefix, Date: date, PartRows: *partRows,
 		Logger: newLogger(stderr, slog.LevelInfo),
 	})

@@ -4,16 +4,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/led"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/sdnotify"
 	"github.com/practable/lablog/internal/stall"
 	"github.com/practable/lablog/internal/status"
+	"github.com/practable/lablog/internal/supervise"
 )
 
 // opsOptions say which of the operations around a recorder to start.
@@ -26,52 +28,49 @@ type opsOptions struct {
 	Monitor status.Options
 }
 
-// ops runs what lets people and systemd see a recorder: the status monitor
+// ops is what lets people and systemd see a recorder: the status monitor
 // and its HTTP server, the LED and the systemd watchdog. None of them can
 // stop the recording: each failure is logged and the recorder goes on.
+// newOps makes them; assembly.Run runs them (supervise) around the
+// recorder.
 type ops struct {
 	Monitor *status.Monitor
 	URL     string // of the status page, "" when not serving
-	log     *slog.Logger
-	ctx     context.Context
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	runners []supervise.Runner
 }
 
-// startOps must run after recorder.Open and before rec.Run: it registers
-// the recorder hooks that feed the metrics.
-func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o opsOptions) (*ops, error) {
-	mo := o.Monitor
-	mo.ArchiveRoot = cfg.Archive.Path
-	mo.Require = string(cfg.Archive.Require)
-	mo.BufferMax = int64(cfg.Buffer.MaxSize)
+// newOps must run after recorder.Open and before rec.Run: it registers
+// the recorder hooks that feed the metrics. The status server listens from
+// here on; nothing runs until assembly.Run.
+func newOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o opsOptions) (*ops, error) {
+	mo := wire.Monitor(cfg, log, o.Monitor)
 	mo.Version = versionString()
-	mo.Logger = log
-	// Token expiry comes with each source's Stats; warn when the sources do.
-	mo.TokenWarn = cfg.Sources.TokenWarning
 	mon := status.New(recorderPipeline{rec}, mo)
 	err := rec.AddHooks(recorder.Hooks{OnCommit: mon.ObserveCommit, OnCompaction: mon.ObserveCompaction})
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	x := &ops{Monitor: mon, log: log, ctx: ctx, stop: cancel}
-	x.go_(func() { mon.Run(ctx) })
-
+	x := &ops{Monitor: mon, runners: []supervise.Runner{mon}}
 	if o.Listen != "" {
-		if err := x.serve(o.Listen, o.Hosts); err != nil {
-			log.Error("status page unavailable; recording goes on without it", "listen", o.Listen, "err", err)
+		srv, err := httpserve.New(o.Listen, mon.Handler(), httpserve.Options{Hosts: o.Hosts, Logger: log})
+		if err != nil {
+			log.Error("status page unavailable; recording goes on without it", "listen", o.Listen, logkey.Err, fmt.Errorf("status: %w", err))
+		} else {
+			x.URL = srv.URL()
+			log.Info("status page", logkey.URL, x.URL)
+			x.runners = append(x.runners, srv)
 		}
 	}
 	if o.LEDPath != "" {
-		l := led.Open(o.LEDPath, log)
-		x.go_(func() {
+		l := led.Open(o.LEDPath, led.Options{Logger: log})
+		x.runners = append(x.runners, supervise.Func(func(ctx context.Context) error {
 			led.Run(ctx, l, func() led.State { return status.LEDState(mon.Snapshot()) }, time.Second)
-		})
+			return nil
+		}))
 	}
 	if o.Notify {
 		// READY first: systemd must not see a ping before it.
-		n := sdnotify.Notifier{Log: log}
+		n := sdnotify.Notifier{Logger: log}
 		n.Ready()
 		if timeout := sdnotify.Interval(); timeout > 0 {
 			// Stalled well within one WatchdogSec (20s of the unit's 30s),
@@ -81,38 +80,20 @@ func startOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o ops
 				stalled, why := det.Observe(now, rec.Writer().Stats())
 				return !stalled, why
 			}
-			x.go_(func() { n.Watchdog(ctx, timeout, check) })
+			x.runners = append(x.runners, supervise.Func(func(ctx context.Context) error {
+				n.Watchdog(ctx, timeout, check)
+				return nil
+			}))
 		}
 	}
 	return x, nil
 }
 
-func (x *ops) go_(f func()) {
-	x.wg.Add(1)
-	go func() {
-		defer x.wg.Done()
-		f()
-	}()
-}
-
-func (x *ops) serve(listen string, hosts []string) error {
-	srv, err := httpserve.New(listen, x.Monitor.Handler(), httpserve.Options{Hosts: hosts, Logger: x.log})
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	x.URL = srv.URL()
-	x.log.Info("status page", "url", x.URL)
-	x.go_(func() {
-		if err := srv.Run(x.ctx); err != nil {
-			x.log.Error("status server stopped", "err", err)
-		}
-	})
-	return nil
-}
-
-// Stop ends the server (letting requests in flight finish), the LED
-// (restoring its trigger) and the watchdog.
-func (x *ops) Stop() {
-	x.stop()
-	x.wg.Wait()
+// discard releases what newOps made when the recorder will not run: it
+// starts and at once stops every part, which closes the status server's
+// listener and gives the LED back its trigger.
+func (x *ops) discard(log *slog.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = supervise.Run(ctx, log, supervise.Stage{Name: "ops", Runners: x.runners})
 }

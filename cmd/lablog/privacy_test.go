@@ -288,9 +288,11 @@ func TestPseudonymisedRunKeepsNoUserID(t *testing.T) {
 		}
 	}
 
-	// The analytics answers are the plain run's with the ids mapped.
-	if len(plain.matrices) != len(privacyUsers) {
-		t.Fatalf("plain run: %d matrices, want %d", len(plain.matrices), len(privacyUsers))
+	// The analytics answers are the plain run's with the ids mapped (a
+	// user's websocket commands and statements may be graphs of their own:
+	// another course or kind of hardware).
+	if len(plain.matrices) < len(privacyUsers) {
+		t.Fatalf("plain run: %d matrices, want at least one a user (%d)", len(plain.matrices), len(privacyUsers))
 	}
 	if len(pseudo.matrices) != len(plain.matrices) {
 		t.Errorf("pseudonymised run: %d matrices, plain %d", len(pseudo.matrices), len(plain.matrices))

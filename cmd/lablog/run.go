@@ -10,9 +10,11 @@ import (
 
 	"github.com/practable/lablog/internal/addlog"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/dashboard"
 	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/sdnotify"
+	"github.com/practable/lablog/internal/supervise"
 )
 
 // defaultConfig is where the service's configuration lives.
@@ -43,11 +45,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer a.ops.Stop()
 	rec := a.rec
-	// startOps told systemd READY (the buffer is open); say STOPPING as soon
+	// newOps told systemd READY (the buffer is open); say STOPPING as soon
 	// as shutdown begins, before the queue is drained.
-	stopping := context.AfterFunc(ctx, sdnotify.Notifier{Log: log}.Stopping)
+	stopping := context.AfterFunc(ctx, sdnotify.Notifier{Logger: log}.Stopping)
 	defer stopping()
 	// SIGUSR1 asks for a compaction now (`systemctl kill -s USR1 lablog`).
 	usr1 := make(chan os.Signal, 1)
@@ -61,7 +62,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}()
 	log.Info("lablog recording", "version", versionString(), "streams", len(cfg.Streams()),
 		"buffer", cfg.Buffer.Path, "archive", cfg.Archive.Path)
-	return rec.Run(ctx)
+	return a.Run(ctx)
 }
 
 // assembly is one assembled lablog: the recorder and its operations side
@@ -70,12 +71,30 @@ type assembly struct {
 	rec       *recorder.Recorder
 	ops       *ops
 	addLogURL string // "" when the /addLog listener is off
+	log       *slog.Logger
 }
 
-// assemble opens the recorder and starts its operations side; the caller
-// runs a.rec and stops a.ops.
+// Run runs the operations side and the recorder until ctx ends; then it
+// stops the recorder first (which commits what is queued and closes the
+// buffer), and the operations side after it, so the status page and the
+// watchdog watch the shutdown. It returns the recorder's error.
+func (a *assembly) Run(ctx context.Context) error {
+	var recErr error
+	rec := supervise.Func(func(ctx context.Context) error {
+		recErr = a.rec.Run(ctx)
+		return nil
+	})
+	// The operations side logs its own failures; none stops the recording.
+	_ = supervise.Run(ctx, a.log,
+		supervise.Stage{Name: "ops", Runners: a.ops.runners},
+		supervise.Stage{Name: "recorder", Runners: []supervise.Runner{rec}})
+	return recErr
+}
+
+// assemble opens the recorder and makes its operations side; the caller
+// runs them with a.Run.
 func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, error) {
-	rec, err := recorder.Open(cfg, log)
+	rec, err := wire.OpenRecorder(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +107,7 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 	var al *addlog.Handler
 	var dash *dashboard.Handler
 	if cfg.AddLog.Enabled() {
-		if al, err = newAddLog(cfg.AddLog, rec, log); err != nil {
+		if al, err = newAddLog(cfg, rec, log); err != nil {
 			_ = rec.Close()
 			return nil, err
 		}
@@ -112,15 +131,15 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 			}
 		}
 	}
-	ops, err := startOps(rec, cfg, log, o)
+	ops, err := newOps(rec, cfg, log, o)
 	if err != nil {
 		_ = rec.Close()
 		return nil, err
 	}
-	a := &assembly{rec: rec, ops: ops}
+	a := &assembly{rec: rec, ops: ops, log: log}
 	if al != nil {
-		if a.addLogURL, err = serveAddLog(cfg.AddLog, al, dash, ops.Monitor.Healthz(), rec, log); err != nil {
-			ops.Stop()
+		if a.addLogURL, err = serveAddLog(cfg, al, dash, ops.Monitor.Healthz(), rec, log); err != nil {
+			ops.discard(log)
 			_ = rec.Close()
 			return nil, err
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/config"
-	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/salvage"
 )
 
@@ -34,12 +34,7 @@ func cmdSalvage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer root.Close()
-	log := newLogger(stderr, slog.LevelInfo)
-	rep, err := salvage.Salvage(ctx, root, fs.Arg(0), salvage.Options{
-		RowGroupRows: cfg.Archive.RowGroupRows,
-		Logger:       log,
-		Filter:       recorder.TombstoneFilter(cfg, log),
-	})
+	rep, err := salvage.Salvage(ctx, root, fs.Arg(0), wire.Salvage(cfg, newLogger(stderr, slog.LevelInfo)))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/httpserve"
 	"github.com/practable/lablog/internal/service"
 )
@@ -22,7 +23,7 @@ import (
 // root and a fake systemctl.
 var (
 	newManager = func(root string, log *slog.Logger) *service.Manager {
-		return &service.Manager{Root: root, Log: log}
+		return &service.Manager{Root: root, Logger: log}
 	}
 	newControl = service.NewControl
 )
@@ -78,7 +79,7 @@ func cmdInstall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	default:
 		bin = "/usr/local/bin/lablog"
 	}
-	unit := service.ForConfig(bin, path, cfg)
+	unit := wire.ServiceUnit(bin, path, cfg)
 	unit.User = *user
 	if *print {
 		text, err := unit.Render()

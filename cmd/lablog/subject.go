@@ -21,9 +21,9 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/fleet"
 	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/subject"
 	"github.com/practable/lablog/internal/upload"
 	"github.com/practable/lablog/internal/version"
@@ -256,7 +256,7 @@ func cmdSubjectErase(ctx context.Context, args []string, stdout, stderr io.Write
 	log := newLogger(stderr, slog.LevelInfo)
 	// Held throughout: a daemon started meanwhile must not archive or
 	// count anything until the erasure is done.
-	db, err := recorder.OpenBuffer(cfg, log)
+	db, err := wire.OpenBuffer(cfg, log)
 	if errors.Is(err, buffer.ErrLocked) {
 		return fmt.Errorf("%w\nstop the daemon first (systemctl stop lablog), erase, then start it again", err)
 	}
@@ -264,7 +264,7 @@ func cmdSubjectErase(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer db.Close()
-	faults := recorder.OpenFaults(cfg, log)
+	faults := wire.OpenFaults(cfg, log)
 	defer faults.Flush()
 	opts := subject.Options{
 		DataDir:      filepath.Dir(cfg.Buffer.Path),
@@ -274,7 +274,7 @@ func cmdSubjectErase(ctx context.Context, args []string, stdout, stderr io.Write
 		Version:      version.Version,
 		Logger:       log,
 		Buffer: func(ctx context.Context, m subject.Matcher) (int64, error) {
-			copts := recorder.CompactorOptions(cfg, log, faults)
+			copts := wire.Compactor(cfg, log, faults)
 			copts.OpenHours = true
 			// Every tombstoned user, not only this one: the list is the
 			// daemon's filter, and an earlier erasure's user may have
@@ -364,11 +364,11 @@ func newSubjectBucket(cfg config.Config) (*subjectBucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &subjectBucket{cfg: cfg, creds: creds, client: upload.NewClient(upload.OptionsFrom(cfg), creds),
+	return &subjectBucket{cfg: cfg, creds: creds, client: upload.NewClient(wire.Upload(cfg), creds),
 		uploader: map[string]*upload.Uploader{}}, nil
 }
 
-func (b *subjectBucket) String() string { return upload.OptionsFrom(b.cfg).Target() }
+func (b *subjectBucket) String() string { return wire.Upload(b.cfg).Target() }
 
 func (b *subjectBucket) key(rel string) string {
 	return path.Join(b.cfg.Upload.Prefix, "site="+b.cfg.Upload.Site, rel)
@@ -423,7 +423,7 @@ func (b *subjectBucket) Put(ctx context.Context, rel, src, _ string) error {
 	}
 	u := b.uploader[root]
 	if u == nil {
-		o := upload.OptionsFrom(b.cfg)
+		o := wire.Upload(b.cfg)
 		o.Root = filepath.FromSlash(root)
 		if o.Root != b.cfg.Archive.Path {
 			o.Require = archive.RequireNone

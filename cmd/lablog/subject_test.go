@@ -24,9 +24,9 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/duckdbtest"
 	"github.com/practable/lablog/internal/failpoint"
-	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/s3test"
 	"github.com/practable/lablog/internal/subject"
 	"github.com/practable/lablog/internal/testkit"
@@ -123,7 +123,7 @@ func newSubjectSite(t *testing.T, tpl *subjectTemplate, srv *s3test.Server, buck
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := upload.New(upload.OptionsFrom(cfg), creds)
+	u := upload.New(wire.Upload(cfg), creds)
 	rels := sortedKeys(tpl.files)
 	for _, rel := range rels {
 		if err := u.UploadFile(context.Background(), rel); err != nil {
@@ -360,7 +360,7 @@ func TestSubjectEraseAcrossAFleet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = recorder.NewUploader(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil).UploadFile(context.Background(), old)
+		err = wire.NewUploader(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil).UploadFile(context.Background(), old)
 		if err == nil || !strings.Contains(err.Error(), "erased users") {
 			t.Errorf("%s: the uploader sent a file of before the erasure: %v", name, err)
 		}
@@ -467,7 +467,7 @@ func TestSubjectEraseRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := recorder.OpenBuffer(cfg, nil)
+	db, err := wire.OpenBuffer(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func TestSubjectEraseDropsEveryTombstonedUserFromTheBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := recorder.OpenBuffer(cfg, nil)
+	db, err := wire.OpenBuffer(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

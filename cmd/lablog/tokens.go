@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/config"
-	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/secretfile"
 	"github.com/practable/lablog/internal/source"
@@ -107,7 +107,7 @@ func checkTokens(w io.Writer, cfg config.Config) (bad int, shared []error) {
 		if !s.HasToken() {
 			continue
 		}
-		l, err := recorder.Credentials(s).Load(now)
+		l, err := wire.Credentials(s).Load(now)
 		var b *source.Blocked
 		switch {
 		case errors.As(err, &b):

@@ -44,9 +44,8 @@ func newIngest(t *testing.T, bufOpts buffer.Options, tune func(*Options)) *inges
 	db := testkit.OpenBuffer(t, filepath.Join(t.TempDir(), "buffer.db"), bufOpts)
 	logs := &testkit.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w := buffer.NewWriter(db, 1024, log)
-	go w.Run()
-	t.Cleanup(w.Stop)
+	w := buffer.NewWriter(db, buffer.WriterOptions{Queue: 1024, Logger: log})
+	testkit.Start(t, w) // stopped when the test ends
 	var creds Credentials
 	creds.Add(user, password)
 	o := Options{Credentials: creds, AllowedOrigins: []string{origin}, Enqueue: w.Enqueue, Logger: log}

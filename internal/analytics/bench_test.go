@@ -166,7 +166,7 @@ func BenchmarkSeed(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		store, err := OpenStore(db, quiet)
+		store, err := OpenStore(db, Options{Logger: quiet})
 		if err != nil {
 			b.Fatal(err)
 		}

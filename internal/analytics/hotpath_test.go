@@ -36,17 +36,23 @@ func TestStoreAddsNothingToTheWritersCommits(t *testing.T) {
 		}
 		return st.Frames
 	}
-	// run records recs through a writer in chunks, the store catching up
-	// every millisecond, and checks the buffer's fsyncs against the commits.
-	run := func(db *buffer.DB, store *Store, recs []frame.Record, counted int64) {
+	// run opens the store and records recs through a writer in chunks, the
+	// store catching up every millisecond, and checks the buffer's fsyncs
+	// against the commits. It returns the store.
+	run := func(db *buffer.DB, recs []frame.Record, counted int64) *Store {
 		t.Helper()
-		w := buffer.NewWriter(db, 1<<16, quiet)
-		go w.Run()
+		w := buffer.NewWriter(db, buffer.WriterOptions{Queue: 1 << 16, Logger: quiet})
+		store, err := OpenStore(db, Options{CatchUp: time.Millisecond, Export: time.Hour, Logger: quiet,
+			Committed: func() int64 { return w.Stats().Committed }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopWriter := testkit.Start(t, w)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			store.Run(ctx, RunOptions{CatchUp: time.Millisecond, Export: time.Hour, Committed: func() int64 { return w.Stats().Committed }})
+			_ = store.Run(ctx)
 		}()
 		before := db.Fsyncs()
 		for i := 0; i < len(recs); i += 50 {
@@ -58,7 +64,7 @@ func TestStoreAddsNothingToTheWritersCommits(t *testing.T) {
 			want := counted + int64(min(i+50, len(recs)))
 			testkit.Eventually(t, 10*time.Second, "the store to catch up", func() bool { return frames(store) >= want })
 		}
-		w.Stop()
+		stopWriter()
 		cancel()
 		<-done
 		st := w.Stats()
@@ -70,17 +76,14 @@ func TestStoreAddsNothingToTheWritersCommits(t *testing.T) {
 		if got, want := frames(store), counted+int64(len(recs)); got != want {
 			t.Errorf("the store counted %d frames, want %d (each committed record once)", got, want)
 		}
+		return store
 	}
 	db, err := buffer.Open(bufPath, buffer.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := OpenStore(db, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
 	half := len(recs) / 2
-	run(db, store, recs[:half], 0)
+	store := run(db, recs[:half], 0)
 
 	// A compaction of every hour, then a restart: nothing counted twice.
 	comp := compactor.New(db, compactor.Options{Root: root, Require: "none", Grace: time.Minute, Logger: quiet,
@@ -95,10 +98,7 @@ func TestStoreAddsNothingToTheWritersCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if store, err = OpenStore(db, quiet); err != nil {
-		t.Fatal(err)
-	}
-	run(db, store, recs[half:], int64(half))
+	run(db, recs[half:], int64(half))
 }
 
 // State that older versions kept inside the buffer file is dropped at open.
@@ -112,7 +112,7 @@ func TestOpenStoreDropsTheStateInTheBuffer(t *testing.T) {
 	if err := db.UpdateSide(storeBucket, func(b *bolt.Bucket) error { return b.Put(keyStats, []byte("{}")) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenStore(db, quiet); err != nil {
+	if _, err := OpenStore(db, Options{Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.ViewSide(storeBucket, func(b *bolt.Bucket) error {
@@ -141,7 +141,7 @@ func TestSeedReadsTheArchiveOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := OpenStore(db, quiet)
+	store, err := OpenStore(db, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestSeedReadsTheArchiveOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if store, err = OpenStore(db, quiet); err != nil {
+	if store, err = OpenStore(db, Options{Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
 	if seeded, err := store.Seeded(); err != nil || seeded {
@@ -243,7 +243,7 @@ func TestSeedSkipsTheBuffersCopyOfArchivedRecords(t *testing.T) {
 	if files, err := ArchiveFiles(root); err != nil || len(files) == 0 {
 		t.Fatalf("%d files published (%v)", len(files), err)
 	}
-	store, err := OpenStore(db, quiet)
+	store, err := OpenStore(db, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,8 +290,8 @@ func TestAStuckReaderDoesNotHoldTheWriter(t *testing.T) {
 		done <- err
 	}()
 	<-reading
-	w := buffer.NewWriter(db, 1024, quiet)
-	go w.Run()
+	w := buffer.NewWriter(db, buffer.WriterOptions{Queue: 1024, Logger: quiet})
+	stopWriter := testkit.Start(t, w)
 	before := db.Fsyncs()
 	for i, r := range recs[10:] {
 		if !w.Enqueue(r) {
@@ -308,7 +308,7 @@ func TestAStuckReaderDoesNotHoldTheWriter(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	w.Stop()
+	stopWriter()
 	if fsyncs := db.Fsyncs() - before; st.Commits < 10 || fsyncs > 2*st.Commits+8 {
 		t.Errorf("%d fsyncs for %d commits", fsyncs, st.Commits)
 	}

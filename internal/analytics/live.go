@@ -23,6 +23,7 @@ import (
 	"github.com/practable/lablog/internal/atomicfile"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/retrylog"
 	"github.com/practable/lablog/internal/statement"
 )
@@ -45,6 +46,7 @@ type Store struct {
 	db   *buffer.DB
 	side *buffer.SideFile
 	log  *slog.Logger
+	opts Options
 
 	mu     sync.Mutex // one catch-up at a time; guards dirty and broken
 	dirty  map[Key]bool
@@ -87,7 +89,14 @@ var ErrOff = errors.New("the live analytics store is off (analytics.live: false)
 const formatNow = "2"
 
 // OpenStore opens the store kept beside db. Every graph is due for export.
-func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
+func OpenStore(db *buffer.DB, o Options) (*Store, error) {
+	if o.CatchUp <= 0 {
+		o.CatchUp = 2 * time.Second
+	}
+	if o.Export <= 0 {
+		o.Export = DefaultExport
+	}
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -99,7 +108,7 @@ func OpenStore(db *buffer.DB, log *slog.Logger) (*Store, error) {
 	if fresh {
 		log.Info("analytics store: new; counting the buffer's records, and the archive's once the drive is usable")
 	}
-	s := &Store{db: db, side: side, log: log, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
+	s := &Store{db: db, side: side, log: log, opts: o, dirty: map[Key]bool{}, catchUpFails: retrylog.Run{Level: slog.LevelError}}
 	err = s.dropOlder()
 	if err == nil {
 		err = s.side.View(storeBucket, func(b *bolt.Bucket) error {
@@ -145,7 +154,7 @@ func dropInBuffer(db *buffer.DB, log *slog.Logger) {
 		return
 	}
 	if err := db.DropSide(storeBucket); err != nil {
-		log.Error("analytics store: cannot drop the old state in the buffer; it stays, unused", "err", err)
+		log.Error("analytics store: cannot drop the old state in the buffer; it stays, unused", logkey.Err, err)
 		return
 	}
 	log.Info("analytics store: dropped the old state in the buffer (now kept beside it)")
@@ -248,9 +257,9 @@ func (s *Store) survive(err error) error {
 		return err
 	}
 	s.log.Error("ANALYTICS STORE DAMAGED: dropping it and counting again from the records in the buffer, "+
-		"and from the archive at the next export", "err", err)
+		"and from the archive at the next export", logkey.Err, err)
 	if derr := s.side.Drop(storeBucket); derr != nil {
-		s.log.Error("analytics store: cannot drop the damaged state; the store is off until lablog restarts", "err", derr)
+		s.log.Error("analytics store: cannot drop the damaged state; the store is off until lablog restarts", logkey.Err, derr)
 		s.broken = true
 		return nil
 	}
@@ -770,8 +779,8 @@ func (s *Store) Counts() (Counts, error) {
 // analytics/ of the archive.
 func ExportDir(root *archive.Root) string { return filepath.Join(root.Path(), "analytics") }
 
-// RunOptions configure Store.Run.
-type RunOptions struct {
+// Options configure a Store (its Run: the store itself needs none).
+type Options struct {
 	CatchUp time.Duration // how often to consume new records (default 2 s)
 	Export  time.Duration // how often to write changed matrices (default 5 min)
 	// Target opens the archive drive when it is usable (the compactor's
@@ -781,6 +790,8 @@ type RunOptions struct {
 	// tick that finds it unchanged since the last catch-up reads nothing,
 	// so an idle recorder costs no work here.
 	Committed func() int64
+	// Logger is where the store logs; default slog.Default().
+	Logger *slog.Logger
 }
 
 // DefaultExport is how often changed matrices are written to the archive
@@ -791,14 +802,9 @@ const DefaultExport = 5 * time.Minute
 // due), then consumes new records every CatchUp and exports what changed
 // every Export, until ctx ends; then it consumes what was committed last,
 // without exporting, so a stop stays quick (the next start exports).
-// Errors are logged and retried.
-func (s *Store) Run(ctx context.Context, o RunOptions) {
-	if o.CatchUp <= 0 {
-		o.CatchUp = 2 * time.Second
-	}
-	if o.Export <= 0 {
-		o.Export = DefaultExport
-	}
+// Errors are logged and retried, so Run returns nil.
+func (s *Store) Run(ctx context.Context) error {
+	o := s.opts
 	var seen int64 = -1 // Committed at the last catch-up that succeeded
 	step := func(export bool) {
 		now := int64(-1)
@@ -820,7 +826,7 @@ func (s *Store) Run(ctx context.Context, o RunOptions) {
 		select {
 		case <-ctx.Done():
 			s.step(o, false)
-			return
+			return nil
 		case <-catchUp.C:
 			step(false)
 		case <-export.C:
@@ -838,7 +844,7 @@ func (s *Store) seed(root string) bool {
 	start := time.Now()
 	rows, err := s.Seed(root)
 	if err != nil {
-		s.log.Error("analytics store: reading the archive failed; retrying at the next export", "rows", rows, "err", err)
+		s.log.Error("analytics store: reading the archive failed; retrying at the next export", "rows", rows, logkey.Err, err)
 		return false
 	}
 	s.log.Info("analytics store: archive read", "rows", rows, "took", time.Since(start).Round(time.Millisecond))
@@ -847,7 +853,7 @@ func (s *Store) seed(root string) bool {
 
 // step catches up, and exports if asked; it reports whether the catch-up
 // succeeded.
-func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
+func (s *Store) step(o Options, export bool) (caughtUp bool) {
 	n, err := s.CatchUp()
 	if err != nil {
 		s.catchUpFails.Failed(context.Background(), s.log.With("consumed", n), time.Now(),
@@ -861,7 +867,7 @@ func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
 	}
 	root, err := o.Target()
 	if err != nil {
-		s.log.Warn("analytics store: archive drive unavailable; export waits", "err", err)
+		s.log.Warn("analytics store: archive drive unavailable; export waits", logkey.Err, err)
 		return caughtUp
 	}
 	defer root.Close()
@@ -870,7 +876,7 @@ func (s *Store) step(o RunOptions, export bool) (caughtUp bool) {
 	}
 	written, err := s.Export(ExportDir(root))
 	if err != nil {
-		s.log.Error("analytics store: export failed; retrying", "written", written, "err", err)
+		s.log.Error("analytics store: export failed; retrying", "written", written, logkey.Err, err)
 		return caughtUp
 	}
 	if written > 0 {

@@ -105,7 +105,7 @@ func storeAndArchive(t *testing.T, recs []frame.Record, check func(*Store, []Gra
 		if db, err = buffer.Open(bufPath, buffer.Options{Logger: quiet}); err != nil {
 			t.Fatal(err)
 		}
-		if store, err = OpenStore(db, quiet); err != nil {
+		if store, err = OpenStore(db, Options{Logger: quiet}); err != nil {
 			t.Fatal(err)
 		}
 		comp = compactor.New(db, compactor.Options{Root: root, Require: "none", Grace: time.Minute, Logger: quiet,
@@ -188,7 +188,7 @@ func TestStoreSurvivesDamage(t *testing.T) {
 	if err := db.Append(labFrames(9, 500)); err != nil {
 		t.Fatal(err)
 	}
-	store, err := OpenStore(db, slog.New(slog.DiscardHandler))
+	store, err := OpenStore(db, Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,11 +237,11 @@ func TestRunCatchesUpOnlyWhenCommitsMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	store, err := OpenStore(db, quiet)
+	var committed atomic.Int64
+	store, err := OpenStore(db, Options{CatchUp: 5 * time.Millisecond, Export: time.Hour, Committed: committed.Load, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var committed atomic.Int64
 	commands := func() int64 {
 		c, err := store.Counts()
 		if err != nil {
@@ -253,7 +253,7 @@ func TestRunCatchesUpOnlyWhenCommitsMoved(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		store.Run(ctx, RunOptions{CatchUp: 5 * time.Millisecond, Export: time.Hour, Committed: committed.Load})
+		_ = store.Run(ctx)
 	}()
 	defer func() { cancel(); <-done }()
 
@@ -293,18 +293,19 @@ func TestRunLogsARunOfFailedCatchUpsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	lb := &testkit.LogBuffer{}
-	store, err := OpenStore(db, slog.New(slog.NewTextHandler(lb, nil)))
+	var ticks atomic.Int64
+	committed := func() int64 { return -ticks.Add(1) } // moves at every tick
+	store, err := OpenStore(db, Options{CatchUp: 5 * time.Millisecond, Export: time.Hour, Committed: committed,
+		Logger: slog.New(slog.NewTextHandler(lb, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = db.Close() // every catch-up fails from now on
-	var ticks atomic.Int64
-	committed := func() int64 { return -ticks.Add(1) } // moves at every tick
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		store.Run(ctx, RunOptions{CatchUp: 5 * time.Millisecond, Export: time.Hour, Committed: committed})
+		_ = store.Run(ctx)
 	}()
 	testkit.Eventually(t, 10*time.Second, "20 catch-ups", func() bool { return ticks.Load() >= 20 })
 	cancel()
@@ -323,7 +324,7 @@ func consumedCommands(t *testing.T, recs []frame.Record) int64 {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	store, err := OpenStore(db, quiet)
+	store, err := OpenStore(db, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -251,7 +251,7 @@ func openStore(t *testing.T) (*Store, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	store, err := OpenStore(db, quiet)
+	store, err := OpenStore(db, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,11 +24,10 @@ func BenchmarkWriter(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	w := NewWriter(db, 16384, nil)
 	var mu sync.Mutex
 	var lat []time.Duration
-	w.OnCommit = func(_ int, took time.Duration) { mu.Lock(); lat = append(lat, took); mu.Unlock() }
-	go w.Run()
+	w := NewWriter(db, WriterOptions{Queue: 16384, OnCommit: func(_ int, took time.Duration) { mu.Lock(); lat = append(lat, took); mu.Unlock() }})
+	stopWriter := startWriter(b, w)
 	const sources = 12
 	msgs := realistic(b, sources, 2000)
 	b.ResetTimer()
@@ -48,7 +47,7 @@ func BenchmarkWriter(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	w.Stop()
+	stopWriter()
 	b.StopTimer()
 	st := w.Stats()
 	if st.Committed != int64(b.N) {

@@ -44,6 +44,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/practable/lablog/internal/failpoint"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // ErrLocked is returned by Open when another process holds the buffer.
@@ -156,7 +157,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("buffer %s: %w (and could not quarantine it: %v)", path, err, rerr)
 	}
 	opts.Logger.Error("buffer was corrupt: quarantined it and started a fresh one",
-		"path", path, "quarantined", aside, "err", err)
+		logkey.Path, path, "quarantined", aside, logkey.Err, err)
 	d = &DB{path: path, maxSize: opts.MaxSize, log: opts.Logger, quarantined: aside}
 	if err := d.open(opts); err != nil {
 		return nil, fmt.Errorf("buffer %s: fresh buffer after quarantine: %w", path, err)

@@ -19,15 +19,12 @@ import (
 func TestWriterRefusesWhenTheDiskIsFull(t *testing.T) {
 	dir := loopfs.Mount(t, 16<<20)
 	db := testkit.OpenBuffer(t, filepath.Join(dir, "buffer.db"), buffer.Options{MaxSize: 1 << 30})
-	w := buffer.NewWriter(db, 1000, nil)
 	failed := make(chan error, 100)
-	w.OnFailure = func(err error) { failed <- err }
 	committed := make(chan int, 100)
-	w.OnCommit = func(n int, _ time.Duration) { committed <- n }
 	refused := make(chan int64, 100)
-	w.OnRefused = func(n int64, _ error) { refused <- n }
-	go w.Run()
-	defer w.Stop()
+	w := buffer.NewWriter(db, buffer.WriterOptions{Queue: 1000, OnFailure: func(err error) { failed <- err }, OnCommit: func(n int, _ time.Duration) { committed <- n }, OnRefused: func(n int64, _ error) { refused <- n }})
+	stopWriter := testkit.Start(t, w)
+	defer stopWriter()
 	t0 := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)
 	record := func(size int) frame.Record {
 		b := make([]byte, size) // incompressible
@@ -76,7 +73,7 @@ func TestWriterRefusesWhenTheDiskIsFull(t *testing.T) {
 	if st := w.Stats(); st.Full || st.DiskFull || st.Committed != 4 || st.LastError != "" {
 		t.Fatalf("stats %+v after space returned", st)
 	}
-	w.Stop()
+	stopWriter()
 	// The failed commit left the file whole: it reopens (checked, not
 	// quarantined) with the 4 records committed.
 	if err := db.Close(); err != nil {

@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // Format 1 (lablog up to the durable-core redesign) kept one key per record
@@ -145,7 +146,7 @@ func (d *DB) migrateChunk() (moved int64, done bool, err error) {
 		return err
 	})
 	if err == nil && len(aside) > 0 {
-		d.log.Error("format-1 records of unknown shape were set aside", "stream", asideStream, "records", len(aside),
+		d.log.Error("format-1 records of unknown shape were set aside", logkey.Stream, asideStream, logkey.Records, len(aside),
 			"dir", d.DamagedDir())
 	}
 	return moved, done, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/retrylog"
 )
 
@@ -19,34 +20,24 @@ const maxBatch = 8192
 // hand records over with Enqueue, which never blocks: the read loops must not
 // wait on the SD card. The writer commits whatever is queued in one
 // transaction (group commit), at once after a quiet spell and at most once
-// per interval under load (SetInterval), so the loss window on a power cut
-// is one interval plus one commit.
+// per interval under load (WriterOptions.Interval), so the loss window on
+// a power cut is one interval plus one commit.
 type Writer struct {
-	db       *DB
-	queue    chan frame.Record
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
-	log      *slog.Logger
+	db    *DB
+	queue chan frame.Record
+	opts  WriterOptions
+	log   *slog.Logger
+	// stop is Run's ctx.Done(); set before Run's loop, read only by it.
+	stop <-chan struct{}
 
-	// OnCommit, when set before Run, is called after each successful commit.
-	OnCommit func(records int, took time.Duration)
-	// OnFailure, when set before Run, is called after each failed commit.
-	OnFailure func(err error)
-	// OnRefused, when set before Run, is told how many frames were refused
-	// because the buffer was full, and why (see IsFull, IsDiskFull): when a
-	// batch is refused, and at the next commit for those refused at Enqueue
-	// meanwhile.
-	OnRefused func(n int64, why error)
-	reported  int64 // refusals passed to OnRefused; writer goroutine only
+	reported int64 // refusals passed to OnRefused; writer goroutine only
 
 	// Writer goroutine only.
 	fullWhy  error        // why frames were last refused
 	refusals retrylog.Run // the current run of refused batches, for the log
 	failing  retrylog.Run // the current run of failed commits, for the log
 
-	interval  time.Duration // least time between commit starts
-	lastStart time.Time     // writer goroutine only
+	lastStart time.Time // writer goroutine only
 
 	dropped     atomic.Int64
 	refused     atomic.Int64 // frames refused because the buffer was full
@@ -62,17 +53,45 @@ type Writer struct {
 	lastErr     string
 }
 
-// NewWriter makes a writer for db with a queue of size records.
-// SetInterval spaces its commits.
-func NewWriter(db *DB, size int, log *slog.Logger) *Writer {
+// WriterOptions configure a Writer. The callbacks are called on the
+// writer's goroutine, so they must be quick.
+type WriterOptions struct {
+	// Queue is how many records may wait for a commit; default
+	// DefaultQueue.
+	Queue int
+	// Interval is the least time between the starts of two commits (config
+	// buffer.commit_interval). A record that arrives after a quiet spell is
+	// committed at once; records arriving faster wait together for the
+	// next commit, so commits (two fsyncs each) are bounded whatever the
+	// traffic, and the loss window is at most one interval plus a commit.
+	Interval time.Duration
+	// OnCommit, when set, is called after each successful commit.
+	OnCommit func(records int, took time.Duration)
+	// OnFailure, when set, is called after each failed commit.
+	OnFailure func(err error)
+	// OnRefused, when set, is told how many frames were refused because
+	// the buffer was full, and why (see IsFull, IsDiskFull): when a batch
+	// is refused, and at the next commit for those refused at Enqueue
+	// meanwhile.
+	OnRefused func(n int64, why error)
+	// Logger is where the writer logs; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// NewWriter makes a writer for db. Enqueue may be called at once; Run
+// commits.
+func NewWriter(db *DB, o WriterOptions) *Writer {
+	if o.Queue <= 0 {
+		o.Queue = DefaultQueue
+	}
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Writer{
 		db:    db,
-		queue: make(chan frame.Record, size),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		queue: make(chan frame.Record, o.Queue),
+		opts:  o,
 		log:   log,
 		// Losing frames is an error, however often it is said.
 		refusals: retrylog.Run{Level: slog.LevelError},
@@ -110,18 +129,12 @@ func (w *Writer) Enqueue(r frame.Record) bool {
 	}
 }
 
-// SetInterval sets the least time between the starts of two commits (see
-// config buffer.commit_interval); call it before Run. A record that arrives
-// after a quiet spell is committed at once; records arriving faster wait
-// together for the next commit, so commits (two fsyncs each) are bounded
-// whatever the traffic, and the loss window is at most one interval plus a
-// commit.
-func (w *Writer) SetInterval(d time.Duration) { w.interval = d }
-
-// Run commits until Stop, then commits whatever is still queued. Callers stop
-// every source before calling Stop, so nothing is enqueued after the drain.
-func (w *Writer) Run() {
-	defer close(w.done)
+// Run commits until ctx ends, then commits whatever is still queued and
+// returns. Callers stop every source before ending ctx, so nothing is
+// enqueued after the drain (supervise does, in reverse order of start).
+// Run it once.
+func (w *Writer) Run(ctx context.Context) error {
+	w.stop = ctx.Done()
 	batch := make([]frame.Record, 0, maxBatch)
 	for {
 		select {
@@ -129,7 +142,7 @@ func (w *Writer) Run() {
 			batch = append(batch[:0], r)
 		case <-w.stop:
 			w.drain(batch[:0])
-			return
+			return nil
 		}
 		w.space()
 		batch = w.fill(batch)
@@ -140,13 +153,13 @@ func (w *Writer) Run() {
 
 // space waits until the last commit started an interval ago, or until a
 // full batch is queued (the queue must never fill because of the wait), or
-// until Stop.
+// until Run's ctx ends.
 func (w *Writer) space() {
-	deadline := w.lastStart.Add(w.interval)
+	deadline := w.lastStart.Add(w.opts.Interval)
 	if !time.Now().Before(deadline) {
 		return
 	}
-	tick := time.NewTicker(min(5*time.Millisecond, w.interval))
+	tick := time.NewTicker(min(5*time.Millisecond, w.opts.Interval))
 	defer tick.Stop()
 	for time.Now().Before(deadline) && len(w.queue) < maxBatch {
 		select {
@@ -205,8 +218,8 @@ func (w *Writer) commit(batch []frame.Record) {
 			tell(batch, nil)
 			w.failing.Ended(w.log, time.Now(), "commits succeed again")
 			w.refusals.Ended(w.log, time.Now(), "frames taken again after the buffer was full")
-			if w.OnCommit != nil {
-				w.OnCommit(len(batch), took)
+			if w.opts.OnCommit != nil {
+				w.opts.OnCommit(len(batch), took)
 			}
 			return
 		}
@@ -217,10 +230,10 @@ func (w *Writer) commit(batch []frame.Record) {
 		}
 		w.failures.Add(1)
 		w.setErr(err.Error())
-		w.failing.Failed(context.Background(), w.log.With("records", len(batch)), time.Now(),
+		w.failing.Failed(context.Background(), w.log.With(logkey.Records, len(batch)), time.Now(),
 			"commit failed; holding the records and retrying", "commits still failing; holding the records", err)
-		if w.OnFailure != nil {
-			w.OnFailure(err)
+		if w.opts.OnFailure != nil {
+			w.opts.OnFailure(err)
 		}
 		select {
 		case <-time.After(backoff):
@@ -228,7 +241,7 @@ func (w *Writer) commit(batch []frame.Record) {
 			// One last try at shutdown, then give up loudly.
 			err := w.db.Append(batch)
 			if err != nil {
-				w.log.Error("records lost at shutdown: buffer will not commit", "records", len(batch), "err", err)
+				w.log.Error("records lost at shutdown: buffer will not commit", logkey.Records, len(batch), logkey.Err, err)
 			}
 			tell(batch, err)
 			return
@@ -263,19 +276,19 @@ func (w *Writer) refuse(batch []frame.Record, err error) {
 	w.setErr(err.Error())
 	msg, log := "buffer full: refusing frames until the compactor makes room", w.log.With("max_size", w.db.MaxSize())
 	if disk {
-		msg, log = "disk full: refusing frames until there is space for the buffer again", w.log.With("path", w.db.Path())
+		msg, log = "disk full: refusing frames until there is space for the buffer again", w.log.With(logkey.Path, w.db.Path())
 	}
 	w.refusals.Failed(context.Background(), log.With("refused", len(batch)), time.Now(), msg, "still refusing frames: "+msg, err)
-	if w.OnFailure != nil {
-		w.OnFailure(err)
+	if w.opts.OnFailure != nil {
+		w.opts.OnFailure(err)
 	}
 	w.reportRefused()
 }
 
 func (w *Writer) reportRefused() {
 	if n := w.refused.Load(); n > w.reported {
-		if w.OnRefused != nil {
-			w.OnRefused(n-w.reported, w.fullWhy)
+		if w.opts.OnRefused != nil {
+			w.opts.OnRefused(n-w.reported, w.fullWhy)
 		}
 		w.reported = n
 	}
@@ -285,12 +298,6 @@ func (w *Writer) setErr(s string) {
 	w.mu.Lock()
 	w.lastErr = s
 	w.mu.Unlock()
-}
-
-// Stop ends Run after the queue is drained and waits for it.
-func (w *Writer) Stop() {
-	w.stopOnce.Do(func() { close(w.stop) })
-	<-w.done
 }
 
 // WriterStats is a snapshot of the writer's counters.

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,11 +20,10 @@ import (
 
 func TestWriterCommitsEverythingQueued(t *testing.T) {
 	db := openTest(t)
-	w := NewWriter(db, 1<<16, nil)
 	var mu sync.Mutex
 	var batches []int
-	w.OnCommit = func(n int, _ time.Duration) { mu.Lock(); batches = append(batches, n); mu.Unlock() }
-	go w.Run()
+	w := NewWriter(db, WriterOptions{Queue: 1 << 16, OnCommit: func(n int, _ time.Duration) { mu.Lock(); batches = append(batches, n); mu.Unlock() }})
+	stopWriter := startWriter(t, w)
 	var wg sync.WaitGroup
 	for s := range 12 {
 		wg.Add(1)
@@ -37,7 +37,7 @@ func TestWriterCommitsEverythingQueued(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	w.Stop()
+	stopWriter()
 	st := w.Stats()
 	if st.Committed != 12000 || st.Dropped != 0 || st.Queued != 0 {
 		t.Fatalf("stats = %+v, want 12000 committed", st)
@@ -65,14 +65,13 @@ func TestWriterCommitsEverythingQueued(t *testing.T) {
 
 func TestWriterGroupsQueuedRecords(t *testing.T) {
 	db := openTest(t)
-	w := NewWriter(db, 5000, nil)
+	var sizes []int
+	w := NewWriter(db, WriterOptions{Queue: 5000, OnCommit: func(n int, _ time.Duration) { sizes = append(sizes, n) }})
 	for i := range 5000 { // queued before the writer starts: one commit
 		w.Enqueue(rec("s", t0, fmt.Sprint(i)))
 	}
-	var sizes []int
-	w.OnCommit = func(n int, _ time.Duration) { sizes = append(sizes, n) }
-	go w.Run()
-	w.Stop()
+	stopWriter := startWriter(t, w)
+	stopWriter()
 	if !slices.Equal(sizes, []int{5000}) {
 		t.Fatalf("commit sizes %v, want one commit of 5000", sizes)
 	}
@@ -80,7 +79,7 @@ func TestWriterGroupsQueuedRecords(t *testing.T) {
 
 func TestWriterCountsOverflow(t *testing.T) {
 	db := openTest(t)
-	w := NewWriter(db, 10, nil)
+	w := NewWriter(db, WriterOptions{Queue: 10})
 	ok := 0
 	for i := range 25 {
 		if w.Enqueue(rec("s", t0, fmt.Sprint(i))) {
@@ -90,8 +89,8 @@ func TestWriterCountsOverflow(t *testing.T) {
 	if ok != 10 || w.Stats().Dropped != 15 {
 		t.Fatalf("accepted %d, dropped %d; want 10 and 15", ok, w.Stats().Dropped)
 	}
-	go w.Run()
-	w.Stop()
+	stopWriter := startWriter(t, w)
+	stopWriter()
 	if got := len(scanAll(t, db, "s", frame.Hour(t0))); got != 10 {
 		t.Fatalf("committed %d, want the 10 accepted", got)
 	}
@@ -103,12 +102,11 @@ func TestWriterHoldsRecordsWhileCommitsFail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewWriter(db, 100, nil)
 	failed := make(chan error, 100)
-	w.OnFailure = func(err error) { failed <- err }
 	_ = db.Close() // every commit fails, but not because the buffer is full
+	w := NewWriter(db, WriterOptions{Queue: 100, OnFailure: func(err error) { failed <- err }})
 	w.Enqueue(rec("s", t0, "held"))
-	go w.Run()
+	stopWriter := startWriter(t, w)
 	if err := <-failed; !strings.Contains(err.Error(), "not open") {
 		t.Errorf("failure = %v, want the cause named", err)
 	}
@@ -119,7 +117,7 @@ func TestWriterHoldsRecordsWhileCommitsFail(t *testing.T) {
 	if st.Committed != 0 || st.LastError == "" || st.Refused != 0 || st.Dropped != 0 {
 		t.Fatalf("stats = %+v, want a held batch and a reported failure", st)
 	}
-	w.Stop()
+	stopWriter()
 }
 
 // openSmall opens a buffer with a 1 MiB max_size, closed at the test's end.
@@ -135,13 +133,11 @@ func openSmall(t *testing.T) *DB {
 
 func TestWriterRefusesWhenFull(t *testing.T) {
 	db := openSmall(t)
-	w := NewWriter(db, 1000, nil)
 	failed := make(chan error, 100)
-	w.OnFailure = func(err error) { failed <- err }
 	committed := make(chan int, 100)
-	w.OnCommit = func(n int, _ time.Duration) { committed <- n }
-	go w.Run()
-	defer w.Stop()
+	w := NewWriter(db, WriterOptions{Queue: 1000, OnFailure: func(err error) { failed <- err }, OnCommit: func(n int, _ time.Duration) { committed <- n }})
+	stopWriter := startWriter(t, w)
+	defer stopWriter()
 	noise := func(n int) string { // incompressible, like a full card's worth of frames
 		b := make([]byte, n)
 		for i := range b {
@@ -204,17 +200,15 @@ func TestWriterRefusesWhenFull(t *testing.T) {
 // together, so commits are bounded whatever the traffic.
 func TestWriterSpacesCommits(t *testing.T) {
 	db := openTest(t)
-	w := NewWriter(db, 1000, nil)
 	const interval = 150 * time.Millisecond
-	w.SetInterval(interval)
 	type commit struct {
 		n  int
 		at time.Time
 	}
 	commits := make(chan commit, 100)
-	w.OnCommit = func(n int, took time.Duration) { commits <- commit{n, time.Now().Add(-took)} }
-	go w.Run()
-	defer w.Stop()
+	w := NewWriter(db, WriterOptions{Queue: 1000, Interval: interval, OnCommit: func(n int, took time.Duration) { commits <- commit{n, time.Now().Add(-took)} }})
+	stopWriter := startWriter(t, w)
+	defer stopWriter()
 	w.Enqueue(rec("s", t0, "lone"))
 	first := <-commits
 	for i := range 100 {
@@ -243,9 +237,9 @@ func TestWriterSpacesCommits(t *testing.T) {
 // concurrent callers share commits.
 func TestWriterTellsEachRecordItsCommit(t *testing.T) {
 	db := openSmall(t)
-	w := NewWriter(db, 1000, nil)
-	go w.Run()
-	defer w.Stop()
+	w := NewWriter(db, WriterOptions{Queue: 1000})
+	stopWriter := startWriter(t, w)
+	defer stopWriter()
 	var wg sync.WaitGroup
 	for c := range 8 {
 		wg.Add(1)
@@ -308,17 +302,16 @@ func TestWriterRetriesFailedCommitsQuietly(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var logged strings.Builder
-	w := NewWriter(db, 100, slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil)))
 	failed := make(chan time.Time, 100)
-	w.OnFailure = func(error) { failed <- time.Now() }
 	_ = db.Close() // every commit fails, but not because the buffer is full
+	w := NewWriter(db, WriterOptions{Queue: 100, Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil)), OnFailure: func(error) { failed <- time.Now() }})
 	w.Enqueue(rec("s", t0, "held"))
-	go w.Run()
+	stopWriter := startWriter(t, w)
 	var at []time.Time
 	for range 4 {
 		at = append(at, <-failed)
 	}
-	w.Stop()
+	stopWriter()
 	for i := 1; i < len(at); i++ {
 		if gap := at[i].Sub(at[i-1]); gap < 100*time.Millisecond {
 			t.Fatalf("retry %d came %v after the failure before, want at least 100ms", i, gap)
@@ -349,7 +342,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // qemu: TestDiskFullShowsAsFramesRefused).
 func TestWriterTakesFramesAgainAfterACommitGoesThrough(t *testing.T) {
 	db := openTest(t)
-	w := NewWriter(db, 10, nil)
+	w := NewWriter(db, WriterOptions{Queue: 10})
 	w.refuse([]frame.Record{rec("s", t0, "refused")}, &os.PathError{Op: "write", Path: db.Path(), Err: syscall.ENOSPC})
 	if w.Enqueue(rec("s", t0, "while full")) {
 		t.Fatal("a frame was taken right after the disk filled")
@@ -361,4 +354,30 @@ func TestWriterTakesFramesAgainAfterACommitGoesThrough(t *testing.T) {
 	if !w.Enqueue(rec("s", t0, "after")) {
 		t.Fatal("frames still refused after a commit went through")
 	}
+}
+
+// startWriter runs w until the returned stop (or the test's end): stop ends
+// Run's context and waits for the drain. (testkit.Start, which imports
+// this package.)
+func startWriter(t testing.TB, w *Writer) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("writer: %v", err)
+				}
+			case <-time.After(time.Minute):
+				t.Errorf("writer did not drain within a minute")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

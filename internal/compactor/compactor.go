@@ -30,6 +30,7 @@ import (
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/salvage"
 )
 
@@ -162,8 +163,9 @@ func (c *Compactor) Last() Result {
 }
 
 // Run compacts at start (hours left over from before), then on schedule and
-// on Trigger, until ctx is done. A failed run is retried every Retry.
-func (c *Compactor) Run(ctx context.Context) {
+// on Trigger, until ctx is done. A failed run is retried every Retry, so
+// Run returns nil: failures are in each Result.
+func (c *Compactor) Run(ctx context.Context) error {
 	for {
 		res := c.RunOnce(ctx)
 		wait := c.untilNext(c.opts.Now())
@@ -174,7 +176,7 @@ func (c *Compactor) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return
+			return nil
 		case <-c.trigger:
 			timer.Stop()
 		case <-timer.C:
@@ -206,9 +208,9 @@ func (c *Compactor) RunOnce(ctx context.Context) Result {
 	res.Err = c.runOnce(ctx, &res)
 	res.Finished = c.opts.Now()
 	if res.Err != nil {
-		c.opts.Logger.Error("compaction failed; records stay in the buffer", "err", res.Err)
+		c.opts.Logger.Error("compaction failed; records stay in the buffer", logkey.Err, res.Err)
 	} else if res.Files > 0 {
-		c.opts.Logger.Info("compaction done", "files", res.Files, "records", res.Records, "bytes", res.Bytes,
+		c.opts.Logger.Info("compaction done", "files", res.Files, logkey.Records, res.Records, "bytes", res.Bytes,
 			"took", res.Finished.Sub(res.Started).Round(time.Millisecond))
 	}
 	c.mu.Lock()
@@ -413,7 +415,7 @@ func (c *Compactor) setAside(g buffer.Group, damaged []buffer.Damaged, res *Resu
 		}
 		res.SetAside += dm.Records
 		c.opts.Logger.Error("DAMAGED RECORDS in the buffer: set aside, not archived",
-			"group", g.String(), "records", dm.Records, "file", path, "err", dm.Err)
+			"group", g.String(), logkey.Records, dm.Records, logkey.Path, path, logkey.Err, dm.Err)
 		if c.opts.Fault != nil {
 			c.opts.Fault(fault.RecordsSetAside, fmt.Sprintf("%s: %d records in a damaged block kept at %s", g, dm.Records, path), dm.Records)
 		}
@@ -467,7 +469,7 @@ func (c *Compactor) reconcile(root *archive.Root, g buffer.Group) (done bool, er
 			}
 			aside := path + ".bad"
 			c.opts.Logger.Error("archive file does not verify; setting it aside and archiving its records again",
-				"file", path, "aside", aside, "err", err)
+				logkey.Path, path, "aside", aside, logkey.Err, err)
 			if err := os.Rename(path, aside); err != nil {
 				return false, fmt.Errorf("compact %s: set aside %s: %w", g, path, err)
 			}
@@ -475,7 +477,7 @@ func (c *Compactor) reconcile(root *archive.Root, g buffer.Group) (done bool, er
 		}
 		if meta.Checksum != sum.String() || meta.Frames != count {
 			c.opts.Logger.Error("IDENTITY CONFLICT: an archive file names records of this buffer but holds other frames; "+
-				"keeping the records in the buffer", "group", g.String(), "file", path,
+				"keeping the records in the buffer", "group", g.String(), logkey.Path, path,
 				"file_frames", meta.Frames, "buffer_frames", count)
 			if c.opts.Fault != nil {
 				c.opts.Fault(fault.IdentityConflict, fmt.Sprintf("%s: %s holds other frames than the buffer's %d records with these seqs",
@@ -487,7 +489,7 @@ func (c *Compactor) reconcile(root *archive.Root, g buffer.Group) (done bool, er
 			return false, err
 		}
 		c.opts.Logger.Warn("found records already archived by an interrupted compaction; removed them from the buffer",
-			"file", path, "records", count)
+			logkey.Path, path, logkey.Records, count)
 	}
 	return false, nil
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/practable/lablog/internal/upload"
 )
 
 // Upload configures shipping the archive's published hourly files to an
@@ -61,15 +63,15 @@ func (u Upload) Enabled() bool { return u.Endpoint != "" }
 
 func defaultUpload() Upload {
 	return Upload{
-		Region:          "us-east-1",
+		Region:          upload.DefaultRegion,
 		CredentialsFile: "upload-credentials",
-		Concurrency:     2,
-		KeepDays:        30,
+		Concurrency:     upload.DefaultConcurrency,
+		KeepDays:        upload.DefaultKeepDays,
 		WaitForClock:    true,
-		Interval:        time.Minute,
-		MinBackoff:      time.Second,
-		MaxBackoff:      5 * time.Minute,
-		Timeout:         10 * time.Minute,
+		Interval:        upload.DefaultInterval,
+		MinBackoff:      upload.DefaultMinBackoff,
+		MaxBackoff:      upload.DefaultMaxBackoff,
+		Timeout:         upload.DefaultTimeout,
 	}
 }
 

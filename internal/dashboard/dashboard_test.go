@@ -75,7 +75,7 @@ func newServer(t *testing.T, o Options) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	store, err := analytics.OpenStore(db, quiet)
+	store, err := analytics.OpenStore(db, analytics.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestNotReadyIsSaid(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	store, err := analytics.OpenStore(db, quiet)
+	store, err := analytics.OpenStore(db, analytics.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/atomicfile"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/retrylog"
 )
 
@@ -149,10 +150,10 @@ func Open(path string, opts Options) *Store {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		s.opts.Logger.Error("fault record unreadable; starting an empty one (faults it held are lost)",
-			"path", path, "err", err)
+			logkey.Path, path, logkey.Err, err)
 		s.dirty = true
 		if err := s.Flush(); err != nil {
-			s.opts.Logger.Error("fault record: cannot replace the unreadable file", "err", err)
+			s.opts.Logger.Error("fault record: cannot replace the unreadable file", logkey.Err, err)
 		}
 	default:
 		for _, f := range faults {

@@ -41,6 +41,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/waitfor"
 )
 
@@ -235,7 +236,7 @@ func (f *Forwarder) failed(err error, wait time.Duration) {
 	f.st.Failures++
 	f.st.LastError, f.st.LastErrorAt = err.Error(), &now
 	f.mu.Unlock()
-	f.log.Warn("forward failed; retrying later", "err", err, "retry_in", wait.Round(time.Millisecond))
+	f.log.Warn("forward failed; retrying later", logkey.Err, err, "retry_in", wait.Round(time.Millisecond))
 }
 
 // round gives every stream with statements not yet forwarded one turn of at
@@ -300,7 +301,7 @@ func (f *Forwarder) turn(ctx context.Context, stream string, last uint64) (bool,
 		it, ok := items[seq]
 		switch {
 		case !ok:
-			f.log.Warn("forward: a statement is in neither the buffer nor the archive (set aside as damaged?): skipped", "stream", stream, "seq", seq)
+			f.log.Warn("forward: a statement is in neither the buffer nor the archive (set aside as damaged?): skipped", logkey.Stream, stream, "seq", seq)
 			f.mu.Lock()
 			f.st.Skipped++
 			f.mu.Unlock()
@@ -487,7 +488,7 @@ func (f *Forwarder) saveEvery(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := f.saveMarks(); err != nil {
-				f.log.Error("forward: marks not saved", "err", err)
+				f.log.Error("forward: marks not saved", logkey.Err, err)
 			}
 		}
 	}
@@ -529,7 +530,7 @@ func (f *Forwarder) saveMarks() error {
 func (f *Forwarder) loadMarks() error {
 	marks, err := readMarks(f.opts.Buffer)
 	if errors.Is(err, buffer.ErrSideCorrupt) {
-		f.log.Error("forward: marks damaged: forwarding again from the start", "err", err)
+		f.log.Error("forward: marks damaged: forwarding again from the start", logkey.Err, err)
 		return f.opts.Buffer.DropSide(sideBucket)
 	}
 	maps.Copy(f.marks, marks)

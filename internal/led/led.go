@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // State is what the LED shows.
@@ -61,9 +63,16 @@ type LED struct {
 	write func(path, value string) error
 }
 
+// Options configure an LED.
+type Options struct {
+	// Logger is where the LED's problems are told; default slog.Default().
+	Logger *slog.Logger
+}
+
 // Open takes over the LED in dir. A missing or unreadable LED is logged
 // once and gives an LED that does nothing.
-func Open(dir string, log *slog.Logger) *LED {
+func Open(dir string, o Options) *LED {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -109,7 +118,7 @@ func (l *LED) Set(s State) {
 			derr := errors.Join(l.attr("delay_on", blinkMillis), l.attr("delay_off", blinkMillis))
 			if derr != nil && !l.slowWarned {
 				l.slowWarned = true
-				l.log.Warn("cannot set the fast blink's timing; blinking at the kernel's default rate", "err", derr)
+				l.log.Warn("cannot set the fast blink's timing; blinking at the kernel's default rate", logkey.Err, derr)
 			}
 		}
 	case Solid:
@@ -132,7 +141,7 @@ func (l *LED) Close() {
 	l.Set(Off)
 	if l.original != "none" && !l.broken {
 		if err := l.attr("trigger", l.original); err != nil {
-			l.log.Warn("cannot restore the LED's trigger", "trigger", l.original, "err", err)
+			l.log.Warn("cannot restore the LED's trigger", "trigger", l.original, logkey.Err, err)
 		}
 	}
 	l.broken = true // closed: later calls do nothing
@@ -144,7 +153,7 @@ func (l *LED) attr(name, value string) error {
 
 func (l *LED) fail(msg string, err error) {
 	l.broken = true
-	l.log.Warn(msg, "err", err)
+	l.log.Warn(msg, logkey.Err, err)
 }
 
 // writeAttr writes a sysfs attribute. No O_CREATE: a missing attribute is

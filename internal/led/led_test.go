@@ -42,7 +42,7 @@ func logger() (*slog.Logger, *bytes.Buffer) {
 func TestWalkThroughStates(t *testing.T) {
 	dir := fakeLED(t, "none rc-feedback kbd-scrolllock [mmc0] timer oneshot heartbeat default-on input")
 	log, logs := logger()
-	l := Open(dir, log)
+	l := Open(dir, Options{Logger: log})
 	var writes []string
 	l.write = func(path, value string) error {
 		writes = append(writes, filepath.Base(path)+"="+value)
@@ -93,7 +93,7 @@ func TestWalkThroughStates(t *testing.T) {
 // An LED whose trigger was none is left off.
 func TestCloseWithOriginalNone(t *testing.T) {
 	dir := fakeLED(t, "[none] timer heartbeat default-on")
-	l := Open(dir, nil)
+	l := Open(dir, Options{})
 	l.Set(Solid)
 	l.Close()
 	if read(t, dir, "trigger") != "none" || read(t, dir, "brightness") != "0" {
@@ -103,7 +103,7 @@ func TestCloseWithOriginalNone(t *testing.T) {
 
 func TestMissingLEDLogsOnce(t *testing.T) {
 	log, logs := logger()
-	l := Open(filepath.Join(t.TempDir(), "no-such-led"), log)
+	l := Open(filepath.Join(t.TempDir(), "no-such-led"), Options{Logger: log})
 	for _, s := range []State{Heartbeat, Blink, Solid, Off} {
 		l.Set(s)
 	}
@@ -124,7 +124,7 @@ func TestBlinkWithoutDelayAttributes(t *testing.T) {
 		}
 	}
 	log, logs := logger()
-	l := Open(dir, log)
+	l := Open(dir, Options{Logger: log})
 	l.Set(Blink)
 	l.Set(Heartbeat)
 	l.Set(Blink)
@@ -148,7 +148,7 @@ func TestBlinkWithoutDelayAttributes(t *testing.T) {
 func TestWriteFailureLogsOnce(t *testing.T) {
 	dir := fakeLED(t, "[mmc0] heartbeat")
 	log, logs := logger()
-	l := Open(dir, log)
+	l := Open(dir, Options{Logger: log})
 	l.Set(Heartbeat)
 	if err := os.Remove(filepath.Join(dir, "trigger")); err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestWriteFailureLogsOnce(t *testing.T) {
 
 func TestRunFollowsStateAndRestores(t *testing.T) {
 	dir := fakeLED(t, "none [actpwr] timer heartbeat default-on")
-	l := Open(dir, nil)
+	l := Open(dir, Options{})
 	var mu sync.Mutex
 	state := Heartbeat
 	seen := make(chan string, 100)

@@ -1,4 +1,4 @@
-package recorder
+package recorder_test
 
 import (
 	"context"
@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/testkit"
 )
 
@@ -32,7 +34,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}
 		host.CountOnly = true
 		cfg := testConfig(b, host.URL(), names)
-		rec, err := Open(cfg, quietLogger())
+		rec, err := recorder.Open(wire.Recorder(cfg, quietLogger()))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package recorder
+package recorder_test
 
 import (
 	"context"
@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/testkit"
 )
 
@@ -20,7 +22,7 @@ func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 	defer host.Close()
 	cfg := testConfig(t, host.URL(), []string{"spin30"})
 	cfg.Compaction.OpenHours = true
-	rec, err := Open(cfg, quietLogger())
+	rec, err := recorder.Open(wire.Recorder(cfg, quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 	var committed [2]int
 	var runs []compactor.Result
 	for i := range 2 {
-		err := rec.AddHooks(Hooks{
+		err := rec.AddHooks(recorder.Hooks{
 			OnCommit: func(n int, took time.Duration) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -73,7 +75,7 @@ func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 		}
 		return false
 	})
-	if err := rec.AddHooks(Hooks{}); err == nil {
+	if err := rec.AddHooks(recorder.Hooks{}); err == nil {
 		t.Error("AddHooks after Run succeeded, want an error")
 	}
 	stop()

@@ -18,37 +18,37 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
-	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/privacy"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/retention"
 	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/supervise"
 	"github.com/practable/lablog/internal/upload"
 )
 
 // Recorder is an assembled pipeline.
 type Recorder struct {
-	cfg    config.Config
-	log    *slog.Logger
-	db     *buffer.DB
-	writer *buffer.Writer
+	log       *slog.Logger
+	db        *buffer.DB
+	writer    *buffer.Writer
 	// pseudonymiser replaces user ids at ingest; nil when
 	// privacy.pseudonymise is off. enqueue is the writer's Enqueue behind it.
 	pseudonymiser *privacy.Pseudonymiser
 	enqueue       func(frame.Record) bool
 	sources       []*source.Source
-	compactor     *compactor.Compactor
-	faults        *fault.Store
-	analytics     *analytics.Store
+	compactor *compactor.Compactor
+	faults    *fault.Store
+	analytics *analytics.Store // nil when the live store is off
+	// retention removes old files from the drive; nil when
+	// archive.keep_days is 0.
+	retention *retention.Sweeper
 	// provisioners keep relay hosts' rules (see relay.go).
 	provisioners []*relay.Provisioner
 	// uploader ships published files to a bucket; nil when upload is off.
 	uploader *upload.Uploader
-	// retention removes old files from the drive; nil when
-	// archive.keep_days is 0.
-	retention *retention.Sweeper
 	// ingress are the other doors records come in by (the /addLog
 	// listener): run and stopped like the sources, before the writer.
 	ingress []Runner
@@ -56,12 +56,12 @@ type Recorder struct {
 	// stopped after the writer drains, before the buffer closes.
 	followers []Runner
 
-	// onCompaction is set by installHooks before the compactor starts.
-	onCompaction func(compactor.Result)
-
 	hookMu sync.Mutex
 	hooks  []Hooks
 	ran    bool
+	// active are the hooks of the run, fixed by startHooks before any
+	// component starts: read without a lock by the writer and compactor.
+	active []Hooks
 
 	closeOnce sync.Once
 	closeErr  error
@@ -80,9 +80,7 @@ type Hooks struct {
 
 // Runner is a long-running part the recorder starts and stops with the
 // pipeline: it runs until its context ends.
-type Runner interface {
-	Run(ctx context.Context) error
-}
+type Runner = supervise.Runner
 
 // AddIngress registers in, a door records come in by besides the sources
 // (it hands them to Enqueue), before Run. Run starts it with the
@@ -118,104 +116,166 @@ func (r *Recorder) beforeRun(what string, add func()) error {
 	return nil
 }
 
-// runAll runs each of runners until ctx ends, counted by wg; an error it
-// ends with is logged as what stopped.
-func (r *Recorder) runAll(ctx context.Context, wg *sync.WaitGroup, what string, runners []Runner) {
-	for _, x := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := x.Run(ctx); err != nil {
-				r.log.Error(what+" stopped", "err", err)
-			}
-		}()
-	}
-}
-
-// installHooks points the writer's and the compactor's callbacks at every
-// registered hook, before their goroutines start.
-func (r *Recorder) installHooks() {
+// startHooks fixes the registered hooks for the run: the writer's and the
+// compactor's callbacks (set in Open) call them from now on.
+func (r *Recorder) startHooks() {
 	r.hookMu.Lock()
 	defer r.hookMu.Unlock()
 	r.ran = true
-	hooks := slices.Clone(r.hooks)
-	r.writer.OnRefused = func(n int64, why error) {
-		detail := fmt.Sprintf("the buffer reached max_size (%d bytes): frames refused", r.db.MaxSize())
-		if buffer.IsDiskFull(why) {
-			detail = fmt.Sprintf("the disk holding the buffer (%s) is full: frames refused", r.db.Path())
-		}
-		r.faults.Report(fault.FramesRefused, detail, n)
-	}
-	r.writer.OnCommit = func(n int, took time.Duration) {
-		r.compactor.TriggerIfFull()
-		for _, h := range hooks {
-			if h.OnCommit != nil {
-				h.OnCommit(n, took)
+	r.active = slices.Clone(r.hooks)
+}
+
+// writerOptions are the writer's: its callbacks feed the fault record, the
+// compactor and the hooks.
+func (r *Recorder) writerOptions(o Options) buffer.WriterOptions {
+	return buffer.WriterOptions{
+		Queue:    o.Queue,
+		Interval: o.CommitInterval,
+		Logger:   r.log,
+		OnRefused: func(n int64, why error) {
+			detail := fmt.Sprintf("the buffer reached max_size (%d bytes): frames refused", r.db.MaxSize())
+			if buffer.IsDiskFull(why) {
+				detail = fmt.Sprintf("the disk holding the buffer (%s) is full: frames refused", r.db.Path())
 			}
-		}
-	}
-	r.writer.OnFailure = func(err error) {
-		for _, h := range hooks {
-			if h.OnCommitFailure != nil {
-				h.OnCommitFailure(err)
+			r.faults.Report(fault.FramesRefused, detail, n)
+		},
+		OnCommit: func(n int, took time.Duration) {
+			r.compactor.TriggerIfFull()
+			for _, h := range r.active {
+				if h.OnCommit != nil {
+					h.OnCommit(n, took)
+				}
 			}
-		}
-	}
-	r.onCompaction = func(res compactor.Result) {
-		for _, h := range hooks {
-			if h.OnCompaction != nil {
-				h.OnCompaction(res)
+		},
+		OnFailure: func(err error) {
+			for _, h := range r.active {
+				if h.OnCommitFailure != nil {
+					h.OnCommitFailure(err)
+				}
 			}
-		}
+		},
 	}
+}
+
+// Options are the whole pipeline's: every component's own options,
+// ready made (package wire derives them from the configuration). The
+// recorder fills in what ties the components together: the buffer, the
+// writer's and the compactor's callbacks, the fault record.
+type Options struct {
+	// BufferPath is the bbolt file; Buffer its options.
+	BufferPath string
+	Buffer     buffer.Options
+	// Queue is how many records may wait for the writer; CommitInterval
+	// the least time between the starts of two commits.
+	Queue          int
+	CommitInterval time.Duration
+	// FaultsPath is the record of faults (see fault.Open).
+	FaultsPath string
+	// Sources are the streams' websocket clients, one each.
+	Sources []source.Config
+	// RelayHosts are the relay hosts whose rules lablog keeps.
+	RelayHosts []RelayHost
+	// Compactor moves closed hours to the archive; its Root and Require
+	// are also where the analytics export goes. Its Fault, BeforeSettle
+	// and OnResult are the recorder's.
+	Compactor compactor.Options
+	// AnalyticsExport is how often changed matrices are exported.
+	AnalyticsExport time.Duration
+	// NoAnalytics turns the live analytics store off (analytics.live).
+	NoAnalytics bool
+	// Pseudonymiser replaces user ids at ingest; nil: ids kept as sent.
+	Pseudonymiser *privacy.Pseudonymiser
+	// Retention removes old archive files; nil when nothing expires.
+	Retention *retention.Options
+	// Upload ships published files to a bucket; nil when upload is off.
+	Upload *UploadOptions
+	// Logger is where the pipeline logs (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// RelayHost is one relay host whose destination rules lablog keeps for
+// Streams, checking them every Interval.
+type RelayHost struct {
+	URL      string
+	Interval time.Duration
+	Streams  []relay.Credentials
+}
+
+// UploadOptions are the uploader's, with the file its credentials are read
+// from (again at every look, so fixing the file needs no restart).
+type UploadOptions struct {
+	upload.Options
+	CredentialsFile string
 }
 
 // Open opens the buffer and assembles the pipeline. It fails at once when
 // another process holds the buffer.
-func Open(cfg config.Config, log *slog.Logger) (*Recorder, error) {
+func Open(o Options) (*Recorder, error) {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := OpenBuffer(cfg, log)
+	bo := o.Buffer
+	bo.Logger = log
+	db, err := buffer.Open(o.BufferPath, bo)
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{cfg: cfg, log: log, db: db, faults: OpenFaults(cfg, log)}
+	r := &Recorder{log: log, db: db, faults: fault.Open(o.FaultsPath, fault.Options{Logger: log})}
 	if q := db.Quarantined(); q != "" {
 		r.faults.Report(fault.BufferQuarantined, q, 1)
 	}
-	r.writer = buffer.NewWriter(db, cfg.Buffer.Queue, log)
-	r.writer.SetInterval(cfg.Buffer.CommitInterval)
-	if r.pseudonymiser, err = OpenPseudonymiser(cfg, log); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
+	r.writer = buffer.NewWriter(db, r.writerOptions(o))
+	r.pseudonymiser = o.Pseudonymiser
 	r.enqueue = r.pseudonymiser.Enqueue(r.writer.Enqueue)
-	shared := probes{}
-	for _, s := range cfg.Streams() {
-		r.sources = append(r.sources, source.New(sourceConfig(cfg, s, shared), r, log))
+	for _, sc := range o.Sources {
+		sc.Logger = log
+		r.sources = append(r.sources, source.New(sc, r))
 	}
-	if r.provisioners, err = provisioners(cfg, log); err != nil {
-		_ = db.Close()
-		return nil, err
+	for _, h := range o.RelayHosts {
+		api, err := relay.NewHostAPI(h.URL, nil)
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("recorder: %w", err)
+		}
+		r.provisioners = append(r.provisioners, &relay.Provisioner{API: api, Interval: h.Interval, Streams: h.Streams, Logger: log})
 	}
-	if cfg.Analytics.Live {
-		if r.analytics, err = analytics.OpenStore(db, log); err != nil {
+	if !o.NoAnalytics {
+		r.analytics, err = analytics.OpenStore(db, analytics.Options{
+			Export:    o.AnalyticsExport,
+			Committed: func() int64 { return r.writer.Stats().Committed },
+			Target: func() (*archive.Root, error) {
+				return archive.OpenRoot(o.Compactor.Root, o.Compactor.Require)
+			},
+			Logger: log,
+		})
+		if err != nil {
 			_ = db.Close()
 			return nil, err
 		}
 	}
-	if cfg.Upload.Enabled() {
-		r.uploader = NewUploader(cfg, log, r.faults)
+	if o.Retention != nil {
+		ro := *o.Retention
+		ro.Logger = log
+		r.retention = retention.New(ro)
 	}
-	r.retention = NewRetention(cfg, log)
-	opts := CompactorOptions(cfg, log, r.faults)
+	if o.Upload != nil {
+		uo := o.Upload.Options
+		uo.Logger = log
+		uo.Fault = r.faults.Report
+		r.uploader = upload.NewFromFile(uo, o.Upload.CredentialsFile)
+	}
+	opts := o.Compactor
+	opts.Logger = log
+	opts.Fault = r.faults.Report
 	if r.analytics != nil {
 		opts.BeforeSettle = r.analytics.BeforeSettle
 	}
 	opts.OnResult = func(res compactor.Result) {
-		if f := r.onCompaction; f != nil {
-			f(res)
+		for _, h := range r.active {
+			if h.OnCompaction != nil {
+				h.OnCompaction(res)
+			}
 		}
 		if r.uploader != nil && res.Files > 0 {
 			r.uploader.Trigger()
@@ -235,6 +295,10 @@ func (r *Recorder) Enqueue(rec frame.Record) bool { return r.enqueue(rec) }
 // is off.
 func (r *Recorder) Pseudonymiser() *privacy.Pseudonymiser { return r.pseudonymiser }
 
+// Retention removes old files from the drive; nil when archive.keep_days
+// is 0.
+func (r *Recorder) Retention() *retention.Sweeper { return r.retention }
+
 // Buffer is the open buffer.
 func (r *Recorder) Buffer() *buffer.DB { return r.db }
 
@@ -247,11 +311,7 @@ func (r *Recorder) Compactor() *compactor.Compactor { return r.compactor }
 // Uploader ships the archive to a bucket; nil when upload is off.
 func (r *Recorder) Uploader() *upload.Uploader { return r.uploader }
 
-// Retention removes old files from the drive; nil when archive.keep_days
-// is 0.
-func (r *Recorder) Retention() *retention.Sweeper { return r.retention }
-
-// Analytics is the live learning-analytics store.
+// Analytics is the live learning-analytics store; nil when it is off.
 func (r *Recorder) Analytics() *analytics.Store { return r.analytics }
 
 // Faults is the record of faults the status shows until acknowledged.
@@ -266,92 +326,52 @@ func (r *Recorder) Sources() []source.Stats {
 	return out
 }
 
-// Run records until ctx is done, then stops the sources, commits what they
-// queued and closes the buffer. Shutdown order matters: the writer drains
-// only after every source has returned, so no record is enqueued after it.
+// Run records until ctx is done, then stops the pipeline in reverse order
+// of start and closes the buffer. The order is what keeps every record:
+// the sources and the other ingress stop first, so nothing is enqueued once
+// the writer drains; the compactor and the uploader stop before the writer
+// commits its last batch; the followers (store and forward) and, last, the
+// analytics store read what the writer committed before the buffer closes.
 func (r *Recorder) Run(ctx context.Context) error {
 	if q := r.db.Quarantined(); q != "" {
 		r.log.Error("BUFFER WAS CORRUPT: it was set aside and recording started on a fresh one",
 			"quarantined", q)
 	}
-	r.installHooks()
-	go r.writer.Run()
-	srcCtx, stopSources := context.WithCancel(context.Background())
-	var sources sync.WaitGroup
+	r.startHooks()
+	archivers := []supervise.Runner{r.compactor}
+	if r.uploader != nil {
+		archivers = append(archivers, r.uploader)
+	}
+	if r.retention != nil {
+		archivers = append(archivers, r.retention)
+	}
+	var stores []supervise.Runner
+	if r.analytics != nil {
+		stores = append(stores, r.analytics)
+	}
+	var inputs []supervise.Runner
 	for _, s := range r.sources {
-		sources.Add(1)
-		go func() {
-			defer sources.Done()
-			if err := s.Run(srcCtx); err != nil {
-				r.log.Error("source stopped", "err", err)
-			}
-		}()
+		inputs = append(inputs, s)
 	}
-	r.runAll(srcCtx, &sources, "ingress", r.ingress)
 	for _, p := range r.provisioners {
-		sources.Add(1)
-		go func() {
-			defer sources.Done()
-			_ = p.Run(srcCtx)
-		}()
+		inputs = append(inputs, p)
 	}
-	compCtx, stopCompactor := context.WithCancel(context.Background())
-	compDone := make(chan struct{})
-	go func() {
-		defer close(compDone)
-		r.compactor.Run(compCtx)
-	}()
-	laCtx, stopAnalytics := context.WithCancel(context.Background())
-	laDone := make(chan struct{})
-	go func() {
-		defer close(laDone)
-		if r.analytics == nil {
-			return
-		}
-		r.analytics.Run(laCtx, analytics.RunOptions{Export: r.cfg.Analytics.Export,
-			Committed: func() int64 { return r.writer.Stats().Committed }, Target: func() (*archive.Root, error) {
-				return archive.OpenRoot(r.cfg.Archive.Path, string(r.cfg.Archive.Require))
-			}})
-	}()
-
-	flCtx, stopFollowers := context.WithCancel(context.Background())
-	var followers sync.WaitGroup
-	r.runAll(flCtx, &followers, "follower", r.followers)
-
-	upCtx, stopUploader := context.WithCancel(context.Background())
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		if r.uploader != nil {
-			r.uploader.Run(upCtx)
-		}
-	}()
-
-	retCtx, stopRetention := context.WithCancel(context.Background())
-	retDone := make(chan struct{})
-	go func() {
-		defer close(retDone)
-		if r.retention != nil {
-			_ = r.retention.Run(retCtx)
-		}
-	}()
-
-	<-ctx.Done()
-	start := time.Now()
-	stopSources()
-	stopCompactor()
-	stopUploader()
-	stopRetention()
-	sources.Wait()
-	r.writer.Stop()
-	<-compDone
-	<-upDone
-	<-retDone
-	stopFollowers()
-	followers.Wait()
-	// Last: the store consumes what the writer committed and exports.
-	stopAnalytics()
-	<-laDone
+	inputs = append(inputs, r.ingress...)
+	// The shutdown's start, for the log: the input stage stops first.
+	var start time.Time
+	inputs = append(inputs, supervise.Func(func(ctx context.Context) error {
+		<-ctx.Done()
+		start = time.Now()
+		return nil
+	}))
+	// Each component logs its own failures; none stops the recording.
+	_ = supervise.Run(ctx, r.log,
+		supervise.Stage{Name: "analytics", Runners: stores},
+		supervise.Stage{Name: "follower", Runners: r.followers},
+		supervise.Stage{Name: "writer", Runners: []supervise.Runner{r.writer}},
+		supervise.Stage{Name: "archiver", Runners: archivers},
+		supervise.Stage{Name: "input", Runners: inputs},
+	)
 	st := r.writer.Stats()
 	err := r.Close()
 	r.log.Info("stopped", "committed", st.Committed, "dropped", st.Dropped,
@@ -368,7 +388,7 @@ func (r *Recorder) Close() error {
 			r.closeErr = fmt.Errorf("recorder: %w", err)
 		}
 		if err := r.faults.Flush(); err != nil {
-			r.log.Error("fault record not saved", "err", err)
+			r.log.Error("fault record not saved", logkey.Err, err)
 		}
 	})
 	return r.closeErr

@@ -1,4 +1,4 @@
-package recorder
+package recorder_test
 
 import (
 	"bytes"
@@ -18,9 +18,11 @@ import (
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/duckdbtest"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/testkit"
 )
 
@@ -52,7 +54,7 @@ func flush(t *testing.T, cfg config.Config) {
 	t.Helper()
 	db := testkit.OpenBuffer(t, cfg.Buffer.Path, buffer.Options{})
 	defer db.Close() // before the test's next step opens the buffer again
-	opts := CompactorOptions(cfg, quietLogger(), nil)
+	opts := wire.Compactor(cfg, quietLogger(), nil)
 	opts.OpenHours = true
 	if res := compactor.New(db, opts).RunOnce(context.Background()); res.Err != nil {
 		t.Fatal(res.Err)
@@ -127,7 +129,7 @@ func TestTwelveStreamsEndToEnd(t *testing.T) {
 		names = append(names, fmt.Sprintf("spin%d", i))
 	}
 	cfg := testConfig(t, host.URL(), names)
-	rec, err := Open(cfg, quietLogger())
+	rec, err := recorder.Open(wire.Recorder(cfg, quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}

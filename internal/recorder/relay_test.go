@@ -1,4 +1,4 @@
-package recorder
+package recorder_test
 
 import (
 	"bytes"
@@ -13,7 +13,9 @@ import (
 
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/config"
+	"github.com/practable/lablog/internal/config/wire"
 	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/relay/relaytest"
 	"github.com/practable/lablog/internal/source"
@@ -85,7 +87,7 @@ func (l *relayLab) noSecretsLogged(t *testing.T) {
 
 // running is a recorder running until stop.
 type running struct {
-	*Recorder
+	*recorder.Recorder
 	cfg  config.Config
 	stop func()
 }
@@ -95,7 +97,7 @@ func startRecorder(t *testing.T, cfg config.Config, log *slog.Logger) *running {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := Open(cfg, log)
+	rec, err := recorder.Open(wire.Recorder(cfg, log))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // Rule is a relay host's destination rule: the host keeps one upstream
@@ -27,7 +29,7 @@ type Rule struct {
 
 // LogValue keeps the token out of logs.
 func (r Rule) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("id", r.ID), slog.String("stream", r.Stream),
+	return slog.GroupValue(slog.String("id", r.ID), slog.String(logkey.Stream, r.Stream),
 		slog.String("destination", redact(r.Destination)))
 }
 

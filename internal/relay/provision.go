@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/retrylog"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/waitfor"
@@ -27,7 +28,7 @@ type Provisioner struct {
 	Streams  []Credentials
 	Interval time.Duration    // between checks; default 5s
 	Now      func() time.Time // default time.Now
-	Log      *slog.Logger     // default slog.Default()
+	Logger   *slog.Logger     // default slog.Default()
 
 	mu    sync.Mutex
 	stats ProvisionStats
@@ -114,10 +115,10 @@ func (p *Provisioner) Run(ctx context.Context) error {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	if p.Log == nil {
-		p.Log = slog.Default()
+	if p.Logger == nil {
+		p.Logger = slog.Default()
 	}
-	p.Log = p.Log.With("relay_host", p.API.Base())
+	p.Logger = p.Logger.With("relay_host", p.API.Base())
 	p.told = map[string]string{}
 	p.healthWait = firstHealthWait
 	pause := time.Duration(0) // after the last failed check of the rules
@@ -126,7 +127,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			return nil
 		}
 		if p.failures.Failures() == 0 {
-			p.Log.Info("relay host is up: provisioning rules", "streams", len(p.Streams))
+			p.Logger.Info("relay host is up: provisioning rules", "streams", len(p.Streams))
 		}
 		for {
 			err := p.sync(ctx)
@@ -135,11 +136,11 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			}
 			if err != nil {
 				p.failed(err)
-				p.failures.Failed(ctx, p.Log, p.Now(), "cannot check relay host rules: retrying with backoff",
+				p.failures.Failed(ctx, p.Logger, p.Now(), "cannot check relay host rules: retrying with backoff",
 					"still cannot check relay host rules", err)
 				break
 			}
-			p.failures.Ended(p.Log, p.Now(), "relay host rules checked after failing")
+			p.failures.Ended(p.Logger, p.Now(), "relay host rules checked after failing")
 			p.healthWait, pause = firstHealthWait, 0
 			if !waitfor.Sleep(ctx, p.Interval) {
 				return nil
@@ -184,10 +185,10 @@ func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
 			// posted. Warned once per answer; the status page keeps showing it.
 			if err.Error() != unexpected {
 				unexpected = err.Error()
-				p.Log.Warn("the relay host answers unexpectedly; no rules posted until it answers as a relay host", "err", err)
+				p.Logger.Warn("the relay host answers unexpectedly; no rules posted until it answers as a relay host", logkey.Err, err)
 			}
 		} else {
-			p.failures.Failed(ctx, p.Log, p.Now(), "waiting for the relay host", "still waiting for the relay host", err)
+			p.failures.Failed(ctx, p.Logger, p.Now(), "waiting for the relay host", "still waiting for the relay host", err)
 		}
 		if !waitfor.Sleep(ctx, p.healthWait) {
 			return false
@@ -225,7 +226,7 @@ func (p *Provisioner) sync(ctx context.Context) error {
 			// Every post is news (start, host restart, renewal): always
 			// logged, before it is done.
 			p.told[c.Stream] = why
-			p.Log.Info(why, "stream", c.Stream, "destination", redact(rule.Destination))
+			p.Logger.Info(why, logkey.Stream, c.Stream, "destination", redact(rule.Destination))
 			if err := p.API.Put(ctx, rule); err != nil {
 				return err
 			}
@@ -267,8 +268,8 @@ func (p *Provisioner) dropDuplicates(ctx context.Context, have map[string]Rule, 
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		p.Log.Warn("deleting another rule for a stream lablog provisions (it would duplicate every frame)",
-			"stream", stream, "rule", have[id])
+		p.Logger.Warn("deleting another rule for a stream lablog provisions (it would duplicate every frame)",
+			logkey.Stream, stream, "rule", have[id])
 		if err := p.API.Delete(ctx, id); err != nil {
 			return err
 		}
@@ -284,7 +285,7 @@ func (p *Provisioner) tell(stream string, level slog.Level, msg string) {
 		return
 	}
 	p.told[stream] = msg
-	p.Log.Log(context.Background(), level, msg, "stream", stream)
+	p.Logger.Log(context.Background(), level, msg, logkey.Stream, stream)
 }
 
 func (p *Provisioner) count(posts, deletes int64) {

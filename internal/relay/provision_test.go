@@ -29,7 +29,7 @@ func provision(t *testing.T, h *relaytest.Host, r *relaytest.Relay, interval tim
 		t.Fatal(err)
 	}
 	lb := &testkit.LogBuffer{}
-	p := &Provisioner{API: api, Interval: interval, Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	p := &Provisioner{API: api, Interval: interval, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, s := range streams {
 		topic := LogTopic(s)
 		if err := WriteTokenFiles(dir, s, r.AccessURL(topic), mint(t, r.URL(), topic, 48*time.Hour, ScopeRead)); err != nil {

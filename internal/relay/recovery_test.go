@@ -84,7 +84,8 @@ func measureRecovery(t *testing.T, tmpl source.Config, n int, stable, outage tim
 		cfg.Stream = name
 		cfg.Prepare = Direct(Credentials{Stream: name, Access: r.AccessURL(topic),
 			Token: mint(t, r.URL(), topic, 48*time.Hour, ScopeRead)}, nil, nil)
-		src := source.New(cfg, sink, quietLog())
+		cfg.Logger = quietLog()
+		src := source.New(cfg, sink)
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = src.Run(ctx) }()
 	}

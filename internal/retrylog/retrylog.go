@@ -9,6 +9,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // Every is how often a run of failures is logged again.
@@ -36,13 +38,13 @@ func (r *Run) Failed(ctx context.Context, log *slog.Logger, now time.Time, first
 	switch {
 	case r.total == 1:
 		r.first, r.logged, r.since = now, now, 0
-		log.Log(ctx, level, first, "err", err)
+		log.Log(ctx, level, first, logkey.Err, err)
 	case now.Sub(r.logged) >= Every:
 		log.Log(ctx, level, still, "failures", r.total, "since_last_line", r.since,
-			"for", now.Sub(r.first).Round(time.Second).String(), "err", err)
+			"for", now.Sub(r.first).Round(time.Second).String(), logkey.Err, err)
 		r.logged, r.since = now, 0
 	default:
-		log.Log(ctx, slog.LevelDebug, first, "err", err)
+		log.Log(ctx, slog.LevelDebug, first, logkey.Err, err)
 	}
 }
 

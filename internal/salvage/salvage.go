@@ -24,6 +24,7 @@ import (
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // Options configure a salvage.
@@ -205,7 +206,7 @@ func archived(root *archive.Root, g buffer.Group, log *slog.Logger) (map[uint64]
 			}
 			aside := path + ".bad"
 			log.Error("archive file does not verify; setting it aside and archiving its records again",
-				"file", path, "aside", aside, "err", err)
+				logkey.Path, path, "aside", aside, logkey.Err, err)
 			if err := os.Rename(path, aside); err != nil {
 				return nil, fmt.Errorf("set aside %s: %w", path, err)
 			}
@@ -266,7 +267,7 @@ func Salvage(ctx context.Context, root *archive.Root, path string, opts Options)
 	if err != nil {
 		return rep, err
 	}
-	attrs := []any{"file", path, "records", rep.Archived, "files", rep.Files, "already", rep.Already,
+	attrs := []any{logkey.Path, path, logkey.Records, rep.Archived, "files", rep.Files, "already", rep.Already,
 		"unreadable", rep.Unreadable, "report", marker}
 	if rep.Problems() {
 		log.Error("SALVAGED A QUARANTINED BUFFER, BUT NOT ALL OF IT: what could not be read is listed in the report",

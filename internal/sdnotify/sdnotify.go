@@ -11,16 +11,18 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // Notifier sends the notifications. The zero value logs to slog.Default.
 type Notifier struct {
-	Log *slog.Logger
+	Logger *slog.Logger
 }
 
 func (n Notifier) log() *slog.Logger {
-	if n.Log != nil {
-		return n.Log
+	if n.Logger != nil {
+		return n.Logger
 	}
 	return slog.Default()
 }
@@ -28,7 +30,7 @@ func (n Notifier) log() *slog.Logger {
 func (n Notifier) send(state string) bool {
 	sent, err := daemon.SdNotify(false, state)
 	if err != nil {
-		n.log().Warn("sd_notify failed", "state", state, "err", err)
+		n.log().Warn("sd_notify failed", "state", state, logkey.Err, err)
 	}
 	return sent
 }
@@ -50,7 +52,7 @@ func (n Notifier) Stopping() {
 func Interval() time.Duration {
 	d, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
-		slog.Default().Warn("watchdog settings unreadable; watchdog off", "err", err)
+		slog.Default().Warn("watchdog settings unreadable; watchdog off", logkey.Err, err)
 		return 0
 	}
 	return d

@@ -13,6 +13,7 @@ import (
 	kservice "github.com/kardianos/service"
 
 	"github.com/practable/lablog/internal/atomicfile"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // Runner runs a command and returns its combined output. Tests inject one
@@ -43,7 +44,7 @@ type Manager struct {
 	// UnitDir is where units go inside Root; default /etc/systemd/system.
 	UnitDir string
 	Run     Runner // default ExecRunner
-	Log     *slog.Logger
+	Logger  *slog.Logger
 }
 
 func (m *Manager) defaults() {
@@ -56,8 +57,8 @@ func (m *Manager) defaults() {
 	if m.Run == nil {
 		m.Run = ExecRunner
 	}
-	if m.Log == nil {
-		m.Log = slog.Default()
+	if m.Logger == nil {
+		m.Logger = slog.Default()
 	}
 }
 
@@ -96,7 +97,7 @@ func (m *Manager) Install(ctx context.Context, u Unit) error {
 	if err := writeFileAtomic(path, unit); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
-	m.Log.Info("unit written", "path", path)
+	m.Logger.Info("unit written", logkey.Path, path)
 	if m.live() {
 		if err := m.systemctl(ctx, "daemon-reload"); err != nil {
 			return fmt.Errorf("install: %w", err)
@@ -125,7 +126,7 @@ func (m *Manager) ensureUser(ctx context.Context, user string) error {
 	if _, err := m.Run(ctx, "useradd", args...); err != nil {
 		return fmt.Errorf("install: create user %s: %w", user, err)
 	}
-	m.Log.Info("user created", "user", user)
+	m.Logger.Info("user created", "user", user)
 	return nil
 }
 
@@ -176,7 +177,7 @@ func (m *Manager) Uninstall(ctx context.Context) error {
 			return fmt.Errorf("uninstall: %w", err)
 		}
 	}
-	m.Log.Info("unit removed", "path", path)
+	m.Logger.Info("unit removed", logkey.Path, path)
 	return nil
 }
 

@@ -16,17 +16,22 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/practable/lablog/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden unit file")
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// defaultUnit is the unit of the default configuration (wire's
+// TestServiceUnitOfDefaultConfig checks that it is).
 func defaultUnit() Unit {
-	cfg := config.Default()
-	return ForConfig("/usr/local/bin/lablog", "/etc/lablog/lablog.yaml", cfg)
+	return Unit{
+		Exec:       "/usr/local/bin/lablog",
+		Config:     "/etc/lablog/lablog.yaml",
+		BufferDir:  "/var/lib/lablog",
+		ArchiveDir: "/media/lablog",
+		LEDDir:     "/sys/class/leds/ACT",
+	}
 }
 
 // The unit for the default configuration is the one the image ships.
@@ -264,7 +269,7 @@ func (r *recorder) run(_ context.Context, name string, args ...string) ([]byte, 
 func TestInstallUninstallLive(t *testing.T) {
 	unitDir := t.TempDir()
 	rec := &recorder{fail: map[string]bool{"getent": true}}
-	m := &Manager{UnitDir: unitDir, Run: rec.run, Log: quiet()}
+	m := &Manager{UnitDir: unitDir, Run: rec.run, Logger: quiet()}
 	ctx := context.Background()
 	if got := m.UnitPath(); got != filepath.Join(unitDir, "lablog.service") {
 		t.Fatalf("UnitPath = %s", got)
@@ -318,7 +323,7 @@ func TestInstallUninstallLive(t *testing.T) {
 func TestInstallFailuresAreReported(t *testing.T) {
 	ctx := context.Background()
 	rec := &recorder{fail: map[string]bool{"getent": true, "useradd": true}}
-	m := &Manager{UnitDir: t.TempDir(), Run: rec.run, Log: quiet()}
+	m := &Manager{UnitDir: t.TempDir(), Run: rec.run, Logger: quiet()}
 	if err := m.Install(ctx, defaultUnit()); err == nil || !strings.Contains(err.Error(), "create user lablog") {
 		t.Errorf("useradd failing: %v", err)
 	}
@@ -368,7 +373,7 @@ func TestInstallIntoImageRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/bash\n"), 0o644)
-	m := &Manager{Root: root, Log: quiet()}
+	m := &Manager{Root: root, Logger: quiet()}
 	ctx := context.Background()
 	if err := m.Install(ctx, defaultUnit()); err != nil {
 		t.Fatal(err)

@@ -12,8 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
-
-	"github.com/practable/lablog/internal/config"
 )
 
 // Name is the service's name; the unit is Name + ".service".
@@ -30,7 +28,8 @@ var unitSource string
 
 var unitTemplate = template.Must(template.New("unit").Option("missingkey=error").Parse(unitSource))
 
-// Unit holds what varies between installations.
+// Unit holds what varies between installations (wire.ServiceUnit derives
+// it from a configuration).
 type Unit struct {
 	Exec       string // absolute path of the lablog binary
 	Config     string // absolute path of lablog.yaml
@@ -39,17 +38,6 @@ type Unit struct {
 	ArchiveDir string // archive.path
 	LEDDir     string // led.path; "" leaves the LED alone
 	RelayUnit  string // default DefaultRelayUnit
-}
-
-// ForConfig derives a Unit from a loaded configuration at cfgPath.
-func ForConfig(exec, cfgPath string, cfg config.Config) Unit {
-	return Unit{
-		Exec:       exec,
-		Config:     cfgPath,
-		BufferDir:  filepath.Dir(cfg.Buffer.Path),
-		ArchiveDir: cfg.Archive.Path,
-		LEDDir:     cfg.LED.Path,
-	}
 }
 
 // safePath keeps unit files free of quoting: no spaces, quotes, "%"

@@ -154,7 +154,8 @@ func runBursts(t *testing.T, bursts, n, queue int) (recorded, sent int64) {
 	b := newBurstServer(t, queue)
 	sink := newCountSink()
 	cfg := Config{Stream: "burst", URL: b.wsURL("/ws/burst"), Now: SystemNow}
-	src := New(cfg, sink, slog.New(slog.DiscardHandler))
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	src := New(cfg, sink)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = src.Run(ctx) }()
@@ -286,7 +287,7 @@ func BenchmarkDrain(b *testing.B) {
 			return true
 		})
 		b.ResetTimer()
-		src := New(Config{Stream: "drain", URL: "ws" + srv.URL[len("http"):] + "/ws/d", Now: SystemNow}, sink2, slog.New(slog.DiscardHandler))
+		src := New(Config{Stream: "drain", URL: "ws" + srv.URL[len("http"):] + "/ws/d", Now: SystemNow, Logger: slog.New(slog.DiscardHandler)}, sink2)
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { _ = src.Run(ctx) }()
 		<-done

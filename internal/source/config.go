@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 )
@@ -46,6 +47,9 @@ type Config struct {
 
 	// Now gives the wall clock and whether it is NTP synced; default SystemNow.
 	Now func() (time.Time, bool)
+	// Logger is where the source logs (every line with stream=); default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Defaults of Config.

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // shutdown is the Disconnected reason when Run's context ends.
@@ -74,7 +75,7 @@ func (s *Source) dial(ctx context.Context, url string) (*websocket.Conn, error) 
 func (s *Source) serve(ctx context.Context, conn *websocket.Conn, target Target) (expired bool) {
 	now, _ := s.cfg.Now()
 	s.stats.connected(now)
-	s.log.Info("connected", "url", s.redacted)
+	s.log.Info("connected", logkey.URL, s.redacted)
 	s.event(frame.Connected, s.redacted)
 
 	conn.SetReadLimit(s.cfg.ReadLimit)

@@ -166,7 +166,8 @@ func start(t *testing.T, cfg Config, sink Sink, log *slog.Logger) *running {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Source: New(cfg, sink, log), cancel: cancel, done: make(chan error, 1)}
+	cfg.Logger = log
+	r := &running{Source: New(cfg, sink), cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- r.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r

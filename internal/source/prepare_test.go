@@ -175,7 +175,7 @@ func TestPrepareErrorIsRetried(t *testing.T) {
 func TestStatesWithoutPrepare(t *testing.T) {
 	h := newHost(t)
 	sink := newSink()
-	src := New(fastConfig("spin35", h.StreamURL("spin35")), sink, nil)
+	src := New(fastConfig("spin35", h.StreamURL("spin35")), sink)
 	if st := src.Stats(); st.State != StateConnecting {
 		t.Fatalf("before Run: state %q", st.State)
 	}

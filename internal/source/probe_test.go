@@ -133,7 +133,7 @@ func TestProbeBringsStreamBackAfterLongOutage(t *testing.T) {
 	cfg := fastConfig("spin30", "ws://"+addr+"/ws/spin30")
 	cfg.MinBackoff, cfg.MaxBackoff, cfg.FastRetryFor = 30*time.Second, time.Minute, -1
 	cfg.Probe = fastProbe("http://" + addr + "/healthcheck")
-	s := New(cfg, newSink(), nil)
+	s := New(cfg, newSink())
 	s.backoff.Rand = func(n int64) int64 { return n - 1 } // no lucky short wait
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/retrylog"
 	"github.com/practable/lablog/internal/waitfor"
 )
@@ -37,15 +38,16 @@ type Source struct {
 const fastAfter = time.Second
 
 // New makes the source of cfg.Stream feeding sink. It starts nothing; see Run.
-func New(cfg Config, sink Sink, log *slog.Logger) *Source {
+func New(cfg Config, sink Sink) *Source {
 	cfg = cfg.WithDefaults()
+	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &Source{
 		cfg:      cfg,
 		sink:     sink,
-		log:      log.With("stream", cfg.Stream),
+		log:      log.With(logkey.Stream, cfg.Stream),
 		redacted: redactURL(cfg.URL),
 		backoff: Backoff{Min: cfg.MinBackoff, Max: cfg.MaxBackoff, StableAfter: cfg.StableAfter,
 			FastAfter: min(fastAfter, cfg.StableAfter), FastMax: cfg.FastRetry, FastFor: cfg.FastRetryFor},

@@ -345,7 +345,7 @@ func TestRunRejectsUnusableConfig(t *testing.T) {
 		{Stream: "s", URL: "ws://127.0.0.1/ws/s", PingInterval: time.Minute, ReadTimeout: time.Minute},
 		{Stream: "s", URL: "ws://[::1"},
 	} {
-		err := New(cfg, newSink(), nil).Run(context.Background())
+		err := New(cfg, newSink()).Run(context.Background())
 		if err == nil {
 			t.Errorf("Run(%+v) = nil, want an error", cfg)
 		}

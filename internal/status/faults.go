@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // refusingFor is how long after frames were last refused the fault counts as
@@ -123,7 +124,7 @@ func faultProblem(f FaultStatus) Problem {
 func (m *Monitor) serveFaultAck(w http.ResponseWriter, r *http.Request) {
 	err := m.p.AckFaults(m.opts.Now())
 	if err != nil {
-		m.opts.Logger.Error("faults acknowledged but not saved: they show again after a restart", "err", err)
+		m.opts.Logger.Error("faults acknowledged but not saved: they show again after a restart", logkey.Err, err)
 		http.Error(w, "faults acknowledged but not saved (they show again after a restart): "+err.Error(),
 			http.StatusInternalServerError)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/practable/lablog/internal/httpserve"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 //go:embed page.html
@@ -48,7 +49,7 @@ func (m *Monitor) servePage(w http.ResponseWriter, r *http.Request) {
 	v.Nonce = newNonce()
 	var buf bytes.Buffer
 	if err := page.Execute(&buf, v); err != nil {
-		m.opts.Logger.Error("status page", "err", err)
+		m.opts.Logger.Error("status page", logkey.Err, err)
 		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/logkey"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/retention"
 	"github.com/practable/lablog/internal/source"
@@ -146,8 +147,8 @@ func New(p Pipeline, opts Options) *Monitor {
 	return m
 }
 
-// Run samples until ctx is done.
-func (m *Monitor) Run(ctx context.Context) {
+// Run samples until ctx is done; it returns nil.
+func (m *Monitor) Run(ctx context.Context) error {
 	m.sample(m.opts.Now())
 	m.checkArchive(m.opts.Now())
 	tick := time.NewTicker(m.opts.Sample)
@@ -157,7 +158,7 @@ func (m *Monitor) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 			m.sample(m.opts.Now())
 		case <-check.C:
@@ -220,7 +221,7 @@ func (m *Monitor) checkArchive(now time.Time) {
 		if c, err := ac.AnalyticsCounts(); err == nil {
 			counts = &c
 		} else if !errors.Is(err, analytics.ErrOff) {
-			m.opts.Logger.Warn("status: cannot read the analytics store's counts", "err", err)
+			m.opts.Logger.Warn("status: cannot read the analytics store's counts", logkey.Err, err)
 		}
 	}
 	var b backlog
@@ -240,14 +241,14 @@ func (m *Monitor) checkArchive(now time.Time) {
 	if perr == nil {
 		m.backlog = b
 	} else {
-		m.opts.Logger.Warn("status: cannot read the buffer's backlog", "err", perr)
+		m.opts.Logger.Warn("status: cannot read the buffer's backlog", logkey.Err, perr)
 	}
 	switch {
 	case c.err != nil && (was.at.IsZero() || was.err == nil || was.err.Error() != c.err.Error()):
-		m.opts.Logger.Warn("archive unavailable; frames stay in the buffer", "err", c.err)
+		m.opts.Logger.Warn("archive unavailable; frames stay in the buffer", logkey.Err, c.err)
 		m.noteErr(now, c.err.Error())
 	case c.err == nil && was.err != nil:
-		m.opts.Logger.Info("archive available again", "path", m.opts.ArchiveRoot)
+		m.opts.Logger.Info("archive available again", logkey.Path, m.opts.ArchiveRoot)
 	}
 }
 

@@ -7,6 +7,7 @@ package testkit
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -118,4 +119,30 @@ func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = t
+}
+
+// Start runs r until the returned stop is called, or the test ends: stop
+// ends Run's context and waits for it to return (a minute at most), failing
+// the test if Run returned an error. Calling stop again does nothing.
+func Start(t testing.TB, r interface{ Run(context.Context) error }) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(time.Minute):
+				t.Errorf("Run did not return within a minute of its context ending")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

@@ -47,9 +47,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/failpoint"
 	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/logkey"
 )
 
 // Metadata keys (x-amz-meta-*) lablog stores with every object.
@@ -72,7 +72,18 @@ const (
 	StateNoCredentials = "no_credentials"
 )
 
-// Options configure an Uploader. Zero fields take config's defaults where
+// Defaults of the Options (and of the upload section of lablog.yaml).
+const (
+	DefaultRegion      = "us-east-1"
+	DefaultConcurrency = 2
+	DefaultKeepDays    = 30
+	DefaultInterval    = time.Minute
+	DefaultMinBackoff  = time.Second
+	DefaultMaxBackoff  = 5 * time.Minute
+	DefaultTimeout     = 10 * time.Minute
+)
+
+// Options configure an Uploader. Zero fields take the defaults above where
 // there is one.
 type Options struct {
 	Root    string // archive.path
@@ -101,18 +112,6 @@ type Options struct {
 	// an erased user's rows): it is held back like a conflict, with the
 	// reason, and looked at again on every cycle.
 	Check func(path string) error
-}
-
-// OptionsFrom takes the options from a configuration.
-func OptionsFrom(cfg config.Config) Options {
-	u := cfg.Upload
-	return Options{
-		Root: cfg.Archive.Path, Require: string(cfg.Archive.Require),
-		Endpoint: u.Endpoint, Region: u.Region, Bucket: u.Bucket, Prefix: u.Prefix, Site: u.Site, PathStyle: u.PathStyle,
-		Concurrency: u.Concurrency, BandwidthLimit: int64(u.BandwidthLimit),
-		DeleteAfterUpload: u.DeleteAfterUpload, KeepDays: u.KeepDays, WaitForClock: u.WaitForClock,
-		Interval: u.Interval, MinBackoff: u.MinBackoff, MaxBackoff: u.MaxBackoff, Timeout: u.Timeout,
-	}
 }
 
 // Target is where the files go: s3://bucket/prefix/site=<site>/.
@@ -192,24 +191,23 @@ func NewFromFile(o Options, path string) *Uploader {
 }
 
 func newUploader(o Options, loadCreds func() (Credentials, error)) *Uploader {
-	d := config.Default().Upload
 	if o.Concurrency <= 0 {
-		o.Concurrency = d.Concurrency
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.KeepDays <= 0 {
-		o.KeepDays = d.KeepDays
+		o.KeepDays = DefaultKeepDays
 	}
 	for _, x := range []struct {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{&o.Interval, d.Interval}, {&o.MinBackoff, d.MinBackoff}, {&o.MaxBackoff, d.MaxBackoff}, {&o.Timeout, d.Timeout}} {
+		{&o.Interval, DefaultInterval}, {&o.MinBackoff, DefaultMinBackoff}, {&o.MaxBackoff, DefaultMaxBackoff}, {&o.Timeout, DefaultTimeout}} {
 		if *x.v <= 0 {
 			*x.v = x.def
 		}
 	}
 	if o.Region == "" {
-		o.Region = d.Region
+		o.Region = DefaultRegion
 	}
 	if o.Require == "" {
 		o.Require = archive.RequireMarker
@@ -282,19 +280,20 @@ func (u *Uploader) Stats() Stats {
 	return s
 }
 
-// Run uploads until ctx ends.
-func (u *Uploader) Run(ctx context.Context) {
+// Run uploads until ctx ends. Failures are retried and shown in Stats, so
+// it returns nil.
+func (u *Uploader) Run(ctx context.Context) error {
 	u.log.Info("uploading archive files", "endpoint", u.opts.Endpoint, "target", u.st.Target)
 	for {
 		wait := u.cycle(ctx)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return nil
 		case <-u.trigger:
 			t.Stop()
 		case <-t.C:
@@ -313,7 +312,7 @@ func (u *Uploader) cycle(ctx context.Context) time.Duration {
 		if err != nil {
 			u.mu.Lock()
 			if u.st.LastError != err.Error() {
-				u.log.Error("upload off until its credentials file is fixed", "err", err)
+				u.log.Error("upload off until its credentials file is fixed", logkey.Err, err)
 			}
 			u.st.State, u.st.Failures = StateNoCredentials, 1
 			u.st.LastError, u.st.LastErrorAt = err.Error(), time.Now()
@@ -445,7 +444,7 @@ func (u *Uploader) fail(err error) time.Duration {
 	u.st.Failures++
 	u.st.LastError, u.st.LastErrorAt, u.st.NextAttemptAt = err.Error(), now, now.Add(wait)
 	u.st.State = StateRetrying
-	u.log.Warn("upload failed; retrying later", "err", err, "failures", u.st.Failures, "retry_in", wait.Round(time.Millisecond))
+	u.log.Warn("upload failed; retrying later", logkey.Err, err, "failures", u.st.Failures, "retry_in", wait.Round(time.Millisecond))
 	return wait
 }
 
@@ -680,7 +679,7 @@ func (u *Uploader) done(f file, shaHex string, size int64, found bool, took time
 	if lerr != nil {
 		u.memDone[f.rel] = true
 		if u.st.LedgerError == "" {
-			u.log.Error("upload done but not recorded on the drive; kept in memory", "file", f.rel, "err", lerr)
+			u.log.Error("upload done but not recorded on the drive; kept in memory", logkey.Path, f.rel, logkey.Err, lerr)
 		}
 		u.st.LedgerError = lerr.Error()
 	} else {
@@ -699,9 +698,9 @@ func (u *Uploader) done(f file, shaHex string, size int64, found bool, took time
 	u.st.LastUploadAt = now
 	u.mu.Unlock()
 	if found {
-		u.log.Info("file was in the bucket already with the same checksum; recorded as uploaded", "file", f.rel)
+		u.log.Info("file was in the bucket already with the same checksum; recorded as uploaded", logkey.Path, f.rel)
 	} else {
-		u.log.Debug("uploaded", "file", f.rel, "bytes", size, "took", took.Round(time.Millisecond))
+		u.log.Debug("uploaded", logkey.Path, f.rel, "bytes", size, "took", took.Round(time.Millisecond))
 	}
 }
 
@@ -712,7 +711,7 @@ func (u *Uploader) retire(old []file) {
 			return
 		}
 		if err := os.Remove(filepath.Join(u.opts.Root, filepath.FromSlash(f.rel))); err != nil {
-			u.log.Warn("retention: cannot delete an uploaded file", "file", f.rel, "err", err)
+			u.log.Warn("retention: cannot delete an uploaded file", logkey.Path, f.rel, logkey.Err, err)
 			continue
 		}
 		u.mu.Lock()

@@ -1,7 +1,13 @@
-package recorder
-
-// Every mapping from the configuration to a component's options is here, so
-// that a new setting is wired in one place.
+// Package wire maps a loaded configuration (package config, the YAML
+// schema) to the options of every component. It is the one place that
+// knows both sides: domain packages own their Options and defaults and
+// never import config, and config knows nothing of how its keys are used.
+// A new key is read here (see docs/config-keys.md).
+//
+// It lives under internal/ rather than in cmd/lablog so that the
+// recorder's end-to-end tests build their pipeline through the same
+// mapping the daemon uses.
+package wire
 
 import (
 	"fmt"
@@ -17,43 +23,43 @@ import (
 	"github.com/practable/lablog/internal/fault"
 	"github.com/practable/lablog/internal/frame"
 	"github.com/practable/lablog/internal/privacy"
+	"github.com/practable/lablog/internal/recorder"
 	"github.com/practable/lablog/internal/relay"
 	"github.com/practable/lablog/internal/retention"
+	"github.com/practable/lablog/internal/service"
 	"github.com/practable/lablog/internal/source"
 	"github.com/practable/lablog/internal/subject"
 	"github.com/practable/lablog/internal/upload"
 )
 
+// Buffer is the bbolt buffer's options; the file is cfg.Buffer.Path.
+func Buffer(cfg config.Config, log *slog.Logger) buffer.Options {
+	return buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log}
+}
+
 // OpenBuffer opens the configured buffer, as the daemon, lablog compact and
 // the demo do.
 func OpenBuffer(cfg config.Config, log *slog.Logger) (*buffer.DB, error) {
-	return buffer.Open(cfg.Buffer.Path, buffer.Options{MaxSize: int64(cfg.Buffer.MaxSize), Logger: log})
+	return buffer.Open(cfg.Buffer.Path, Buffer(cfg, log))
 }
 
-// NewUploader makes the uploader of cfg's upload section; conflicts go to
-// faults (which may be nil). A credentials file that cannot be used does
-// not stop recording: the uploader says so and reads it again.
-func NewUploader(cfg config.Config, log *slog.Logger, faults *fault.Store) *upload.Uploader {
-	opts := upload.OptionsFrom(cfg)
-	opts.Logger = log
-	opts.Fault = faults.Report
-	opts.ClockSynced = source.ClockSynced
-	opts.Check = TombstoneCheck(cfg, log)
-	return upload.NewFromFile(opts, cfg.Upload.CredentialsFile)
-}
-
-// OpenFaults opens the record of faults, fault.FileName in the buffer's
+// FaultsPath is the record of faults: fault.FileName in the buffer's
 // folder (on the SD card with the buffer: a fault about the buffer must
 // outlive it, and the archive drive may be missing).
-func OpenFaults(cfg config.Config, log *slog.Logger) *fault.Store {
-	return fault.Open(filepath.Join(filepath.Dir(cfg.Buffer.Path), fault.FileName), fault.Options{Logger: log})
+func FaultsPath(cfg config.Config) string {
+	return filepath.Join(filepath.Dir(cfg.Buffer.Path), fault.FileName)
 }
 
-// CompactorOptions derives the compactor's options from the configuration;
-// what it must not keep quiet goes to faults (which may be nil). The users
-// on the tombstone list (lablog subject erase) are filtered out of what it
-// archives; the list is read once, here: erasing needs the daemon stopped.
-func CompactorOptions(cfg config.Config, log *slog.Logger, faults *fault.Store) compactor.Options {
+// OpenFaults opens the configured record of faults.
+func OpenFaults(cfg config.Config, log *slog.Logger) *fault.Store {
+	return fault.Open(FaultsPath(cfg), fault.Options{Logger: log})
+}
+
+// Compactor is the compactor's options; what it must not keep quiet goes
+// to faults (which may be nil). The users on the tombstone list (lablog
+// subject erase) are filtered out of what it archives; the list is read
+// once, here: erasing needs the daemon stopped.
+func Compactor(cfg config.Config, log *slog.Logger, faults *fault.Store) compactor.Options {
 	return compactor.Options{
 		Filter:       TombstoneFilter(cfg, log),
 		Fault:        faults.Report,
@@ -65,6 +71,79 @@ func CompactorOptions(cfg config.Config, log *slog.Logger, faults *fault.Store) 
 		Retry:        cfg.Compaction.Retry,
 		OpenHours:    cfg.Compaction.OpenHours,
 		Logger:       log,
+	}
+}
+
+// Upload is the uploader's (and the bucket client's) options.
+func Upload(cfg config.Config) upload.Options {
+	u := cfg.Upload
+	return upload.Options{
+		Root: cfg.Archive.Path, Require: string(cfg.Archive.Require),
+		Endpoint: u.Endpoint, Region: u.Region, Bucket: u.Bucket, Prefix: u.Prefix, Site: u.Site, PathStyle: u.PathStyle,
+		Concurrency: u.Concurrency, BandwidthLimit: int64(u.BandwidthLimit),
+		DeleteAfterUpload: u.DeleteAfterUpload, KeepDays: u.KeepDays, WaitForClock: u.WaitForClock,
+		Interval: u.Interval, MinBackoff: u.MinBackoff, MaxBackoff: u.MaxBackoff, Timeout: u.Timeout,
+	}
+}
+
+// Recorder is the whole pipeline's options: buffer, sources, relay hosts'
+// rules, compactor, analytics and upload.
+func Recorder(cfg config.Config, log *slog.Logger) recorder.Options {
+	o := recorder.Options{
+		BufferPath:      cfg.Buffer.Path,
+		Buffer:          Buffer(cfg, log),
+		Queue:           cfg.Buffer.Queue,
+		CommitInterval:  cfg.Buffer.CommitInterval,
+		FaultsPath:      FaultsPath(cfg),
+		Compactor:       Compactor(cfg, log, nil),
+		AnalyticsExport: cfg.Analytics.Export,
+		NoAnalytics:     !cfg.Analytics.Live,
+		Retention:       Retention(cfg),
+		RelayHosts:      RelayHosts(cfg),
+		Logger:          log,
+	}
+	shared := probes{}
+	for _, s := range cfg.Streams() {
+		o.Sources = append(o.Sources, sourceConfig(cfg, s, shared))
+	}
+	if cfg.Upload.Enabled() {
+		u := Upload(cfg)
+		u.ClockSynced = source.ClockSynced
+		u.Check = TombstoneCheck(cfg, log)
+		o.Upload = &recorder.UploadOptions{Options: u, CredentialsFile: cfg.Upload.CredentialsFile}
+	}
+	return o
+}
+
+// RelayHosts are the relay hosts whose rules lablog keeps: every host with
+// streams that have tokens, once.
+func RelayHosts(cfg config.Config) []recorder.RelayHost {
+	byHost := map[string]int{}
+	var out []recorder.RelayHost
+	for _, s := range cfg.Streams() {
+		if s.Kind != config.KindRelayHost || !s.HasToken() {
+			continue
+		}
+		i, ok := byHost[s.RelayHost]
+		if !ok {
+			i = len(out)
+			byHost[s.RelayHost] = i
+			out = append(out, recorder.RelayHost{URL: s.RelayHost, Interval: cfg.Sources.RulesInterval})
+		}
+		out[i].Streams = append(out[i].Streams, Credentials(s))
+	}
+	return out
+}
+
+// ServiceUnit is the systemd unit of the binary exec run with the
+// configuration cfg loaded from cfgPath.
+func ServiceUnit(exec, cfgPath string, cfg config.Config) service.Unit {
+	return service.Unit{
+		Exec:       exec,
+		Config:     cfgPath,
+		BufferDir:  filepath.Dir(cfg.Buffer.Path),
+		ArchiveDir: cfg.Archive.Path,
+		LEDDir:     cfg.LED.Path,
 	}
 }
 
@@ -178,19 +257,39 @@ func OpenPseudonymiser(cfg config.Config, log *slog.Logger) (*privacy.Pseudonymi
 	return ps, nil
 }
 
-// NewRetention is the sweeper of archive.keep_days, nil when it is 0. With
+// Retention is the sweeper of archive.keep_days, nil when it is 0. With
 // upload on, a file goes only once the upload ledger has it.
-func NewRetention(cfg config.Config, log *slog.Logger) *retention.Sweeper {
+func Retention(cfg config.Config) *retention.Options {
 	if cfg.Archive.KeepDays <= 0 {
 		return nil
 	}
-	o := retention.Options{Root: cfg.Archive.Path, Require: string(cfg.Archive.Require),
-		KeepDays: cfg.Archive.KeepDays, Logger: log}
+	o := retention.Options{Root: cfg.Archive.Path, Require: string(cfg.Archive.Require), KeepDays: cfg.Archive.KeepDays}
 	if cfg.Upload.Enabled() {
-		o.Uploaded = upload.Uploaded(upload.OptionsFrom(cfg))
+		o.Uploaded = upload.Uploaded(Upload(cfg))
 		o.HeldRetry = cfg.Upload.Interval
 	}
-	return retention.New(o)
+	return &o
+}
+
+// OpenRecorder opens the pipeline of cfg, as lablog run and demo do: with
+// the pseudonymiser of its privacy section (whose key it may make).
+func OpenRecorder(cfg config.Config, log *slog.Logger) (*recorder.Recorder, error) {
+	o := Recorder(cfg, log)
+	ps, err := OpenPseudonymiser(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	o.Pseudonymiser = ps
+	return recorder.Open(o)
+}
+
+// NewUploader is the uploader of cfg's upload section, outside a running
+// recorder (lablog subject erase); conflicts go to faults (may be nil).
+func NewUploader(cfg config.Config, log *slog.Logger, faults *fault.Store) *upload.Uploader {
+	o := Upload(cfg)
+	o.Logger, o.Fault, o.ClockSynced = log, faults.Report, source.ClockSynced
+	o.Check = TombstoneCheck(cfg, log)
+	return upload.NewFromFile(o, cfg.Upload.CredentialsFile)
 }
 
 // TombstoneFilter is the compactor filter that drops the rows of the users
