@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -74,18 +75,8 @@ func TestAddLogFromBrowserPages(t *testing.T) {
 
 	load := func(url string) []string {
 		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-			t.Fatal(err)
-		}
 		var results []string
-		testkit.Eventually(t, 30*time.Second, "the page's calls to finish", func() bool {
-			done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.done === true`))
-			if err != nil || !done {
-				return false
-			}
-			raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.results)`))
-			return err == nil && json.Unmarshal([]byte(raw), &results) == nil
-		})
+		pageResults(t, ctx, url, &results)
 		return results
 	}
 	if got := load(allowed.URL); strings.Join(got, ",") != "204,204,204" {
@@ -119,4 +110,21 @@ func TestAddLogFromBrowserPages(t *testing.T) {
 	if strings.Join(raws, "\n") != strings.Join(bodies, "\n") {
 		t.Errorf("archived %q, want %q", raws, bodies)
 	}
+}
+
+// pageResults loads url in the browser, waits for its script to set
+// window.done and decodes window.results into v.
+func pageResults(t *testing.T, ctx context.Context, url string, v any) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, "the page's calls to finish", func() bool {
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.done === true`))
+		if err != nil || !done {
+			return false
+		}
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.results)`))
+		return err == nil && json.Unmarshal([]byte(raw), v) == nil
+	})
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"github.com/practable/lablog/internal/dashboard"
 	"github.com/practable/lablog/internal/testkit"
 )
@@ -79,18 +77,8 @@ func TestDashboardsInABrowser(t *testing.T) {
 	dashGet(t, th, "/usageStats?username=dash-student&course=ed1&hardware=spinner") // the store is counting
 	load := func(url string) map[string]string {
 		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-			t.Fatal(err)
-		}
 		var results map[string]string
-		testkit.Eventually(t, 30*time.Second, "the page's calls to finish", func() bool {
-			done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.done === true`))
-			if err != nil || !done {
-				return false
-			}
-			raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.results)`))
-			return err == nil && json.Unmarshal([]byte(raw), &results) == nil
-		})
+		pageResults(t, ctx, url, &results)
 		return results
 	}
 	got := load(allowed.URL)

@@ -69,6 +69,16 @@ type server struct {
 
 func newServer(t *testing.T, o Options) *server {
 	t.Helper()
+	store, db := openStore(t)
+	if _, err := store.Seed(t.TempDir()); err != nil { // an empty archive
+		t.Fatal(err)
+	}
+	return serve(t, store, db, o)
+}
+
+// openStore opens a live store on a new buffer.
+func openStore(t *testing.T) (*analytics.Store, *buffer.DB) {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
 	if err != nil {
@@ -79,10 +89,13 @@ func newServer(t *testing.T, o Options) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Seed(t.TempDir()); err != nil { // an empty archive
-		t.Fatal(err)
-	}
-	o.Store, o.Logger = store, quiet
+	return store, db
+}
+
+// serve serves a handler of o over store on loopback.
+func serve(t *testing.T, store *analytics.Store, db *buffer.DB, o Options) *server {
+	t.Helper()
+	o.Store, o.Logger = store, slog.New(slog.DiscardHandler)
 	srv := httptest.NewServer(New(o))
 	t.Cleanup(srv.Close)
 	return &server{url: srv.URL, db: db}
@@ -316,19 +329,8 @@ func TestPseudonymisedUserIDs(t *testing.T) {
 // Until the store holds every record (a new store before it read the
 // archive), every endpoint says so with 503 and Retry-After, at once.
 func TestNotReadyIsSaid(t *testing.T) {
-	quiet := slog.New(slog.DiscardHandler)
-	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	store, err := analytics.OpenStore(db, analytics.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(New(Options{Store: store, Logger: quiet}))
-	t.Cleanup(srv.Close)
-	s := &server{url: srv.URL, db: db}
+	store, db := openStore(t)
+	s := serve(t, store, db, Options{})
 	for _, path := range Paths {
 		resp := s.get(t, path+"?username=a&course=b&hardware=spinner&taskcode=x", "", nil)
 		if path == "/comparisonGraph" {
