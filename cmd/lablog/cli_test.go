@@ -42,6 +42,12 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"fleet"}, []string{"-config", "-site", "-json", "gaps"}},
 		{[]string{"merge"}, []string{"-config", "-date", "-part-rows", "compacted/date="}},
 		{[]string{"version"}, []string{"version", "-buffer-format"}},
+		{[]string{"update", "keygen"}, []string{"-out", "-comment"}},
+		{[]string{"update", "sign"}, []string{"-key", "FILE.sig"}},
+		{[]string{"update", "verify"}, []string{"-keys"}},
+		{[]string{"update", "apply"}, []string{"-config", "-keys", "-keep", "-timeout", "-no-rollback", "/healthz"}},
+		{[]string{"update", "boot"}, []string{"-from", "-keep", "lablog/update"}},
+		{[]string{"update", "keep"}, []string{"-keep"}},
 	} {
 		name := strings.Join(tc.cmd, " ")
 		for _, help := range []string{"--help", "-h"} {
