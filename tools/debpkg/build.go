@@ -326,15 +326,41 @@ func (s Spec) changelog(built string) []byte {
 		" -- %s  %s\n", s.Version, built, s.Maintainer, s.Date.UTC().Format(time.RFC1123Z))
 }
 
-const copyright = `lablog: records remote-lab logging streams and archives them as Parquet.
+// copyright is the machine-readable copyright file (DEP-5), whose License
+// fields are SPDX identifiers. The relay host that the appliance image ships
+// beside lablog is a separate program with its own notice in the image
+// (image/relay-copyright.sh).
+const copyright = `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: lablog
+Upstream-Contact: lablog maintainers <lablog@practable.io>
 Source: https://github.com/practable/lablog
+Comment: SPDX-License-Identifier: Apache-2.0
+ The binary is statically linked (Go) and includes the Go modules listed
+ in the repository's go.mod, each under its own licence, all compatible
+ with Apache-2.0. The lablog appliance image also ships the practable relay
+ (/usr/local/bin/relay-host), a separate program under the GNU GPL version 3
+ whose source is https://github.com/practable/relay; it is not part of this
+ package (see /usr/share/doc/relay-host/copyright in the image).
 
-Copyright (C) 2026 the lablog authors (practable.io).
+Files: *
+Copyright: 2026 the lablog authors (practable.io)
+License: Apache-2.0
 
-The lablog repository does not state a licence yet; ask the practable
-maintainers before redistributing this package. The binary is statically
-linked and includes the Go modules listed in the repository's go.mod,
-each under its own licence.
+License: Apache-2.0
+ Licensed under the Apache License, Version 2.0 (the "License");
+ you may not use this file except in compliance with the License.
+ You may obtain a copy of the License at
+ .
+ https://www.apache.org/licenses/LICENSE-2.0
+ .
+ Unless required by applicable law or agreed to in writing, software
+ distributed under the License is distributed on an "AS IS" BASIS,
+ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ See the License for the specific language governing permissions and
+ limitations under the License.
+ .
+ On Debian systems, the complete text of the Apache License, Version 2.0
+ can be found in "/usr/share/common-licenses/Apache-2.0".
 `
 
 // lintianOverrides: lintian exempts Go binaries from statically-linked-binary

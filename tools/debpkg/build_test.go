@@ -206,3 +206,34 @@ func TestLintian(t *testing.T) {
 		}
 	}
 }
+
+// The package states its licence machine-readably (DEP-5, SPDX names) and
+// its maintainer is the one asked for.
+func TestLicenceAndMaintainer(t *testing.T) {
+	dpkgDeb := need(t, "dpkg-deb", "dpkg")
+	deb := buildPackage(t, "amd64", "1.0", "debtest-1.0", 0, t.TempDir())
+	out, err := exec.Command(dpkgDeb, "-f", deb, "Maintainer").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "lablog tests <lablog-tests@example.org>" {
+		t.Errorf("Maintainer = %q (%v)", out, err)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(dpkgDeb, "-x", deb, dir).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, docDir, "copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n",
+		"SPDX-License-Identifier: Apache-2.0", "\nFiles: *\n", "\nLicense: Apache-2.0\n",
+		"/usr/share/common-licenses/Apache-2.0", "https://github.com/practable/relay"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the copyright file lacks %q", want)
+		}
+	}
+	// The repository's LICENSE is the text the copyright file points to.
+	lic, err := os.ReadFile(filepath.Join(repoRoot(t), "LICENSE"))
+	if err != nil || !strings.Contains(string(lic), "Apache License\n                           Version 2.0, January 2004") {
+		t.Errorf("LICENSE is not the Apache License 2.0: %v", err)
+	}
+}
