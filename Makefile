@@ -16,7 +16,7 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test
+.PHONY: build build-arm64 test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test apt-repo
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
