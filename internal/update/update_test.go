@@ -386,3 +386,33 @@ func TestApplyNeedsAWayBack(t *testing.T) {
 		t.Errorf("kept %v", got)
 	}
 }
+
+// At boot each dropped file is tried once, in order of name, across
+// folders; a missing folder is none; a signature put beside a refused
+// file later makes it a new try.
+func TestBoot(t *testing.T) {
+	s := newSetup(t, "lablog 1.0 arm64 healthy")
+	card := filepath.Join(s.dir, "update") // where s.pkg writes
+	s.pkg(t, "lablog 1.1 arm64 healthy")
+	unsigned := s.pkg(t, "lablog 1.2 arm64 healthy")
+	sig, _ := os.ReadFile(unsigned + SigSuffix)
+	os.Remove(unsigned + SigSuffix)
+	dirs := []string{card, filepath.Join(s.dir, "no-drive")}
+
+	res, err := Boot(context.Background(), dirs, s.opts)
+	if len(res) != 2 || res[0].Outcome != Installed || res[0].To.Version != "1.1" || res[1].Outcome != Refused || !errors.Is(err, ErrRefused) {
+		t.Fatalf("first boot: %+v %v", res, err)
+	}
+	res, err = Boot(context.Background(), dirs, s.opts)
+	if len(res) != 0 || err != nil || len(s.sys.installs) != 1 {
+		t.Fatalf("second boot tried again: %+v %v, installs %v", res, err, s.sys.installs)
+	}
+	os.WriteFile(unsigned+SigSuffix, sig, 0o644)
+	res, err = Boot(context.Background(), dirs, s.opts)
+	if len(res) != 1 || res[0].Outcome != Installed || res[0].To.Version != "1.2" || err != nil {
+		t.Fatalf("after the signature came: %+v %v", res, err)
+	}
+	if p, _ := s.sys.Installed(context.Background()); p.Version != "1.2" {
+		t.Errorf("installed %v", p)
+	}
+}
