@@ -206,15 +206,21 @@ func Apply(ctx context.Context, deb string, o Options) (Result, error) {
 		return res, fmt.Errorf("update %s: %s; no previous package was kept to roll back to", name, res.Reason)
 	}
 	o.Logger.Error("update unhealthy: rolling back", "version", pkg.Version, "reason", reason, "to", cur.Version)
+	// Recorded before the rollback restarts lablog, which reads the record
+	// as it starts (and would not see a later change).
+	res.Reason += "; rolled back to " + cur.Version
+	report(fault.UpdateRolledBack, res.Reason)
 	back := ""
 	if err := o.Installer.Install(ctx, prev); err != nil {
 		back = fmt.Sprintf("; the rollback to %s failed too: %v", cur.Version, err)
 	} else if r := waitHealthy(ctx, o, 0); r != "" {
 		back = fmt.Sprintf("; after the rollback, %s does not run either: %s", cur.Version, r)
 	}
+	if back != "" {
+		res.Reason += back
+		report(fault.UpdateRolledBack, res.Reason)
+	}
 	res.Outcome = RolledBack
-	res.Reason += "; rolled back to " + cur.Version + back
-	report(fault.UpdateRolledBack, res.Reason)
 	return res, fmt.Errorf("%w: %s", ErrRolledBack, res.Reason)
 }
 

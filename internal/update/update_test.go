@@ -229,7 +229,9 @@ type setup struct {
 	priv      []byte
 	sys       *fakeSystem
 	faults    map[fault.Kind]string
-	opts      Options
+	// installsAt is how many installs were done when a fault was reported.
+	installsAt map[fault.Kind]int
+	opts       Options
 }
 
 func newSetup(t *testing.T, installed string) *setup {
@@ -241,10 +243,10 @@ func newSetup(t *testing.T, installed string) *setup {
 		t.Fatal(err)
 	}
 	s := &setup{dir: dir, keep: filepath.Join(dir, "previous"), priv: priv, sys: &fakeSystem{installed: installed},
-		faults: map[fault.Kind]string{}}
+		faults: map[fault.Kind]string{}, installsAt: map[fault.Kind]int{}}
 	s.opts = Options{Keys: keys, Installer: s.sys, Prober: s.sys, KeepDir: s.keep,
 		Timeout: 300 * time.Millisecond, Interval: time.Millisecond,
-		Report: func(k fault.Kind, d string, n int64) { s.faults[k] = d }}
+		Report: func(k fault.Kind, d string, n int64) { s.faults[k] = d; s.installsAt[k] = len(s.sys.installs) }}
 	if installed != "" {
 		p, _ := s.sys.parse(installed)
 		os.MkdirAll(s.keep, 0o755)
@@ -320,6 +322,10 @@ func TestApplyRollsBack(t *testing.T) {
 			}
 			if s.faults[fault.UpdateRolledBack] != res.Reason {
 				t.Errorf("fault %q, want %q", s.faults[fault.UpdateRolledBack], res.Reason)
+			}
+			// Recorded before the rollback's install restarts lablog.
+			if n := s.installsAt[fault.UpdateRolledBack]; n != len(s.sys.installs)-1 {
+				t.Errorf("the fault was recorded after %d of %d installs, want before the rollback's", n, len(s.sys.installs))
 			}
 			if got := s.kept(t); len(got) != 1 || got[0] != "lablog_1.0_arm64.deb" {
 				t.Errorf("kept %v, want the previous package still", got)
