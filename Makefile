@@ -138,11 +138,14 @@ DEB_DATE       = $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 # The package's Maintainer (and changelog signature): the project, not
 # whoever made the last commit.
 DEB_MAINTAINER ?= lablog maintainers <lablog@practable.io>
+# Public keys (lablog update keygen's NAME.pub, space-separated) that the
+# packaged lablog trusts for signed updates (docs/updates.md).
+DEB_UPDATE_KEYS ?=
 deb: build build-arm64
 	$(GO) build -C tools -o ../dist/lablog-deb ./cmd/lablog-deb
 	rm -f dist/lablog_*.deb
 	dist/lablog-deb --describe '$(VERSION)' --commits $(DEB_COMMITS) --date $(DEB_DATE) \
-		--maintainer '$(DEB_MAINTAINER)' --binary amd64=dist/lablog --binary arm64=dist/lablog-linux-arm64
+		--maintainer '$(DEB_MAINTAINER)' $(foreach k,$(DEB_UPDATE_KEYS),--update-key '$(k)') --binary amd64=dist/lablog --binary arm64=dist/lablog-linux-arm64
 
 # A signed apt repository of the packages of make deb, added to APT_DIR
 # (older versions stay in its pool), to copy to any static web host or S3

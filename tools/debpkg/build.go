@@ -26,6 +26,7 @@ import (
 	"github.com/goreleaser/nfpm/v2/files"
 
 	"github.com/practable/lablog/internal/service"
+	"github.com/practable/lablog/internal/update"
 )
 
 // Paths inside the package.
@@ -52,6 +53,10 @@ type Spec struct {
 	Host       string // a lablog binary of the same build that runs here
 	Readme     string // README.md, shipped as documentation
 	Maintainer string // "Name <address>"
+	// UpdateKeys are public keys (lablog update keygen's NAME.pub) that the
+	// packaged lablog trusts for signed updates, installed in
+	// /usr/share/lablog/update-keys/.
+	UpdateKeys []string
 	Date       time.Time
 	// BufferFormat is the buffer format the packaged lablog reads, which
 	// the preinst guards; 0 asks Host. Tests set an older one to play a
@@ -114,6 +119,15 @@ func (s Spec) check() error {
 	}
 	if s.Maintainer == "" || !strings.Contains(s.Maintainer, "<") {
 		return fmt.Errorf("package: maintainer %q: want \"Name <address>\"", s.Maintainer)
+	}
+	for _, k := range s.UpdateKeys {
+		data, err := os.ReadFile(k)
+		if err != nil {
+			return fmt.Errorf("package: update key: %w", err)
+		}
+		if _, err := update.ParsePublicKey(data); err != nil || !strings.HasSuffix(k, ".pub") {
+			return fmt.Errorf("package: update key %s: want a NAME.pub of lablog update keygen (%v)", k, err)
+		}
 	}
 	f, err := elf.Open(s.Binary)
 	if err != nil {
@@ -269,6 +283,19 @@ func (s Spec) info(g generated) *nfpm.Info {
 	}
 	conf := file(g.config, ConfigPath, configMode)
 	conf.Type = files.TypeConfigNoReplace
+	contents := files.Contents{
+		file(s.Binary, BinPath, 0o755),
+		file(g.unit, UnitPath, 0o644),
+		conf,
+		file(g.man, manPath, 0o644),
+		file(g.changelog, docDir+"/changelog.gz", 0o644),
+		file(g.copyright, docDir+"/copyright", 0o644),
+		file(g.readme, docDir+"/README.md.gz", 0o644),
+		file(g.overrides, "/usr/share/lintian/overrides/lablog", 0o644),
+	}
+	for _, k := range s.UpdateKeys {
+		contents = append(contents, file(k, update.KeyDirs[0]+"/"+filepath.Base(k), 0o644))
+	}
 	return &nfpm.Info{
 		Name:          "lablog",
 		Arch:          s.Arch,
@@ -287,17 +314,8 @@ func (s Spec) info(g generated) *nfpm.Info {
 		MTime: s.Date,
 		Overridables: nfpm.Overridables{
 			// init-system-helpers (deb-systemd-helper) is essential.
-			Depends: []string{"passwd"},
-			Contents: files.Contents{
-				file(s.Binary, BinPath, 0o755),
-				file(g.unit, UnitPath, 0o644),
-				conf,
-				file(g.man, manPath, 0o644),
-				file(g.changelog, docDir+"/changelog.gz", 0o644),
-				file(g.copyright, docDir+"/copyright", 0o644),
-				file(g.readme, docDir+"/README.md.gz", 0o644),
-				file(g.overrides, "/usr/share/lintian/overrides/lablog", 0o644),
-			},
+			Depends:  []string{"passwd"},
+			Contents: contents,
 			Scripts: nfpm.Scripts{
 				PreInstall:  g.scripts["preinst"],
 				PostInstall: g.scripts["postinst"],
