@@ -18,6 +18,9 @@ import (
 
 // Where lablog update keeps the package to roll back to, and where the
 // boot partition is (Raspberry Pi OS mounts it at /boot/firmware).
+// updateEUID is a hook for tests.
+var updateEUID = os.Geteuid
+
 const (
 	defaultKeepDir = "/var/lib/lablog/previous"
 	bootPartition  = "/boot/firmware"
@@ -213,6 +216,11 @@ func cmdUpdateApply(ctx context.Context, name string, args []string, stdout, std
 	keys, err := update.LoadKeys(keyDirs(*dirs)...)
 	if err != nil {
 		return err
+	}
+	// dpkg would refuse halfway, and a refusal must not look like a
+	// failed update to roll back.
+	if updateEUID() != 0 {
+		return fmt.Errorf("update %s: needs root (dpkg, systemctl): sudo lablog update %s %s", name, name, strings.Join(args, " "))
 	}
 	log := newLogger(stderr, 0)
 	faults := recorder.OpenFaults(cfg, log)

@@ -58,3 +58,21 @@ func TestUpdateSignVerify(t *testing.T) {
 		t.Errorf("signing with a public key: %v", err)
 	}
 }
+
+// apply and boot need root, and say so before touching anything.
+func TestUpdateApplyNeedsRoot(t *testing.T) {
+	defer func(f func() int) { updateEUID = f }(updateEUID)
+	updateEUID = func() int { return 1000 }
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "lablog.yaml")
+	os.WriteFile(cfg, []byte("buffer:\n  path: "+filepath.Join(dir, "buffer.db")+"\nstreams:\n  - name: spin30\n    url: ws://127.0.0.1:9/spin30\n"), 0o600)
+	for _, args := range [][]string{{"apply", "--config", cfg, "x.deb"}, {"boot", "--config", cfg}} {
+		_, err := runCmd(t, append([]string{"update"}, args...)...)
+		if err == nil || !strings.Contains(err.Error(), "needs root") || !strings.Contains(err.Error(), "sudo lablog update "+args[0]) {
+			t.Errorf("update %s as a user: %v", args[0], err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "faults.json")); err == nil {
+		t.Error("a refused run recorded a fault")
+	}
+}
