@@ -16,7 +16,7 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 build-failpoint test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test
+.PHONY: build build-arm64 build-failpoint test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test apt-repo
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
@@ -141,12 +141,29 @@ image: build build-arm64 deb
 # git describe's, made a Debian one (tools/debpkg/version.go).
 DEB_COMMITS    = $(shell git rev-list --count HEAD 2>/dev/null || echo 0)
 DEB_DATE       = $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
-DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
+# The package's Maintainer (and changelog signature): the project, not
+# whoever made the last commit.
+DEB_MAINTAINER ?= lablog maintainers <lablog@practable.io>
+# Public keys (lablog update keygen's NAME.pub, space-separated) that the
+# packaged lablog trusts for signed updates (docs/updates.md).
+DEB_UPDATE_KEYS ?=
 deb: build build-arm64
 	$(GO) build -C tools -o ../dist/lablog-deb ./cmd/lablog-deb
 	rm -f dist/lablog_*.deb
 	dist/lablog-deb --describe '$(VERSION)' --commits $(DEB_COMMITS) --date $(DEB_DATE) \
-		--maintainer '$(DEB_MAINTAINER)' --binary amd64=dist/lablog --binary arm64=dist/lablog-linux-arm64
+		--maintainer '$(DEB_MAINTAINER)' $(foreach k,$(DEB_UPDATE_KEYS),--update-key '$(k)') --binary amd64=dist/lablog --binary arm64=dist/lablog-linux-arm64
+
+# A signed apt repository of the packages of make deb, added to APT_DIR
+# (older versions stay in its pool), to copy to any static web host or S3
+# bucket (docs/updates.md). APT_KEY: the gpg key that signs (id or
+# address, in GNUPGHOME); machines trust APT_DIR/lablog-archive-keyring.gpg.
+APT_DIR   ?= dist/apt
+APT_SUITE ?= stable
+APT_KEY   ?=
+apt-repo: deb
+	@if [ -z '$(APT_KEY)' ]; then echo "make apt-repo: set APT_KEY to the gpg key that signs (gpg --list-secret-keys)"; exit 2; fi
+	$(GO) build -C tools -o ../dist/lablog-aptrepo ./cmd/lablog-aptrepo
+	dist/lablog-aptrepo --dir '$(APT_DIR)' --suite '$(APT_SUITE)' --key '$(APT_KEY)' dist/lablog_*.deb
 
 # The packaging tests: scripts, versions, lintian on both packages, and the
 # arm64 package installed, upgraded and purged in the arm64 root of make

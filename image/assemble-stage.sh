@@ -59,6 +59,8 @@ mkdir -p "${files}"
 # lablog comes as its Debian package, whose unit is `lablog install --print`'s.
 install -m 0644 "${deb}" "${files}/lablog.deb"
 install -m 0755 "${relay}" "${files}/relay-host"
+# Its GPL notice and where its source is (the relay is not lablog's).
+"${repo}/image/relay-copyright.sh" "${relay}" >"${files}/relay-host.copyright"
 cp -r "${repo}/rootfs-overlay" "${files}/overlay"
 install -m 0644 "${repo}/image/overlay.modes" "${files}/overlay.modes"
 echo "assemble-stage: lablog from $(basename "${deb}")"

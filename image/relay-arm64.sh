@@ -20,6 +20,8 @@
 #   GO              the go command (default go)
 # Building needs Go and the Go module proxy (the relay's dependencies are
 # ordinary modules). Messages go to stderr, the path alone to stdout.
+# Beside a binary it builds it writes BIN.source, one line saying which
+# source it came from, for the image's copyright notice (relay-copyright.sh).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,6 +54,8 @@ if [ -n "${RELAY_SRC:-}" ]; then
 	out="${cache}/relay-arm64-src"
 	say "building ${RELAY_SRC} for linux/arm64"
 	build "${RELAY_SRC}" "${out}"
+	commit=$(git -C "${RELAY_SRC}" rev-parse HEAD 2>/dev/null || echo "unknown commit")
+	echo "checkout $(cd "${RELAY_SRC}" && pwd), ${commit}" >"${out}.source"
 	echo "${out}"
 	exit 0
 fi
@@ -72,8 +76,11 @@ if [ -z "${tarball}" ]; then
 fi
 [ -f "${tarball}" ] || die "RELAY_TARBALL=${tarball} does not exist (or set RELAY_HOST_BIN or RELAY_SRC)"
 out="${cache}/relay-arm64-$(sha256sum "${tarball}" | cut -c1-16)"
+# relay-src-<commit>.tar.gz names the relay commit it holds.
+source_line="tarball $(basename "${tarball}") (sha256 $(sha256sum "${tarball}" | cut -d' ' -f1))"
 if is_arm64 "${out}" && [ -x "${out}" ]; then
 	say "cached ${out} (built from ${tarball})"
+	echo "${source_line}" >"${out}.source"
 	echo "${out}"
 	exit 0
 fi
@@ -89,5 +96,6 @@ main=$(find "${tmp}" -maxdepth 4 -path '*/cmd/relay/main.go' | head -1)
 build "$(dirname "$(dirname "$(dirname "${main}")")")" "${tmp}/relay-arm64" -mod=mod
 is_arm64 "${tmp}/relay-arm64" || die "the build of ${tarball} is not a linux/arm64 binary"
 mv "${tmp}/relay-arm64" "${out}"
+echo "${source_line}" >"${out}.source"
 say "built ${out} in $(($(date +%s) - start)) s"
 echo "${out}"

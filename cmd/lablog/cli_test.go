@@ -46,6 +46,12 @@ func TestEveryCommandHelp(t *testing.T) {
 		{[]string{"subject", "export"}, []string{"-user", "-out", "-config", "-archive", "-buffer", "-bucket", "-site"}},
 		{[]string{"subject", "erase"}, []string{"-user", "-config", "-bucket", "tombstone", "stopped"}},
 		{[]string{"subject", "verify-report"}, []string{"-key", "REPORT"}},
+		{[]string{"update", "keygen"}, []string{"-out", "-comment"}},
+		{[]string{"update", "sign"}, []string{"-key", "FILE.sig"}},
+		{[]string{"update", "verify"}, []string{"-keys"}},
+		{[]string{"update", "apply"}, []string{"-config", "-keys", "-keep", "-timeout", "-no-rollback", "/healthz"}},
+		{[]string{"update", "boot"}, []string{"-from", "-keep", "lablog/update"}},
+		{[]string{"update", "keep"}, []string{"-keep"}},
 	} {
 		name := strings.Join(tc.cmd, " ")
 		for _, help := range []string{"--help", "-h"} {

@@ -67,6 +67,8 @@ Usage:
   lablog drive mark DIR               mark a folder as an archive root (erases nothing)
   lablog simlab [--listen 127.0.0.1:8888] [--streams spin30-33] [--rate 5]
                                       serve a simulated lab alone (for the image test)
+  lablog update keygen|sign|verify|apply|boot|keep ...
+                                      signed updates, checked, rolled back if unhealthy
   lablog version [--buffer-format]    print the version (or the buffer format it writes)
 
 lablog help COMMAND (or lablog COMMAND --help) describes a command and its flags.
@@ -129,6 +131,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdControl(cmd, rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
+	case "update":
+		return cmdUpdate(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":

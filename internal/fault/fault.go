@@ -53,10 +53,17 @@ const (
 	// with other content; nothing was overwritten. Detail: the key and how
 	// they differ.
 	UploadConflict Kind = "upload_conflict"
+	// UpdateRolledBack: an update (lablog update) failed its health check
+	// and the previous lablog was installed again. Detail: why.
+	UpdateRolledBack Kind = "update_rolled_back"
+	// UpdateRefused: an update was not installed: its signature is missing,
+	// forged or by an unknown key, or it is not lablog. Detail: file, why.
+	UpdateRefused Kind = "update_refused"
 )
 
 // Kinds are the kinds lablog reports, in the order the status shows them.
-var Kinds = []Kind{BufferQuarantined, RecordsSetAside, FramesRefused, IdentityConflict, UploadConflict}
+var Kinds = []Kind{BufferQuarantined, RecordsSetAside, FramesRefused, IdentityConflict, UploadConflict,
+	UpdateRolledBack, UpdateRefused}
 
 // FileName is the record's name, next to the buffer (see recorder.OpenFaults).
 const FileName = "faults.json"

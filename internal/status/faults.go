@@ -72,6 +72,13 @@ func faultWords(f fault.Fault) (message, action string) {
 		return "An object in the upload bucket has an archive file's name but other content" + times,
 			"Nothing was overwritten and the file stays waiting. Compare the object" + detail(" (%s)") +
 				" with the local file; remove the wrong one from the bucket and lablog uploads the file at its next look."
+	case fault.UpdateRolledBack:
+		return "An update failed its health check and was rolled back" + times,
+			"This lablog is the version that ran before the update. " + detail("%s. ") +
+				"Fix the package or the configuration it disliked before trying it again (docs/updates.md)."
+	case fault.UpdateRefused:
+		return "An update was refused and not installed" + times,
+			detail("%s. ") + "Sign the package with a key this machine trusts (lablog update sign) and put both files back (docs/updates.md)."
 	case fault.IdentityConflict:
 		return "An archive file has the same identity as records being archived but different content" + times,
 			"Nothing was overwritten. Compare" + detail(" %s") + " with what the log says before deleting anything."

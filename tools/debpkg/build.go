@@ -27,6 +27,7 @@ import (
 
 	"github.com/practable/lablog/internal/atomicfile"
 	"github.com/practable/lablog/internal/service"
+	"github.com/practable/lablog/internal/update"
 )
 
 // Paths inside the package.
@@ -53,6 +54,10 @@ type Spec struct {
 	Host       string // a lablog binary of the same build that runs here
 	Readme     string // README.md, shipped as documentation
 	Maintainer string // "Name <address>"
+	// UpdateKeys are public keys (lablog update keygen's NAME.pub) that the
+	// packaged lablog trusts for signed updates, installed in
+	// /usr/share/lablog/update-keys/.
+	UpdateKeys []string
 	Date       time.Time
 	// BufferFormat is the buffer format the packaged lablog reads, which
 	// the preinst guards; 0 asks Host. Tests set an older one to play a
@@ -110,6 +115,15 @@ func (s Spec) check() error {
 	}
 	if s.Maintainer == "" || !strings.Contains(s.Maintainer, "<") {
 		return fmt.Errorf("package: maintainer %q: want \"Name <address>\"", s.Maintainer)
+	}
+	for _, k := range s.UpdateKeys {
+		data, err := os.ReadFile(k)
+		if err != nil {
+			return fmt.Errorf("package: update key: %w", err)
+		}
+		if _, err := update.ParsePublicKey(data); err != nil || !strings.HasSuffix(k, ".pub") {
+			return fmt.Errorf("package: update key %s: want a NAME.pub of lablog update keygen (%v)", k, err)
+		}
 	}
 	f, err := elf.Open(s.Binary)
 	if err != nil {
@@ -265,6 +279,19 @@ func (s Spec) info(g generated) *nfpm.Info {
 	}
 	conf := file(g.config, ConfigPath, configMode)
 	conf.Type = files.TypeConfigNoReplace
+	contents := files.Contents{
+		file(s.Binary, BinPath, 0o755),
+		file(g.unit, UnitPath, 0o644),
+		conf,
+		file(g.man, manPath, 0o644),
+		file(g.changelog, docDir+"/changelog.gz", 0o644),
+		file(g.copyright, docDir+"/copyright", 0o644),
+		file(g.readme, docDir+"/README.md.gz", 0o644),
+		file(g.overrides, "/usr/share/lintian/overrides/lablog", 0o644),
+	}
+	for _, k := range s.UpdateKeys {
+		contents = append(contents, file(k, update.KeyDirs[0]+"/"+filepath.Base(k), 0o644))
+	}
 	return &nfpm.Info{
 		Name:          "lablog",
 		Arch:          s.Arch,
@@ -283,17 +310,8 @@ func (s Spec) info(g generated) *nfpm.Info {
 		MTime: s.Date,
 		Overridables: nfpm.Overridables{
 			// init-system-helpers (deb-systemd-helper) is essential.
-			Depends: []string{"passwd"},
-			Contents: files.Contents{
-				file(s.Binary, BinPath, 0o755),
-				file(g.unit, UnitPath, 0o644),
-				conf,
-				file(g.man, manPath, 0o644),
-				file(g.changelog, docDir+"/changelog.gz", 0o644),
-				file(g.copyright, docDir+"/copyright", 0o644),
-				file(g.readme, docDir+"/README.md.gz", 0o644),
-				file(g.overrides, "/usr/share/lintian/overrides/lablog", 0o644),
-			},
+			Depends:  []string{"passwd"},
+			Contents: contents,
 			Scripts: nfpm.Scripts{
 				PreInstall:  g.scripts["preinst"],
 				PostInstall: g.scripts["postinst"],
@@ -322,15 +340,41 @@ func (s Spec) changelog(built string) []byte {
 		" -- %s  %s\n", s.Version, built, s.Maintainer, s.Date.UTC().Format(time.RFC1123Z))
 }
 
-const copyright = `lablog: records remote-lab logging streams and archives them as Parquet.
+// copyright is the machine-readable copyright file (DEP-5), whose License
+// fields are SPDX identifiers. The relay host that the appliance image ships
+// beside lablog is a separate program with its own notice in the image
+// (image/relay-copyright.sh).
+const copyright = `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: lablog
+Upstream-Contact: lablog maintainers <lablog@practable.io>
 Source: https://github.com/practable/lablog
+Comment: SPDX-License-Identifier: Apache-2.0
+ The binary is statically linked (Go) and includes the Go modules listed
+ in the repository's go.mod, each under its own licence, all compatible
+ with Apache-2.0. The lablog appliance image also ships the practable relay
+ (/usr/local/bin/relay-host), a separate program under the GNU GPL version 3
+ whose source is https://github.com/practable/relay; it is not part of this
+ package (see /usr/share/doc/relay-host/copyright in the image).
 
-Copyright (C) 2026 the lablog authors (practable.io).
+Files: *
+Copyright: 2026 the lablog authors (practable.io)
+License: Apache-2.0
 
-The lablog repository does not state a licence yet; ask the practable
-maintainers before redistributing this package. The binary is statically
-linked and includes the Go modules listed in the repository's go.mod,
-each under its own licence.
+License: Apache-2.0
+ Licensed under the Apache License, Version 2.0 (the "License");
+ you may not use this file except in compliance with the License.
+ You may obtain a copy of the License at
+ .
+ https://www.apache.org/licenses/LICENSE-2.0
+ .
+ Unless required by applicable law or agreed to in writing, software
+ distributed under the License is distributed on an "AS IS" BASIS,
+ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ See the License for the specific language governing permissions and
+ limitations under the License.
+ .
+ On Debian systems, the complete text of the Apache License, Version 2.0
+ can be found in "/usr/share/common-licenses/Apache-2.0".
 `
 
 // lintianOverrides: lintian exempts Go binaries from statically-linked-binary

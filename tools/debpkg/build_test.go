@@ -13,6 +13,7 @@ import (
 
 	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/service"
+	"github.com/practable/lablog/internal/update"
 )
 
 // inCI is true in CI, where a missing tool is a failure, not a skip.
@@ -204,5 +205,68 @@ func TestLintian(t *testing.T) {
 				t.Errorf("lintian error: %s", line)
 			}
 		}
+	}
+}
+
+// The package states its licence machine-readably (DEP-5, SPDX names) and
+// its maintainer is the one asked for.
+func TestLicenceAndMaintainer(t *testing.T) {
+	dpkgDeb := need(t, "dpkg-deb", "dpkg")
+	deb := buildPackage(t, "amd64", "1.0", "debtest-1.0", 0, t.TempDir())
+	out, err := exec.Command(dpkgDeb, "-f", deb, "Maintainer").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "lablog tests <lablog-tests@example.org>" {
+		t.Errorf("Maintainer = %q (%v)", out, err)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(dpkgDeb, "-x", deb, dir).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, docDir, "copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n",
+		"SPDX-License-Identifier: Apache-2.0", "\nFiles: *\n", "\nLicense: Apache-2.0\n",
+		"/usr/share/common-licenses/Apache-2.0", "https://github.com/practable/relay"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the copyright file lacks %q", want)
+		}
+	}
+	// The repository's LICENSE is the text the copyright file points to.
+	lic, err := os.ReadFile(filepath.Join(repoRoot(t), "LICENSE"))
+	if err != nil || !strings.Contains(string(lic), "Apache License\n                           Version 2.0, January 2004") {
+		t.Errorf("LICENSE is not the Apache License 2.0: %v", err)
+	}
+}
+
+// Public update keys given to the builder are in the package, where lablog
+// update looks; anything else named as one is refused.
+func TestUpdateKeysPackaged(t *testing.T) {
+	dpkgDeb := need(t, "dpkg-deb", "dpkg")
+	dir := t.TempDir()
+	pub, priv, err := update.GenerateKey("fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "fleet.pub"), pub, 0o644)
+	os.WriteFile(filepath.Join(dir, "secret.pub"), priv, 0o644)
+	spec := func(keys ...string) Spec {
+		return Spec{Arch: "amd64", Version: "1.0", Binary: buildLablog(t, "amd64", "debtest-1.0"), Host: buildLablog(t, "amd64", "debtest-1.0"),
+			Readme: filepath.Join(repoRoot(t), "README.md"), Maintainer: "t <t@example.org>", UpdateKeys: keys, Out: dir}
+	}
+	if _, err := Build(context.Background(), spec(filepath.Join(dir, "secret.pub"))); err == nil || !strings.Contains(err.Error(), "secret.pub") {
+		t.Errorf("a private key packaged as a public one: %v", err)
+	}
+	deb, err := Build(context.Background(), spec(filepath.Join(dir, "fleet.pub")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if out, err := exec.Command(dpkgDeb, "-x", deb, root).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	keys, err := update.LoadKeys(filepath.Join(root, update.KeyDirs[0]))
+	if err != nil || len(keys) != 1 || keys[0].From != filepath.Join(root, update.KeyDirs[0], "fleet.pub") {
+		t.Errorf("packaged keys: %v %v", keys, err)
 	}
 }

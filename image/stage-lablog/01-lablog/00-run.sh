@@ -13,6 +13,7 @@
 install -D -m 0644 files/lablog.deb "${ROOTFS_DIR}/tmp/lablog.deb"
 # The practable relay (arm64), run as `relay host` by relay-host.service.
 install -D -m 0755 files/relay-host "${ROOTFS_DIR}/usr/local/bin/relay-host"
+install -D -m 0644 files/relay-host.copyright "${ROOTFS_DIR}/usr/share/doc/relay-host/copyright"
 
 # The overlay, file by file with the modes of image/overlay.modes (owners
 # other than root are set in 01-run-chroot.sh, where those users exist).

@@ -6,6 +6,8 @@
 # the lablog user, its folders. The overlay's lablog.yaml, installed first,
 # is kept (the package's example is not needed).
 dpkg --force-confold --force-confdef -i /tmp/lablog.deb
+# Kept as the package a failed update rolls back to (lablog update).
+lablog update keep /tmp/lablog.deb
 rm -f /tmp/lablog.deb /etc/lablog/lablog.yaml.dpkg-dist
 # The read-only archive account: sshd forces rrsync -ro on it.
 if ! getent passwd archive >/dev/null; then
@@ -54,4 +56,4 @@ fi
 
 systemctl enable nftables.service ssh.service avahi-daemon.service \
 	lablog-import-config.service lablog-archive-guard.service \
-	lablog-grow-root.service relay-host.service lablog.service
+	lablog-grow-root.service relay-host.service lablog.service lablog-update.service

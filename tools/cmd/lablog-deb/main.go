@@ -31,7 +31,8 @@ func run(ctx context.Context, args []string) error {
 	maintainer := fs.String("maintainer", "", `maintainer, "Name <address>" (required)`)
 	bufferFormat := fs.Int("buffer-format", 0, "buffer format the packaged lablog reads (default: asked from --host; tests use an older one)")
 	out := fs.String("out", "dist", "output `folder`")
-	var binaries multi
+	var binaries, keys multi
+	fs.Var(&keys, "update-key", "`NAME.pub` (lablog update keygen) the packaged lablog trusts for signed updates (repeat)")
 	fs.Var(&binaries, "binary", "ARCH=FILE: the lablog binary for a Debian architecture (repeat: amd64=dist/lablog)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,7 +55,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		path, err := debpkg.Build(ctx, debpkg.Spec{
 			Arch: arch, Version: version, Binary: file, Host: *host, Readme: *readme,
-			Maintainer: *maintainer, Date: when, BufferFormat: *bufferFormat, Out: *out,
+			Maintainer: *maintainer, UpdateKeys: keys, Date: when, BufferFormat: *bufferFormat, Out: *out,
 		})
 		if err != nil {
 			return err
