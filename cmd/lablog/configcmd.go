@@ -14,13 +14,13 @@ import (
 )
 
 func cmdConfig(args []string, stdout, stderr io.Writer) error {
-	const about = "lablog config check FILE | lablog config ready FILE | lablog config example"
+	const about = "lablog config check FILE | lablog config ready FILE | lablog config example | lablog config network FILE DIR"
 	if len(args) == 0 || isHelp(args[0]) {
 		w := stderr
 		if len(args) > 0 {
 			w = stdout
 		}
-		fmt.Fprintf(w, "Usage: %s\n\n  check FILE  validate a configuration file, and read its relay tokens\n  ready FILE  fail while FILE is still the example (the service's start condition)\n  example     print a commented example configuration with every default\n", about)
+		fmt.Fprintf(w, "Usage: %s\n\n  check FILE  validate a configuration file, and read its relay tokens\n  ready FILE  fail while FILE is still the example (the service's start condition)\n  example     print a commented example configuration with every default\n  network FILE DIR  write a network.yaml's NetworkManager keyfiles into DIR\n", about)
 		if len(args) == 0 {
 			return errUsage
 		}
@@ -94,6 +94,8 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 		return cfg.NotReady(fs.Arg(0))
+	case "network":
+		return cmdConfigNetwork(args[1:], stdout, stderr)
 	case "example":
 		fs := newFlags("config example", "", "Print a commented example configuration with every key and its default.")
 		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {

@@ -55,6 +55,7 @@ Usage:
   lablog config check [--strict] FILE validate a configuration file (--strict: warnings fail)
   lablog config ready FILE            fail while FILE is still the example (the unit's condition)
   lablog config example               print a commented example configuration
+  lablog config network FILE DIR      network.yaml -> NetworkManager keyfiles (the image's boot import)
   lablog tokens --secret-file F --access URL --streams spin30-41 [--lifetime 8760h] [--out DIR] [--write]
                                       mint relay tokens (off the device) into token files
   lablog install [--config FILE] [--print] [--root DIR] [--exec BIN] [--user lablog]
