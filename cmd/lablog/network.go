@@ -32,6 +32,9 @@ func cmdConfigNetwork(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("config network: %s: %w", fs.Arg(0), err)
 	}
 	dir := fs.Arg(1)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("config network: %w", err)
+	}
 	var names []string
 	for _, k := range s.Keyfiles() {
 		if err := writeSecret(filepath.Join(dir, k.Name), k.Content); err != nil {
