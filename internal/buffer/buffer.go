@@ -212,6 +212,7 @@ func (d *DB) open(opts Options) (err error) {
 					first = fmt.Errorf("consistency check: %w", cerr)
 				}
 			}
+			releaseMap(tx) // the check read every page
 			return first
 		})
 		if err != nil {

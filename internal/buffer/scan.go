@@ -69,6 +69,7 @@ func (d *DB) Scan(g Group, first, last uint64, fn func(seq uint64, r frame.Recor
 				batch = append(batch, stored{append([]byte(nil), k...), append([]byte(nil), v...)})
 				size += len(v)
 			}
+			releaseMap(tx) // the batch is copied out
 			return nil
 		})
 		if err != nil {
@@ -191,6 +192,7 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 		}
 		var err error
 		used, err = led.write(tx)
+		releaseMap(tx)
 		return err
 	})
 	if err == nil {
