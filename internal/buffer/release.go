@@ -1,6 +1,9 @@
 package buffer
 
 import (
+	"sync"
+	"time"
+
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
@@ -22,4 +25,35 @@ func releaseMap(tx *bolt.Tx) {
 	// MADV_DONTNEED on a shared file map only unmaps: no data can be lost.
 	// Errors are ignored: the pages then stay resident, as before.
 	_, _, _ = unix.Syscall(unix.SYS_MADVISE, info.Data, uintptr(size), unix.MADV_DONTNEED)
+}
+
+// releaseEvery is how often releaseWhile drops the pages read so far.
+const releaseEvery = 10 * time.Millisecond
+
+// releaseWhile runs fn, which reads through tx's map, dropping the pages
+// read so far every releaseEvery: the consistency check at open reads every
+// page of the file in one go, and would otherwise make the process as
+// large as the buffer before anything is archived. tx stays open
+// throughout, so the map cannot move under the other goroutine.
+func releaseWhile(tx *bolt.Tx, fn func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(releaseEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				releaseMap(tx)
+			}
+		}
+	}()
+	fn()
+	close(done)
+	wg.Wait()
+	releaseMap(tx)
 }

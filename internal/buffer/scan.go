@@ -132,8 +132,15 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 			recs int64
 		}
 		var changes []change
+		// A settle walks a whole hour: drop the pages read every
+		// scanBytes, or its resident set grows with the hour.
+		read := 0
 		c := b.Cursor()
 		for k, v := c.Seek(blockKey(g.Hour, 0)); k != nil && inGroup(k, gk); k, v = c.Next() {
+			if read += len(k) + len(v); read >= scanBytes {
+				releaseMap(tx)
+				read = 0
+			}
 			_, bf := splitKey(k)
 			if bf > last {
 				break
@@ -175,12 +182,15 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 			}
 		}
 		// Apply after the walk: the cursor must not see its own changes.
-		for _, ch := range changes {
+		for i, ch := range changes {
 			if ch.del != nil {
 				if err := b.Delete(ch.del); err != nil {
 					return err
 				}
 				removed += ch.recs
+			}
+			if i%1024 == 1023 {
+				releaseMap(tx) // the deletes read the leaves again
 			}
 		}
 		for _, ch := range changes {
