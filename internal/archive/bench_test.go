@@ -69,3 +69,30 @@ func BenchmarkWrite(b *testing.B) {
 	b.ReportMetric(float64(size)/msgs, "parquet-bytes/msg")
 	b.ReportMetric(float64(raw)/msgs, "raw-bytes/msg")
 }
+
+// BenchmarkVerify verifies one file of 100k messages per op, as the
+// compactor does after each publish.
+func BenchmarkVerify(b *testing.B) {
+	const msgs = 100_000
+	entries, _ := benchEntries(msgs)
+	w, err := archive.Create(b.TempDir(), "spin30", hour14, archive.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := w.Add(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	path, err := w.Publish()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := archive.Verify(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(msgs*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

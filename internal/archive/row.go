@@ -204,6 +204,18 @@ func text(b []byte) (*string, []byte) {
 	return nil, clone(b)
 }
 
+// textBytes is the size of r's variable-length columns: what a row group
+// buffers.
+func (r *Row) textBytes() int {
+	n := len(r.RawBytes)
+	for _, s := range []*string{r.Payload, r.Raw, r.Error, r.Detail, r.Query} {
+		if s != nil {
+			n += len(*s)
+		}
+	}
+	return n
+}
+
 // frameBytes is the part of a frame (or event detail) that row r holds.
 func (r *Row) frameBytes() []byte {
 	switch {

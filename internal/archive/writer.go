@@ -22,6 +22,13 @@ import (
 // against 29 MB with a single row group.
 const DefaultRowGroupRows = 50_000
 
+// RowGroupBytes also ends a row group, once its rows' text (raw, payload,
+// raw bytes, details) reaches it, so the column buffers hold about this
+// much whatever the size of the messages: 50,000 achievement logs of 2 KB
+// would buffer over 100 MB. Lab traffic (~400 bytes of raw and payload a
+// message) ends a row group near 21,000 rows.
+const RowGroupBytes = 8 << 20
+
 // Options tune a Writer. The zero value gives the defaults.
 type Options struct {
 	RowGroupRows int // rows per row group; DefaultRowGroupRows when <= 0
@@ -60,14 +67,16 @@ type Writer struct {
 	idColumn  *string
 	groupRows int // rows per row group
 	inGroup   int // rows written to the current row group
-	groups    int // row groups flushed so far
-	first     uint64
-	last      uint64
-	frames    int64
-	rows      int64
-	buf       []Row
-	err       error // sticky: once a write failed the file is unusable
-	done      bool
+	// groupBytes is the text of the current row group's rows.
+	groupBytes int
+	groups     int // row groups flushed so far
+	first      uint64
+	last       uint64
+	frames     int64
+	rows       int64
+	buf        []Row
+	err        error // sticky: once a write failed the file is unusable
+	done       bool
 }
 
 // Create starts the file of stream's hour under root, which must already
@@ -127,13 +136,16 @@ func (w *Writer) Add(e Entry) error {
 			w.err = w.wrap(err)
 			return w.err
 		}
+		for i := range rows[:n] {
+			w.groupBytes += rows[i].textBytes()
+		}
 		rows = rows[n:]
-		if w.inGroup += n; w.inGroup == w.groupRows {
+		if w.inGroup += n; w.inGroup == w.groupRows || w.groupBytes >= RowGroupBytes {
 			if err := w.pw.Flush(); err != nil {
 				w.err = w.wrap(err)
 				return w.err
 			}
-			w.inGroup = 0
+			w.inGroup, w.groupBytes = 0, 0
 			if w.groups++; w.groups == 1 {
 				if err := failpoint.Hit(FailMidWrite); err != nil {
 					w.err = w.wrap(err)

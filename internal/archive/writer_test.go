@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,6 +255,45 @@ func TestRowGroupsBounded(t *testing.T) {
 	}
 	if pf.NumRows() != total {
 		t.Errorf("rows = %d, want %d", pf.NumRows(), total)
+	}
+}
+
+// TestRowGroupsBoundedInBytes checks that large messages end a row group
+// at RowGroupBytes of text, long before the row bound, and that the file
+// still reads back whole.
+func TestRowGroupsBoundedInBytes(t *testing.T) {
+	root := t.TempDir()
+	checkTree(t, root)
+	pad := strings.Repeat("x", 1<<20)
+	var entries []archive.Entry
+	for seq := uint64(1); seq <= 20; seq++ {
+		entries = append(entries, entry(seq, frame.Text, fmt.Sprintf(`{"user":"u1","payload":{"s":"%s"}}`, pad)))
+	}
+	path := write(t, root, "spin30", hour14, archive.Options{RowGroupRows: 1000}, entries...)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Raw and payload each hold ~1 MiB a message: 2 MiB of text a row.
+	perGroup := int64(archive.RowGroupBytes / (2 << 20))
+	var sizes []int64
+	for _, rg := range pf.RowGroups() {
+		sizes = append(sizes, rg.NumRows())
+		if rg.NumRows() > perGroup {
+			t.Errorf("a row group of %d rows of 2 MiB of text; want at most %d", rg.NumRows(), perGroup)
+		}
+	}
+	if len(sizes) < 2 {
+		t.Errorf("row group sizes %v: the byte bound never ended one", sizes)
+	}
+	if _, err := archive.Verify(path); err != nil {
+		t.Fatal(err)
 	}
 }
 

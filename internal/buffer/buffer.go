@@ -205,11 +205,13 @@ func (d *DB) open(opts Options) (err error) {
 			// Read to the end: the check goes on reading the map after its
 			// first error, and would fault in the closed transaction.
 			var first error
-			for cerr := range tx.Check() {
-				if first == nil {
-					first = fmt.Errorf("consistency check: %w", cerr)
+			releaseWhile(tx, func() {
+				for cerr := range tx.Check() {
+					if first == nil {
+						first = fmt.Errorf("consistency check: %w", cerr)
+					}
 				}
-			}
+			})
 			return first
 		})
 		if err != nil {

@@ -261,6 +261,7 @@ func TestScanNeverSkipsWhileBlocksMerge(t *testing.T) {
 	for ; n < 100; n++ { // 100 small blocks, under the merge threshold
 		appendOne(n)
 	}
+	defaultScanBytes := scanBytes
 	scanBytes = 1024
 	merged := false
 	betweenScans = func() {
@@ -272,7 +273,7 @@ func TestScanNeverSkipsWhileBlocksMerge(t *testing.T) {
 			appendOne(n)
 		}
 	}
-	t.Cleanup(func() { scanBytes, betweenScans = 4<<20, nil })
+	t.Cleanup(func() { scanBytes, betweenScans = defaultScanBytes, nil })
 	next := uint64(1)
 	dm, err := db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
 		if seq != next {
@@ -313,13 +314,14 @@ func TestScanGoesOnPastAGap(t *testing.T) {
 		t.Fatalf("settled %d, %v", n, err)
 	}
 	txs := 0
+	defaultScanBytes := scanBytes
 	scanBytes = 1
 	betweenScans = func() {
 		if txs++; txs > 100 {
 			panic("Scan makes no progress")
 		}
 	}
-	t.Cleanup(func() { scanBytes, betweenScans = 4<<20, nil })
+	t.Cleanup(func() { scanBytes, betweenScans = defaultScanBytes, nil })
 	var seqs []uint64
 	if _, err := db.Scan(g, 15, ^uint64(0), func(seq uint64, _ frame.Record) error {
 		seqs = append(seqs, seq)

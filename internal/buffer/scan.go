@@ -14,7 +14,9 @@ import (
 
 // scanBytes bounds how much stored data one read transaction copies out, so
 // a large backlog never pins memory or holds a transaction open for long.
-var scanBytes = 4 << 20 // a variable so tests can make transactions small
+// 1 MiB, not 4: the batch is live heap during a compaction, and the
+// analytics catch-up copies up to one batch per 2000 records it takes.
+var scanBytes = 1 << 20 // a variable so tests can make transactions small
 
 // betweenScans, when set by a test, runs between Scan's transactions.
 var betweenScans func()
@@ -70,6 +72,7 @@ func (d *DB) Scan(g Group, first, last uint64, fn func(seq uint64, r frame.Recor
 				batch = append(batch, stored{append([]byte(nil), k...), append([]byte(nil), v...)})
 				size += len(v)
 			}
+			releaseMap(tx) // the batch is copied out
 			return nil
 		})
 		if err != nil {
@@ -132,8 +135,15 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 			recs int64
 		}
 		var changes []change
+		// A settle walks a whole hour: drop the pages read every
+		// scanBytes, or its resident set grows with the hour.
+		read := 0
 		c := b.Cursor()
 		for k, v := c.Seek(blockKey(g.Hour, 0)); k != nil && inGroup(k, gk); k, v = c.Next() {
+			if read += len(k) + len(v); read >= scanBytes {
+				releaseMap(tx)
+				read = 0
+			}
 			_, bf := splitKey(k)
 			if bf > last {
 				break
@@ -175,12 +185,15 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 			}
 		}
 		// Apply after the walk: the cursor must not see its own changes.
-		for _, ch := range changes {
+		for i, ch := range changes {
 			if ch.del != nil {
 				if err := b.Delete(ch.del); err != nil {
 					return err
 				}
 				removed += ch.recs
+			}
+			if i%1024 == 1023 {
+				releaseMap(tx) // the deletes read the leaves again
 			}
 		}
 		for _, ch := range changes {
@@ -192,6 +205,7 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 		}
 		var err error
 		used, err = led.write(tx)
+		releaseMap(tx)
 		return err
 	})
 	if err == nil {

@@ -103,6 +103,7 @@ func (f *SideFile) Update(name string, fn func(*bolt.Bucket) error) (err error) 
 		if err != nil {
 			return err
 		}
+		defer releaseMap(tx) // the state grows with the records: keep its pages out of RSS
 		return fn(b)
 	})
 	if err != nil {
@@ -116,7 +117,10 @@ func (f *SideFile) Update(name string, fn func(*bolt.Bucket) error) (err error) 
 func (f *SideFile) View(name string, fn func(b *bolt.Bucket) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer guard(&err)
-	err = f.bolt.View(func(tx *bolt.Tx) error { return fn(tx.Bucket([]byte(name))) })
+	err = f.bolt.View(func(tx *bolt.Tx) error {
+		defer releaseMap(tx)
+		return fn(tx.Bucket([]byte(name)))
+	})
 	if err != nil {
 		return fmt.Errorf("side %s: %s: %w", f.path, name, err)
 	}
