@@ -31,17 +31,17 @@ import (
 
 // Recorder is an assembled pipeline.
 type Recorder struct {
-	log       *slog.Logger
-	db        *buffer.DB
-	writer    *buffer.Writer
+	log    *slog.Logger
+	db     *buffer.DB
+	writer *buffer.Writer
 	// pseudonymiser replaces user ids at ingest; nil when
 	// privacy.pseudonymise is off. enqueue is the writer's Enqueue behind it.
 	pseudonymiser *privacy.Pseudonymiser
 	enqueue       func(frame.Record) bool
 	sources       []*source.Source
-	compactor *compactor.Compactor
-	faults    *fault.Store
-	analytics *analytics.Store // nil when the live store is off
+	compactor     *compactor.Compactor
+	faults        *fault.Store
+	analytics     *analytics.Store // nil when the live store is off
 	// retention removes old files from the drive; nil when
 	// archive.keep_days is 0.
 	retention *retention.Sweeper
