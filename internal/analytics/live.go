@@ -468,12 +468,7 @@ func (t *stateTx) add(m Message, stream string, seq uint64, part int) error {
 	case vFeedback:
 		return count(gb, fbBucket, v.feedback[0]+"\x00"+v.feedback[1])
 	case vCommand:
-		steps, err := gb.CreateBucketIfNotExists(stepsBucket)
-		if err != nil {
-			return err
-		}
-		t.st.Commands++
-		if err := steps.Put(stepKey(*m.T, m.Arrival, stream, seq, part), []byte{v.node}); err != nil {
+		if err := t.step(gb, stepKey(*m.T, m.Arrival, stream, seq, part), v.node); err != nil {
 			return err
 		}
 		return count(gb, usageBucket, v.name)
@@ -509,12 +504,18 @@ func (t *stateTx) addEvent(e Event, stream string, seq uint64) error {
 	if v.node < 0 {
 		return nil
 	}
+	return t.step(gb, stepKey(*e.T, e.Arrival, stream, seq, 0), uint8(v.node))
+}
+
+// step adds one command, node, to graph bucket gb at key (its place in
+// time order).
+func (t *stateTx) step(gb *bolt.Bucket, key []byte, node uint8) error {
 	steps, err := gb.CreateBucketIfNotExists(stepsBucket)
 	if err != nil {
 		return err
 	}
 	t.st.Commands++
-	return steps.Put(stepKey(*e.T, e.Arrival, stream, seq, 0), []byte{uint8(v.node)})
+	return steps.Put(key, []byte{node})
 }
 
 // count adds one to name's count in graph bucket gb's counts bucket.
