@@ -16,7 +16,7 @@ ARM64_PKGS ?= ./...
 
 export CGO_ENABLED := 0
 
-.PHONY: build build-arm64 build-failpoint test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test apt-repo
+.PHONY: build build-arm64 build-failpoint deps-packages deps-inputs image-root-background test test-unit test-arm64 lint demo bench bench-arm64 bench-analytics bench-go fuzz deps deps-test clean image image-test deb deb-test apt-repo
 
 build:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o dist/lablog ./cmd/lablog
@@ -44,17 +44,26 @@ export RELAY_BIN ?= $(CACHE)/relay
 
 # Everything make test needs: the Debian packages and arm64 programs run by
 # the kernel (apt-get and binfmt_misc as root; the exact command to run
-# otherwise, .ci/deps.sh), DuckDB from npm, then the real servers.
+# otherwise, .ci/deps.sh), DuckDB from npm, and the real servers with lablog's
+# own modules. The two halves run side by side: the first waits mostly on
+# downloads and dpkg, the second compiles.
 deps:
+	@$(MAKE) --no-print-directory -j2 --output-sync=line deps-packages deps-inputs
+
+deps-packages:
 	@.ci/deps.sh
 	@$(MAKE) --no-print-directory deps-test
+
+deps-inputs:
 	@.ci/inputs.sh
+	@$(GO) mod download && $(GO) -C tools mod download
 
 # Every test, in phases, each with a line before and after (elapsed time);
 # the unit tests end with the count of skipped tests and why (testsummary).
 PHASE := .ci/phase.sh
 test:
 	@$(PHASE) "dependencies" $(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory image-root-background
 	@$(PHASE) "lint and build" $(MAKE) --no-print-directory lint build build-arm64 deb
 	@$(PHASE) "unit tests" bash -o pipefail -c 'env LABLOG_REQUIRE_DUCKDB=1 LABLOG_REQUIRE_S3=1 LABLOG_REQUIRE_FAILPOINT=1 \
 		$(GO) test -tags failpoint -json -count=1 -timeout 15m ./... | $(GO) run -C tools ./cmd/testsummary'
@@ -125,6 +134,14 @@ fuzz:
 # as for make image) and is checked from here (image/test/run.sh; root only).
 image-test: build build-arm64 deb
 	image/test/run.sh
+
+# The image test's arm64 root, built while the other phases run (as root;
+# most of a first build waits on downloads and emulation); the image test
+# waits for it. Its log: dist/build-rootfs.log.
+image-root-background:
+	@if [ "$$(id -u)" = 0 ]; then mkdir -p dist; \
+		echo "image test's root: building in the background (dist/build-rootfs.log)"; \
+		setsid image/test/build-rootfs.sh >dist/build-rootfs.log 2>&1 </dev/null & fi
 
 # The SD card image, with pi-gen (image/build-image.sh; see docs/appliance.md,
 # "Build the image"). Its relay host: RELAY_HOST_BIN (a prebuilt arm64 practable

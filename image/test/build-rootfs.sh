@@ -36,6 +36,11 @@ modules="virtio_pci virtio_blk virtio_net ext4 vfat nls_cp437 nls_ascii"
 key=$(printf '%s\n' "${suite}" "${mirror}" "${base}" "${stage}" "${modules}" |
 	cat - "$0" | sha256sum | cut -c1-16)
 tarball="${cache}/rootfs-${suite}-arm64-${key}.tar"
+# One build at a time: make test starts one early in the background and the
+# image test's own call waits here for it, then finds its tarball.
+mkdir -p "${cache}"
+exec 9>"${cache}/build-rootfs.lock"
+flock 9
 if [ -f "${tarball}" ]; then
 	echo "build-rootfs: cached ${tarball}" >&2
 	echo "${tarball}"
