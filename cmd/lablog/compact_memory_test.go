@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/sim/labsim"
 )
 
 // recordFiller appends a Lab's frames to a buffer in large batches, all in

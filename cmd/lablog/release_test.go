@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/practable/lablog/internal/failpoint"
+	"github.com/practable/lablog/internal/platform/failpoint"
 )
 
 // failpointSymbols lists the symbols of the failpoint package in bin.
@@ -20,7 +20,7 @@ func failpointSymbols(t *testing.T, bin string) []string {
 	}
 	var syms []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "/internal/failpoint.") {
+		if strings.Contains(l, "/internal/platform/failpoint.") {
 			syms = append(syms, strings.TrimSpace(l))
 		}
 	}
@@ -40,7 +40,7 @@ func TestReleaseBuildHasNoFailpoints(t *testing.T) {
 	}
 	test := lablogBinary(t)
 
-	if syms := failpointSymbols(t, test); !strings.Contains(strings.Join(syms, "\n"), "internal/failpoint.parse") {
+	if syms := failpointSymbols(t, test); !strings.Contains(strings.Join(syms, "\n"), "internal/platform/failpoint.parse") {
 		t.Fatalf("the failpoint build shows no failpoint.parse, so this check could not see one:\n%s", strings.Join(syms, "\n"))
 	}
 	if syms := failpointSymbols(t, rel); len(syms) > 0 {

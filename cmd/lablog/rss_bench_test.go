@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/sim/labsim"
 )
 
 // BenchmarkRSS80Streams runs the real binary recording 80 simulated streams
