@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/practable/lablog/internal/testing/lablogbin"
 )
 
 // insideEnv marks the test binary re-executed inside its network
@@ -79,12 +81,10 @@ func reexec(bin string) error {
 	if err != nil {
 		return fmt.Errorf("temp dir for lablog: %w", err)
 	}
-	lablog := filepath.Join(dir, "lablog")
-	build := exec.Command("go", "build", "-o", lablog, "github.com/practable/lablog/cmd/lablog")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
+	lablog, err := lablogbin.Build(dir, false)
+	if err != nil {
 		os.RemoveAll(dir)
-		return fmt.Errorf("build lablog: %v\n%s", err, out)
+		return fmt.Errorf("build lablog: %w", err)
 	}
 	script := `PATH="$PATH:/usr/sbin:/sbin"; ip link set lo up && exec "$0" "$@"`
 	args := append([]string{"unshare", "--net", "--", "sh", "-c", script, self}, os.Args[1:]...)

@@ -1,4 +1,4 @@
-package main
+package lablog
 
 import (
 	"context"
@@ -6,13 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/practable/lablog/internal/sim/labsim"
+	"github.com/practable/lablog/internal/testing/lablogbin"
 )
 
 // BenchmarkRSS80Streams runs the real binary recording 80 simulated streams
@@ -21,7 +20,7 @@ import (
 //
 //	go test -run '^$' -bench RSS80 -benchtime 3x ./cmd/lablog
 func BenchmarkRSS80Streams(b *testing.B) {
-	bin := lablogBinary(b)
+	bin := lablogbin.Path(b)
 	var names []string
 	for i := range 80 {
 		names = append(names, fmt.Sprintf("spin%02d", i))
@@ -52,33 +51,11 @@ func BenchmarkRSS80Streams(b *testing.B) {
 		lab := labsim.NewLab(host, labsim.LabOptions{Streams: names, Rate: 5, JoinProb: 0.15, Seed: 3})
 		_ = lab.Run(ctx)
 		cancel()
-		hwm, rss := procMemory(b, cmd.Process.Pid)
+		hwm, rss := lablogbin.Memory(b, cmd.Process.Pid)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 		_ = host.Close()
 		b.ReportMetric(hwm, "peak-rss-MiB")
 		b.ReportMetric(rss, "rss-MiB")
 	}
-}
-
-// procMemory reads VmHWM and VmRSS of pid, in MiB.
-func procMemory(b testing.TB, pid int) (hwm, rss float64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmHWM:":
-			hwm = kb / 1024
-		case "VmRSS:":
-			rss = kb / 1024
-		}
-	}
-	return hwm, rss
 }

@@ -1,4 +1,4 @@
-package main
+package lablog
 
 import (
 	"errors"
@@ -8,12 +8,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/practable/lablog/internal/testing/lablogbin"
 )
 
-// repoRoot is the repository, two folders up from this package.
+// repoRoot is the repository: the folder of go.mod.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs("../..")
+	root, err := lablogbin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

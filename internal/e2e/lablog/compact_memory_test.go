@@ -1,4 +1,4 @@
-package main
+package lablog
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/practable/lablog/internal/record/buffer"
 	"github.com/practable/lablog/internal/record/frame"
 	"github.com/practable/lablog/internal/sim/labsim"
+	"github.com/practable/lablog/internal/testing/lablogbin"
 )
 
 // recordFiller appends a Lab's frames to a buffer in large batches, all in
@@ -76,7 +77,7 @@ func compactPeak(t *testing.T, messages int) (peakMiB float64, bufferBytes int64
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, lablogBinary(t), "compact", "--config", cfgPath, "--open-hours")
+	cmd := exec.CommandContext(ctx, lablogbin.Path(t), "compact", "--config", cfgPath, "--open-hours")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "published 1 files") {
 		t.Fatalf("compact: %v\n%s", err, out)

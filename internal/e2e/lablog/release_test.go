@@ -1,4 +1,4 @@
-package main
+package lablog
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/practable/lablog/internal/platform/failpoint"
+	"github.com/practable/lablog/internal/testing/lablogbin"
 )
 
 // failpointSymbols lists the symbols of the failpoint package in bin.
@@ -20,7 +21,7 @@ func failpointSymbols(t *testing.T, bin string) []string {
 	}
 	var syms []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "/internal/platform/failpoint.") {
+		if strings.Contains(l, "/internal/failpoint.") {
 			syms = append(syms, strings.TrimSpace(l))
 		}
 	}
@@ -35,10 +36,12 @@ func TestReleaseBuildHasNoFailpoints(t *testing.T) {
 		t.Skip("builds the real binary; not in -short")
 	}
 	rel := filepath.Join(t.TempDir(), "lablog")
-	if out, err := exec.Command("go", "build", "-o", rel, ".").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", rel, "./cmd/lablog")
+	build.Dir = repoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	test := lablogBinary(t)
+	test := lablogbin.Path(t)
 
 	if syms := failpointSymbols(t, test); !strings.Contains(strings.Join(syms, "\n"), "internal/platform/failpoint.parse") {
 		t.Fatalf("the failpoint build shows no failpoint.parse, so this check could not see one:\n%s", strings.Join(syms, "\n"))
@@ -81,7 +84,7 @@ func TestMakeBuildHasNoFailpointTag(t *testing.T) {
 	}
 	run := func(target string) string {
 		cmd := exec.Command(mk, "-n", "--no-print-directory", target)
-		cmd.Dir = "../.."
+		cmd.Dir = repoRoot(t)
 		cmd.Env = append(os.Environ(), "VERSION=test")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
