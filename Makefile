@@ -8,9 +8,9 @@ endif
 GO        ?= go
 PKG       := github.com/practable/lablog
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
+LDFLAGS   := -s -w -X $(PKG)/internal/platform/version.Version=$(VERSION)
 GOFLAGS   := -trimpath
-DUCKDB    := internal/duckdbtest/node
+DUCKDB    := internal/testing/duckdbtest/node
 # Packages whose tests also run under qemu-user for linux/arm64.
 ARM64_PKGS ?= ./...
 
@@ -86,7 +86,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l cmd internal tools); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags failpoint ./internal/failpoint
+	$(GO) vet -tags failpoint ./internal/platform/failpoint
 	$(GO) vet -C tools ./...
 	$(GO) run $(STATICCHECK) ./...
 
@@ -123,9 +123,9 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime 60s ./internal/frame
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/statement
-	$(GO) test -run '^$$' -fuzz FuzzStatementEnvelope -fuzztime 30s ./internal/frame
+	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime 60s ./internal/record/frame
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/record/statement
+	$(GO) test -run '^$$' -fuzz FuzzStatementEnvelope -fuzztime 30s ./internal/record/frame
 
 # The appliance, emulated: pi-gen's own build.sh (../shared/pi-gen) runs our
 # stage and its export over a debootstrapped arm64 Debian root (cached under

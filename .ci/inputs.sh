@@ -3,10 +3,10 @@
 # and cached) by make deps so a missing one stops the run at its start with
 # the instruction, not after the long phases. The servers' paths come from
 # the Makefile, in the environment:
-#   VERSITYGW_BIN  versitygw, the S3 server of internal/upload and cmd/lablog,
-#                  at the version internal/s3test is written against
+#   VERSITYGW_BIN  versitygw, the S3 server of internal/cloud/upload and cmd/lablog,
+#                  at the version internal/testing/s3test is written against
 #                  (go install through the Go module proxy; a few minutes).
-#   RELAY_BIN      the practable relay of internal/relayconf, built from
+#   RELAY_BIN      the practable relay of internal/e2e/relay, built from
 #                  RELAY_SRC (a checkout of github.com/practable/relay) when
 #                  set, else from the tarball in ../shared/relay beside the
 #                  repository (once per tarball), else used as it is.
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 : "${VERSITYGW_BIN:?} ${RELAY_BIN:?}"
 go=${GO:-go}
 
-version=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' internal/s3test/s3test.go)
+version=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' internal/testing/s3test/s3test.go)
 if [ ! -x "${VERSITYGW_BIN}" ] || [ "$(cat "${VERSITYGW_BIN}.version" 2>/dev/null)" != "${version}" ]; then
 	echo "inputs: building versitygw ${version} (once; a few minutes)"
 	gobin=$(mktemp -d)
@@ -49,7 +49,7 @@ elif [ -f "${tarballs[0]}" ]; then
 elif [ -x "${RELAY_BIN}" ]; then
 	echo "inputs: relay ${RELAY_BIN} (prebuilt)"
 else
-	echo "inputs: no practable relay for internal/relayconf's tests: set RELAY_SRC to a checkout of" >&2
+	echo "inputs: no practable relay for internal/e2e/relay's tests: set RELAY_SRC to a checkout of" >&2
 	echo "  https://github.com/practable/relay (git clone https://github.com/practable/relay)," >&2
 	echo "  or RELAY_BIN to a built relay, then run make deps again" >&2
 	exit 1

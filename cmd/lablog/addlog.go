@@ -5,14 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/practable/lablog/internal/addlog"
+	"github.com/practable/lablog/internal/analytics/dashboard"
+	"github.com/practable/lablog/internal/cloud/forward"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/dashboard"
-	"github.com/practable/lablog/internal/forward"
-	"github.com/practable/lablog/internal/httpserve"
-	"github.com/practable/lablog/internal/logkey"
-	"github.com/practable/lablog/internal/recorder"
+	"github.com/practable/lablog/internal/platform/httpserve"
+	"github.com/practable/lablog/internal/platform/logkey"
+	"github.com/practable/lablog/internal/record/addlog"
+	"github.com/practable/lablog/internal/record/recorder"
 )
 
 // newAddLog makes the /addLog handler of cfg in front of rec's writer.

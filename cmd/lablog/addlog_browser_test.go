@@ -15,8 +15,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // uiPage is a lab UI's page: on load it POSTs each statement to lh with

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // The acknowledgement promise under SIGKILL, with the real binary: 8 UIs

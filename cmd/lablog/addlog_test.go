@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/duckdbtest"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/testing/duckdbtest"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 const (

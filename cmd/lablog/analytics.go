@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/analytics"
-	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/record/buffer"
 )
 
 // cmdAnalytics rebuilds the learning-analytics server's matrices,

@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/practable/lablog/internal/waitfor"
+	"github.com/practable/lablog/internal/platform/waitfor"
 )
 
 // pageEvents records what a page reports: console errors and warnings,

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/labsim"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/sim/labsim"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // The live store's matrices, exported by lablog run to analytics/ on the

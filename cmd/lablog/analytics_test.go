@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/compactor"
-	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/publish/compactor"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
 )
 
 const laFixtures = "../../../shared/fixtures/learning-analytics"

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/practable/lablog/internal/bench"
+	"github.com/practable/lablog/internal/sim/bench"
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {

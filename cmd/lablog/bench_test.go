@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/bench"
+	"github.com/practable/lablog/internal/sim/bench"
 )
 
 // quickBench runs the bench with o (3 minutes at most), logs its table and

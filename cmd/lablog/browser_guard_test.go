@@ -12,7 +12,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // In a real browser: a page on another site cannot frame the status page

@@ -12,8 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/practable/lablog/internal/labsim"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/sim/labsim"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 const chromium = "/usr/bin/chromium"

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/record/buffer"
 )
 
 // Every command's --help succeeds, prints its usage with its flags to

@@ -9,10 +9,10 @@ import (
 	"strings"
 
 	"github.com/practable/lablog/internal/analytics"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/fault"
+	"github.com/practable/lablog/internal/ops/fault"
+	"github.com/practable/lablog/internal/publish/compactor"
+	"github.com/practable/lablog/internal/record/buffer"
 )
 
 func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // graceForNoRunWithin is the compaction.grace that, with interval iv, puts

@@ -12,12 +12,12 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // lablog compact archives the closed hours and keeps the open one, unless

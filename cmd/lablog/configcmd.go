@@ -6,11 +6,11 @@ import (
 	"io"
 	"strings"
 
-	"github.com/practable/lablog/internal/addlog"
+	"github.com/practable/lablog/internal/cloud/forward"
+	"github.com/practable/lablog/internal/cloud/upload"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/forward"
-	"github.com/practable/lablog/internal/upload"
+	"github.com/practable/lablog/internal/record/addlog"
 )
 
 func cmdConfig(args []string, stdout, stderr io.Writer) error {

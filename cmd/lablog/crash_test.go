@@ -10,46 +10,17 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/failpoint"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/labsim"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/platform/failpoint"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/sim/labsim"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// lablogBinary builds the real binary once per test run, with its
-// failpoints compiled in (-tags failpoint), which the crash tests arm.
-func lablogBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lablog-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "lablog")
-		out, err := exec.Command("go", "build", "-tags", "failpoint", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
 
 // messageID names a lab message by stream and its per-stream counter "n".
 type messageID struct {

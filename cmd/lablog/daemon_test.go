@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/labsim"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/sim/labsim"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // daemon is `lablog run` in-process against a simulated relay host.

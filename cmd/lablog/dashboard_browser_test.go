@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/dashboard"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/analytics/dashboard"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // dashboardPage is a student's dashboard: on load it GETs every endpoint

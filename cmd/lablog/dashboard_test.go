@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/analytics"
-	"github.com/practable/lablog/internal/dashboard"
-	"github.com/practable/lablog/internal/labsim"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/analytics/dashboard"
+	"github.com/practable/lablog/internal/sim/labsim"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // dashboardKey is one graph the test asks the dashboards' API for.

@@ -11,13 +11,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/compactor"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/labsim"
-	"github.com/practable/lablog/internal/recorder"
-	"github.com/practable/lablog/internal/status"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/publish/compactor"
+	"github.com/practable/lablog/internal/record/recorder"
+	"github.com/practable/lablog/internal/sim/labsim"
 )
 
 // cmdDemo records a simulated lab with the real pipeline: a fake relay host

@@ -9,7 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // The demo serves the status page while it records, and says where.

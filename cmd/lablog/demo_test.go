@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/publish/archive"
 )
 
 func TestDemo(t *testing.T) {

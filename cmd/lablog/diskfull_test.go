@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/fault"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/testkit"
-	"github.com/practable/lablog/internal/testkit/loopfs"
+	"github.com/practable/lablog/internal/ops/fault"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/testing/testkit"
+	"github.com/practable/lablog/internal/testing/testkit/loopfs"
 )
 
 // A full disk under the buffer (a real ext4, far below max_size) shows as

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/drive"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/publish/drive"
 )
 
 // Hooks for tests.

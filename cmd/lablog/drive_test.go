@@ -10,12 +10,12 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/drive"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/publish/drive"
 )
 
 // The command asks before erasing and does nothing without a "yes"; the
-// checks themselves are tested in internal/drive.
+// checks themselves are tested in internal/publish/drive.
 func TestDriveInitConfirms(t *testing.T) {
 	me, err := user.Current()
 	if err != nil {

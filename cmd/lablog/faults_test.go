@@ -16,9 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/practable/lablog/internal/fault"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/ops/fault"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // startBinary runs the real binary on cfgPath and returns it with its log

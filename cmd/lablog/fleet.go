@@ -9,10 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/practable/lablog/internal/cloud/fleet"
+	"github.com/practable/lablog/internal/cloud/upload"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/fleet"
-	"github.com/practable/lablog/internal/upload"
 )
 
 func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) error {

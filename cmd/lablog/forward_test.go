@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/forward"
-	"github.com/practable/lablog/internal/forward/forwardtest"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/cloud/forward"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/testing/forwardtest"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // markSlack is what a loaded machine may add to the forwarder's one-second

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/publish/archive"
 )
 
 // cmdHead prints the first rows of an archive file: a look at the data that

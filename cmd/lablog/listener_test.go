@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/practable/lablog/internal/testing/lablogbin"
 )
 
 var statusPageURL = regexp.MustCompile(`msg="status page" url=(http://\S+)`)
@@ -49,7 +51,7 @@ func TestStatusListenerBoundedUnderHostileConnections(t *testing.T) {
 	}
 	pid, url := hostileDaemon(t, "[]")
 	addr := strings.TrimPrefix(url, "http://")
-	_, before := procMemory(t, pid)
+	_, before := lablogbin.Memory(t, pid)
 
 	const clients, idlePer, halfPer = 25, 8, 8
 	var conns []net.Conn
@@ -108,7 +110,7 @@ func TestStatusListenerBoundedUnderHostileConnections(t *testing.T) {
 			c.Close()
 		}
 	})
-	_, during := procMemory(t, pid)
+	_, during := lablogbin.Memory(t, pid)
 	t.Logf("RSS %.1f MiB before, %.1f MiB with %d connections held (%d idle answered, %d half-sent answered 431)",
 		before, during, len(conns), answered, cutOff)
 	if answered != clients*idlePer {

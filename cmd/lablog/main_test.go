@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/labsim"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/sim/labsim"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 func runCmd(t *testing.T, args ...string) (string, error) {

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/practable/lablog/internal/cloud/merge"
+	"github.com/practable/lablog/internal/cloud/upload"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/merge"
-	"github.com/practable/lablog/internal/upload"
 )
 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/practable/lablog/internal/netconf"
+	"github.com/practable/lablog/internal/ops/netconf"
 )
 
 // cmdConfigNetwork converts a boot partition's lablog/network.yaml into

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/sdnotify/sdnotifytest"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/testing/sdnotifytest"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // fakeSystemd listens where NOTIFY_SOCKET points.

@@ -8,14 +8,14 @@ import (
 
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/httpserve"
-	"github.com/practable/lablog/internal/led"
-	"github.com/practable/lablog/internal/logkey"
-	"github.com/practable/lablog/internal/recorder"
-	"github.com/practable/lablog/internal/sdnotify"
-	"github.com/practable/lablog/internal/stall"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/supervise"
+	"github.com/practable/lablog/internal/ops/led"
+	"github.com/practable/lablog/internal/ops/sdnotify"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/platform/httpserve"
+	"github.com/practable/lablog/internal/platform/logkey"
+	"github.com/practable/lablog/internal/platform/supervise"
+	"github.com/practable/lablog/internal/record/recorder"
+	"github.com/practable/lablog/internal/record/stall"
 )
 
 // opsOptions say which of the operations around a recorder to start.

@@ -4,14 +4,14 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/analytics"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/compactor"
-	"github.com/practable/lablog/internal/fault"
-	"github.com/practable/lablog/internal/recorder"
-	"github.com/practable/lablog/internal/relay"
-	"github.com/practable/lablog/internal/source"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/upload"
+	"github.com/practable/lablog/internal/cloud/upload"
+	"github.com/practable/lablog/internal/ops/fault"
+	"github.com/practable/lablog/internal/ops/relay"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/publish/compactor"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/recorder"
+	"github.com/practable/lablog/internal/record/source"
 )
 
 // recorderPipeline is a recorder as the status page reads it.

@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/duckdbtest"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/privacy"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/record/privacy"
+	"github.com/practable/lablog/internal/testing/duckdbtest"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // privacyUsers are the students of the traffic: ids distinctive enough

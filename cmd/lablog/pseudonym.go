@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"github.com/practable/lablog/internal/config"
-	"github.com/practable/lablog/internal/privacy"
+	"github.com/practable/lablog/internal/record/privacy"
 )
 
 // cmdPseudonym prints the pseudonyms of user ids, as lablog run stores

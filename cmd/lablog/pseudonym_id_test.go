@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/practable/lablog/internal/config"
-	"github.com/practable/lablog/internal/privacy"
+	"github.com/practable/lablog/internal/record/privacy"
 )
 
 // With pseudonymised data, lablog subject looks for the pseudonym of the

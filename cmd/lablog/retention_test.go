@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/s3test"
-	"github.com/practable/lablog/internal/status"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/testing/s3test"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // publishAt writes a real archive file of stream for hour under root.

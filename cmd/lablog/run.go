@@ -8,13 +8,13 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/practable/lablog/internal/addlog"
+	"github.com/practable/lablog/internal/analytics/dashboard"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/dashboard"
-	"github.com/practable/lablog/internal/recorder"
-	"github.com/practable/lablog/internal/sdnotify"
-	"github.com/practable/lablog/internal/supervise"
+	"github.com/practable/lablog/internal/ops/sdnotify"
+	"github.com/practable/lablog/internal/platform/supervise"
+	"github.com/practable/lablog/internal/record/addlog"
+	"github.com/practable/lablog/internal/record/recorder"
 )
 
 // defaultConfig is where the service's configuration lives.

@@ -6,10 +6,10 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/practable/lablog/internal/archive"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/salvage"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/publish/salvage"
 )
 
 func cmdSalvage(ctx context.Context, args []string, stdout, stderr io.Writer) error {

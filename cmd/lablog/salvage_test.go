@@ -11,10 +11,10 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/fault"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/ops/fault"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 var salvageHour = time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)

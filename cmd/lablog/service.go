@@ -15,8 +15,8 @@ import (
 
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/httpserve"
-	"github.com/practable/lablog/internal/service"
+	"github.com/practable/lablog/internal/ops/service"
+	"github.com/practable/lablog/internal/platform/httpserve"
 )
 
 // newManager and newControl are variables so tests can point them at a temp

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/config"
-	"github.com/practable/lablog/internal/labsim"
+	"github.com/practable/lablog/internal/sim/labsim"
 )
 
 // cmdSimlab serves a simulated lab and nothing else: a fake relay host on a

@@ -17,16 +17,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/practable/lablog/internal/analytics"
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/compactor"
+	"github.com/practable/lablog/internal/cloud/fleet"
+	"github.com/practable/lablog/internal/cloud/upload"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/fleet"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/subject"
-	"github.com/practable/lablog/internal/upload"
-	"github.com/practable/lablog/internal/version"
+	"github.com/practable/lablog/internal/ops/subject"
+	"github.com/practable/lablog/internal/platform/version"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/publish/compactor"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
 )
 
 func cmdSubject(ctx context.Context, args []string, stdout, stderr io.Writer) error {

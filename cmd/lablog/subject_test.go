@@ -21,16 +21,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
+	"github.com/practable/lablog/internal/cloud/upload"
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/duckdbtest"
-	"github.com/practable/lablog/internal/failpoint"
-	"github.com/practable/lablog/internal/s3test"
-	"github.com/practable/lablog/internal/subject"
-	"github.com/practable/lablog/internal/testkit"
-	"github.com/practable/lablog/internal/upload"
+	"github.com/practable/lablog/internal/ops/subject"
+	"github.com/practable/lablog/internal/platform/failpoint"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/testing/duckdbtest"
+	"github.com/practable/lablog/internal/testing/s3test"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 const (

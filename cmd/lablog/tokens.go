@@ -11,9 +11,9 @@ import (
 
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/relay"
-	"github.com/practable/lablog/internal/secretfile"
-	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/ops/relay"
+	"github.com/practable/lablog/internal/platform/secretfile"
+	"github.com/practable/lablog/internal/record/source"
 )
 
 // cmdTokens mints read-only relay tokens for lab streams and writes them as

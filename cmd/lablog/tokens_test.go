@@ -13,8 +13,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
-	"github.com/practable/lablog/internal/relay"
-	"github.com/practable/lablog/internal/relay/relaytest"
+	"github.com/practable/lablog/internal/ops/relay"
+	"github.com/practable/lablog/internal/testing/relaytest"
 )
 
 const tokensSecret = "the-shared-secret-9f8e7d"

@@ -12,8 +12,8 @@ import (
 
 	"github.com/practable/lablog/internal/config"
 	"github.com/practable/lablog/internal/config/wire"
-	"github.com/practable/lablog/internal/fault"
-	"github.com/practable/lablog/internal/update"
+	"github.com/practable/lablog/internal/ops/fault"
+	"github.com/practable/lablog/internal/ops/update"
 )
 
 // Where lablog update keeps the package to roll back to, and where the

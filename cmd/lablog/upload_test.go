@@ -20,14 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chromedp/chromedp"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/duckdbtest"
-	"github.com/practable/lablog/internal/failpoint"
-	"github.com/practable/lablog/internal/fleet"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/s3test"
-	"github.com/practable/lablog/internal/testkit"
-	"github.com/practable/lablog/internal/upload"
+	"github.com/practable/lablog/internal/cloud/fleet"
+	"github.com/practable/lablog/internal/cloud/upload"
+	"github.com/practable/lablog/internal/platform/failpoint"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/testing/duckdbtest"
+	"github.com/practable/lablog/internal/testing/s3test"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // uploadSection is the upload: YAML of a daemon of site, with its

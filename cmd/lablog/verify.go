@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/publish/archive"
 )
 
 func cmdVerify(args []string, stdout, stderr io.Writer) error {

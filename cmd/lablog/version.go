@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/failpoint"
-	"github.com/practable/lablog/internal/version"
+	"github.com/practable/lablog/internal/platform/failpoint"
+	"github.com/practable/lablog/internal/platform/version"
+	"github.com/practable/lablog/internal/record/buffer"
 )
 
 func versionString() string { return version.Version }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A stand-in for the `docker` command, enough of it for pi-gen's
 # build-docker.sh: the tests put it on PATH as `docker` to run pi-gen's real
-# Docker route without a Docker daemon (internal/imagetest, TestDockerRoute).
+# Docker route without a Docker daemon (internal/e2e/image, TestDockerRoute).
 #
 #   build -t NAME DIR   copies DIR (less .dockerignore's work/ and deploy/)
 #                       as the image's /pi-gen

@@ -14,7 +14,7 @@
 # 3. The disks (make-disk.sh): that image with the test's config folder on
 #    its boot partition, and a LABLOG drive.
 # 4. Two boots in qemu-system-aarch64, checked from this machine
-#    (internal/imagetest, TestImage).
+#    (internal/e2e/image, TestImage).
 #
 # Needs root (debootstrap, chroot, loop devices, binfmt_misc) and pi-gen's
 # build-host packages (docs/appliance.md, "Build the image").
@@ -111,5 +111,5 @@ clear_tree "${pigen}/work" # the stages' root filesystems
 phase "disk images ready"
 cd "${repo}"
 LABLOG_IMAGE_WORK="${work}" LABLOG_BIN="${repo}/dist/lablog" \
-	go test -count=1 -v -timeout 20m -run '^TestImage$' ./internal/imagetest
+	go test -count=1 -v -timeout 20m -run '^TestImage$' ./internal/e2e/image
 phase "passed"

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/statement"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/record/statement"
 )
 
 // Archived remembers which records the archive holds, by identity (buffer

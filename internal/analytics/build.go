@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/record/frame"
 )
 
 // Key names one student graph: a user on one experiment in one course.

@@ -11,10 +11,10 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/compactor"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/publish/compactor"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // The store runs beside the writer and never writes to the buffer: every

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/record/frame"
 )
 
 // The reference's feedback form: states and the subjects every course has.

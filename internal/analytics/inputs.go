@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/record/frame"
 )
 
 // Window limits messages to those received (or, for files without a

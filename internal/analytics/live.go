@@ -19,13 +19,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/atomicfile"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/logkey"
-	"github.com/practable/lablog/internal/retrylog"
-	"github.com/practable/lablog/internal/statement"
+	"github.com/practable/lablog/internal/platform/atomicfile"
+	"github.com/practable/lablog/internal/platform/logkey"
+	"github.com/practable/lablog/internal/platform/retrylog"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/record/statement"
 )
 
 // Store keeps every graph up to date from the buffer as records commit,

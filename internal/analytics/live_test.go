@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/compactor"
-	"github.com/practable/lablog/internal/frame"
-	"github.com/practable/lablog/internal/testkit"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/publish/compactor"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
+	"github.com/practable/lablog/internal/testing/testkit"
 )
 
 // The live store, fed while frames commit, restarted, and compacted under,

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/practable/lablog/internal/atomicfile"
+	"github.com/practable/lablog/internal/platform/atomicfile"
 )
 
 // FileName is the reference's name for k's matrix file,

@@ -1,8 +1,8 @@
 package analytics
 
 import (
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/statement"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/statement"
 )
 
 // Event is what analytics needs of one /addLog statement: whose, which

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
 )
 
 // statementRecord is an /addLog call as the addlog handler records it.

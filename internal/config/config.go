@@ -16,12 +16,12 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/practable/lablog/internal/analytics"
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/compactor"
-	"github.com/practable/lablog/internal/relay"
-	"github.com/practable/lablog/internal/secretfile"
-	"github.com/practable/lablog/internal/source"
+	"github.com/practable/lablog/internal/ops/relay"
+	"github.com/practable/lablog/internal/platform/secretfile"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/publish/compactor"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/source"
 )
 
 // Config is a whole lablog.yaml. Keys left out of the file keep the values
@@ -94,7 +94,7 @@ type Archive struct {
 	Require      Require `yaml:"require"`
 	RowGroupRows int     `yaml:"row_group_rows"`
 	// KeepDays removes hourly files from the drive once their hour ended
-	// more than this many days ago (internal/retention); with upload on,
+	// more than this many days ago (internal/publish/retention); with upload on,
 	// only once they are in the bucket. 0 keeps everything.
 	KeepDays int `yaml:"keep_days"`
 }

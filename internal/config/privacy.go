@@ -3,7 +3,7 @@ package config
 // Privacy configures what lablog keeps of who the students are.
 type Privacy struct {
 	// Pseudonymise replaces every user id by a keyed HMAC of it at ingest
-	// (internal/privacy), so the raw id is kept nowhere. Off by default.
+	// (internal/record/privacy), so the raw id is kept nowhere. Off by default.
 	Pseudonymise bool `yaml:"pseudonymise"`
 	// KeyFile holds the HMAC key as hex (mode 0600, never readable by
 	// others); generated on the first start with pseudonymise on when it

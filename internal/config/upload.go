@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/practable/lablog/internal/upload"
+	"github.com/practable/lablog/internal/cloud/upload"
 )
 
 // Upload configures shipping the archive's published hourly files to an

@@ -25,9 +25,9 @@ import (
 	"github.com/goreleaser/nfpm/v2/deb"
 	"github.com/goreleaser/nfpm/v2/files"
 
-	"github.com/practable/lablog/internal/atomicfile"
-	"github.com/practable/lablog/internal/service"
-	"github.com/practable/lablog/internal/update"
+	"github.com/practable/lablog/internal/ops/service"
+	"github.com/practable/lablog/internal/ops/update"
+	"github.com/practable/lablog/internal/platform/atomicfile"
 )
 
 // Paths inside the package.

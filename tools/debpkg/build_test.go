@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/service"
-	"github.com/practable/lablog/internal/update"
+	"github.com/practable/lablog/internal/ops/service"
+	"github.com/practable/lablog/internal/ops/update"
+	"github.com/practable/lablog/internal/record/buffer"
 )
 
 // inCI is true in CI, where a missing tool is a failure, not a skip.
@@ -113,7 +113,7 @@ func buildLablog(t *testing.T, goarch, version string) string {
 	}
 	out := filepath.Join(builds.dir, "lablog-"+goarch+"-"+version)
 	cmd := exec.Command("go", "build", "-trimpath",
-		"-ldflags", "-s -w -X github.com/practable/lablog/internal/version.Version="+version,
+		"-ldflags", "-s -w -X github.com/practable/lablog/internal/platform/version.Version="+version,
 		"-o", out, "./cmd/lablog")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)

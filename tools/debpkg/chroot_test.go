@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/practable/lablog/internal/archive"
-	"github.com/practable/lablog/internal/buffer"
-	"github.com/practable/lablog/internal/frame"
+	"github.com/practable/lablog/internal/publish/archive"
+	"github.com/practable/lablog/internal/record/buffer"
+	"github.com/practable/lablog/internal/record/frame"
 )
 
 // rootfsTarball is the arm64 Debian root that make image-test debootstraps

@@ -3,16 +3,16 @@ package wire
 import (
 	"fmt"
 	"github.com/practable/lablog/internal/analytics"
-	"github.com/practable/lablog/internal/dashboard"
+	"github.com/practable/lablog/internal/analytics/dashboard"
 	"log/slog"
 
-	"github.com/practable/lablog/internal/addlog"
+	"github.com/practable/lablog/internal/cloud/forward"
 	"github.com/practable/lablog/internal/config"
-	"github.com/practable/lablog/internal/forward"
-	"github.com/practable/lablog/internal/httpserve"
-	"github.com/practable/lablog/internal/salvage"
-	"github.com/practable/lablog/internal/source"
-	"github.com/practable/lablog/internal/status"
+	"github.com/practable/lablog/internal/ops/status"
+	"github.com/practable/lablog/internal/platform/httpserve"
+	"github.com/practable/lablog/internal/publish/salvage"
+	"github.com/practable/lablog/internal/record/addlog"
+	"github.com/practable/lablog/internal/record/source"
 )
 
 // Monitor is the status monitor's options: base (what is not configured:

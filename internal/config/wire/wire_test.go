@@ -20,7 +20,7 @@ func TestServiceUnitOfDefaultConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile(filepath.Join("..", "..", "service", "testdata", "lablog.service"))
+	want, err := os.ReadFile(filepath.Join("..", "..", "ops", "service", "testdata", "lablog.service"))
 	if err != nil {
 		t.Fatal(err)
 	}

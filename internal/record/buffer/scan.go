@@ -1,0 +1,280 @@
+package buffer
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/practable/lablog/internal/platform/atomicfile"
+	"github.com/practable/lablog/internal/record/frame"
+)
+
+// scanBytes bounds how much stored data one read transaction copies out, so
+// a large backlog never pins memory or holds a transaction open for long.
+// 1 MiB, not 4: the batch is live heap during a compaction, and the
+// analytics catch-up copies up to one batch per 2000 records it takes.
+var scanBytes = 1 << 20 // a variable so tests can make transactions small
+
+// betweenScans, when set by a test, runs between Scan's transactions.
+var betweenScans func()
+
+// Damaged is a block whose checksum failed: it is never archived as
+// genuine. The compactor sets it aside with SetAside.
+type Damaged struct {
+	Key     []byte
+	Value   []byte // the stored bytes, as found
+	Records int64  // what its header claims (it may be damaged too)
+	Err     error
+}
+
+// Scan calls fn for every record of g with a seq in [first, last], in seq
+// order, after checking its checksums. Damaged blocks are skipped and
+// returned. It reads in short transactions; records committed meanwhile
+// may be included. Each transaction goes on from the block that holds the
+// next seq wanted, so blocks merged or cut in between never make it skip a
+// record.
+func (d *DB) Scan(g Group, first, last uint64, fn func(seq uint64, r frame.Record) error) ([]Damaged, error) {
+	gk := d.keyOf(g)
+	var damaged []Damaged
+	next := first // the lowest seq not yet passed
+	for more := true; more; {
+		type stored struct{ k, v []byte }
+		var batch []stored
+		more = false
+		err := d.bolt.View(func(tx *bolt.Tx) error {
+			b := streamBucket(tx, gk)
+			if b == nil {
+				return nil
+			}
+			c := b.Cursor()
+			from := blockKey(g.Hour, next)
+			k, v := c.Seek(from)
+			if k == nil || !inGroup(k, gk) || seqOf(k) > next {
+				// The block holding next, if any, starts before it.
+				if pk, pv := c.Prev(); pk != nil && inGroup(pk, gk) {
+					k, v = pk, pv
+				} else {
+					k, v = c.Seek(from)
+				}
+			}
+			size := 0
+			for ; k != nil && inGroup(k, gk) && seqOf(k) <= last; k, v = c.Next() {
+				// Two blocks at least: the first may be the one before next
+				// that ends short of it (a gap, a damaged block), and a
+				// transaction that only saw it again would make no progress.
+				if size >= scanBytes && len(batch) >= 2 {
+					more = true
+					break
+				}
+				batch = append(batch, stored{append([]byte(nil), k...), append([]byte(nil), v...)})
+				size += len(v)
+			}
+			releaseMap(tx) // the batch is copied out
+			return nil
+		})
+		if err != nil {
+			return damaged, fmt.Errorf("buffer scan %s: %w", g, err)
+		}
+		for _, s := range batch {
+			bf := seqOf(s.k)
+			recs, err := decodeBlock(g.Stream, s.k, s.v)
+			if err != nil {
+				if bf >= next || len(damaged) == 0 || !bytes.Equal(damaged[len(damaged)-1].Key, s.k) {
+					damaged = append(damaged, Damaged{Key: s.k, Value: s.v, Records: blockCount(s.v), Err: err})
+				}
+				next = max(next, bf+1)
+				continue
+			}
+			for i, r := range recs {
+				seq := bf + uint64(i)
+				if seq < next || seq > last {
+					continue
+				}
+				if err := fn(seq, r); err != nil {
+					return damaged, err
+				}
+				next = seq + 1
+			}
+			next = max(next, bf+uint64(len(recs)))
+		}
+		if next > last {
+			break
+		}
+		if betweenScans != nil {
+			betweenScans()
+		}
+	}
+	return damaged, nil
+}
+
+func seqOf(k []byte) uint64 { _, s := splitKey(k); return s }
+
+// Settle removes the records of g with a seq in [first, last], once they
+// are safely in the archive. A block that reaches past last is cut there
+// and its remainder kept. Damaged blocks are left alone (see SetAside).
+// It returns how many records it removed.
+func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
+	gk := d.keyOf(g)
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	delete(d.tails, gk) // the blocks a tail names may change here
+	var removed, used int64
+	err := d.update(func(tx *bolt.Tx) error {
+		b := streamBucket(tx, gk)
+		if b == nil {
+			return nil
+		}
+		led := ledger{}
+		type change struct {
+			del  []byte
+			put  []byte
+			v    []byte
+			recs int64
+		}
+		var changes []change
+		// A settle walks a whole hour: drop the pages read every
+		// scanBytes, or its resident set grows with the hour.
+		read := 0
+		c := b.Cursor()
+		for k, v := c.Seek(blockKey(g.Hour, 0)); k != nil && inGroup(k, gk); k, v = c.Next() {
+			if read += len(k) + len(v); read >= scanBytes {
+				releaseMap(tx)
+				read = 0
+			}
+			_, bf := splitKey(k)
+			if bf > last {
+				break
+			}
+			n, ok := checkedCount(k, v)
+			if !ok {
+				continue
+			}
+			bl := bf + uint64(n) - 1
+			if bl < first {
+				continue
+			}
+			ch := change{del: append([]byte(nil), k...)}
+			lo, hi := max(first, bf)-bf, min(last, bl)-bf // indexes removed
+			led.add(gk, -n, -int64(len(v)))
+			ch.recs = int64(hi - lo + 1)
+			changes = append(changes, ch)
+			if lo == 0 && hi == bl-bf {
+				continue // the whole block goes: no need to decode it
+			}
+			recs, err := decodeBlock(g.Stream, k, v)
+			if err != nil {
+				changes = changes[:len(changes)-1] // damaged inside: leave it to SetAside
+				led.add(gk, n, int64(len(v)))
+				continue
+			}
+			// Keep what lies outside [first, last] as blocks of their own.
+			keep := func(from uint64, part []frame.Record) {
+				nk := blockKey(g.Hour, from)
+				nv := encodeBlock(nk, part, true)
+				changes = append(changes, change{put: nk, v: nv})
+				led.add(gk, int64(len(part)), int64(len(nv)))
+			}
+			if lo > 0 {
+				keep(bf, recs[:lo])
+			}
+			if hi+1 < uint64(len(recs)) {
+				keep(bf+hi+1, recs[hi+1:])
+			}
+		}
+		// Apply after the walk: the cursor must not see its own changes.
+		for i, ch := range changes {
+			if ch.del != nil {
+				if err := b.Delete(ch.del); err != nil {
+					return err
+				}
+				removed += ch.recs
+			}
+			if i%1024 == 1023 {
+				releaseMap(tx) // the deletes read the leaves again
+			}
+		}
+		for _, ch := range changes {
+			if ch.put != nil {
+				if err := b.Put(ch.put, ch.v); err != nil {
+					return err
+				}
+			}
+		}
+		var err error
+		used, err = led.write(tx)
+		releaseMap(tx)
+		return err
+	})
+	if err == nil {
+		d.freed.Add(1)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("buffer settle %s [%d,%d]: %w", g, first, last, err)
+	}
+	d.addUsed(used)
+	return removed, nil
+}
+
+// DamagedDir is where SetAside keeps damaged blocks: next to the buffer.
+func (d *DB) DamagedDir() string { return damagedDir(d.path) }
+
+// damagedDir is the folder of what could not be archived from the buffer
+// at path (or a file quarantined from it).
+func damagedDir(path string) string { return filepath.Join(filepath.Dir(path), "damaged") }
+
+// SetAside writes a damaged block's stored bytes to a file in DamagedDir
+// (synced), then removes the block from the buffer, so it is kept for
+// inspection but never archived as genuine. It returns the file's path.
+func (d *DB) SetAside(g Group, dm Damaged) (string, error) {
+	gk := d.keyOf(g)
+	path := d.asidePath(g, dm.Key)
+	if err := writeSynced(path, dm.Value); err != nil {
+		return "", fmt.Errorf("buffer set aside %s: %w", g, err)
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	delete(d.tails, gk)
+	var used int64
+	err := d.update(func(tx *bolt.Tx) error {
+		b := streamBucket(tx, gk)
+		if b == nil {
+			return nil
+		}
+		v := b.Get(dm.Key)
+		if v == nil {
+			return nil
+		}
+		led := ledger{}
+		led.add(gk, -blockCount(v), -int64(len(v)))
+		if err := b.Delete(dm.Key); err != nil {
+			return err
+		}
+		var err error
+		used, err = led.write(tx)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("buffer set aside %s: %w", g, err)
+	}
+	d.freed.Add(1)
+	d.addUsed(used)
+	return path, nil
+}
+
+func (d *DB) asidePath(g Group, key []byte) string {
+	id := g.BufferID
+	if id == "" {
+		id = "legacy"
+	}
+	return filepath.Join(d.DamagedDir(), fmt.Sprintf("%s-%s-%s-%x.block", g.Stream, g.Hour.UTC().Format("20060102T15"), id, key))
+}
+
+func writeSynced(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, data, 0o600)
+}
