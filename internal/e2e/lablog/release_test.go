@@ -21,7 +21,7 @@ func failpointSymbols(t *testing.T, bin string) []string {
 	}
 	var syms []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "/internal/failpoint.") {
+		if strings.Contains(l, "/internal/platform/failpoint.") {
 			syms = append(syms, strings.TrimSpace(l))
 		}
 	}
