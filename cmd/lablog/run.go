@@ -23,17 +23,13 @@ const defaultConfig = "/etc/lablog/lablog.yaml"
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "[--config FILE] [--debug]",
 		"Record the configured streams until SIGTERM or SIGINT (the daemon; the service runs this).\nSIGUSR1 compacts now.")
-	path := fs.String("config", defaultConfig, "configuration `file`")
 	debug := fs.Bool("debug", false, "log at debug level (every connection attempt, commit and rule check)")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return err
-	}
-	cfg, stopProfile, err := loadConfigProfiled(*path)
+	cfg, path, stopProfile, err := parseProfiled(fs, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
-	if err := cfg.NotReady(*path); err != nil {
+	if err := cfg.NotReady(path); err != nil {
 		return err
 	}
 	level := slog.LevelInfo

@@ -332,13 +332,10 @@ func cmdSubjectVerifyReport(args []string, stdout, stderr io.Writer) error {
 		"Check an erasure report against its REPORT.sig and the public key (by default\n"+
 			"subject-report.pub beside the report's folder).")
 	key := fs.String("key", "", "public key `file` (PEM)")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+	rp, err := parseOne(fs, args, "report", stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError(fs, stderr, "takes one report")
-	}
-	rp := fs.Arg(0)
 	if *key == "" {
 		*key = filepath.Join(filepath.Dir(filepath.Dir(rp)), subject.PubKeyFile)
 	}
