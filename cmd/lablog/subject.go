@@ -168,22 +168,13 @@ func exportBuffer(x *subject.Exporter, path string) error {
 		return err
 	}
 	defer db.Close()
-	groups, err := db.Groups()
-	if err != nil {
-		return err
+	damaged, err := db.ScanGroups(nil, func(g buffer.Group, seq uint64, r frame.Record) error {
+		return x.Record(seq, g.BufferID, r)
+	})
+	if err == nil && damaged > 0 {
+		err = fmt.Errorf("buffer %s: %d damaged blocks could not be read: run lablog compact to set them aside, then export again", path, damaged)
 	}
-	for _, g := range groups {
-		damaged, err := db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
-			return x.Record(seq, g.BufferID, r)
-		})
-		if err != nil {
-			return err
-		}
-		if len(damaged) > 0 {
-			return fmt.Errorf("buffer %s: %d damaged blocks in %s could not be read: run lablog compact to set them aside, then export again", path, len(damaged), g)
-		}
-	}
-	return nil
+	return err
 }
 
 // exportBucket reads every object of the bucket (of site, when given) that
