@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/archive"
+	"github.com/practable/lablog/internal/defaults"
 )
 
 // DefaultInterval is how often the drive is swept: files age by the hour.
@@ -72,15 +73,9 @@ type Sweeper struct {
 
 // New makes a Sweeper.
 func New(o Options) *Sweeper {
-	if o.Interval <= 0 {
-		o.Interval = DefaultInterval
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	defaults.Positive(&o.Interval, DefaultInterval)
+	defaults.Clock(&o.Now)
+	defaults.Logger(&o.Logger)
 	return &Sweeper{o: o, log: o.Logger, st: Stats{KeepDays: o.KeepDays}}
 }
 
