@@ -238,7 +238,7 @@ func Open(o Options) (*Recorder, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("recorder: %w", err)
 		}
-		r.provisioners = append(r.provisioners, &relay.Provisioner{API: api, Interval: h.Interval, Streams: h.Streams, Logger: log})
+		r.provisioners = append(r.provisioners, relay.NewProvisioner(relay.ProvisionOptions{API: api, Interval: h.Interval, Streams: h.Streams, Logger: log}))
 	}
 	if !o.NoAnalytics {
 		r.analytics, err = analytics.OpenStore(db, analytics.Options{
