@@ -50,9 +50,9 @@ func newDashboards(cfg config.Config, rec *recorder.Recorder, log *slog.Logger) 
 }
 
 // serveAddLog opens the /addLog listener (with /healthz and, when dash is
-// set, the dashboards' API beside it) and hands it to rec, which runs it
-// with the sources; it returns its URL.
-func serveAddLog(cfg config.Config, h *addlog.Handler, dash *dashboard.Handler, healthz http.Handler, rec *recorder.Recorder, log *slog.Logger) (string, error) {
+// set, the dashboards' API beside it), for the recorder to run with the
+// sources.
+func serveAddLog(cfg config.Config, h *addlog.Handler, dash *dashboard.Handler, healthz http.Handler, log *slog.Logger) (*httpserve.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
 	mux.Handle("GET /healthz", healthz)
@@ -63,21 +63,18 @@ func serveAddLog(cfg config.Config, h *addlog.Handler, dash *dashboard.Handler, 
 	}
 	listen, o, err := wire.AddLogServer(cfg, log)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	srv, err := httpserve.New(listen, mux, o)
 	if err != nil {
-		return "", fmt.Errorf("addlog: %w", err)
-	}
-	if err := rec.AddIngress(srv); err != nil {
-		return "", err
+		return nil, fmt.Errorf("addlog: %w", err)
 	}
 	log.Info("addlog listening", logkey.URL, srv.URL())
-	return srv.URL(), nil
+	return srv, nil
 }
 
-// newForwarder makes the store and forward of cfg's statements and hands
-// it to rec, which runs it beside the writer.
+// newForwarder makes the store and forward of cfg's statements from rec's
+// buffer, for rec to run beside the writer.
 func newForwarder(cfg config.Config, rec *recorder.Recorder, log *slog.Logger) (*forward.Forwarder, error) {
 	user, password, err := forward.LoadCredentials(cfg.AddLog.Forward.CredentialsFile)
 	if err != nil {
@@ -87,9 +84,6 @@ func newForwarder(cfg config.Config, rec *recorder.Recorder, log *slog.Logger) (
 	o.User, o.Password, o.Buffer = user, password, rec.Buffer()
 	fw, err := forward.New(o)
 	if err != nil {
-		return nil, err
-	}
-	if err := rec.AddFollower(fw); err != nil {
 		return nil, err
 	}
 	log.Info("forwarding statements", "upstream", fw.Stats().URL)

@@ -92,6 +92,18 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// parseOne is parseFlags for a command that takes one argument: it returns
+// that argument, or a usage error saying what it wants (a file, ...).
+func parseOne(fs *flag.FlagSet, args []string, what string, stdout, stderr io.Writer) (string, error) {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return "", err
+	}
+	if fs.NArg() != 1 {
+		return "", usageError(fs, stderr, "want one %s, got %d arguments", what, fs.NArg())
+	}
+	return fs.Arg(0), nil
+}
+
 // usageError prints a problem with the arguments and then fs's usage.
 func usageError(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) error {
 	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))

@@ -18,12 +18,8 @@ import (
 func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("compact", "[--config FILE] [--open-hours]",
 		"Archive the buffer's closed hours to Parquet now, with the daemon stopped\n(while it runs, send it SIGUSR1 instead: systemctl kill -s USR1 lablog).")
-	path := fs.String("config", defaultConfig, "configuration `file`")
 	open := fs.Bool("open-hours", false, "also archive the current, still open hour")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return err
-	}
-	cfg, stopProfile, err := loadConfigProfiled(*path)
+	cfg, _, stopProfile, err := parseProfiled(fs, args, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -31,13 +31,11 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags("config check", "[--strict] FILE",
 			"Validate a configuration file: unknown keys, bad values and bad stream names are\nerrors with their line number. Also reads every stream's relay token and warns\nabout streams that cannot work (missing or bad token files, example hosts, the\nexample file itself) and tokens that expire soon.")
 		strict := fs.Bool("strict", false, "fail (exit 1) when there are warnings")
-		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+		file, err := parseOne(fs, args[1:], "file", stdout, stderr)
+		if err != nil {
 			return err
 		}
-		if fs.NArg() != 1 {
-			return usageError(fs, stderr, "want one file, got %d arguments", fs.NArg())
-		}
-		cfg, err := config.Load(fs.Arg(0))
+		cfg, err := config.Load(file)
 		if err != nil {
 			return err
 		}
@@ -65,8 +63,8 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 			}
 			defer fmt.Fprintf(stdout, "addlog: %s, %d credentials, origins %s\n", cfg.AddLog.Listen, creds.Len(), strings.Join(cfg.AddLog.AllowedOrigins, " "))
 		}
-		fmt.Fprintf(stdout, "ok: %s: %d streams\n", fs.Arg(0), len(cfg.Streams()))
-		warnings := cfg.Warnings(fs.Arg(0))
+		fmt.Fprintf(stdout, "ok: %s: %d streams\n", file, len(cfg.Streams()))
+		warnings := cfg.Warnings(file)
 		for _, w := range warnings {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
@@ -77,23 +75,21 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("config check: %w", errors.Join(shared...))
 		}
 		if *strict && bad > 0 {
-			return fmt.Errorf("config check --strict: %s: %d warnings", fs.Arg(0), bad)
+			return fmt.Errorf("config check --strict: %s: %d warnings", file, bad)
 		}
 		return nil
 	case "ready":
 		fs := newFlags("config ready", "FILE",
 			"Exit 1, saying why, while FILE is still the example configuration (example: true);\nexit 0 otherwise. The service's unit runs it as its ExecCondition, so an enabled\nlablog stays idle until its configuration is edited. A file that does not load\npasses here: lablog run reports it.")
-		if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+		file, err := parseOne(fs, args[1:], "file", stdout, stderr)
+		if err != nil {
 			return err
 		}
-		if fs.NArg() != 1 {
-			return usageError(fs, stderr, "want one file, got %d arguments", fs.NArg())
-		}
-		cfg, err := config.Load(fs.Arg(0))
+		cfg, err := config.Load(file)
 		if err != nil {
 			return nil
 		}
-		return cfg.NotReady(fs.Arg(0))
+		return cfg.NotReady(file)
 	case "network":
 		return cmdConfigNetwork(args[1:], stdout, stderr)
 	case "example":

@@ -43,13 +43,11 @@ func cmdDrive(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return usageError(fs, stderr, "want: lablog drive init DEVICE, or lablog drive mark DIR")
 	}
-	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
+	device, err := parseOne(fs, args[1:], "device (e.g. /dev/sda)", stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError(fs, stderr, "want one device (e.g. /dev/sda), got %d arguments", fs.NArg())
-	}
-	d, err := driveSystem.Check(fs.Arg(0))
+	d, err := driveSystem.Check(device)
 	if err != nil {
 		return fmt.Errorf("drive init: %w", err)
 	}
@@ -60,7 +58,7 @@ func cmdDrive(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	if driveEUID() != 0 {
-		return errors.New("drive init: needs root: sudo lablog drive init " + fs.Arg(0))
+		return errors.New("drive init: needs root: sudo lablog drive init " + device)
 	}
 	fmt.Fprintf(stdout, "This ERASES everything on %s and makes it lablog's archive drive\n(one ext4 partition labelled %s, owned by %s).\n", d, drive.Label, *owner)
 	if !*yes {
@@ -83,13 +81,10 @@ func cmdDrive(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func cmdDriveMark(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("drive mark", "DIR",
 		"Make DIR (the root of a mounted drive, or a folder that becomes one) an archive root\nfor archive.require: marker, by writing the marker file "+archive.MarkerFile+" there, owned\nby DIR's owner (chown DIR to the service's user first). Erases nothing.")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+	dir, err := parseOne(fs, args, "folder", stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError(fs, stderr, "want one folder, got %d arguments", fs.NArg())
-	}
-	dir := fs.Arg(0)
 	st, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("drive mark: %w", err)

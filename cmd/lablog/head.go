@@ -17,13 +17,10 @@ func cmdHead(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("head", "[-n 5] FILE|DIR",
 		"Print the first rows of a Parquet file written by lablog (of the first file under DIR,\nby name), a few columns each, long values cut. For analysis, read the files with\nDuckDB, pandas or polars (docs/analytics.md, \"Reading the archive\").")
 	n := fs.Int("n", 5, "number of rows")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+	path, err := parseOne(fs, args, "file or folder", stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError(fs, stderr, "want one file or folder, got %d arguments", fs.NArg())
-	}
-	path := fs.Arg(0)
 	if st, err := os.Stat(path); err != nil {
 		return fmt.Errorf("head: %w", err)
 	} else if st.IsDir() {

@@ -91,60 +91,61 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage
 	}
 	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return cmdRun(ctx, rest, stdout, stderr)
-	case "demo":
-		return cmdDemo(ctx, rest, stdout, stderr)
-	case "simlab":
-		return cmdSimlab(ctx, rest, stdout, stderr)
-	case "head":
-		return cmdHead(rest, stdout, stderr)
-	case "drive":
-		return cmdDrive(ctx, rest, stdout, stderr)
-	case "compact":
-		return cmdCompact(ctx, rest, stdout, stderr)
-	case "salvage":
-		return cmdSalvage(ctx, rest, stdout, stderr)
-	case "verify":
-		return cmdVerify(rest, stdout, stderr)
-	case "merge":
-		return cmdMerge(ctx, rest, stdout, stderr)
-	case "fleet":
-		return cmdFleet(ctx, rest, stdout, stderr)
-	case "subject":
-		return cmdSubject(ctx, rest, stdout, stderr)
-	case "analytics":
-		return cmdAnalytics(rest, stdout, stderr)
-	case "pseudonym":
-		return cmdPseudonym(rest, stdout, stderr)
-	case "bench":
-		return cmdBench(ctx, rest, stdout, stderr)
-	case "tokens":
-		return cmdTokens(rest, stdout, stderr)
-	case "config":
-		return cmdConfig(rest, stdout, stderr)
-	case "install":
-		return cmdInstall(ctx, rest, stdout, stderr)
-	case "uninstall":
-		return cmdUninstall(ctx, rest, stdout, stderr)
-	case "start", "stop":
-		return cmdControl(cmd, rest, stdout, stderr)
-	case "status":
-		return cmdStatus(ctx, rest, stdout, stderr)
-	case "update":
-		return cmdUpdate(ctx, rest, stdout, stderr)
-	case "version", "--version":
-		return cmdVersion(rest, stdout, stderr)
-	case "help", "-h", "-help", "--help":
+	if isHelp(cmd) {
 		if len(rest) > 0 && !isHelp(rest[0]) { // lablog help COMMAND
 			return dispatch(ctx, []string{rest[0], "--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
+	if c, ok := commands[cmd]; ok {
+		return c(ctx, rest, stdout, stderr)
+	}
 	fmt.Fprintf(stderr, "lablog: unknown command %q\n\n%s", cmd, usage)
 	return errUsage
+}
+
+// command runs a subcommand with the arguments after its name.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// commands is every subcommand by name (help is dispatch's).
+var commands = map[string]command{
+	"run":       cmdRun,
+	"demo":      cmdDemo,
+	"simlab":    cmdSimlab,
+	"head":      noContext(cmdHead),
+	"drive":     cmdDrive,
+	"compact":   cmdCompact,
+	"salvage":   cmdSalvage,
+	"verify":    noContext(cmdVerify),
+	"merge":     cmdMerge,
+	"fleet":     cmdFleet,
+	"subject":   cmdSubject,
+	"analytics": noContext(cmdAnalytics),
+	"pseudonym": noContext(cmdPseudonym),
+	"bench":     cmdBench,
+	"tokens":    noContext(cmdTokens),
+	"config":    noContext(cmdConfig),
+	"install":   cmdInstall,
+	"uninstall": cmdUninstall,
+	"start":     control("start"),
+	"stop":      control("stop"),
+	"status":    cmdStatus,
+	"update":    cmdUpdate,
+	"version":   noContext(cmdVersion),
+	"--version": noContext(cmdVersion),
+}
+
+// noContext makes a command of one that is quick and never cancelled.
+func noContext(f func(args []string, stdout, stderr io.Writer) error) command {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer) error { return f(args, stdout, stderr) }
+}
+
+// control makes the start or stop command.
+func control(op string) command {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return cmdControl(op, args, stdout, stderr)
+	}
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {

@@ -37,20 +37,18 @@ type ops struct {
 	Monitor *status.Monitor
 	URL     string // of the status page, "" when not serving
 	runners []supervise.Runner
+	hooks   recorder.Hooks // feed the metrics: the recorder calls them
 }
 
-// newOps must run after recorder.Open and before rec.Run: it registers
-// the recorder hooks that feed the metrics. The status server listens from
-// here on; nothing runs until assembly.Run.
+// newOps makes the operations side of rec and the hooks that feed its
+// metrics (recorder.Extras). The status server listens from here on;
+// nothing runs until assembly.Run.
 func newOps(rec *recorder.Recorder, cfg config.Config, log *slog.Logger, o opsOptions) (*ops, error) {
 	mo := wire.Monitor(cfg, log, o.Monitor)
 	mo.Version = versionString()
 	mon := status.New(recorderPipeline{rec}, mo)
-	err := rec.AddHooks(recorder.Hooks{OnCommit: mon.ObserveCommit, OnCompaction: mon.ObserveCompaction})
-	if err != nil {
-		return nil, err
-	}
-	x := &ops{Monitor: mon, runners: []supervise.Runner{mon}}
+	x := &ops{Monitor: mon, runners: []supervise.Runner{mon},
+		hooks: recorder.Hooks{OnCommit: mon.ObserveCommit, OnCompaction: mon.ObserveCompaction}}
 	if o.Listen != "" {
 		srv, err := httpserve.New(o.Listen, mon.Handler(), httpserve.Options{Hosts: o.Hosts, Logger: log})
 		if err != nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 
@@ -30,13 +32,17 @@ func startProfile() (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-// loadConfigProfiled loads the configuration at path and starts the CPU
-// profile if asked for, as the long-running commands (run, compact) do;
-// the caller defers stop.
-func loadConfigProfiled(path string) (cfg config.Config, stop func(), err error) {
+// parseProfiled parses the flags of a long-running command (run, compact),
+// loads the configuration at its --config flag's path and starts the CPU
+// profile if asked for; the caller defers stop.
+func parseProfiled(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (cfg config.Config, path string, stop func(), err error) {
+	fs.StringVar(&path, "config", defaultConfig, "configuration `file`")
+	if err = parseFlags(fs, args, stdout, stderr); err != nil {
+		return cfg, path, nil, err
+	}
 	if cfg, err = config.Load(path); err != nil {
-		return cfg, nil, err
+		return cfg, path, nil, err
 	}
 	stop, err = startProfile()
-	return cfg, stop, err
+	return cfg, path, stop, err
 }

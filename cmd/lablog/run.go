@@ -23,17 +23,13 @@ const defaultConfig = "/etc/lablog/lablog.yaml"
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "[--config FILE] [--debug]",
 		"Record the configured streams until SIGTERM or SIGINT (the daemon; the service runs this).\nSIGUSR1 compacts now.")
-	path := fs.String("config", defaultConfig, "configuration `file`")
 	debug := fs.Bool("debug", false, "log at debug level (every connection attempt, commit and rule check)")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return err
-	}
-	cfg, stopProfile, err := loadConfigProfiled(*path)
+	cfg, path, stopProfile, err := parseProfiled(fs, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
-	if err := cfg.NotReady(*path); err != nil {
+	if err := cfg.NotReady(path); err != nil {
 		return err
 	}
 	level := slog.LevelInfo
@@ -94,10 +90,23 @@ func (a *assembly) Run(ctx context.Context) error {
 // assemble opens the recorder and makes its operations side; the caller
 // runs them with a.Run.
 func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, error) {
-	rec, err := wire.OpenRecorder(cfg, log)
+	a := &assembly{log: log}
+	rec, err := wire.OpenRecorder(cfg, log, func(rec *recorder.Recorder) (recorder.Extras, error) {
+		return a.extras(cfg, rec, o)
+	})
 	if err != nil {
 		return nil, err
 	}
+	a.rec = rec
+	return a, nil
+}
+
+// extras makes what needs the assembled recorder rec: the /addLog door
+// and its store and forward, which rec runs, and the operations side,
+// whose hooks observe rec.
+func (a *assembly) extras(cfg config.Config, rec *recorder.Recorder, o opsOptions) (recorder.Extras, error) {
+	var x recorder.Extras
+	log := a.log
 	if r := rec.Retention(); r != nil {
 		o.Monitor.Retention = r.Stats
 	}
@@ -106,24 +115,23 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 	}
 	var al *addlog.Handler
 	var dash *dashboard.Handler
+	var err error
 	if cfg.AddLog.Enabled() {
 		if al, err = newAddLog(cfg, rec, log); err != nil {
-			_ = rec.Close()
-			return nil, err
+			return x, err
 		}
 		if cfg.AddLog.Dashboards.Serve {
 			if dash, err = newDashboards(cfg, rec, log); err != nil {
-				_ = rec.Close()
-				return nil, err
+				return x, err
 			}
 		}
 		o.Monitor.AddLog = al.Stats
 		if cfg.AddLog.Forward.Enabled() {
 			fw, err := newForwarder(cfg, rec, log)
 			if err != nil {
-				_ = rec.Close()
-				return nil, err
+				return x, err
 			}
+			x.Followers = append(x.Followers, fw)
 			o.Monitor.AddLog = func() addlog.Stats {
 				st, fs := al.Stats(), fw.Stats()
 				st.Forward = &fs
@@ -131,18 +139,18 @@ func assemble(cfg config.Config, log *slog.Logger, o opsOptions) (*assembly, err
 			}
 		}
 	}
-	ops, err := newOps(rec, cfg, log, o)
-	if err != nil {
-		_ = rec.Close()
-		return nil, err
+	if a.ops, err = newOps(rec, cfg, log, o); err != nil {
+		return x, err
 	}
-	a := &assembly{rec: rec, ops: ops, log: log}
+	x.Hooks = append(x.Hooks, a.ops.hooks)
 	if al != nil {
-		if a.addLogURL, err = serveAddLog(cfg, al, dash, ops.Monitor.Healthz(), rec, log); err != nil {
-			ops.discard(log)
-			_ = rec.Close()
-			return nil, err
+		srv, err := serveAddLog(cfg, al, dash, a.ops.Monitor.Healthz(), log)
+		if err != nil {
+			a.ops.discard(log)
+			return x, err
 		}
+		a.addLogURL = srv.URL()
+		x.Ingress = append(x.Ingress, srv)
 	}
-	return a, nil
+	return x, nil
 }

@@ -19,11 +19,9 @@ func cmdSalvage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			"list what could not be read. lablog run and compact do this on their own;\n"+
 			"running it again adds nothing. Exit status 3 when some of it was unreadable.")
 	path := fs.String("config", defaultConfig, "configuration `file`")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+	quarantined, err := parseOne(fs, args, "quarantined buffer file", stdout, stderr)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError(fs, stderr, "want one quarantined buffer file")
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -34,13 +32,13 @@ func cmdSalvage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer root.Close()
-	rep, err := salvage.Salvage(ctx, root, fs.Arg(0), wire.Salvage(cfg, newLogger(stderr, slog.LevelInfo)))
+	rep, err := salvage.Salvage(ctx, root, quarantined, wire.Salvage(cfg, newLogger(stderr, slog.LevelInfo)))
 	if err != nil {
 		return err
 	}
 	fmt.Fprint(stdout, rep)
 	if rep.Problems() {
-		return doneWithProblems("%d records of %s could not be read", rep.Unreadable, fs.Arg(0))
+		return doneWithProblems("%d records of %s could not be read", rep.Unreadable, quarantined)
 	}
 	return nil
 }

@@ -168,22 +168,13 @@ func exportBuffer(x *subject.Exporter, path string) error {
 		return err
 	}
 	defer db.Close()
-	groups, err := db.Groups()
-	if err != nil {
-		return err
+	damaged, err := db.ScanGroups(nil, func(g buffer.Group, seq uint64, r frame.Record) error {
+		return x.Record(seq, g.BufferID, r)
+	})
+	if err == nil && damaged > 0 {
+		err = fmt.Errorf("buffer %s: %d damaged blocks could not be read: run lablog compact to set them aside, then export again", path, damaged)
 	}
-	for _, g := range groups {
-		damaged, err := db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
-			return x.Record(seq, g.BufferID, r)
-		})
-		if err != nil {
-			return err
-		}
-		if len(damaged) > 0 {
-			return fmt.Errorf("buffer %s: %d damaged blocks in %s could not be read: run lablog compact to set them aside, then export again", path, len(damaged), g)
-		}
-	}
-	return nil
+	return err
 }
 
 // exportBucket reads every object of the bucket (of site, when given) that
@@ -332,13 +323,10 @@ func cmdSubjectVerifyReport(args []string, stdout, stderr io.Writer) error {
 		"Check an erasure report against its REPORT.sig and the public key (by default\n"+
 			"subject-report.pub beside the report's folder).")
 	key := fs.String("key", "", "public key `file` (PEM)")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+	rp, err := parseOne(fs, args, "report", stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError(fs, stderr, "takes one report")
-	}
-	rp := fs.Arg(0)
 	if *key == "" {
 		*key = filepath.Join(filepath.Dir(filepath.Dir(rp)), subject.PubKeyFile)
 	}

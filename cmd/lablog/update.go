@@ -291,13 +291,11 @@ func chownLike(path, dir string) {
 func cmdUpdateKeep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("update keep", "[--keep DIR] FILE", "Keep FILE, the package of the installed lablog, as the one lablog update\napply rolls back to (the image does this with its own package).")
 	keepDir := fs.String("keep", defaultKeepDir, "`folder` of the package to roll back to")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+	file, err := parseOne(fs, args, "package file", stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError(fs, stderr, "want one package file")
-	}
-	pkg, err := update.Keep(ctx, fs.Arg(0), *keepDir, update.Dpkg{})
+	pkg, err := update.Keep(ctx, file, *keepDir, update.Dpkg{})
 	if err != nil {
 		return fmt.Errorf("update keep: %w", err)
 	}

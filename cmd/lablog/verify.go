@@ -12,13 +12,10 @@ import (
 func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", "DIR",
 		"Check every Parquet file under DIR (an archive drive, or a copy of it): each file\nreads back, its rows match its name and footer, and no two files hold the same rows.\nExits non-zero on any problem, and for a folder with no files at all.")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+	dir, err := parseOne(fs, args, "folder", stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError(fs, stderr, "want one folder, got %d arguments", fs.NArg())
-	}
-	dir := fs.Arg(0)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("verify: %s is not a directory", dir)
 	}

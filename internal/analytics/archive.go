@@ -118,29 +118,18 @@ func (b *Builder) ReadBuffer(path string, w Window, held Archived) error {
 		return err
 	}
 	defer db.Close()
-	groups, err := db.Groups()
-	if err != nil {
-		return err
-	}
-	for _, g := range groups {
-		if !w.overlaps(g.Hour) {
-			continue
-		}
-		damaged, err := db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
-			if r.Kind != frame.Text && r.Kind != frame.Statement || !w.Contains(r.Received) || held.has(g.BufferID, g.Stream, seq) {
-				return nil
-			}
-			if r.Kind == frame.Statement {
-				b.AddEvent(EventFromCall(statement.ParseCall(frame.SplitStatement(r.Data)), r.Received.UnixMicro()))
-				return nil
-			}
-			b.AddFrame(r.Data, r.Received.UnixMicro())
+	inWindow := func(g buffer.Group) bool { return w.overlaps(g.Hour) }
+	damaged, err := db.ScanGroups(inWindow, func(g buffer.Group, seq uint64, r frame.Record) error {
+		if r.Kind != frame.Text && r.Kind != frame.Statement || !w.Contains(r.Received) || held.has(g.BufferID, g.Stream, seq) {
 			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("buffer %s: %w", g, err)
 		}
-		b.Stats.DamagedBlocks += int64(len(damaged))
-	}
-	return nil
+		if r.Kind == frame.Statement {
+			b.AddEvent(EventFromCall(statement.ParseCall(frame.SplitStatement(r.Data)), r.Received.UnixMicro()))
+			return nil
+		}
+		b.AddFrame(r.Data, r.Received.UnixMicro())
+		return nil
+	})
+	b.Stats.DamagedBlocks += int64(damaged)
+	return err
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/practable/lablog/internal/platform/waitfor"
 )
 
 // limiter shares a byte rate among every upload: a token bucket holding at
@@ -39,14 +41,7 @@ func (l *limiter) wait(ctx context.Context, n int) error {
 	if debt <= 0 {
 		return nil
 	}
-	t := time.NewTimer(time.Duration(debt / l.rate * float64(time.Second)))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return waitfor.SleepErr(ctx, time.Duration(debt/l.rate*float64(time.Second)))
 }
 
 // limitedBody is a file's bytes sent through a limiter. It seeks: the SDK

@@ -272,14 +272,16 @@ func Retention(cfg config.Config) *retention.Options {
 }
 
 // OpenRecorder opens the pipeline of cfg, as lablog run and demo do: with
-// the pseudonymiser of its privacy section (whose key it may make).
-func OpenRecorder(cfg config.Config, log *slog.Logger) (*recorder.Recorder, error) {
+// the pseudonymiser of its privacy section (whose key it may make) and
+// the parts extras makes from the assembled pipeline (recorder.Options.Extras).
+func OpenRecorder(cfg config.Config, log *slog.Logger, extras func(*recorder.Recorder) (recorder.Extras, error)) (*recorder.Recorder, error) {
 	o := Recorder(cfg, log)
 	ps, err := OpenPseudonymiser(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	o.Pseudonymiser = ps
+	o.Extras = extras
 	return recorder.Open(o)
 }
 

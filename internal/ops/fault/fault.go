@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/platform/atomicfile"
+	"github.com/practable/lablog/internal/platform/defaults"
 	"github.com/practable/lablog/internal/platform/logkey"
 	"github.com/practable/lablog/internal/platform/retrylog"
 )
@@ -136,18 +137,10 @@ const fileVersion = 1
 // empty path keeps the record in memory only. Open never fails: a record of
 // faults must not be the reason recording stops.
 func Open(path string, opts Options) *Store {
-	if opts.Expiry <= 0 {
-		opts.Expiry = DefaultExpiry
-	}
-	if opts.SaveEvery <= 0 {
-		opts.SaveEvery = DefaultSaveEvery
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	defaults.Positive(&opts.Expiry, DefaultExpiry)
+	defaults.Positive(&opts.SaveEvery, DefaultSaveEvery)
+	defaults.Clock(&opts.Now)
+	defaults.Logger(&opts.Logger)
 	s := &Store{path: path, opts: opts, faults: map[Kind]*Fault{}, saveFails: retrylog.Run{Level: slog.LevelError}}
 	if path == "" {
 		return s

@@ -80,8 +80,8 @@ func TestProvisionerPausesWhenRulesAPIFails(t *testing.T) {
 			b := &brokenAPI{}
 			api := b.serve(t, tc.fail)
 			lb := &testkit.LogBuffer{}
-			p := &Provisioner{API: api, Interval: interval, Logger: slog.New(slog.NewTextHandler(lb, nil)),
-				Streams: []Credentials{{Stream: "spin30", Access: testBase + "/session/spin30-log", Token: "x"}}}
+			p := NewProvisioner(ProvisionOptions{API: api, Interval: interval, Logger: slog.New(slog.NewTextHandler(lb, nil)),
+				Streams: []Credentials{{Stream: "spin30", Access: testBase + "/session/spin30-log", Token: "x"}}})
 			ctx, cancel := context.WithTimeout(context.Background(), window)
 			defer cancel()
 			if err := p.Run(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/practable/lablog/internal/platform/defaults"
 	"github.com/practable/lablog/internal/platform/logkey"
 	"github.com/practable/lablog/internal/platform/retrylog"
 	"github.com/practable/lablog/internal/platform/waitfor"
@@ -24,11 +25,8 @@ import (
 // retry it forever); other rules for the same stream are deleted, since
 // each would deliver every frame once more.
 type Provisioner struct {
-	API      *HostAPI
-	Streams  []Credentials
-	Interval time.Duration    // between checks; default 5s
-	Now      func() time.Time // default time.Now
-	Logger   *slog.Logger     // default slog.Default()
+	o   ProvisionOptions
+	log *slog.Logger // o.Logger with the host
 
 	mu    sync.Mutex
 	stats ProvisionStats
@@ -37,6 +35,23 @@ type Provisioner struct {
 	// Owned by Run.
 	failures   retrylog.Run  // the current run of failures with the host
 	healthWait time.Duration // the pause after the next failed healthcheck
+}
+
+// ProvisionOptions configure a Provisioner.
+type ProvisionOptions struct {
+	API      *HostAPI
+	Streams  []Credentials
+	Interval time.Duration    // between checks; default DefaultInterval
+	Now      func() time.Time // default time.Now
+	Logger   *slog.Logger     // default slog.Default()
+}
+
+// NewProvisioner makes a Provisioner; Run keeps the rules.
+func NewProvisioner(o ProvisionOptions) *Provisioner {
+	defaults.Positive(&o.Interval, DefaultInterval)
+	defaults.Clock(&o.Now)
+	defaults.Logger(&o.Logger)
+	return &Provisioner{o: o, log: o.Logger.With("relay_host", o.API.Base())}
 }
 
 // ProvisionStats tell how a host's rules are kept, for the status page.
@@ -77,9 +92,9 @@ func (p *Provisioner) Stats() ProvisionStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.stats
-	s.Host = p.API.Base()
-	s.Streams = make(map[string]StreamProvision, len(p.Streams))
-	for _, c := range p.Streams {
+	s.Host = p.o.API.Base()
+	s.Streams = make(map[string]StreamProvision, len(p.o.Streams))
+	for _, c := range p.o.Streams {
 		sp, ok := p.stats.Streams[c.Stream]
 		if !ok {
 			sp.State = ProvisionWaiting
@@ -109,16 +124,6 @@ func (p *Provisioner) setStream(stream, state, detail string) {
 // would only fail again, hundreds of times a second. A run of failures is
 // logged once, then once per retrylog.Every.
 func (p *Provisioner) Run(ctx context.Context) error {
-	if p.Interval <= 0 {
-		p.Interval = DefaultInterval
-	}
-	if p.Now == nil {
-		p.Now = time.Now
-	}
-	if p.Logger == nil {
-		p.Logger = slog.Default()
-	}
-	p.Logger = p.Logger.With("relay_host", p.API.Base())
 	p.told = map[string]string{}
 	p.healthWait = firstHealthWait
 	pause := time.Duration(0) // after the last failed check of the rules
@@ -127,7 +132,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			return nil
 		}
 		if p.failures.Failures() == 0 {
-			p.Logger.Info("relay host is up: provisioning rules", "streams", len(p.Streams))
+			p.log.Info("relay host is up: provisioning rules", "streams", len(p.o.Streams))
 		}
 		for {
 			err := p.sync(ctx)
@@ -136,20 +141,20 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			}
 			if err != nil {
 				p.failed(err)
-				p.failures.Failed(ctx, p.Logger, p.Now(), "cannot check relay host rules: retrying with backoff",
+				p.failures.Failed(ctx, p.log, p.o.Now(), "cannot check relay host rules: retrying with backoff",
 					"still cannot check relay host rules", err)
 				break
 			}
-			p.failures.Ended(p.Logger, p.Now(), "relay host rules checked after failing")
+			p.failures.Ended(p.log, p.o.Now(), "relay host rules checked after failing")
 			p.healthWait, pause = firstHealthWait, 0
-			if !waitfor.Sleep(ctx, p.Interval) {
+			if !waitfor.Sleep(ctx, p.o.Interval) {
 				return nil
 			}
 		}
-		if p.API.Healthy(ctx) != nil {
+		if p.o.API.Healthy(ctx) != nil {
 			continue // down: awaitHealthy sees it back, and the rules go at once
 		}
-		pause = min(max(2*pause, p.Interval), max(p.Interval, MaxPause))
+		pause = min(max(2*pause, p.o.Interval), max(p.o.Interval, MaxPause))
 		if !waitfor.Sleep(ctx, pause) {
 			return nil
 		}
@@ -172,7 +177,7 @@ const firstHealthWait = 100 * time.Millisecond
 func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
 	unexpected := "" // the unexpected answer last warned about
 	for {
-		err := p.API.Healthy(ctx)
+		err := p.o.API.Healthy(ctx)
 		if err == nil {
 			return true
 		}
@@ -185,27 +190,27 @@ func (p *Provisioner) awaitHealthy(ctx context.Context) bool {
 			// posted. Warned once per answer; the status page keeps showing it.
 			if err.Error() != unexpected {
 				unexpected = err.Error()
-				p.Logger.Warn("the relay host answers unexpectedly; no rules posted until it answers as a relay host", logkey.Err, err)
+				p.log.Warn("the relay host answers unexpectedly; no rules posted until it answers as a relay host", logkey.Err, err)
 			}
 		} else {
-			p.failures.Failed(ctx, p.Logger, p.Now(), "waiting for the relay host", "still waiting for the relay host", err)
+			p.failures.Failed(ctx, p.log, p.o.Now(), "waiting for the relay host", "still waiting for the relay host", err)
 		}
 		if !waitfor.Sleep(ctx, p.healthWait) {
 			return false
 		}
-		p.healthWait = min(2*p.healthWait, p.Interval)
+		p.healthWait = min(2*p.healthWait, p.o.Interval)
 	}
 }
 
 // sync makes the host's rules what they should be.
 func (p *Provisioner) sync(ctx context.Context) error {
-	have, err := p.API.All(ctx)
+	have, err := p.o.API.All(ctx)
 	if err != nil {
 		return err
 	}
-	now := p.Now()
+	now := p.o.Now()
 	want := 0
-	for _, c := range p.Streams {
+	for _, c := range p.o.Streams {
 		rule, problem := p.desired(c, now)
 		cur, ok := have[c.Stream]
 		switch {
@@ -213,7 +218,7 @@ func (p *Provisioner) sync(ctx context.Context) error {
 			p.setStream(c.Stream, tokenProblem(problem), problem.Error())
 			p.tell(c.Stream, slog.LevelError, "no relay host rule: "+problem.Error())
 			if ok {
-				if err := p.API.Delete(ctx, c.Stream); err != nil {
+				if err := p.o.API.Delete(ctx, c.Stream); err != nil {
 					return err
 				}
 				p.count(0, 1)
@@ -226,8 +231,8 @@ func (p *Provisioner) sync(ctx context.Context) error {
 			// Every post is news (start, host restart, renewal): always
 			// logged, before it is done.
 			p.told[c.Stream] = why
-			p.Logger.Info(why, logkey.Stream, c.Stream, "destination", redact(rule.Destination))
-			if err := p.API.Put(ctx, rule); err != nil {
+			p.log.Info(why, logkey.Stream, c.Stream, "destination", redact(rule.Destination))
+			if err := p.o.API.Put(ctx, rule); err != nil {
 				return err
 			}
 			p.count(1, 0)
@@ -268,9 +273,9 @@ func (p *Provisioner) dropDuplicates(ctx context.Context, have map[string]Rule, 
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		p.Logger.Warn("deleting another rule for a stream lablog provisions (it would duplicate every frame)",
+		p.log.Warn("deleting another rule for a stream lablog provisions (it would duplicate every frame)",
 			logkey.Stream, stream, "rule", have[id])
-		if err := p.API.Delete(ctx, id); err != nil {
+		if err := p.o.API.Delete(ctx, id); err != nil {
 			return err
 		}
 		p.count(0, 1)
@@ -285,7 +290,7 @@ func (p *Provisioner) tell(stream string, level slog.Level, msg string) {
 		return
 	}
 	p.told[stream] = msg
-	p.Logger.Log(context.Background(), level, msg, logkey.Stream, stream)
+	p.log.Log(context.Background(), level, msg, logkey.Stream, stream)
 }
 
 func (p *Provisioner) count(posts, deletes int64) {
@@ -313,11 +318,11 @@ func (p *Provisioner) failed(err error) {
 		host = ProvisionHostUnreachable
 	}
 	now := time.Now()
-	if p.Now != nil {
-		now = p.Now()
+	if p.o.Now != nil {
+		now = p.o.Now()
 	}
-	states := make(map[string]StreamProvision, len(p.Streams))
-	for _, c := range p.Streams {
+	states := make(map[string]StreamProvision, len(p.o.Streams))
+	for _, c := range p.o.Streams {
 		states[c.Stream] = StreamProvision{State: host, Detail: err.Error()}
 		if _, problem := p.desired(c, now); problem != nil {
 			states[c.Stream] = StreamProvision{State: tokenProblem(problem), Detail: problem.Error()}

@@ -29,14 +29,15 @@ func provision(t *testing.T, h *relaytest.Host, r *relaytest.Relay, interval tim
 		t.Fatal(err)
 	}
 	lb := &testkit.LogBuffer{}
-	p := &Provisioner{API: api, Interval: interval, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	o := ProvisionOptions{API: api, Interval: interval, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, s := range streams {
 		topic := LogTopic(s)
 		if err := WriteTokenFiles(dir, s, r.AccessURL(topic), mint(t, r.URL(), topic, 48*time.Hour, ScopeRead)); err != nil {
 			t.Fatal(err)
 		}
-		p.Streams = append(p.Streams, Credentials{Stream: s, AccessFile: AccessFile(dir, s), TokenFile: TokenFile(dir, s)})
+		o.Streams = append(o.Streams, Credentials{Stream: s, AccessFile: AccessFile(dir, s), TokenFile: TokenFile(dir, s)})
 	}
+	p := NewProvisioner(o)
 	c, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(c) }()

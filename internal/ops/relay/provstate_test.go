@@ -81,11 +81,12 @@ func TestProvisionStatePerStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			lb := &testkit.LogBuffer{}
-			p := &Provisioner{API: api, Interval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(lb, nil))}
+			o := ProvisionOptions{API: api, Interval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(lb, nil))}
 			for s, life := range map[string]time.Duration{"spin30": 48 * time.Hour, "spin31": 30 * time.Minute} {
 				topic := LogTopic(s)
-				p.Streams = append(p.Streams, Credentials{Stream: s, Access: r.AccessURL(topic), Token: mint(t, r.URL(), topic, life, ScopeRead)})
+				o.Streams = append(o.Streams, Credentials{Stream: s, Access: r.AccessURL(topic), Token: mint(t, r.URL(), topic, life, ScopeRead)})
 			}
+			p := NewProvisioner(o)
 			if st := p.Stats().Streams; st["spin30"].State != ProvisionWaiting {
 				t.Fatalf("before Run: %v", st)
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/practable/lablog/internal/ops/fault"
+	"github.com/practable/lablog/internal/platform/atomicfile"
 )
 
 // Package is a Debian package's identity.
@@ -285,34 +286,20 @@ func Keep(ctx context.Context, deb, dir string, inst Installer) (Package, error)
 	return pkg, keep(deb, dir, pkg)
 }
 
+// copyFile replaces dst with a copy of src, atomically and durably.
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	out, err := atomicfile.Create(dst, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
-	if err == nil {
-		err = out.Sync()
+	defer out.Abort()
+	if _, err := io.Copy(out, in); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
 	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(dst)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return out.Commit()
 }

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/practable/lablog/internal/platform/atomicfile"
 )
 
 // UpdateDir is where updates are dropped: in the boot partition's lablog/
@@ -101,24 +103,4 @@ func fileID(deb string) (string, error) {
 }
 
 // writeFile replaces path with data: a power cut leaves the old or the new.
-func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
+func writeFile(path string, data []byte) error { return atomicfile.WriteFile(path, data, 0o644) }

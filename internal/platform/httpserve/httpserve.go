@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/practable/lablog/internal/platform/defaults"
 )
 
 // Options bound a server. Zero values take the defaults below.
@@ -57,24 +59,15 @@ const (
 )
 
 func (o Options) withDefaults() Options {
-	orDefault(&o.MaxConns, DefaultMaxConns)
-	orDefault(&o.MaxConnsPerClient, DefaultMaxConnsPerClient)
-	orDefault(&o.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	orDefault(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	orDefault(&o.ReadTimeout, DefaultReadTimeout)
-	orDefault(&o.WriteTimeout, DefaultWriteTimeout)
-	orDefault(&o.IdleTimeout, DefaultIdleTimeout)
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	defaults.Positive(&o.MaxConns, DefaultMaxConns)
+	defaults.Positive(&o.MaxConnsPerClient, DefaultMaxConnsPerClient)
+	defaults.Positive(&o.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	defaults.Positive(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	defaults.Positive(&o.ReadTimeout, DefaultReadTimeout)
+	defaults.Positive(&o.WriteTimeout, DefaultWriteTimeout)
+	defaults.Positive(&o.IdleTimeout, DefaultIdleTimeout)
+	defaults.Logger(&o.Logger)
 	return o
-}
-
-// orDefault sets *v to d when it is zero or negative.
-func orDefault[T int | time.Duration](v *T, d T) {
-	if *v <= 0 {
-		*v = d
-	}
 }
 
 // Server is a listening HTTP server; Run serves it until its context ends.

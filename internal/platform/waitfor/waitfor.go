@@ -52,15 +52,32 @@ func (s *Signal) Await(ctx context.Context, mu sync.Locker, cond func() bool) er
 // once ctx has ended. It is the pause of every retry loop, so a stop is
 // never held up by one.
 func Sleep(ctx context.Context, d time.Duration) bool {
+	goOn, _ := SleepUnless(ctx, d, nil)
+	return goOn
+}
+
+// SleepUnless is Sleep that also ends when wake is ready (closed, or
+// sending), and then says woken.
+func SleepUnless(ctx context.Context, d time.Duration, wake <-chan struct{}) (goOn, woken bool) {
 	if d <= 0 {
-		return ctx.Err() == nil
+		return ctx.Err() == nil, false
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-t.C:
-		return true
+		return true, false
+	case <-wake:
+		return ctx.Err() == nil, true
 	}
+}
+
+// SleepErr is Sleep for loops that return ctx's error when it ends.
+func SleepErr(ctx context.Context, d time.Duration) error {
+	if !Sleep(ctx, d) {
+		return ctx.Err()
+	}
+	return nil
 }

@@ -49,3 +49,29 @@ func TestSleep(t *testing.T) {
 		t.Fatal("an ended context did not cut the sleep short")
 	}
 }
+
+func TestSleepUnless(t *testing.T) {
+	wake := make(chan struct{})
+	if goOn, woken := SleepUnless(context.Background(), time.Millisecond, wake); !goOn || woken {
+		t.Fatalf("timer first: goOn %v, woken %v; want true, false", goOn, woken)
+	}
+	close(wake)
+	start := time.Now()
+	if goOn, woken := SleepUnless(context.Background(), time.Hour, wake); !goOn || !woken {
+		t.Fatalf("woken: goOn %v, woken %v; want true, true", goOn, woken)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("a closed wake did not cut the sleep short")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if goOn, woken := SleepUnless(ctx, time.Hour, nil); goOn || woken {
+		t.Fatalf("ended context: goOn %v, woken %v; want false, false", goOn, woken)
+	}
+	if err := SleepErr(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("SleepErr with an ended context: %v, want context.Canceled", err)
+	}
+	if err := SleepErr(context.Background(), time.Millisecond); err != nil {
+		t.Fatalf("SleepErr: %v", err)
+	}
+}

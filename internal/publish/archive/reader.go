@@ -16,11 +16,39 @@ import (
 	"github.com/practable/lablog/internal/record/frame"
 )
 
+var rowSchema = parquet.SchemaOf(Row{})
+
+// columnsBefore returns Row's columns less the ones named: the columns of
+// an older format, in the order that format wrote them.
+func columnsBefore(added ...[]string) []parquet.Field {
+	var cols []parquet.Field
+	for _, f := range rowSchema.Fields() {
+		if !slices.ContainsFunc(added, func(names []string) bool { return slices.Contains(names, f.Name()) }) {
+			cols = append(cols, f)
+		}
+	}
+	return cols
+}
+
 var (
-	rowSchema   = parquet.SchemaOf(Row{})
-	rowSchemaV2 = parquet.SchemaOf(rowV2{})
-	rowSchemaV1 = parquet.SchemaOf(rowV1{})
+	columnsV2 = columnsBefore(addedV3)
+	columnsV1 = columnsBefore(addedV3, addedV2)
 )
+
+// sameColumns says whether a file's schema has exactly cols: the same
+// names, types and repetition, in the same order.
+func sameColumns(schema *parquet.Schema, cols []parquet.Field) bool {
+	got := schema.Fields()
+	if len(got) != len(cols) {
+		return false
+	}
+	for i, c := range cols {
+		if got[i].Name() != c.Name() || !parquet.EqualNodes(got[i], c) {
+			return false
+		}
+	}
+	return true
+}
 
 // ReadRows reads a whole file into memory: for tests and tools. Verify
 // streams instead.
@@ -40,22 +68,24 @@ func Scan(path string, fn func(*Row) error) (Meta, error) { return scan(path, fn
 
 // MessageRow is the part of a Row that says what a message was: reading
 // only these columns (not the raw text) is what makes ScanMessages fast.
+// scanMessages names the column each field is read from; the fields mean
+// what Row's of the same name mean, but Payload is bytes, nil when null.
 type MessageRow struct {
-	ReceivedAt int64   `parquet:"received_at,timestamp(microsecond)"`
-	Seq        int64   `parquet:"seq"`
-	Part       int32   `parquet:"part"`
-	Kind       string  `parquet:"kind,dict"`
-	User       *string `parquet:"user,dict"`
-	Exp        *string `parquet:"exp,dict"`
-	Hardware   *string `parquet:"hardware,dict"`
-	Course     *string `parquet:"course,dict"`
-	Type       *string `parquet:"type,dict"`
-	T          *int64  `parquet:"t,timestamp(millisecond)"`
-	Payload    []byte  `parquet:"payload,optional"` // nil when null
-	Error      *string `parquet:"error"`
+	ReceivedAt int64 // microseconds since the epoch, UTC
+	Seq        int64
+	Part       int32
+	Kind       string
+	User       *string
+	Exp        *string
+	Hardware   *string
+	Course     *string
+	Type       *string
+	T          *int64 // milliseconds since the epoch, as sent
+	Payload    []byte
+	Error      *string
 	// A statement's verb and graph node (format 3; nil in older files).
-	Verb      *string `parquet:"verb,dict"`
-	GraphNode *string `parquet:"graph_node,dict"`
+	Verb      *string
+	GraphNode *string
 }
 
 // ScanMessages is Scan reading only the columns of MessageRow, for every
@@ -437,21 +467,21 @@ func metaOf(path string, pf *parquet.File) (Meta, error) {
 	}
 	keys := []string{KeyStream, KeyHour, KeyFirstSeq, KeyLastSeq, KeyFrames, KeyRows, KeyChecksum, KeyFormat}
 	format, _ := pf.Lookup(KeyFormat)
-	schema := rowSchema
+	columns := rowSchema.Fields()
 	switch format {
 	case Format:
 		keys = append(keys, KeyBufferID)
 	case FormatV2:
 		keys = append(keys, KeyBufferID)
-		schema = rowSchemaV2
+		columns = columnsV2
 	case FormatV1:
-		schema = rowSchemaV1
+		columns = columnsV1
 	case "":
 		return bad("missing key %s", KeyFormat)
 	default:
 		return bad("%s is %q, this build reads %q, %q and %q", KeyFormat, format, FormatV1, FormatV2, Format)
 	}
-	if !parquet.EqualNodes(pf.Schema(), schema) {
+	if !sameColumns(pf.Schema(), columns) {
 		return bad("schema is not lablog's format %s", format)
 	}
 	kv := map[string]string{}

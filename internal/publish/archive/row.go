@@ -54,45 +54,12 @@ type Row struct {
 	Version   *string `parquet:"version,dict"`
 }
 
-// rowV2 is Row as format 2 wrote it, for recognising such files' schema.
-type rowV2 struct {
-	ReceivedAt  int64   `parquet:"received_at,timestamp(microsecond)"`
-	BufferID    *string `parquet:"buffer_id,dict"`
-	Seq         int64   `parquet:"seq"`
-	Part        int32   `parquet:"part"`
-	Kind        string  `parquet:"kind,dict"`
-	ClockSynced bool    `parquet:"clock_synced"`
-	User        *string `parquet:"user,dict"`
-	Exp         *string `parquet:"exp,dict"`
-	Hardware    *string `parquet:"hardware,dict"`
-	Course      *string `parquet:"course,dict"`
-	Type        *string `parquet:"type,dict"`
-	T           *int64  `parquet:"t,timestamp(millisecond)"`
-	Payload     *string `parquet:"payload"`
-	Raw         *string `parquet:"raw"`
-	RawBytes    []byte  `parquet:"raw_bytes,optional"`
-	Error       *string `parquet:"error"`
-	Detail      *string `parquet:"detail"`
-}
-
-// rowV1 is Row as format 1 wrote it, for recognising such files' schema.
-type rowV1 struct {
-	ReceivedAt  int64   `parquet:"received_at,timestamp(microsecond)"`
-	Seq         int64   `parquet:"seq"`
-	Part        int32   `parquet:"part"`
-	Kind        string  `parquet:"kind,dict"`
-	ClockSynced bool    `parquet:"clock_synced"`
-	User        *string `parquet:"user,dict"`
-	Exp         *string `parquet:"exp,dict"`
-	Hardware    *string `parquet:"hardware,dict"`
-	Course      *string `parquet:"course,dict"`
-	Type        *string `parquet:"type,dict"`
-	T           *int64  `parquet:"t,timestamp(millisecond)"`
-	Payload     *string `parquet:"payload"`
-	Raw         *string `parquet:"raw"`
-	RawBytes    []byte  `parquet:"raw_bytes,optional"`
-	Error       *string `parquet:"error"`
-}
+// The columns each format added: an older format's schema is Row's without
+// the columns added after it, in the same order (see schemaBefore).
+var (
+	addedV2 = []string{"buffer_id", "detail"}
+	addedV3 = []string{"query", "verb", "object_id", "graph_node", "level", "version"}
+)
 
 // ReceivedTime returns ReceivedAt as a UTC time.
 func (r Row) ReceivedTime() time.Time { return time.UnixMicro(r.ReceivedAt).UTC() }

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/practable/lablog/internal/platform/defaults"
 	"github.com/practable/lablog/internal/publish/archive"
 )
 
@@ -72,15 +73,9 @@ type Sweeper struct {
 
 // New makes a Sweeper.
 func New(o Options) *Sweeper {
-	if o.Interval <= 0 {
-		o.Interval = DefaultInterval
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	defaults.Positive(&o.Interval, DefaultInterval)
+	defaults.Clock(&o.Now)
+	defaults.Logger(&o.Logger)
 	return &Sweeper{o: o, log: o.Logger, st: Stats{KeepDays: o.KeepDays}}
 }
 

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/practable/lablog/internal/platform/defaults"
 	"github.com/practable/lablog/internal/platform/httpserve"
 	"github.com/practable/lablog/internal/record/frame"
 	"github.com/practable/lablog/internal/record/statement"
@@ -68,18 +69,12 @@ type Handler struct {
 
 // New makes the handler.
 func New(o Options) *Handler {
-	if o.MaxBody <= 0 {
-		o.MaxBody = DefaultMaxBody
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	defaults.Positive(&o.MaxBody, DefaultMaxBody)
+	defaults.Clock(&o.Now)
 	if o.ClockSynced == nil {
 		o.ClockSynced = func() bool { return false }
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	defaults.Logger(&o.Logger)
 	h := &Handler{opts: o, origins: httpserve.NewOrigins(o.AllowedOrigins), failed: newFailureLimit(10, time.Minute)}
 	h.stats.init()
 	mux := http.NewServeMux()

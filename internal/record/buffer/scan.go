@@ -110,6 +110,28 @@ func (d *DB) Scan(g Group, first, last uint64, fn func(seq uint64, r frame.Recor
 	return damaged, nil
 }
 
+// ScanGroups scans every record of the groups keep accepts (every group
+// when keep is nil), group by group in Groups' order, telling fn each
+// record's group: for readers of a whole buffer. It returns how many
+// damaged blocks it passed over; an error says the group it stopped in.
+func (d *DB) ScanGroups(keep func(Group) bool, fn func(g Group, seq uint64, r frame.Record) error) (damaged int, err error) {
+	groups, err := d.Groups()
+	if err != nil {
+		return 0, err
+	}
+	for _, g := range groups {
+		if keep != nil && !keep(g) {
+			continue
+		}
+		dm, err := d.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error { return fn(g, seq, r) })
+		if err != nil {
+			return damaged, fmt.Errorf("buffer %s: %w", g, err)
+		}
+		damaged += len(dm)
+	}
+	return damaged, nil
+}
+
 func seqOf(k []byte) uint64 { _, s := splitKey(k); return s }
 
 // Settle removes the records of g with a seq in [first, last], once they

@@ -9,30 +9,49 @@ type Span struct{ Start, End int }
 // are compared decoded, so "\u0075ser" is "user". Privacy rewrites values
 // in place with it, keeping every other byte of the text.
 func FieldSpans(obj []byte, key string) []Span {
-	i := skipSpace(obj, 0)
-	if i == len(obj) || obj[i] != '{' {
-		return nil
-	}
-	end, err := scanValue(obj, i)
-	if err != nil || skipSpace(obj, end) != len(obj) {
+	i, ok := object(obj)
+	if !ok {
 		return nil
 	}
 	var spans []Span
-	for j := skipSpace(obj, i+1); obj[j] != '}'; {
-		keyEnd, _ := scanString(obj, j)
-		k := unquote(obj[j:keyEnd])
-		j = skipSpace(obj, keyEnd)
-		j = skipSpace(obj, j+1) // past ':'
-		valEnd, _ := scanValue(obj, j)
+	eachMember(obj, i, func(k string, val Span) bool {
 		if k == key {
-			spans = append(spans, Span{j, valEnd})
+			spans = append(spans, val)
 		}
-		j = skipSpace(obj, valEnd)
-		if obj[j] == ',' {
-			j = skipSpace(obj, j+1)
+		return true
+	})
+	return spans
+}
+
+// object returns where the JSON object obj starts; ok is false when obj
+// is not one well-formed object (NaN tolerated, as by Split).
+func object(obj []byte) (start int, ok bool) {
+	i := skipSpace(obj, 0)
+	if i == len(obj) || obj[i] != '{' {
+		return 0, false
+	}
+	end, err := scanValue(obj, i)
+	return i, err == nil && skipSpace(obj, end) == len(obj)
+}
+
+// eachMember calls fn with the decoded key and the value's span of every
+// member of the object at v[i], which the scanner has checked, until fn
+// returns false.
+func eachMember(v []byte, i int, fn func(key string, val Span) bool) {
+	for j := skipSpace(v, i+1); v[j] != '}'; {
+		keyEnd, _ := scanString(v, j)
+		key := unquote(v[j:keyEnd])
+		j = skipSpace(v, keyEnd)
+		j = skipSpace(v, j+1) // past ':'
+		valEnd, _ := scanValue(v, j)
+		if !fn(key, Span{j, valEnd}) {
+			return
+		}
+		j = skipSpace(v, valEnd)
+		if v[j] == ',' {
+			j = skipSpace(v, j+1)
 		}
 	}
-	return spans
 }
 
 // Unquote decodes a JSON string token; ok is false when s is not one.

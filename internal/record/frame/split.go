@@ -68,14 +68,8 @@ func parseFields(msg *Message, v []byte) {
 		msg.Err = "not a JSON object"
 		return
 	}
-	i := skipSpace(v, 1)
-	for v[i] != '}' {
-		keyEnd, _ := scanString(v, i)
-		key := unquote(v[i:keyEnd])
-		i = skipSpace(v, keyEnd)
-		i = skipSpace(v, i+1) // past ':'
-		valEnd, _ := scanValue(v, i)
-		val := v[i:valEnd]
+	eachMember(v, 0, func(key string, s Span) bool {
+		val := v[s.Start:s.End]
 		switch key {
 		case "user":
 			msg.User = stringValue(val)
@@ -92,11 +86,8 @@ func parseFields(msg *Message, v []byte) {
 		case "payload":
 			msg.Payload = val
 		}
-		i = skipSpace(v, valEnd)
-		if v[i] == ',' {
-			i = skipSpace(v, i+1)
-		}
-	}
+		return true
+	})
 }
 
 // unquote decodes a JSON string token as encoding/json does, "" when it is
@@ -358,30 +349,18 @@ func skipDigits(b []byte, i int) int {
 // no such key. Analytics reads payload.log with it, since a payload may hold
 // NaN that encoding/json rejects.
 func Field(obj []byte, key string) []byte {
-	i := skipSpace(obj, 0)
-	if i == len(obj) || obj[i] != '{' {
+	i, ok := object(obj)
+	if !ok {
 		return nil
 	}
-	end, err := scanValue(obj, i)
-	if err != nil || skipSpace(obj, end) != len(obj) {
-		return nil
-	}
-	v := obj[i:end]
-	for j := skipSpace(v, 1); v[j] != '}'; {
-		keyEnd, _ := scanString(v, j)
-		k := unquote(v[j:keyEnd])
-		j = skipSpace(v, keyEnd)
-		j = skipSpace(v, j+1) // past ':'
-		valEnd, _ := scanValue(v, j)
+	var val []byte
+	eachMember(obj, i, func(k string, s Span) bool {
 		if k == key {
-			return v[j:valEnd]
+			val = obj[s.Start:s.End]
 		}
-		j = skipSpace(v, valEnd)
-		if v[j] == ',' {
-			j = skipSpace(v, j+1)
-		}
-	}
-	return nil
+		return val == nil
+	})
+	return val
 }
 
 // StringField is Field's value when it is a JSON string, nil otherwise.

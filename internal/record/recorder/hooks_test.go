@@ -2,6 +2,7 @@ package recorder_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 	"github.com/practable/lablog/internal/testing/testkit"
 )
 
-// Hooks see every commit and every compaction run, from two registrations.
+// Hooks see every commit and every compaction run, two sets of them.
 func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 	host, err := labsim.NewHost("127.0.0.1:0")
 	if err != nil {
@@ -22,15 +23,12 @@ func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 	defer host.Close()
 	cfg := testConfig(t, host.URL(), []string{"spin30"})
 	cfg.Compaction.OpenHours = true
-	rec, err := recorder.Open(wire.Recorder(cfg, quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var committed [2]int
 	var runs []compactor.Result
+	var hooks []recorder.Hooks
 	for i := range 2 {
-		err := rec.AddHooks(recorder.Hooks{
+		hooks = append(hooks, recorder.Hooks{
 			OnCommit: func(n int, took time.Duration) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -44,9 +42,12 @@ func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 				}
 			},
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	}
+	o := wire.Recorder(cfg, quietLogger())
+	o.Extras = func(*recorder.Recorder) (recorder.Extras, error) { return recorder.Extras{Hooks: hooks}, nil }
+	rec, err := recorder.Open(o)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -75,9 +76,6 @@ func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 		}
 		return false
 	})
-	if err := rec.AddHooks(recorder.Hooks{}); err == nil {
-		t.Error("AddHooks after Run succeeded, want an error")
-	}
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -87,5 +85,28 @@ func TestHooksSeeCommitsAndCompactions(t *testing.T) {
 	defer mu.Unlock()
 	if int64(committed[0]) != want || int64(committed[1]) != want {
 		t.Errorf("hooks saw %v records committed, writer says %d", committed, want)
+	}
+}
+
+// An Extras that fails fails Open and releases the buffer.
+func TestExtrasErrorFailsOpen(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", []string{"spin30"})
+	o := wire.Recorder(cfg, quietLogger())
+	bad := errors.New("no listener")
+	o.Extras = func(r *recorder.Recorder) (recorder.Extras, error) {
+		if r.Buffer() == nil || r.Writer() == nil {
+			t.Error("Extras called before the pipeline was assembled")
+		}
+		return recorder.Extras{}, bad
+	}
+	if _, err := recorder.Open(o); !errors.Is(err, bad) {
+		t.Fatalf("Open: %v, want the Extras error", err)
+	}
+	rec, err := recorder.Open(wire.Recorder(cfg, quietLogger()))
+	if err != nil {
+		t.Fatalf("open after a failed Open: %v (the buffer was not released)", err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -49,19 +48,10 @@ type Recorder struct {
 	provisioners []*relay.Provisioner
 	// uploader ships published files to a bucket; nil when upload is off.
 	uploader *upload.Uploader
-	// ingress are the other doors records come in by (the /addLog
-	// listener): run and stopped like the sources, before the writer.
-	ingress []Runner
-	// followers read what the writer committed (store and forward):
-	// stopped after the writer drains, before the buffer closes.
-	followers []Runner
-
-	hookMu sync.Mutex
-	hooks  []Hooks
-	ran    bool
-	// active are the hooks of the run, fixed by startHooks before any
-	// component starts: read without a lock by the writer and compactor.
-	active []Hooks
+	// extras are what Options.Extras made: fixed at Open, before
+	// anything runs, so the writer and the compactor read its hooks
+	// without a lock.
+	extras Extras
 
 	closeOnce sync.Once
 	closeErr  error
@@ -82,47 +72,20 @@ type Hooks struct {
 // pipeline: it runs until its context ends.
 type Runner = supervise.Runner
 
-// AddIngress registers in, a door records come in by besides the sources
-// (it hands them to Enqueue), before Run. Run starts it with the
-// sources and stops it with them, so it enqueues nothing once the writer
-// drains.
-func (r *Recorder) AddIngress(in Runner) error {
-	return r.beforeRun("AddIngress", func() { r.ingress = append(r.ingress, in) })
-}
-
-// AddFollower registers fl, which reads the records the writer commits
-// (from the buffer, and the archive), before Run. Run starts it with the
-// sources and stops it once the writer has drained, before the buffer
-// closes.
-func (r *Recorder) AddFollower(fl Runner) error {
-	return r.beforeRun("AddFollower", func() { r.followers = append(r.followers, fl) })
-}
-
-// AddHooks registers h. Call it before Run: the writer's hooks are fixed
-// when it starts.
-func (r *Recorder) AddHooks(h Hooks) error {
-	return r.beforeRun("AddHooks", func() { r.hooks = append(r.hooks, h) })
-}
-
-// beforeRun applies add, which registers something Run uses, unless Run
-// has started.
-func (r *Recorder) beforeRun(what string, add func()) error {
-	r.hookMu.Lock()
-	defer r.hookMu.Unlock()
-	if r.ran {
-		return fmt.Errorf("recorder: %s after Run", what)
-	}
-	add()
-	return nil
-}
-
-// startHooks fixes the registered hooks for the run: the writer's and the
-// compactor's callbacks (set in Open) call them from now on.
-func (r *Recorder) startHooks() {
-	r.hookMu.Lock()
-	defer r.hookMu.Unlock()
-	r.ran = true
-	r.active = slices.Clone(r.hooks)
+// Extras are the parts made from the assembled pipeline (see
+// Options.Extras).
+type Extras struct {
+	// Ingress are the other doors records come in by besides the
+	// sources (the /addLog listener; they hand records to Enqueue): Run
+	// starts and stops them with the sources, so they enqueue nothing
+	// once the writer drains.
+	Ingress []Runner
+	// Followers read the records the writer commits (store and forward,
+	// from the buffer and the archive): Run stops them once the writer
+	// has drained, before the buffer closes.
+	Followers []Runner
+	// Hooks observe the pipeline (the status monitor's metrics).
+	Hooks []Hooks
 }
 
 // writerOptions are the writer's: its callbacks feed the fault record, the
@@ -141,14 +104,14 @@ func (r *Recorder) writerOptions(o Options) buffer.WriterOptions {
 		},
 		OnCommit: func(n int, took time.Duration) {
 			r.compactor.TriggerIfFull()
-			for _, h := range r.active {
+			for _, h := range r.extras.Hooks {
 				if h.OnCommit != nil {
 					h.OnCommit(n, took)
 				}
 			}
 		},
 		OnFailure: func(err error) {
-			for _, h := range r.active {
+			for _, h := range r.extras.Hooks {
 				if h.OnCommitFailure != nil {
 					h.OnCommitFailure(err)
 				}
@@ -191,6 +154,10 @@ type Options struct {
 	Upload *UploadOptions
 	// Logger is where the pipeline logs (nil: slog.Default()).
 	Logger *slog.Logger
+	// Extras, when set, makes the parts that need the assembled
+	// pipeline (its Enqueue, Buffer, stats), once Open has assembled it
+	// and before anything runs; an error fails Open.
+	Extras func(*Recorder) (Extras, error)
 }
 
 // RelayHost is one relay host whose destination rules lablog keeps for
@@ -238,7 +205,7 @@ func Open(o Options) (*Recorder, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("recorder: %w", err)
 		}
-		r.provisioners = append(r.provisioners, &relay.Provisioner{API: api, Interval: h.Interval, Streams: h.Streams, Logger: log})
+		r.provisioners = append(r.provisioners, relay.NewProvisioner(relay.ProvisionOptions{API: api, Interval: h.Interval, Streams: h.Streams, Logger: log}))
 	}
 	if !o.NoAnalytics {
 		r.analytics, err = analytics.OpenStore(db, analytics.Options{
@@ -272,7 +239,7 @@ func Open(o Options) (*Recorder, error) {
 		opts.BeforeSettle = r.analytics.BeforeSettle
 	}
 	opts.OnResult = func(res compactor.Result) {
-		for _, h := range r.active {
+		for _, h := range r.extras.Hooks {
 			if h.OnCompaction != nil {
 				h.OnCompaction(res)
 			}
@@ -282,6 +249,12 @@ func Open(o Options) (*Recorder, error) {
 		}
 	}
 	r.compactor = compactor.New(db, opts)
+	if o.Extras != nil {
+		if r.extras, err = o.Extras(r); err != nil {
+			_ = r.Close()
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -337,7 +310,6 @@ func (r *Recorder) Run(ctx context.Context) error {
 		r.log.Error("BUFFER WAS CORRUPT: it was set aside and recording started on a fresh one",
 			"quarantined", q)
 	}
-	r.startHooks()
 	archivers := []supervise.Runner{r.compactor}
 	if r.uploader != nil {
 		archivers = append(archivers, r.uploader)
@@ -356,7 +328,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	for _, p := range r.provisioners {
 		inputs = append(inputs, p)
 	}
-	inputs = append(inputs, r.ingress...)
+	inputs = append(inputs, r.extras.Ingress...)
 	// The shutdown's start, for the log: the input stage stops first.
 	var start time.Time
 	inputs = append(inputs, supervise.Func(func(ctx context.Context) error {
@@ -367,7 +339,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	// Each component logs its own failures; none stops the recording.
 	_ = supervise.Run(ctx, r.log,
 		supervise.Stage{Name: "analytics", Runners: stores},
-		supervise.Stage{Name: "follower", Runners: r.followers},
+		supervise.Stage{Name: "follower", Runners: r.extras.Followers},
 		supervise.Stage{Name: "writer", Runners: []supervise.Runner{r.writer}},
 		supervise.Stage{Name: "archiver", Runners: archivers},
 		supervise.Stage{Name: "input", Runners: inputs},

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/practable/lablog/internal/platform/defaults"
 )
 
 // Config describes the client of one stream. A zero field takes the default
@@ -69,27 +71,21 @@ const (
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	setDefault(&c.ReadLimit, DefaultReadLimit)
-	setDefault(&c.PingInterval, DefaultPingInterval)
-	setDefault(&c.ReadTimeout, DefaultReadTimeout)
-	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
-	setDefault(&c.MinBackoff, DefaultMinBackoff)
-	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
-	setDefault(&c.StableAfter, DefaultStableAfter)
-	setDefault(&c.FastRetry, DefaultFastRetry)
-	setDefault(&c.FastRetryFor, DefaultFastRetryFor)
-	setDefault(&c.BlockedRetry, DefaultBlockedRetry)
-	setDefault(&c.TokenWarning, DefaultTokenWarning)
+	defaults.Zero(&c.ReadLimit, DefaultReadLimit)
+	defaults.Zero(&c.PingInterval, DefaultPingInterval)
+	defaults.Zero(&c.ReadTimeout, DefaultReadTimeout)
+	defaults.Zero(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	defaults.Zero(&c.MinBackoff, DefaultMinBackoff)
+	defaults.Zero(&c.MaxBackoff, DefaultMaxBackoff)
+	defaults.Zero(&c.StableAfter, DefaultStableAfter)
+	defaults.Zero(&c.FastRetry, DefaultFastRetry)
+	defaults.Zero(&c.FastRetryFor, DefaultFastRetryFor)
+	defaults.Zero(&c.BlockedRetry, DefaultBlockedRetry)
+	defaults.Zero(&c.TokenWarning, DefaultTokenWarning)
 	if c.Now == nil {
 		c.Now = SystemNow
 	}
 	return c
-}
-
-func setDefault[T int64 | time.Duration](v *T, def T) {
-	if *v == 0 {
-		*v = def
-	}
 }
 
 // validate reports settings that would make Run useless rather than merely slow.

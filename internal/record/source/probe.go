@@ -50,16 +50,11 @@ func NewProbe(url string) *Probe {
 func (p *Probe) Wait(ctx context.Context, d time.Duration) bool {
 	back := p.join()
 	defer p.leave()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	case <-back:
-		return waitfor.Sleep(ctx, time.Duration(rand.Int64N(int64(p.spread())+1)))
+	goOn, woken := waitfor.SleepUnless(ctx, d, back)
+	if !woken {
+		return goOn
 	}
+	return waitfor.Sleep(ctx, time.Duration(rand.Int64N(int64(p.spread())+1)))
 }
 
 func (p *Probe) join() <-chan struct{} {

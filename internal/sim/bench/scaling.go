@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/practable/lablog/internal/platform/waitfor"
 )
 
 // scale is what one run measured at one number of streams.
@@ -37,7 +39,7 @@ func (r *runner) measureScale(ctx context.Context, n int, idle, active time.Dura
 	cpu := func() float64 { v, _ := cpuSeconds(c.pid()); return v }
 
 	c0, t0 := cpu(), time.Now()
-	if err := sleep(ctx, idle); err != nil { // the measurement itself: nothing to await
+	if err := waitfor.SleepErr(ctx, idle); err != nil { // the measurement itself: nothing to await
 		return out, err
 	}
 	out.idleS = time.Since(t0).Seconds()
@@ -73,17 +75,6 @@ func (r *runner) measureScale(ctx context.Context, n int, idle, active time.Dura
 	}
 	out.sent, out.dropped = float64(sent.msgs), after.Dropped-before.Dropped
 	return out, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func (r *runner) addScale(n int, g scale) {
