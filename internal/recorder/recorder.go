@@ -338,7 +338,12 @@ func (r *Recorder) Run(ctx context.Context) error {
 			"quarantined", q)
 	}
 	r.startHooks()
-	archivers := []supervise.Runner{r.compactor}
+	// The writer's pages leave the resident set now and then (scans and
+	// settles drop theirs as they go): the RSS does not grow with the buffer.
+	release := supervise.Func(func(ctx context.Context) error {
+		return r.db.ReleaseMappedEvery(ctx, buffer.ReleaseInterval)
+	})
+	archivers := []supervise.Runner{r.compactor, release}
 	if r.uploader != nil {
 		archivers = append(archivers, r.uploader)
 	}
