@@ -310,7 +310,12 @@ func (r *Recorder) Run(ctx context.Context) error {
 		r.log.Error("BUFFER WAS CORRUPT: it was set aside and recording started on a fresh one",
 			"quarantined", q)
 	}
-	archivers := []supervise.Runner{r.compactor}
+	// The writer's pages leave the resident set now and then (scans and
+	// settles drop theirs as they go): the RSS does not grow with the buffer.
+	release := supervise.Func(func(ctx context.Context) error {
+		return r.db.ReleaseMappedEvery(ctx, buffer.ReleaseInterval)
+	})
+	archivers := []supervise.Runner{r.compactor, release}
 	if r.uploader != nil {
 		archivers = append(archivers, r.uploader)
 	}

@@ -156,16 +156,24 @@ type received struct {
 // large buffer while it waits in the queue, and a frame costs one allocation
 // where ReadMessage grows a fresh buffer for every frame.
 func (s *Source) read(conn *websocket.Conn) error {
-	frames := make(chan received, handoff)
+	frames := newHandoffQueue(handoff)
 	handled := make(chan struct{})
 	go func() {
 		defer close(handled)
-		for f := range frames {
-			s.stats.frame(f.at, len(f.data))
-			s.emitAt(f.at, f.synced, f.kind, f.data)
+		batch := make([]received, takeMax)
+		for {
+			n := frames.take(batch)
+			if n == 0 {
+				return
+			}
+			for _, f := range batch[:n] {
+				s.stats.frame(f.at, len(f.data))
+				s.emitAt(f.at, f.synced, f.kind, f.data)
+			}
+			clear(batch[:n]) // the records own the data now
 		}
 	}()
-	defer func() { close(frames); <-handled }()
+	defer func() { frames.close(); <-handled }()
 
 	// Moving the deadline costs a timer update: once per step is enough.
 	step := min(time.Second, s.cfg.ReadTimeout/10)
@@ -191,7 +199,7 @@ func (s *Source) read(conn *websocket.Conn) error {
 		now, synced := s.cfg.Now()
 		data := make([]byte, buf.Len()) // never nil: an empty frame is a record too
 		copy(data, buf.Bytes())
-		frames <- received{kind: kind, data: data, at: now, synced: synced}
+		frames.put(received{kind: kind, data: data, at: now, synced: synced})
 		if buf.Cap() > maxKeptReadBuffer {
 			buf = bytes.Buffer{} // one huge frame should not stay resident
 		}
