@@ -226,6 +226,26 @@ func (s *Store) catchUp(budget int) (n int, all bool, err error) {
 	return n, true, s.pruneAfter()
 }
 
+// yieldEvery is how many records the periodic catch-up consumes between
+// two looks at whether the writer is behind.
+const yieldEvery = 5 * batchMax
+
+// catchUpUnlessBehind is CatchUp in slices of yieldEvery records, stopping
+// (all false) whenever behind says the writer is behind.
+func (s *Store) catchUpUnlessBehind(behind func() bool) (n int, all bool, err error) {
+	if behind == nil {
+		return s.catchUp(0)
+	}
+	for !behind() {
+		k, all, err := s.catchUp(yieldEvery)
+		n += k
+		if err != nil || all {
+			return n, all, err
+		}
+	}
+	return n, false, nil
+}
+
 // pruneAfter forgets the marks of groups gone from the buffer, once the
 // archive is read.
 func (s *Store) pruneAfter() error {
@@ -791,6 +811,11 @@ type Options struct {
 	// tick that finds it unchanged since the last catch-up reads nothing,
 	// so an idle recorder costs no work here.
 	Committed func() int64
+	// Behind, when set, says the recorder's writer is behind (its queue
+	// deep): the periodic catch-up then stops between slices of records
+	// and resumes at a later tick, so deriving the graphs never takes the
+	// CPU that recording needs. The records wait safely in the buffer.
+	Behind func() bool
 	// Logger is where the store logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -855,14 +880,14 @@ func (s *Store) seed(root string) bool {
 // step catches up, and exports if asked; it reports whether the catch-up
 // succeeded.
 func (s *Store) step(o Options, export bool) (caughtUp bool) {
-	n, err := s.CatchUp()
+	n, all, err := s.catchUpUnlessBehind(o.Behind)
 	if err != nil {
 		s.catchUpFails.Failed(context.Background(), s.log.With("consumed", n), time.Now(),
 			"analytics store: catching up failed; retrying", "analytics store: catching up still failing", err)
 	} else {
 		s.catchUpFails.Ended(s.log, time.Now(), "analytics store: caught up after failing")
 	}
-	caughtUp = err == nil
+	caughtUp = err == nil && all
 	if !export || o.Target == nil {
 		return caughtUp
 	}

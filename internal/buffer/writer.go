@@ -352,6 +352,13 @@ func (w *Writer) setErr(s string) {
 	w.mu.Unlock()
 }
 
+// Behind reports whether the writer is behind the sources: at least a
+// full commit's worth (or half the queue) is waiting. Work that can wait,
+// like deriving analytics from committed records, holds back meanwhile.
+func (w *Writer) Behind() bool {
+	return len(w.queue) >= min(maxBatch, cap(w.queue)/2)
+}
+
 // WriterStats is a snapshot of the writer's counters.
 type WriterStats struct {
 	Queued     int
