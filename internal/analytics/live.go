@@ -824,10 +824,17 @@ type Options struct {
 // drive (config analytics.export).
 const DefaultExport = 5 * time.Minute
 
+// stopCatchUp bounds the catch-up when Run stops: after the writer was
+// behind for long the backlog may be large, and what is left is consumed
+// at the next start (from the marks), so a stop stays well inside the
+// service's stop timeout.
+const stopCatchUp = 5 * time.Second
+
 // Run catches up and exports at once (after a restart every graph is
 // due), then consumes new records every CatchUp and exports what changed
-// every Export, until ctx ends; then it consumes what was committed last,
-// without exporting, so a stop stays quick (the next start exports).
+// every Export, until ctx ends; then it consumes what was committed last
+// (for at most stopCatchUp), without exporting, so a stop stays quick (the
+// next start exports).
 // Errors are logged and retried, so Run returns nil.
 func (s *Store) Run(ctx context.Context) error {
 	o := s.opts
@@ -838,7 +845,7 @@ func (s *Store) Run(ctx context.Context) error {
 			now = o.Committed()
 		}
 		if export || now < 0 || now != seen {
-			if s.step(o, export) {
+			if s.step(o, export, o.Behind) {
 				seen = now
 			}
 		}
@@ -851,7 +858,8 @@ func (s *Store) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			s.step(o, false)
+			deadline := time.Now().Add(stopCatchUp)
+			s.step(o, false, func() bool { return time.Now().After(deadline) })
 			return nil
 		case <-catchUp.C:
 			step(false)
@@ -877,10 +885,10 @@ func (s *Store) seed(root string) bool {
 	return true
 }
 
-// step catches up, and exports if asked; it reports whether the catch-up
-// succeeded.
-func (s *Store) step(o Options, export bool) (caughtUp bool) {
-	n, all, err := s.catchUpUnlessBehind(o.Behind)
+// step catches up (until behind says stop), and exports if asked; it
+// reports whether the catch-up consumed everything.
+func (s *Store) step(o Options, export bool, behind func() bool) (caughtUp bool) {
+	n, all, err := s.catchUpUnlessBehind(behind)
 	if err != nil {
 		s.catchUpFails.Failed(context.Background(), s.log.With("consumed", n), time.Now(),
 			"analytics store: catching up failed; retrying", "analytics store: catching up still failing", err)
