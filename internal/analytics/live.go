@@ -226,6 +226,26 @@ func (s *Store) catchUp(budget int) (n int, all bool, err error) {
 	return n, true, s.pruneAfter()
 }
 
+// yieldEvery is how many records the periodic catch-up consumes between
+// two looks at whether the writer is behind.
+const yieldEvery = 5 * batchMax
+
+// catchUpUnlessBehind is CatchUp in slices of yieldEvery records, stopping
+// (all false) whenever behind says the writer is behind.
+func (s *Store) catchUpUnlessBehind(behind func() bool) (n int, all bool, err error) {
+	if behind == nil {
+		return s.catchUp(0)
+	}
+	for !behind() {
+		k, all, err := s.catchUp(yieldEvery)
+		n += k
+		if err != nil || all {
+			return n, all, err
+		}
+	}
+	return n, false, nil
+}
+
 // pruneAfter forgets the marks of groups gone from the buffer, once the
 // archive is read.
 func (s *Store) pruneAfter() error {
@@ -791,6 +811,11 @@ type Options struct {
 	// tick that finds it unchanged since the last catch-up reads nothing,
 	// so an idle recorder costs no work here.
 	Committed func() int64
+	// Behind, when set, says the recorder's writer is behind (its queue
+	// deep): the periodic catch-up then stops between slices of records
+	// and resumes at a later tick, so deriving the graphs never takes the
+	// CPU that recording needs. The records wait safely in the buffer.
+	Behind func() bool
 	// Logger is where the store logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -799,10 +824,17 @@ type Options struct {
 // drive (config analytics.export).
 const DefaultExport = 5 * time.Minute
 
+// stopCatchUp bounds the catch-up when Run stops: after the writer was
+// behind for long the backlog may be large, and what is left is consumed
+// at the next start (from the marks), so a stop stays well inside the
+// service's stop timeout.
+const stopCatchUp = 5 * time.Second
+
 // Run catches up and exports at once (after a restart every graph is
 // due), then consumes new records every CatchUp and exports what changed
-// every Export, until ctx ends; then it consumes what was committed last,
-// without exporting, so a stop stays quick (the next start exports).
+// every Export, until ctx ends; then it consumes what was committed last
+// (for at most stopCatchUp), without exporting, so a stop stays quick (the
+// next start exports).
 // Errors are logged and retried, so Run returns nil.
 func (s *Store) Run(ctx context.Context) error {
 	o := s.opts
@@ -813,7 +845,7 @@ func (s *Store) Run(ctx context.Context) error {
 			now = o.Committed()
 		}
 		if export || now < 0 || now != seen {
-			if s.step(o, export) {
+			if s.step(o, export, o.Behind) {
 				seen = now
 			}
 		}
@@ -826,7 +858,8 @@ func (s *Store) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			s.step(o, false)
+			deadline := time.Now().Add(stopCatchUp)
+			s.step(o, false, func() bool { return time.Now().After(deadline) })
 			return nil
 		case <-catchUp.C:
 			step(false)
@@ -852,17 +885,17 @@ func (s *Store) seed(root string) bool {
 	return true
 }
 
-// step catches up, and exports if asked; it reports whether the catch-up
-// succeeded.
-func (s *Store) step(o Options, export bool) (caughtUp bool) {
-	n, err := s.CatchUp()
+// step catches up (until behind says stop), and exports if asked; it
+// reports whether the catch-up consumed everything.
+func (s *Store) step(o Options, export bool, behind func() bool) (caughtUp bool) {
+	n, all, err := s.catchUpUnlessBehind(behind)
 	if err != nil {
 		s.catchUpFails.Failed(context.Background(), s.log.With("consumed", n), time.Now(),
 			"analytics store: catching up failed; retrying", "analytics store: catching up still failing", err)
 	} else {
 		s.catchUpFails.Ended(s.log, time.Now(), "analytics store: caught up after failing")
 	}
-	caughtUp = err == nil
+	caughtUp = err == nil && all
 	if !export || o.Target == nil {
 		return caughtUp
 	}

@@ -284,6 +284,52 @@ func TestRunCatchesUpOnlyWhenCommitsMoved(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "the second half consumed", func() bool { return commands() > first })
 }
 
+// While the writer is behind, Run consumes nothing (recording comes
+// first); once it has caught up, the records waiting in the buffer are
+// consumed in full.
+func TestRunWaitsWhileTheWriterIsBehind(t *testing.T) {
+	recs := labFrames(2, 400)
+	want := consumedCommands(t, recs)
+	quiet := slog.New(slog.DiscardHandler)
+	db, err := buffer.Open(filepath.Join(t.TempDir(), "buffer.db"), buffer.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	var behind atomic.Bool
+	behind.Store(true)
+	var ticks atomic.Int64
+	committed := func() int64 { return ticks.Add(1) } // moves at every tick
+	store, err := OpenStore(db, Options{CatchUp: 5 * time.Millisecond, Export: time.Hour, Committed: committed,
+		Behind: behind.Load, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commands := func() int64 {
+		c, err := store.Counts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Commands
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = store.Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	testkit.Eventually(t, 10*time.Second, "20 ticks", func() bool { return ticks.Load() >= 20 })
+	if n := commands(); n != 0 {
+		t.Fatalf("%d commands consumed while the writer was behind, want 0", n)
+	}
+	behind.Store(false)
+	testkit.Eventually(t, 10*time.Second, "all consumed", func() bool { return commands() == want })
+}
+
 // A catch-up that keeps failing is retried every CatchUp, but the same
 // failure is logged once (then once per retrylog.Every), not at each tick.
 func TestRunLogsARunOfFailedCatchUpsOnce(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/practable/lablog/internal/record/frame"
@@ -47,6 +48,12 @@ func (d *DB) Append(recs []frame.Record) error {
 	}
 	tails := map[groupKey]*tail{} // changed tails, applied after the commit
 	var used int64
+	// A full batch comes from a deep queue: the writer is behind, and
+	// the faster level lets it catch up.
+	z := zenc
+	if len(recs) >= maxBatch {
+		z = zfast
+	}
 	err := d.update(func(tx *bolt.Tx) error {
 		led := ledger{}
 		seqs := tx.Bucket(seqsBucket)
@@ -73,7 +80,11 @@ func (d *DB) Append(recs []frame.Record) error {
 				// A small block is stored raw: it is merged (and then
 				// compressed) soon, and compressing it twice would cost
 				// the writer more than its bytes cost the card.
-				v := encodeBlock(key, chunk, dataBytes(chunk) >= mergeAtBytes)
+				var zc *zstd.Encoder
+				if dataBytes(chunk) >= mergeAtBytes {
+					zc = z
+				}
+				v := encodeBlock(key, chunk, zc)
 				if err := b.Put(key, v); err != nil {
 					return fmt.Errorf("stream %q: %w", stream, err)
 				}
@@ -234,7 +245,7 @@ func mergeTail(tx *bolt.Tx, gk groupKey, t *tail, led ledger) error {
 		all = append(all, recs...)
 		old += int64(len(v))
 	}
-	v := encodeBlock(t.keys[0], all, true)
+	v := encodeBlock(t.keys[0], all, zenc)
 	if err := b.Put(t.keys[0], v); err != nil {
 		return err
 	}

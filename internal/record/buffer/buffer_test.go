@@ -474,3 +474,45 @@ func TestLastSeqs(t *testing.T) {
 		t.Fatalf("LastSeqs = %v, %v; want %v", got, err, want)
 	}
 }
+
+// A full batch (the writer behind) is compressed at the faster level; its
+// records come back byte-exact and its blocks are smaller than their
+// records, as a normal commit's are.
+func TestFullBatchRoundTrips(t *testing.T) {
+	db := openTest(t)
+	recs := make([]frame.Record, maxBatch)
+	raw := 0
+	for i := range recs {
+		data := fmt.Sprintf(`{"user":"u%d","t":%d,"type":"log","payload":{"event":"click","x":%d}}`, i%37, 1764000000000+i, i*7)
+		recs[i] = rec("spin30", t0, data)
+		raw += len(data)
+	}
+	if err := db.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	got := scanAll(t, db, "spin30", frame.Hour(t0))
+	if len(got) != len(recs) {
+		t.Fatalf("scanned %d records, want %d", len(got), len(recs))
+	}
+	for i, e := range got {
+		if !bytes.Equal(e.rec.Data, recs[i].Data) || e.seq != uint64(i+1) {
+			t.Fatalf("#%d = seq %d %q, want %q", i, e.seq, e.rec.Data, recs[i].Data)
+		}
+	}
+	stored := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(blocksBucket).Bucket([]byte("spin30")).ForEach(func(k, v []byte) error {
+			if v[1] != codecZstd {
+				t.Errorf("block %x stored with codec %d, want zstd", k, v[1])
+			}
+			stored += len(v)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored*3 > raw {
+		t.Fatalf("%d bytes stored for %d raw: not compressed", stored, raw)
+	}
+}

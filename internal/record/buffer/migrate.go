@@ -83,7 +83,7 @@ func (d *DB) migrateChunk() (moved int64, done bool, err error) {
 				return nil
 			}
 			key := blockKey(runHour, runFirst)
-			v := encodeBlock(key, run, true)
+			v := encodeBlock(key, run, zenc)
 			led.add(groupKey{legacy: true, stream: string(stream), hour: runHour.Unix()}, int64(len(run)), int64(len(v)))
 			run = run[:0]
 			return nb.Put(key, v)

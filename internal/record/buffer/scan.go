@@ -195,7 +195,7 @@ func (d *DB) Settle(g Group, first, last uint64) (int64, error) {
 			// Keep what lies outside [first, last] as blocks of their own.
 			keep := func(from uint64, part []frame.Record) {
 				nk := blockKey(g.Hour, from)
-				nv := encodeBlock(nk, part, true)
+				nv := encodeBlock(nk, part, zenc)
 				changes = append(changes, change{put: nk, v: nv})
 				led.add(gk, int64(len(part)), int64(len(nv)))
 			}

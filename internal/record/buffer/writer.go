@@ -17,8 +17,9 @@ import (
 const maxBatch = 8192
 
 // Writer is the single goroutine that commits records to the buffer. Sources
-// hand records over with Enqueue, which never blocks: the read loops must not
-// wait on the SD card. The writer commits whatever is queued in one
+// hand records over with Enqueue, which waits only for room in a full queue
+// while commits go through, and then at most WriterOptions.Wait: the read
+// loops must not wait on a stuck SD card. The writer commits whatever is queued in one
 // transaction (group commit), at once after a quiet spell and at most once
 // per interval under load (WriterOptions.Interval), so the loss window on
 // a power cut is one interval plus one commit.
@@ -39,6 +40,14 @@ type Writer struct {
 
 	lastStart time.Time // writer goroutine only
 
+	// running is set while Run's loop takes records: only then is there
+	// any point in Enqueue waiting for room.
+	running atomic.Bool
+	// stalledAt is the commit count when a wait for room last timed out:
+	// Enqueue waits again only once a commit has gone through since, so
+	// a stuck writer costs each source one wait, not one per frame.
+	stalledAt   atomic.Int64
+	waited      atomic.Int64 // frames that found the queue full and waited for room
 	dropped     atomic.Int64
 	refused     atomic.Int64 // frames refused because the buffer was full
 	full        atomic.Bool  // the last commit hit MaxSize or a full disk: refuse frames
@@ -59,6 +68,12 @@ type WriterOptions struct {
 	// Queue is how many records may wait for a commit; default
 	// DefaultQueue.
 	Queue int
+	// Wait is how long Enqueue may wait for room when the queue is full
+	// and the writer is committing; default DefaultWait, negative: never
+	// wait. A full queue then slows the sources to the writer's pace
+	// instead of dropping frames; a wait that times out drops the frame,
+	// and no frame waits again until a commit goes through.
+	Wait time.Duration
 	// Interval is the least time between the starts of two commits (config
 	// buffer.commit_interval). A record that arrives after a quiet spell is
 	// committed at once; records arriving faster wait together for the
@@ -84,11 +99,14 @@ func NewWriter(db *DB, o WriterOptions) *Writer {
 	if o.Queue <= 0 {
 		o.Queue = DefaultQueue
 	}
+	if o.Wait == 0 {
+		o.Wait = DefaultWait
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Writer{
+	w := &Writer{
 		db:    db,
 		queue: make(chan frame.Record, o.Queue),
 		opts:  o,
@@ -97,7 +115,15 @@ func NewWriter(db *DB, o WriterOptions) *Writer {
 		refusals: retrylog.Run{Level: slog.LevelError},
 		failing:  retrylog.Run{Level: slog.LevelError},
 	}
+	w.stalledAt.Store(-1)
+	return w
 }
+
+// DefaultWait bounds Enqueue's wait for room in a full queue: several
+// commits of a slow SD card (one takes 30-100 ms), so a burst beyond the
+// writer's pace is held back rather than dropped, while a writer stuck on a
+// failing disk costs a source at most this once.
+const DefaultWait = time.Second
 
 // DiskFullRetry is how long frames are refused after a commit met a full
 // disk before a commit is tried again: space may come back without the
@@ -105,10 +131,12 @@ func NewWriter(db *DB, o WriterOptions) *Writer {
 const DiskFullRetry = 2 * time.Second
 
 // Enqueue queues r for the next commit, taking its checksum first: from
-// here to the archive its bytes are checked. It returns false, and counts
-// the drop, when the queue is full, or while the buffer is full (then the
-// drop is also counted as refused): the source marks the gap with an
-// Overflow record once frames are accepted again.
+// here to the archive its bytes are checked. When the queue is full while
+// the writer commits, it waits for room (at most WriterOptions.Wait). It
+// returns false, and counts the drop, when there is no room after that, or
+// while the buffer is full (then the drop is also counted as refused): the
+// source marks the gap with an Overflow record once frames are accepted
+// again.
 func (w *Writer) Enqueue(r frame.Record) bool {
 	r.Sum = Sum(r.Data)
 	if w.full.Load() {
@@ -124,7 +152,29 @@ func (w *Writer) Enqueue(r frame.Record) bool {
 	case w.queue <- r:
 		return true
 	default:
-		w.dropped.Add(1)
+	}
+	if w.wait(r) {
+		return true
+	}
+	w.dropped.Add(1)
+	return false
+}
+
+// wait puts r in the full queue once the writer makes room, unless the
+// writer is not running, has not committed since a wait last timed out, or
+// takes longer than the Wait option.
+func (w *Writer) wait(r frame.Record) bool {
+	if w.opts.Wait < 0 || !w.running.Load() || w.stalledAt.Load() == w.commits.Load() {
+		return false
+	}
+	w.waited.Add(1)
+	t := time.NewTimer(w.opts.Wait)
+	defer t.Stop()
+	select {
+	case w.queue <- r:
+		return true
+	case <-t.C:
+		w.stalledAt.Store(w.commits.Load())
 		return false
 	}
 }
@@ -136,11 +186,13 @@ func (w *Writer) Enqueue(r frame.Record) bool {
 func (w *Writer) Run(ctx context.Context) error {
 	w.stop = ctx.Done()
 	batch := make([]frame.Record, 0, maxBatch)
+	w.running.Store(true)
 	for {
 		select {
 		case r := <-w.queue:
 			batch = append(batch[:0], r)
 		case <-w.stop:
+			w.running.Store(false)
 			w.drain(batch[:0])
 			return nil
 		}
@@ -300,10 +352,18 @@ func (w *Writer) setErr(s string) {
 	w.mu.Unlock()
 }
 
+// Behind reports whether the writer is behind the sources: at least a
+// full commit's worth (or half the queue) is waiting. Work that can wait,
+// like deriving analytics from committed records, holds back meanwhile.
+func (w *Writer) Behind() bool {
+	return len(w.queue) >= min(maxBatch, cap(w.queue)/2)
+}
+
 // WriterStats is a snapshot of the writer's counters.
 type WriterStats struct {
 	Queued     int
 	QueueCap   int
+	Waited     int64 // frames that found the queue full and waited for room
 	Dropped    int64
 	Refused    int64 // of Dropped, refused because the buffer was full
 	Full       bool  // new frames are refused until the compactor makes room
@@ -324,6 +384,7 @@ func (w *Writer) Stats() WriterStats {
 	s := WriterStats{
 		Queued:    len(w.queue),
 		QueueCap:  cap(w.queue),
+		Waited:    w.waited.Load(),
 		Dropped:   w.dropped.Load(),
 		Refused:   w.refused.Load(),
 		Full:      w.full.Load() || w.diskFull.Load(),

@@ -89,10 +89,93 @@ func TestWriterCountsOverflow(t *testing.T) {
 	if ok != 10 || w.Stats().Dropped != 15 {
 		t.Fatalf("accepted %d, dropped %d; want 10 and 15", ok, w.Stats().Dropped)
 	}
+	// Nothing takes from the queue before Run: waiting would only delay the drop.
+	if n := w.Stats().Waited; n != 0 {
+		t.Fatalf("waited %d times for a writer that is not running", n)
+	}
 	stopWriter := startWriter(t, w)
 	stopWriter()
 	if got := len(scanAll(t, db, "s", frame.Hour(t0))); got != 10 {
 		t.Fatalf("committed %d, want the 10 accepted", got)
+	}
+}
+
+// A queue far smaller than what the sources send fills at once; with the
+// writer committing, every frame waits for room and none is dropped.
+func TestWriterWaitsForRoomWhileCommitting(t *testing.T) {
+	db := openTest(t)
+	w := NewWriter(db, WriterOptions{Queue: 8, Wait: time.Minute})
+	stopWriter := startWriter(t, w)
+	// Once a record is committed the writer runs: the load starts then.
+	done := make(chan error, 1)
+	first := rec("first", t0, "x")
+	first.Committed = done
+	if !w.Enqueue(first) {
+		t.Fatal("first record refused")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	const streams, each = 12, 500
+	var wg sync.WaitGroup
+	for s := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if !w.Enqueue(rec(fmt.Sprintf("spin%d", 30+s), t0, fmt.Sprint(i))) {
+					t.Errorf("stream %d frame %d dropped", s, i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stopWriter()
+	st := w.Stats()
+	if st.Committed != 1+streams*each || st.Dropped != 0 || st.Waited == 0 {
+		t.Fatalf("stats = %+v, want %d committed after waits, none dropped", st, 1+streams*each)
+	}
+	for s := range streams {
+		got := scanAll(t, db, fmt.Sprintf("spin%d", 30+s), frame.Hour(t0))
+		if len(got) != each {
+			t.Fatalf("stream %d has %d records, want %d", s, len(got), each)
+		}
+		for i, e := range got {
+			if string(e.rec.Data) != fmt.Sprint(i) {
+				t.Fatalf("stream %d #%d = %q: order lost", s, i, e.rec.Data)
+			}
+		}
+	}
+}
+
+// A writer whose commits fail takes nothing from the queue: one frame waits
+// out the bound and is dropped, the next ones are dropped without waiting,
+// so a stuck disk does not slow every source to one frame per Wait.
+func TestWriterStopsWaitingWhileCommitsFail(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "buffer.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close() // every commit fails
+	failed := make(chan error, 100)
+	w := NewWriter(db, WriterOptions{Queue: 2, Wait: 20 * time.Millisecond, OnFailure: func(err error) { failed <- err }})
+	w.Enqueue(rec("s", t0, "held"))
+	stopWriter := startWriter(t, w)
+	defer stopWriter()
+	<-failed // the writer holds its batch and retries: the queue is not read
+	for i := range 2 {
+		if !w.Enqueue(rec("s", t0, fmt.Sprint(i))) {
+			t.Fatalf("frame %d refused with room in the queue", i)
+		}
+	}
+	for i := range 5 {
+		if w.Enqueue(rec("s", t0, "late")) {
+			t.Fatalf("late frame %d taken by a full queue", i)
+		}
+	}
+	if st := w.Stats(); st.Waited != 1 || st.Dropped != 5 {
+		t.Fatalf("waited %d, dropped %d; want 1 wait, then 5 drops", st.Waited, st.Dropped)
 	}
 }
 

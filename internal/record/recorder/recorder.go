@@ -211,6 +211,7 @@ func Open(o Options) (*Recorder, error) {
 		r.analytics, err = analytics.OpenStore(db, analytics.Options{
 			Export:    o.AnalyticsExport,
 			Committed: func() int64 { return r.writer.Stats().Committed },
+			Behind:    r.writer.Behind,
 			Target: func() (*archive.Root, error) {
 				return archive.OpenRoot(o.Compactor.Root, o.Compactor.Require)
 			},

@@ -7,8 +7,10 @@ import (
 	"github.com/practable/lablog/internal/record/frame"
 )
 
-// Sink takes records without blocking; false means its queue is full and the
-// record was not taken.
+// Sink takes records; false means its queue is full and the record was not
+// taken. It may wait a bounded time for room (the buffer's writer does while
+// it commits), which holds back this stream's handling of frames, not the
+// reading of its socket: read hands frames over through a queue of its own.
 type Sink interface {
 	Enqueue(frame.Record) bool
 }
