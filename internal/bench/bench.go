@@ -332,6 +332,7 @@ func (r *runner) compaction(ctx context.Context) error {
 		}
 		mib := float64(1 << 20)
 		r.rep.add(sc, "rows", "/s", ">= 150000", float64(b.rows)/c.seconds)
+		r.rep.add(sc, "rows per CPU second", "/s", "", float64(b.rows)/c.cpuSeconds)
 		r.rep.add(sc, "peak RSS (rusage)", "MiB", "< 100", c.maxRSS/mib)
 		r.rep.add(sc, "peak RSS anon", "MiB", "", c.mem.Anon/mib)
 		r.rep.add(sc, "peak RSS file", "MiB", "", c.mem.File/mib)
