@@ -10,8 +10,9 @@ import (
 // column buffers, the zstd encoder, a scan batch) and none of it grows with
 // the buffer; with the default GOGC the heap still doubled that between
 // collections (63 MiB anonymous at the peak on 2M rows). With this limit the
-// collector runs sooner instead: 72 MiB peak RSS against 96 MiB, for no CPU
-// cost measurable on the bench's load (docs/performance-compaction.md).
+// collector runs sooner instead: 70 MiB peak RSS against 94 MiB on 2M rows,
+// for no CPU cost measurable there (docs/performance-compaction.md; at 10M
+// the collector took 5-7% of the CPU).
 const compactMemoryLimit = 48 << 20
 
 // limitMemory sets the soft memory limit unless GOMEMLIMIT already does;
