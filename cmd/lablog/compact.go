@@ -25,6 +25,7 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer stopProfile()
 	log := newLogger(stderr, slog.LevelInfo)
+	defer limitMemory(compactMemoryLimit)()
 	db, err := wire.OpenBuffer(cfg, log)
 	if errors.Is(err, buffer.ErrLocked) {
 		return fmt.Errorf("%w\nthe running daemon compacts on its own schedule; to compact now, send it SIGUSR1 (systemctl kill -s USR1 lablog)", err)

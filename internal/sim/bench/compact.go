@@ -108,6 +108,7 @@ func buildBuffer(ctx context.Context, dir string, rows int) (*builtBuffer, error
 // compaction is what one `lablog compact` run measured.
 type compaction struct {
 	seconds      float64
+	cpuSeconds   float64 // user + system: on a loaded machine, the figure wall time is not
 	maxRSS       float64 // bytes, from rusage
 	mem          memory  // sampled peaks
 	parquetBytes int64
@@ -156,6 +157,7 @@ func (r *runner) measureCompaction(ctx context.Context, b *builtBuffer) (compact
 		return out, fmt.Errorf("lablog compact: %w\n%s%s", err, stdout.String(), tail(stderr.String()))
 	}
 	out.mem = mem.peaks()
+	out.cpuSeconds = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		out.maxRSS = float64(ru.Maxrss) * 1024 // kilobytes on Linux
 	}
