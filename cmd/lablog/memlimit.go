@@ -11,8 +11,8 @@ import (
 // the buffer; with the default GOGC the heap still doubled that between
 // collections (63 MiB anonymous at the peak on 2M rows). With this limit the
 // collector runs sooner instead: 70 MiB peak RSS against 94 MiB on 2M rows,
-// for no CPU cost measurable there (docs/performance-compaction.md; at 10M
-// the collector took 5-7% of the CPU).
+// for a few percent of CPU (the collector took 5-7% of it on a 10M-row
+// buffer; docs/performance-compaction.md).
 const compactMemoryLimit = 48 << 20
 
 // limitMemory sets the soft memory limit unless GOMEMLIMIT already does;
