@@ -124,7 +124,13 @@ func (r *runner) stage(what string) (dir string, s *server, done func(), err err
 
 // connectTimeout bounds the wait for n streams to connect and settle.
 func (r *runner) connectTimeout(n int) time.Duration {
-	return 20*time.Second + time.Duration(n)*30*time.Millisecond
+	d := 20*time.Second + time.Duration(n)*30*time.Millisecond
+	if r.o.Exec != "" {
+		// An emulated child starts 5-10 times slower (qemu-user), and
+		// more so on a loaded machine.
+		d *= 5
+	}
+	return d
 }
 
 // drainTimeout bounds the wait for the last frames after the load stops.
