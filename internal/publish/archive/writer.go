@@ -41,10 +41,9 @@ type Options struct {
 }
 
 // Failpoints, in the order a write reaches them. FailMidWrite is hit once,
-// right after the first row group is flushed to the temporary file (on the
-// encoder's goroutine, so an error it returns fails a later Add or
-// Publish; a file smaller than one row group never reaches it). The other
-// two are in Publish, around the rename.
+// in the Add that completes the first row group, right after that row group
+// is flushed to the temporary file (a file smaller than one row group never
+// reaches it). The other two are in Publish, around the rename.
 const (
 	FailMidWrite               = "archive-mid-write"
 	FailAfterWriteBeforeRename = "archive-after-write-before-rename"
@@ -64,19 +63,18 @@ type Writer struct {
 	tmp       string   // the temporary file's name in dir
 	f         *os.File
 	pw        *parquet.GenericWriter[Row]
-	enc       *encoder // owns pw until it is closed
 	sum       *Checksum
 	idColumn  *string
 	groupRows int // rows per row group
-	inGroup   int // rows added to the current row group
+	inGroup   int // rows written to the current row group
 	// groupBytes is the text of the current row group's rows.
 	groupBytes int
+	groups     int // row groups flushed so far
 	first      uint64
 	last       uint64
 	frames     int64
 	rows       int64
-	parsed     []Row // one entry's rows
-	pending    []Row // rows not yet handed to the encoder
+	buf        []Row
 	err        error // sticky: once a write failed the file is unusable
 	done       bool
 }
@@ -112,9 +110,8 @@ func newWriter(r *Root, dir, f *os.File, tmp, stream string, hour time.Time, opt
 		parquet.DefaultEncodingFor(parquet.Int64, &parquet.DeltaBinaryPacked),
 		parquet.DefaultEncodingFor(parquet.Int32, &parquet.DeltaBinaryPacked),
 	)
-	enc := newEncoder(pw)
 	return &Writer{stream: stream, hour: hour, bufferID: opts.BufferID, revision: opts.Revision, root: r, dir: dir, tmp: tmp, f: f, pw: pw,
-		enc: enc, pending: enc.batch(), sum: NewChecksum(), idColumn: idColumn(opts.BufferID), groupRows: opts.RowGroupRows}
+		sum: NewChecksum(), idColumn: idColumn(opts.BufferID), groupRows: opts.RowGroupRows}
 }
 
 func (w *Writer) wrap(err error) error {
@@ -135,53 +132,42 @@ func (w *Writer) Add(e Entry) error {
 	case w.frames > 0 && e.Seq <= w.last:
 		return w.wrap(fmt.Errorf("seq %d after %d: entries must be added in increasing seq order", e.Seq, w.last))
 	}
-	if err := w.enc.failed(); err != nil {
-		w.err = w.wrap(err)
-		return w.err
-	}
-	w.parsed = appendRows(w.parsed[:0], w.idColumn, e)
-	// Hand rows over in pieces that end exactly on the row-group bound and
-	// end the group there, so the column buffers never hold more than one
-	// row group.
-	for rows := w.parsed; len(rows) > 0; {
+	w.buf = appendRows(w.buf[:0], w.idColumn, e)
+	// Write in pieces that end exactly on the row-group bound and flush
+	// there, so the column buffers never hold more than one row group.
+	for rows := w.buf; len(rows) > 0; {
 		n := min(len(rows), w.groupRows-w.inGroup)
+		if _, err := w.pw.Write(rows[:n]); err != nil {
+			w.err = w.wrap(err)
+			return w.err
+		}
 		for i := range rows[:n] {
 			w.groupBytes += rows[i].textBytes()
 		}
-		w.pending = append(w.pending, rows[:n]...)
 		rows = rows[n:]
 		if w.inGroup += n; w.inGroup == w.groupRows || w.groupBytes >= RowGroupBytes {
-			w.handOver(true)
+			if err := w.pw.Flush(); err != nil {
+				w.err = w.wrap(err)
+				return w.err
+			}
 			w.inGroup, w.groupBytes = 0, 0
-		} else if len(w.pending) >= encoderBatchRows {
-			w.handOver(false)
+			if w.groups++; w.groups == 1 {
+				if err := failpoint.Hit(FailMidWrite); err != nil {
+					w.err = w.wrap(err)
+					return w.err
+				}
+			}
 		}
 	}
-	w.rows += int64(len(w.parsed))
-	clear(w.parsed) // drop references to this entry's strings
+	clear(w.buf) // drop references to this entry's strings
 	if w.frames == 0 {
 		w.first = e.Seq
 	}
 	w.last = e.Seq
 	w.frames++
+	w.rows += int64(len(w.buf))
 	w.sum.Add(e.Seq, e.Rec.Kind, e.Rec.Data)
 	return nil
-}
-
-// handOver sends the pending rows to the encoder, and with them the end of
-// the row group when endGroup is set.
-func (w *Writer) handOver(endGroup bool) {
-	w.enc.send(w.pending, endGroup)
-	w.pending = w.enc.batch()
-}
-
-// drain hands over what is pending and waits until the encoder has written
-// everything: the Parquet writer is then this goroutine's again.
-func (w *Writer) drain() error {
-	if len(w.pending) > 0 {
-		w.handOver(false)
-	}
-	return w.enc.close()
 }
 
 // Rows returns the number of rows added so far.
@@ -202,11 +188,6 @@ func (w *Writer) Publish() (string, error) {
 	if w.frames == 0 {
 		w.Abort()
 		return "", w.wrap(ErrEmpty)
-	}
-	if err := w.drain(); err != nil {
-		w.err = w.wrap(err)
-		w.Abort()
-		return "", w.err
 	}
 	// In key order, so the same records always give the same bytes: a
 	// file written again (an erasure re-run) is identical.
@@ -281,7 +262,6 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
-	_ = w.enc.close() // it may be writing to f
 	_ = w.f.Close()
 	_ = unix.Unlinkat(int(w.dir.Fd()), w.tmp, 0)
 	w.release()
