@@ -145,43 +145,56 @@ func readStranded(f *os.File, path string) (*Stranded, error) {
 	}
 	var meta, seqs, counts []kv
 	var v1 int // format-1 records: Open converts them, salvage does not
-	blocks := map[groupKey][]blockAt{}
-	w := treeWalk{f: f, pageSize: int64(m.pageSize), pages: pages, seen: map[uint64]bool{}}
-	lostIn := map[string]bool{} // top-level buckets with a part lost; "" the root
-	w.lost = func(buckets [][]byte, err error) {
-		if len(buckets) == 0 {
-			lostIn[""] = true
-		} else {
-			lostIn[string(buckets[0])] = true
-		}
-		s.Lost = append(s.Lost, fmt.Sprintf("bucket %s: %v", showBuckets(buckets), err))
-	}
-	w.visit = func(buckets [][]byte, key []byte, off, size int64) {
-		e := kv{key, off, size}
-		switch {
-		case len(buckets) == 1 && bytes.Equal(buckets[0], metaBucket):
-			meta = append(meta, e)
-		case len(buckets) == 1 && bytes.Equal(buckets[0], seqsBucket):
-			seqs = append(seqs, e)
-		case len(buckets) == 1 && bytes.Equal(buckets[0], countsBucket):
-			counts = append(counts, e)
-		case len(buckets) > 0 && bytes.Equal(buckets[0], v1Bucket):
-			v1++
-		case len(buckets) == 2 && (bytes.Equal(buckets[0], blocksBucket) || bytes.Equal(buckets[0], legacyBucket)):
-			if len(key) != keyLen {
-				s.Lost = append(s.Lost, fmt.Sprintf("bucket %s: key %x is not a block's", showBuckets(buckets), key))
-				return
+	var blocks map[groupKey][]blockAt
+	var lostIn map[string]bool // top-level buckets with a part lost; "" the root
+	// A page reached twice may have been read the first time under the
+	// wrong bucket: then the tree is walked again, reading it from neither.
+	lostBefore := len(s.Lost)
+	var shun map[uint64]bool
+	for {
+		s.Lost = s.Lost[:lostBefore]
+		meta, seqs, counts, v1 = nil, nil, nil, 0
+		blocks, lostIn = map[groupKey][]blockAt{}, map[string]bool{}
+		w := treeWalk{f: f, pageSize: int64(m.pageSize), pages: pages, seen: map[uint64]bool{}, twice: map[uint64]bool{}, shun: shun}
+		w.lost = func(buckets [][]byte, err error) {
+			if len(buckets) == 0 {
+				lostIn[""] = true
+			} else {
+				lostIn[string(buckets[0])] = true
 			}
-			hour, _ := splitKey(key)
-			gk := groupKey{legacy: bytes.Equal(buckets[0], legacyBucket), stream: string(buckets[1]), hour: hour.Unix()}
-			blocks[gk] = append(blocks[gk], blockAt{key, off, size})
+			s.Lost = append(s.Lost, fmt.Sprintf("bucket %s: %v", showBuckets(buckets), err))
 		}
-	}
-	if w.free, err = freePages(f, m, pages); err != nil {
-		s.Lost = append(s.Lost, fmt.Sprintf("freelist: %v (pages are read without it)", err))
-	}
-	if err := w.skip(nil, w.page(m.root, 0, nil, keyRange{})); err != nil {
-		return nil, err
+		w.visit = func(buckets [][]byte, key []byte, off, size int64) {
+			e := kv{key, off, size}
+			switch {
+			case len(buckets) == 1 && bytes.Equal(buckets[0], metaBucket):
+				meta = append(meta, e)
+			case len(buckets) == 1 && bytes.Equal(buckets[0], seqsBucket):
+				seqs = append(seqs, e)
+			case len(buckets) == 1 && bytes.Equal(buckets[0], countsBucket):
+				counts = append(counts, e)
+			case len(buckets) > 0 && bytes.Equal(buckets[0], v1Bucket):
+				v1++
+			case len(buckets) == 2 && (bytes.Equal(buckets[0], blocksBucket) || bytes.Equal(buckets[0], legacyBucket)):
+				if len(key) != keyLen {
+					s.Lost = append(s.Lost, fmt.Sprintf("bucket %s: key %x is not a block's", showBuckets(buckets), key))
+					return
+				}
+				hour, _ := splitKey(key)
+				gk := groupKey{legacy: bytes.Equal(buckets[0], legacyBucket), stream: string(buckets[1]), hour: hour.Unix()}
+				blocks[gk] = append(blocks[gk], blockAt{key, off, size})
+			}
+		}
+		if w.free, err = freePages(f, m, pages); err != nil {
+			s.Lost = append(s.Lost, fmt.Sprintf("freelist: %v (pages are read without it)", err))
+		}
+		if err := w.skip(nil, w.page(m.root, 0, nil, keyRange{})); err != nil {
+			return nil, err
+		}
+		if len(w.twice) == 0 || shun != nil {
+			break
+		}
+		shun = w.twice
 	}
 	read := func(e kv) ([]byte, error) {
 		v := make([]byte, e.size)

@@ -224,6 +224,12 @@ type treeWalk struct {
 	// that leads to a stale page, or to another stream's, whose blocks'
 	// checksums hold but are not this bucket's records.
 	free map[uint64]bool
+	// twice, when set, collects the pages reached a second time; shun
+	// names pages refused from wherever they are reached. A damaged page id
+	// can lead one bucket into another's subtree, whose blocks' checksums
+	// hold: the walk that reached it first cannot tell, so the salvage walk
+	// runs again shunning both claims (readStranded).
+	twice, shun map[uint64]bool
 }
 
 // keyRange is the keys a branch element's child may hold: [lo, hi), hi nil
@@ -245,7 +251,13 @@ func (w *treeWalk) page(id uint64, depth int, buckets [][]byte, keys keyRange) e
 	if id < 2 || id >= w.pages {
 		return fmt.Errorf("%w: page %d outside the %d pages", errTorn, id, w.pages)
 	}
+	if w.shun[id] {
+		return fmt.Errorf("%w: page %d is reached from two places: read from neither", errTorn, id)
+	}
 	if w.seen[id] {
+		if w.twice != nil {
+			w.twice[id] = true
+		}
 		return fmt.Errorf("%w: page %d reached twice", errTorn, id)
 	}
 	if w.free[id] {
