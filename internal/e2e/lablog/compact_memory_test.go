@@ -3,6 +3,7 @@ package lablog
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,8 +103,19 @@ func TestCompactMemoryDoesNotGrowWithBuffer(t *testing.T) {
 	if s := os.Getenv("LABLOG_COMPACT_MEMORY_N"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
-	small, smallSize := compactPeak(t, n)
-	large, largeSize := compactPeak(t, 4*n)
+	// The least peak of three runs each: other work on the machine only
+	// adds to a peak (the page release runs on a timer that a busy machine
+	// delays), so the least is the figure that is lablog's own.
+	least := func(n int) (peak float64, size int64) {
+		peak = math.Inf(1)
+		for range 3 {
+			p, s := compactPeak(t, n)
+			peak, size = min(peak, p), s
+		}
+		return peak, size
+	}
+	small, smallSize := least(n)
+	large, largeSize := least(4 * n)
 	grownMiB := float64(largeSize-smallSize) / (1 << 20)
 	t.Logf("peak RSS: %.1f MiB for %d messages (buffer %.1f MiB), %.1f MiB for %d (buffer %.1f MiB)",
 		small, n, float64(smallSize)/(1<<20), large, 4*n, float64(largeSize)/(1<<20))
