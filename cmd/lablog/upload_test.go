@@ -106,18 +106,19 @@ func TestTwoSitesUploadIntoOneBucket(t *testing.T) {
 			local := archiveFiles(t, d.archive)
 			return int64(len(local)) == u.FilesUploaded && archivedMessages(t, d.archive) == sent
 		})
-		s := d.status(t)
-		if s.Upload.State != upload.StateIdle || s.Upload.Failures != 0 || s.Upload.LastError != "" || s.Upload.Target != "s3://"+bucket+"/fleet/site="+site+"/" {
-			t.Errorf("%s: upload %+v", site, s.Upload)
-		}
 		// A late record (a reconnect's connection events, under emulation)
 		// may publish one more file after the wait above: the page and the
-		// metric must say so too, and then say everything is uploaded.
+		// metric must say so too, and then say everything is uploaded; the
+		// uploader's state is read once they do.
 		testkit.Eventually(t, 60*time.Second, site+": the page says everything is uploaded, the metric 0 files waiting", func() bool {
 			code, body := d.get(t, "/")
 			return code == 200 && strings.Contains(string(body), "everything uploaded") &&
 				metricValue(scrapeMetrics(t, d), "lablog_upload_files_waiting", "") == 0
 		})
+		s := d.status(t)
+		if s.Upload.State != upload.StateIdle || s.Upload.Failures != 0 || s.Upload.LastError != "" || s.Upload.Target != "s3://"+bucket+"/fleet/site="+site+"/" {
+			t.Errorf("%s: upload %+v", site, s.Upload)
+		}
 		// The keys are nowhere to be seen.
 		for _, p := range []string{"/", "/api/status", "/metrics", "/healthz"} {
 			_, body := d.get(t, p)
