@@ -19,19 +19,33 @@ import (
 // lab traffic the raw and payload columns, nine tenths of a file, come out
 // about 12% smaller. docs/performance-compaction.md has the figures, what
 // it costs, and why larger pages (smaller still) were not taken.
+//
+// Each Writer has its own codec, and the codec keeps its encoders for the
+// writer's life in a plain free list, not a sync.Pool: a pool is emptied
+// by every other GC, and under compaction's soft memory limit the GC runs
+// often, so each page would build a new encoder (about 4 MiB of tables,
+// allocated and cleared) and the peak would depend on how many happened
+// to be alive at once. The encoders go with the writer, so an idle daemon
+// holds none.
 type zstdCodec struct {
-	enc sync.Pool // *zstd.Encoder, dropped by the GC when idle
-	dec sync.Pool // *zstd.Decoder
+	mu   sync.Mutex
+	encs []*zstd.Encoder // idle encoders, at most one per concurrent page
+	dec  sync.Pool       // *zstd.Decoder
 }
 
-var smallZstd = new(zstdCodec)
+func newZstdCodec() *zstdCodec { return new(zstdCodec) }
 
 func (c *zstdCodec) String() string { return "ZSTD" }
 
 func (c *zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
 
 func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
-	e, _ := c.enc.Get().(*zstd.Encoder)
+	c.mu.Lock()
+	var e *zstd.Encoder
+	if n := len(c.encs); n > 0 {
+		e, c.encs = c.encs[n-1], c.encs[:n-1]
+	}
+	c.mu.Unlock()
 	if e == nil {
 		var err error
 		e, err = zstd.NewWriter(nil,
@@ -46,8 +60,11 @@ func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
 			return dst, err
 		}
 	}
-	defer c.enc.Put(e)
-	return e.EncodeAll(src, dst[:0]), nil
+	dst = e.EncodeAll(src, dst[:0])
+	c.mu.Lock()
+	c.encs = append(c.encs, e)
+	c.mu.Unlock()
+	return dst, nil
 }
 
 func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {

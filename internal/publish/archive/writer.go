@@ -102,7 +102,7 @@ func newWriter(r *Root, dir, f *os.File, tmp, stream string, hour time.Time, opt
 		opts.RowGroupRows = DefaultRowGroupRows
 	}
 	pw := parquet.NewGenericWriter[Row](f,
-		parquet.Compression(smallZstd),
+		parquet.Compression(newZstdCodec()),
 		parquet.MaxRowsPerRowGroup(int64(opts.RowGroupRows)),
 		// Times and sequence numbers rise steadily: their differences
 		// pack into a few bits, where zstd over plain 8-byte values left
