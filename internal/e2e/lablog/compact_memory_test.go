@@ -23,10 +23,11 @@ import (
 // one stream and one hour, so every size of buffer is one group: one file,
 // written in many row groups.
 type recordFiller struct {
-	db    *buffer.DB
-	hour  time.Time
-	batch []frame.Record
-	err   error
+	db       *buffer.DB
+	hour     time.Time
+	batch    []frame.Record
+	appended int
+	err      error
 }
 
 func (f *recordFiller) Publish(stream string, data []byte, binary bool) {
@@ -40,15 +41,16 @@ func (f *recordFiller) Publish(stream string, data []byte, binary bool) {
 func (f *recordFiller) flush() {
 	if f.err == nil && len(f.batch) > 0 {
 		f.err = f.db.Append(f.batch)
+		f.appended += len(f.batch)
 	}
 	f.batch = f.batch[:0]
 }
 
-// compactPeak fills a buffer with messages of lab traffic, runs the real
-// binary's `lablog compact --open-hours` on it and returns the child's
-// peak resident memory (VmHWM, from rusage) in MiB and the bytes the
-// buffer stored.
-func compactPeak(t *testing.T, messages int) (peakMiB float64, bufferBytes int64) {
+// labBuffer fills a buffer with messages of lab traffic and writes a
+// config for it, with an empty archive folder. It returns the config's
+// path, the archive's, the records appended and the bytes the buffer
+// stored.
+func labBuffer(t *testing.T, ctx context.Context, messages int) (cfgPath, root string, records int, stored int64) {
 	t.Helper()
 	dir := t.TempDir()
 	bufPath := filepath.Join(dir, "buffer.db")
@@ -57,27 +59,37 @@ func compactPeak(t *testing.T, messages int) (peakMiB float64, bufferBytes int64
 		t.Fatal(err)
 	}
 	f := &recordFiller{db: db, hour: time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	lab := labsim.NewLabOn(f, labsim.LabOptions{Streams: []string{"spin30"}, JoinProb: 0.15, Seed: 5})
 	if err := lab.RunN(ctx, messages); err != nil {
 		t.Fatal(err)
 	}
 	f.flush()
-	stored := db.Used()
+	stored = db.Used()
 	if err := db.Close(); err != nil || f.err != nil {
 		t.Fatal(err, f.err)
 	}
-	root := filepath.Join(dir, "archive")
+	root = filepath.Join(dir, "archive")
 	if err := os.Mkdir(root, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(dir, "lablog.yaml")
+	cfgPath = filepath.Join(dir, "lablog.yaml")
 	cfg := fmt.Sprintf("buffer: {path: %s, max_size: 4GiB}\narchive: {path: %s, require: none}\nstatus: {listen: \"\"}\nled: {path: \"\"}\nstreams:\n  - {name: spin30, url: \"ws://127.0.0.1:9/ws/spin30\"}\n",
 		bufPath, root)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return cfgPath, root, f.appended, stored
+}
+
+// compactPeak fills a buffer with messages of lab traffic, runs the real
+// binary's `lablog compact --open-hours` on it and returns the child's
+// peak resident memory (VmHWM, from rusage) in MiB and the bytes the
+// buffer stored.
+func compactPeak(t *testing.T, messages int) (peakMiB float64, bufferBytes int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cfgPath, _, _, stored := labBuffer(t, ctx, messages)
 	cmd := exec.CommandContext(ctx, lablogbin.Path(t), "compact", "--config", cfgPath, "--open-hours")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "published 1 files") {

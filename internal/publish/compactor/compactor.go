@@ -223,6 +223,11 @@ func (c *Compactor) RunOnce(ctx context.Context) Result {
 }
 
 func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
+	// A settle that failed half way would leave archived records to be
+	// archived again.
+	if err := c.db.FinishSettles(); err != nil {
+		return err
+	}
 	groups, err := c.db.Groups()
 	if err != nil {
 		return err

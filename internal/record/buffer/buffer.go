@@ -230,7 +230,15 @@ func (d *DB) open(opts Options) (err error) {
 		d.bolt = nil
 		return fmt.Errorf("buffer %s: convert format 1: %w", d.path, err)
 	}
-	return d.loadCounts()
+	if err := d.loadCounts(); err != nil {
+		return err
+	}
+	if err := d.FinishSettles(); err != nil {
+		_ = db.Close()
+		d.bolt = nil
+		return fmt.Errorf("buffer %s: %w", d.path, err)
+	}
+	return nil
 }
 
 // initialise creates the buckets and the id of a new file, and reads the id
