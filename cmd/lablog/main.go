@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/practable/lablog/internal/platform/failpoint"
 )
 
 func main() {
@@ -21,6 +23,7 @@ func main() {
 	if code != 0 && !errors.Is(err, errUsage) { // the usage is printed already
 		fmt.Fprintln(os.Stderr, "lablog:", err)
 	}
+	_ = failpoint.Hit(failpoint.AtExit)
 	os.Exit(code)
 }
 

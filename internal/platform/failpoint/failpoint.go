@@ -33,6 +33,13 @@ import (
 	"time"
 )
 
+// AtExit is hit by lablog's main as the process is about to exit, all its
+// work done and its files closed. A test pauses it there to read the
+// process's own peak memory (VmHWM) from /proc: the rusage of a child
+// cannot give it, since Go starts children with vfork and Linux then
+// counts the parent's resident set at the exec into the child's maxrss.
+const AtExit = "exit"
+
 // EnvVar names the environment variable that arms failpoints.
 const EnvVar = "LABLOG_FAILPOINT"
 
