@@ -3,7 +3,6 @@ package buffer
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -107,12 +106,7 @@ func TestSettleInStepsMatchesOneStep(t *testing.T) {
 // mark, and the rest is removed by FinishSettles (the compactor's next
 // run) or by the next Open: never archived a second time.
 func TestSettleCutShortIsFinished(t *testing.T) {
-	if !failpoint.Enabled { // not testkit.NeedFailpoints: testkit imports buffer
-		if os.Getenv("LABLOG_REQUIRE_FAILPOINT") == "1" {
-			t.Fatal("LABLOG_REQUIRE_FAILPOINT=1 but this test binary was built without -tags failpoint")
-		}
-		t.Skip("needs failpoints: go test -tags failpoint")
-	}
+	needFailpoints(t)
 	// The state of a settle done in one go, to compare with.
 	ref := openTest(t)
 	fillBlocks(t, ref, 6000)

@@ -19,12 +19,7 @@ import (
 // TestFsyncFailpoint: a delay armed at FailFsync holds both fsyncs of each
 // commit; an error fails the commit, which leaves nothing behind.
 func TestFsyncFailpoint(t *testing.T) {
-	if !failpoint.Enabled { // not testkit.NeedFailpoints: testkit imports buffer
-		if os.Getenv("LABLOG_REQUIRE_FAILPOINT") == "1" {
-			t.Fatal("LABLOG_REQUIRE_FAILPOINT=1 but this test binary was built without -tags failpoint")
-		}
-		t.Skip("needs failpoints: go test -tags failpoint")
-	}
+	needFailpoints(t)
 	db := openTest(t)
 	disarm, err := failpoint.Arm(FailFsync + ":delay:20ms")
 	if err != nil {
@@ -142,5 +137,18 @@ func TestFsyncCountMatchesStrace(t *testing.T) {
 	// bbolt's initial file set-up; the count starts after Open returns.
 	if counted < 600 || seen < counted || seen > counted+8 {
 		t.Errorf("buffer counted %d fsyncs; strace saw %d (want the count, plus only Open's few)", counted, seen)
+	}
+}
+
+// needFailpoints skips t in a test binary built without -tags failpoint,
+// or fails it when LABLOG_REQUIRE_FAILPOINT=1 (not testkit.NeedFailpoints:
+// testkit imports buffer).
+func needFailpoints(t *testing.T) {
+	t.Helper()
+	if !failpoint.Enabled {
+		if os.Getenv("LABLOG_REQUIRE_FAILPOINT") == "1" {
+			t.Fatal("LABLOG_REQUIRE_FAILPOINT=1 but this test binary was built without -tags failpoint")
+		}
+		t.Skip("needs failpoints: go test -tags failpoint")
 	}
 }
