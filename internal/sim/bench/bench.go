@@ -281,6 +281,9 @@ func (r *runner) idle(ctx context.Context) error {
 		}
 		r.rep.add("idle, 80 silent streams", "CPU", "% core", "< 1", g.idleCPU)
 		r.rep.add("idle, 80 silent streams", "RSS", "MiB", "", g.idleMem.RSS/(1<<20))
+		r.rep.add("idle, 80 silent streams", "RSS anon", "MiB", "", g.idleMem.Anon/(1<<20))
+		r.rep.add("idle, 80 silent streams", "RSS file", "MiB", "", g.idleMem.File/(1<<20))
+		r.rep.add("idle, 80 silent streams", "peak RSS (VmHWM)", "MiB", "< 30", g.idleMem.HWM/(1<<20))
 	}
 	return nil
 }
