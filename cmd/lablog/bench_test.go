@@ -58,7 +58,7 @@ func TestBenchQuickEndToEnd(t *testing.T) {
 		"baseline 80 x 20 msg/s":               {"committed", "fsyncs per message"},
 		"baseline flat out, 12 streams":        {"committed", "fsyncs per message"},
 		"lablog vs baseline":                   {"fewer fsyncs per message at 80 x 20 msg/s", "more msg/s committed flat out"},
-		"idle, 80 silent streams":              {"CPU", "RSS"},
+		"idle, 80 silent streams":              {"CPU", "RSS", "RSS anon", "RSS file", "peak RSS (VmHWM)"},
 		"compaction, 20000 rows":               {"rows", "rows per CPU second", "peak RSS (VmHWM)", "peak RSS (rusage)", "peak RSS anon", "peak RSS file", "Parquet bytes per message", "Parquet / raw JSON", "raw JSON bytes per message", "buffer bytes per message"},
 		"scaling 1 streams":                    {"idle RSS", "idle CPU", "1 msg/s peak RSS", "1 msg/s CPU", "1 msg/s dropped"},
 		"scaling 10 streams":                   {"idle RSS", "1 msg/s peak RSS"},
