@@ -413,6 +413,9 @@ func TestBuildImageAssemblesStage(t *testing.T) {
 	deb := distDeb(t, "arm64")
 	pigen := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(pigen, "stage2/04-cloud-init"), 0o755)
+	// A SKIP an older build left there: stage2's cloud-init sub-stage must run
+	// (Raspberry Pi Imager's settings).
+	_ = os.WriteFile(filepath.Join(pigen, "stage2/04-cloud-init/SKIP"), nil, 0o644)
 	// The stand-in checks what pi-gen's build.sh would and "exports" an image.
 	fake := `#!/bin/bash
 set -eu
@@ -423,9 +426,11 @@ for f in stage-lablog/prerun.sh stage-lablog/EXPORT_IMAGE stage-lablog/00-packag
 	stage-lablog/01-lablog/files/lablog.deb stage-lablog/01-lablog/files/relay-host \
 	stage-lablog/01-lablog/files/overlay.modes \
 	stage-lablog/01-lablog/files/overlay/etc/nftables.conf stage-lablog/01-lablog/files/site/lablog.yaml stage2/SKIP_IMAGES \
-	stage2/04-cloud-init/SKIP; do
+	stage-lablog/01-lablog/files/overlay/etc/cloud/cloud.cfg.d/zz-lablog.cfg; do
 	[ -e "$f" ] || { echo "missing $f"; exit 1; }
 done
+[ ! -e stage2/04-cloud-init/SKIP ] || { echo "stage2's cloud-init sub-stage is skipped"; exit 1; }
+[ "$ENABLE_CLOUD_INIT" = 1 ] || { echo "ENABLE_CLOUD_INIT=$ENABLE_CLOUD_INIT"; exit 1; }
 [ -x stage-lablog/prerun.sh ] && [ -x stage-lablog/01-lablog/00-run.sh ] || { echo "scripts not executable"; exit 1; }
 # pi-gen's default deploy/ is the folder build-docker.sh copies out (issue 16).
 ! grep -q DEPLOY_DIR config || { echo "config sets DEPLOY_DIR"; exit 1; }
