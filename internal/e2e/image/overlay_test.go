@@ -277,12 +277,14 @@ func TestSudoers(t *testing.T) {
 func TestPiGenConfig(t *testing.T) {
 	root := repoRoot(t)
 	script := `set -eu; . "$1"; printf '%s\n' "$IMG_NAME" "$ARCH" "$TARGET_HOSTNAME" "$FIRST_USER_NAME" \
-		"$DISABLE_FIRST_BOOT_USER_RENAME" "$ENABLE_SSH" "$PUBKEY_ONLY_SSH" "$DEPLOY_COMPRESSION" "$STAGE_LIST" "${FIRST_USER_PASS:-unset}"`
+		"$DISABLE_FIRST_BOOT_USER_RENAME" "$ENABLE_SSH" "$PUBKEY_ONLY_SSH" "$DEPLOY_COMPRESSION" "$STAGE_LIST" "${FIRST_USER_PASS:-unset}" "$ENABLE_CLOUD_INIT"`
 	out, err := exec.Command("bash", "-c", script, "bash", filepath.Join(root, "pi-gen-config/config")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sourcing the config: %v\n%s", err, out)
 	}
-	want := "lablog\narm64\nlablog\nlabadmin\n1\n1\n1\nxz\nstage0 stage1 stage2 stage-lablog\nunset\n"
+	// ENABLE_CLOUD_INIT=1: stage2 puts cloud-init's seed files on the boot
+	// partition, for Raspberry Pi Imager's settings.
+	want := "lablog\narm64\nlablog\nlabadmin\n1\n1\n1\nxz\nstage0 stage1 stage2 stage-lablog\nunset\n1\n"
 	if string(out) != want {
 		t.Errorf("config gives\n%s\nwant\n%s", out, want)
 	}
