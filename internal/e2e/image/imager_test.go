@@ -48,6 +48,9 @@ func imagerSettings(t *testing.T, v *vm) {
 	if out := v.mustSh("cat /etc/timezone 2>/dev/null; readlink /etc/localtime || true"); !strings.Contains(out, "Europe/London") {
 		t.Errorf("time zone from user-data not set: %q", out)
 	}
+	if out, _ := v.sh("grep '^XKBLAYOUT=' /etc/default/keyboard"); out != "XKBLAYOUT=\"gb\"\n" {
+		t.Errorf("keyboard from user-data not set: %q", out)
+	}
 	// user-data says ssh_pwauth: true and has packages and apt settings:
 	// none of it is cloud-init's to do here.
 	if out := v.mustSh("sudo sshd -T | grep -i '^passwordauthentication'"); out != "passwordauthentication no\n" {
@@ -68,7 +71,7 @@ func imagerSettings(t *testing.T, v *vm) {
 // cloudInitTime is how long cloud-init's stages ran in this boot, from
 // systemd's timestamps of their units, as a phase line.
 func cloudInitTime(t *testing.T, v *vm) string {
-	units := []string{"cloud-init-local", "cloud-init-network", "cloud-init", "cloud-config", "cloud-final"}
+	units := []string{"cloud-init-main", "cloud-init-local", "cloud-init-network", "cloud-init", "cloud-config", "cloud-final"}
 	var parts []string
 	var total float64
 	for _, u := range units {
