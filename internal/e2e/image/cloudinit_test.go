@@ -4,7 +4,8 @@ import "testing"
 
 // The phase line splits cloud-init's stages into those every service waits
 // for (up to the network stage, before sysinit.target) and those beside
-// them, adds the CPU its units used, and names a stage that did not run.
+// them, adds the CPU its units used, and names a stage that has not run
+// (yet: boot 2 reads the units before cloud-final starts).
 func TestCloudInitSummary(t *testing.T) {
 	unit := func(start, end, cpu string) string {
 		return "LoadState=loaded\nInactiveExitTimestampMonotonic=" + start +
@@ -19,7 +20,7 @@ func TestCloudInitSummary(t *testing.T) {
 		"cloud-final":        unit("0", "0", "0"),
 	}
 	want := "cloud-init ran 17.0 s: 13.0 s before sysinit.target, 4.0 s beside the services; 9.0 s CPU " +
-		"(init-main 10.5 s, init-local 2.0 s, init-network 0.5 s, config 4.0 s, cloud-final did not run)"
+		"(init-main 10.5 s, init-local 2.0 s, init-network 0.5 s, config 4.0 s, cloud-final not run (yet))"
 	if got := cloudInitSummary(shown); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

@@ -129,7 +129,7 @@ func cloudInitSummary(shown map[string]string) string {
 			end, _ = strconv.ParseInt(p["InactiveEnterTimestampMonotonic"], 10, 64)
 		}
 		if start == 0 || end < start {
-			parts = append(parts, u+" did not run")
+			parts = append(parts, u+" not run (yet)")
 			continue
 		}
 		s := float64(end-start) / 1e6
