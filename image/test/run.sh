@@ -123,5 +123,5 @@ clear_tree "${pigen}/work" # the stages' root filesystems
 phase "disk images ready"
 cd "${repo}"
 LABLOG_IMAGE_WORK="${work}" LABLOG_BIN="${repo}/dist/lablog" \
-	go test -count=1 -v -timeout 80m -run '^TestImage$' ./internal/e2e/image
+	go test -count=1 -v -timeout 45m -run '^TestImage$' ./internal/e2e/image
 phase "passed"
