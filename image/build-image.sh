@@ -56,12 +56,11 @@ PIGEN_DIR=$(cd "${PIGEN_DIR}" && pwd)
 # build sees only that tree).
 OUT="${PIGEN_DIR}/stage-lablog" RELAY_HOST_BIN="${relay}" SITE="${SITE:-}" "${repo}/image/assemble-stage.sh"
 touch "${PIGEN_DIR}/stage2/SKIP_IMAGES" # only our stage is exported
-# ENABLE_CLOUD_INIT=0 only skips that sub-stage's run script, not its package
-# list (cloud-init, rpi-cloud-init-mods): skip the whole sub-stage. Our stage
-# purges both should anything else have pulled them in.
-if [ -d "${PIGEN_DIR}/stage2/04-cloud-init" ]; then
-	touch "${PIGEN_DIR}/stage2/04-cloud-init/SKIP"
-fi
+# Stage 2's cloud-init sub-stage runs as in Raspberry Pi OS (cloud-init,
+# rpi-cloud-init-mods, the seed files on the boot partition: ENABLE_CLOUD_INIT=1
+# in pi-gen-config/config), so Raspberry Pi Imager's customisation applies.
+# A SKIP left there by an older build of ours would leave it out.
+rm -f "${PIGEN_DIR}/stage2/04-cloud-init/SKIP"
 
 # pi-gen refuses DISABLE_FIRST_BOOT_USER_RENAME without a password and
 # PUBKEY_ONLY_SSH without a key: give it a random password (our stage locks

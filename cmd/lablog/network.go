@@ -17,6 +17,8 @@ func cmdConfigNetwork(args []string, stdout, stderr io.Writer) error {
 		"Check FILE, a network.yaml (Wi-Fi networks, a static address), and write its\n"+
 			"NetworkManager keyfiles lablog-*.nmconnection into DIR, mode 0600, with the\n"+
 			"Wi-Fi country in DIR/wifi-country. Nothing is written when FILE has an error.")
+	redacted := fs.String("redacted", "", "also write the settings without their passwords to this `file` (the\n"+
+		"boot-time import leaves it on the card in place of FILE)")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -31,6 +33,15 @@ func cmdConfigNetwork(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("config network: %s: %w", fs.Arg(0), err)
 	}
+	var clean []byte
+	if *redacted != "" {
+		body, err := s.Redacted()
+		if err != nil {
+			return fmt.Errorf("config network: %w", err)
+		}
+		clean = append([]byte("# The network settings lablog imported into NetworkManager, without their\n"+
+			"# passwords. To change them, write a new network.yaml (with passwords).\n"), body...)
+	}
 	dir := fs.Arg(1)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("config network: %w", err)
@@ -44,6 +55,11 @@ func cmdConfigNetwork(args []string, stdout, stderr io.Writer) error {
 	}
 	if s.Country != "" {
 		if err := writeSecret(filepath.Join(dir, "wifi-country"), s.Country+"\n"); err != nil {
+			return fmt.Errorf("config network: %w", err)
+		}
+	}
+	if *redacted != "" {
+		if err := writeSecret(*redacted, string(clean)); err != nil {
 			return fmt.Errorf("config network: %w", err)
 		}
 	}

@@ -20,9 +20,15 @@ func TestConfigNetwork(t *testing.T) {
 	if err := os.WriteFile(src, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	msg, err := runCmd(t, "config", "network", src, out)
+	clean := filepath.Join(dir, "network-imported.yaml")
+	msg, err := runCmd(t, "config", "network", "--redacted", clean, src, out)
 	if err != nil || !strings.Contains(msg, "2 connections (lablog-wifi-LabNet lablog-ethernet), Wi-Fi country GB") {
 		t.Fatalf("config network: %v %q", err, msg)
+	}
+	// The copy for the card names the network but holds no password.
+	if data, err := os.ReadFile(clean); err != nil || strings.Contains(string(data), "correct horse") ||
+		!strings.Contains(string(data), "ssid: LabNet") || !strings.Contains(string(data), "address: 10.1.2.3/24") {
+		t.Errorf("--redacted wrote %q (%v)", data, err)
 	}
 	for name, want := range map[string]string{
 		"lablog-wifi-LabNet.nmconnection": "psk=correct horse\n",
@@ -44,7 +50,7 @@ func TestConfigNetwork(t *testing.T) {
 	if err := os.WriteFile(src, []byte("country: GB\nwifi:\n  - ssid: LabNet\n    password: short\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	msg, err = runCmd(t, "config", "network", src, bad)
+	msg, err = runCmd(t, "config", "network", "--redacted", filepath.Join(bad, "clean.yaml"), src, bad)
 	if err == nil || !strings.Contains(err.Error(), "wifi[0].password") {
 		t.Errorf("a short password: %v %q", err, msg)
 	}

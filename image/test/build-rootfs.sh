@@ -26,8 +26,13 @@ mirror=${MIRROR:-http://deb.debian.org/debian}
 
 # What Raspberry Pi OS Lite has and the test needs (init, udev, ssh, sudo;
 # systemd-timesyncd as pi-gen's stage1 installs it: its export-image step
-# needs the systemd-timesync user), then our stage's own packages.
-base="systemd systemd-sysv dbus udev kmod iproute2 openssh-server sudo dosfstools e2fsprogs util-linux systemd-timesyncd"
+# needs the systemd-timesync user; cloud-init, Debian's own, as stage2's
+# 04-cloud-init installs it for Raspberry Pi Imager's settings; locales, a
+# Depends of cloud-init, as stage0 installs it), then our stage's own
+# packages. Only Depends, as debootstrap resolves them; it does not resolve
+# virtual packages, so python3-cffi-backend is named (cloud-init needs
+# python3-cryptography, which needs its python3-cffi-backend-api-*).
+base="systemd systemd-sysv dbus udev kmod iproute2 openssh-server sudo dosfstools e2fsprogs util-linux systemd-timesyncd locales cloud-init python3-cffi-backend"
 stage=$(grep -hv '^#' "${repo}/image/stage-lablog/00-packages/"00-packages* | tr -s ' \n' ' ')
 # The initramfs needs only what finds the root: virtio disks, ext4, and vfat
 # for the boot partition (MODULES=most takes 10 minutes under emulation).
@@ -94,6 +99,15 @@ quietly "${work}/debootstrap.log" debootstrap --arch=arm64 --variant=minbase --c
 	exit 1
 }
 echo "build-rootfs: debootstrap took $(($(date +%s) - start)) s" >&2
+# Where the time went: the slowest package configure steps (maintainer
+# scripts, py3compile among them, all under qemu-user), from dpkg's log.
+awk '$3 == "configure" { t[$4] = $1 " " $2 }
+	$3 == "status" && $4 == "installed" && ($5 in t) {
+		cmd = "date -d \"" t[$5] "\" +%s"; cmd | getline a; close(cmd)
+		cmd = "date -d \"" $1 " " $2 "\" +%s"; cmd | getline b; close(cmd)
+		total += b - a; printf "%d %s\n", b - a, $5; delete t[$5] }
+	END { printf "%d (all configure steps)\n", total }' "${root}/var/log/dpkg.log" |
+	sort -rn | head -8 | sed 's/^/build-rootfs: configure s: /' >&2 || true
 
 mkdir -p "${root}/etc/initramfs-tools/conf.d"
 printf 'MODULES=list\nCOMPRESS=gzip\n' >"${root}/etc/initramfs-tools/conf.d/lablog-image-test"

@@ -4,13 +4,18 @@
 #
 #   WORK/disk.img     the "SD card": pi-gen's image, 1 GiB larger (a bigger
 #                     card, for the first-boot resize), with the test's
-#                     lablog/ config folder (tokens, SSH keys) put on its FAT
-#                     boot partition as a technician would
+#                     lablog/ config folder (tokens, SSH keys, network.yaml)
+#                     put on its FAT boot partition as a technician would,
+#                     and cloud-init's user-data and network-config as
+#                     Raspberry Pi Imager's OS customisation writes them
+#                     (hostname, a user with an SSH key, Wi-Fi, time zone,
+#                     keyboard)
 #   WORK/archive.img  the "USB drive": one ext4 partition labelled LABLOG
 #                     with the archive marker, owned by lablog
 #   WORK/vmlinuz, WORK/initrd.img   the kernel and initramfs in the image's
 #                     /boot, for QEMU's direct boot (no Pi firmware)
-#   WORK/admin_key, WORK/archive_key   SSH keys the test uses
+#   WORK/admin_key, WORK/archive_key, WORK/imager_key   SSH keys the test
+#                     uses (imager_key is the one Imager gives its user)
 #
 # Usage: make-disk.sh IMAGE.img[.xz] WORK
 set -euo pipefail
@@ -22,7 +27,7 @@ work=$2
 
 mkdir -p "${work}"
 work=$(cd "${work}" && pwd)
-rm -f "${work}"/*.img "${work}"/*_key "${work}"/*_key.pub "${work}/vmlinuz" "${work}/initrd.img"
+rm -f "${work}"/*.img "${work}"/*_key "${work}"/*_key.pub "${work}/vmlinuz" "${work}/initrd.img" "${work}"/imager-*
 case "${image}" in
 *.xz) xz -dc "${image}" | dd of="${work}/disk.img" bs=1M conv=sparse status=none ;;
 *) cp --sparse=always "${image}" "${work}/disk.img" ;;
@@ -43,6 +48,50 @@ cp "${work}/admin_key.pub" "${cfg}/authorized_keys"
 cp "${work}/archive_key.pub" "${cfg}/archive_keys"
 MTOOLS_SKIP_CHECK=1 mcopy -s -i "${disk}@@${boot_off}" "${cfg}" ::/lablog
 rm -rf "${cfg}"
+
+# Raspberry Pi Imager's OS customisation, as it writes it for Raspberry Pi OS
+# trixie: user-data and network-config over the ones pi-gen put there.
+ssh-keygen -q -t ed25519 -N '' -C lablog-image-test-imager -f "${work}/imager_key"
+cat >"${work}/imager-user-data" <<USERDATA
+#cloud-config
+hostname: labpi-imager
+manage_etc_hosts: true
+packages:
+- avahi-daemon
+apt:
+  conf: |
+    Acquire {
+      Check-Date "false";
+    };
+timezone: Europe/London
+keyboard:
+  model: pc105
+  layout: "gb"
+users:
+- name: tech
+  groups: users,adm,dialout,audio,netdev,video,plugdev,cdrom,games,input,gpio,spi,i2c,render,sudo
+  shell: /bin/bash
+  lock_passwd: false
+  passwd: $(openssl passwd -5 -salt imagertest 'imager test password')
+  ssh_authorized_keys:
+  - $(cat "${work}/imager_key.pub")
+  sudo: ALL=(ALL) NOPASSWD:ALL
+ssh_pwauth: true
+USERDATA
+cat >"${work}/imager-network-config" <<'NETWORK'
+network:
+  version: 2
+  wifis:
+    wlan0:
+      dhcp4: true
+      regulatory-domain: "GB"
+      access-points:
+        "ImagerNet":
+          password: "imager wifi passphrase"
+      optional: true
+NETWORK
+MTOOLS_SKIP_CHECK=1 mcopy -o -i "${disk}@@${boot_off}" "${work}/imager-user-data" ::/user-data
+MTOOLS_SKIP_CHECK=1 mcopy -o -i "${disk}@@${boot_off}" "${work}/imager-network-config" ::/network-config
 
 # --- Kernel and initramfs, out of the root filesystem ----------------------
 rootfs="${disk}?offset=${root_off}"

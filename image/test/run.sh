@@ -14,7 +14,9 @@
 # 3. The disks (make-disk.sh): that image with the test's config folder on
 #    its boot partition, and a LABLOG drive.
 # 4. Two boots in qemu-system-aarch64, checked from this machine
-#    (internal/e2e/image, TestImage).
+#    (internal/e2e/image, TestImage); before the second, signed updates
+#    (make-updates.sh, with the key the image trusts) and new cloud-init
+#    seed files go onto the card.
 #
 # Needs root (debootstrap, chroot, loop devices, binfmt_misc) and pi-gen's
 # build-host packages (docs/appliance.md, "Build the image").
@@ -61,6 +63,9 @@ relay=$("${repo}/image/relay-arm64.sh")
 phase "arm64 relay host ready"
 tarball=$("${repo}/image/test/build-rootfs.sh")
 phase "root filesystem ready"
+mkdir -p "${work}"
+"${repo}/image/test/make-updates.sh" "${work}"
+phase "signed updates built"
 
 # A fresh pi-gen tree, the stand-in base stage in it.
 mkdir -p "${work}"
@@ -81,6 +86,12 @@ cp -r "${repo}/image/test/stage-base" "${base}"
 cp -r "${pigen}/stage1/00-boot-files" "${base}/00-boot-files"
 mkdir -p "${base}/01-sys-tweaks"
 cp -r "${pigen}/stage1/01-sys-tweaks/00-run.sh" "${pigen}/stage1/01-sys-tweaks/files" "${base}/01-sys-tweaks/"
+# stage2's cloud-init sub-stage, its run step unchanged (with
+# ENABLE_CLOUD_INIT=1 it puts the seed files meta-data, user-data and
+# network-config on the boot partition); not its package list: cloud-init
+# is in the root already, rpi-cloud-init-mods is the Raspberry Pi archive's.
+mkdir -p "${base}/04-cloud-init"
+cp -r "${pigen}/stage2/04-cloud-init/01-run.sh" "${pigen}/stage2/04-cloud-init/files" "${base}/04-cloud-init/"
 # export-image steps that need the Raspberry Pi archive: 01-user-rename's
 # package (userconf-pi; its run step stays) and 02-set-sources (apt-get
 # update and dist-upgrade against the archive).
@@ -97,6 +108,7 @@ CONFIG
 # a loop device's partition table, vfat), image/test/pigen-shims stands in.
 PATH="${repo}/image/test/pigen-shims:${PATH}" \
 	LABLOG_TEST_ROOTFS="${tarball}" LABLOG_TEST_DIR="${repo}/image/test" \
+	LABLOG_TEST_UPDATE_KEY="${work}/updates/image-test.pub" \
 	PIGEN_DIR="${pigen}" PIGEN_DOCKER=0 DEPLOY="${work}/deploy" PIGEN_CONFIG_EXTRA="${work}/pigen-test.config" \
 	RELAY_HOST_BIN="${relay}" "${repo}/image/build-image.sh" >"${work}/pi-gen.log" 2>&1 || {
 	tail -40 "${work}/pi-gen.log" >&2
@@ -111,5 +123,5 @@ clear_tree "${pigen}/work" # the stages' root filesystems
 phase "disk images ready"
 cd "${repo}"
 LABLOG_IMAGE_WORK="${work}" LABLOG_BIN="${repo}/dist/lablog" \
-	go test -count=1 -v -timeout 20m -run '^TestImage$' ./internal/e2e/image
+	go test -count=1 -v -timeout 45m -run '^TestImage$' ./internal/e2e/image
 phase "passed"

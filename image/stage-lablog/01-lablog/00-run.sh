@@ -37,10 +37,9 @@ printf '%s\n' "LABEL=LABLOG /media/lablog ext4 defaults,noatime,nofail,x-systemd
 # only while it removes the tokens (FAT has no journal).
 sed -i -E '\#[[:space:]]/boot/firmware[[:space:]]#{/(^|[,[:space:]])ro([,[:space:]]|$)/!s#^([^[:space:]]+[[:space:]]+[^[:space:]]+[[:space:]]+vfat[[:space:]]+)([^[:space:]]+)#\1\2,ro#}' "${fstab}"
 
-# No cloud-init seed files on the boot partition (cloud-init is purged in
-# 01-run-chroot.sh; stage2 only writes them with ENABLE_CLOUD_INIT=1).
-rm -f "${ROOTFS_DIR}/boot/firmware/user-data" "${ROOTFS_DIR}/boot/firmware/meta-data" \
-	"${ROOTFS_DIR}/boot/firmware/network-config"
+# cloud-init's seed files (meta-data, user-data, network-config) stay on the
+# boot partition as stage2 wrote them (ENABLE_CLOUD_INIT=1): Raspberry Pi
+# Imager rewrites them with its customisation.
 
 # Mount the root read-only first, so that its fsck runs after a power cut,
 # before systemd remounts it read-write.

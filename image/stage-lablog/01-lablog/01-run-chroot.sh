@@ -30,21 +30,10 @@ while read -r mode owner path; do
 	chmod "${mode}" "${path}"
 done </usr/local/share/lablog/overlay.modes
 
-# No cloud-init: the lablog/ folder on the boot partition configures the
-# appliance, and a user-data file there (Raspberry Pi Imager's customisation)
-# must not. build-image.sh skips stage2's cloud-init sub-stage; whatever else
-# brought these packages in, they go, and cloud-init's own off switch stays
-# should a later upgrade bring it back.
-purge=()
-for pkg in cloud-init rpi-cloud-init-mods; do
-	status=$(dpkg-query -W -f='${db:Status-Status}' "${pkg}" 2>/dev/null || true)
-	if [ -n "${status}" ] && [ "${status}" != not-installed ]; then purge+=("${pkg}"); fi
-done
-if [ "${#purge[@]}" -gt 0 ]; then
-	apt-get purge -y --auto-remove "${purge[@]}"
-fi
-install -d -m 0755 /etc/cloud
-touch /etc/cloud/cloud-init.disabled
+# cloud-init stays (Raspberry Pi Imager's settings, limited by the overlay's
+# /etc/cloud/cloud.cfg.d/zz-lablog.cfg). An image built before it did was
+# switched off with this file: never again.
+rm -f /etc/cloud/cloud-init.disabled
 
 # No swap: rpi-swap reads /etc/rpi/swap.conf.d/90-lablog-no-swap.conf (from
 # the overlay). Raspberry Pi's first-boot resize: rpi-resize.service would

@@ -13,6 +13,7 @@ import (
 type importEnv struct {
 	t                       *testing.T
 	boot, etc, keys, rundir string
+	nm                      string // NetworkManager's system-connections
 	env                     []string
 }
 
@@ -51,7 +52,8 @@ func newImportEnv(t *testing.T) *importEnv {
 	if err := os.WriteFile(defaults, []byte("LABLOG_ADMIN_USER=labadmin\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.env = append(os.Environ(), "LABLOG_BOOT_DIR="+e.boot, "LABLOG_ETC_DIR="+e.etc, "LABLOG_KEYS_DIR="+e.keys,
+	e.nm = filepath.Join(d, "etc/NetworkManager/system-connections")
+	e.env = append(os.Environ(), "LABLOG_NM_DIR="+e.nm, "LABLOG_BOOT_DIR="+e.boot, "LABLOG_ETC_DIR="+e.etc, "LABLOG_KEYS_DIR="+e.keys,
 		"LABLOG_RUN_DIR="+e.rundir, "LABLOG_BIN="+distBinary(t, "lablog"), "LABLOG_GROUP=root",
 		"LABLOG_IMAGE_DEFAULTS="+defaults)
 	return e
@@ -181,5 +183,84 @@ func TestImportConfig(t *testing.T) {
 	}
 	if !strings.Contains(e.read(filepath.Join(e.keys, "labadmin")), "admin@laptop") {
 		t.Error("good keys replaced by junk")
+	}
+}
+
+// network.yaml becomes NetworkManager keyfiles (owner-only), the Wi-Fi
+// country goes onto cmdline.txt, and the file leaves the card, a copy
+// without its password in its place. Imager's overlapping settings are
+// named in the log. A bad file is reported and changes nothing.
+func TestImportNetwork(t *testing.T) {
+	e := newImportEnv(t)
+	const secret = "lab wifi passphrase"
+	e.card("network.yaml", "country: GB\nwifi:\n  - ssid: LabNet\n    password: \""+secret+"\"\n")
+	e.card("authorized_keys", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIadmin admin@laptop\n")
+	cmdline := filepath.Join(e.boot, "cmdline.txt")
+	if err := os.WriteFile(cmdline, []byte("console=serial0,115200 root=PARTUUID=abc-02 rootwait ro\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Raspberry Pi Imager's seed files beside lablog/ (cloud-init's).
+	if err := os.WriteFile(filepath.Join(e.boot, "network-config"), []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      dhcp4: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.boot, "user-data"), []byte("#cloud-config\nusers:\n- name: tech\n  ssh_authorized_keys:\n  - ssh-ed25519 AAAA tech\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A keyfile of an earlier import, and one of Imager's: only lablog's set is replaced.
+	if err := os.MkdirAll(e.nm, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"lablog-wifi-OldNet.nmconnection", "netplan-wlan0-Home.nmconnection"} {
+		if err := os.WriteFile(filepath.Join(e.nm, f), []byte("[connection]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := e.run()
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	kf := filepath.Join(e.nm, "lablog-wifi-LabNet.nmconnection")
+	if got := e.read(kf); !strings.Contains(got, "psk="+secret+"\n") || mode(t, kf) != 0o600 {
+		t.Errorf("keyfile mode %04o:\n%s", mode(t, kf), got)
+	}
+	if exists(filepath.Join(e.nm, "lablog-wifi-OldNet.nmconnection")) || !exists(filepath.Join(e.nm, "netplan-wlan0-Home.nmconnection")) {
+		t.Error("the import must replace its own earlier keyfiles and keep others")
+	}
+	if exists(filepath.Join(e.boot, "lablog/network.yaml")) {
+		t.Error("network.yaml is still on the card")
+	}
+	if got := e.read(filepath.Join(e.boot, "lablog/network-imported.yaml")); strings.Contains(got, secret) || !strings.Contains(got, "ssid: LabNet") {
+		t.Errorf("network-imported.yaml on the card:\n%s", got)
+	}
+	left, _ := exec.Command("grep", "-r", "-l", secret, e.boot).Output()
+	if len(left) != 0 {
+		t.Errorf("the Wi-Fi password is still on the card in %s", left)
+	}
+	if got := e.read(cmdline); got != "console=serial0,115200 root=PARTUUID=abc-02 rootwait ro cfg80211.ieee80211_regdom=GB\n" {
+		t.Errorf("cmdline.txt: %q", got)
+	}
+	for _, want := range []string{"imported network.yaml", "removed network.yaml", "Wi-Fi country GB",
+		"both Raspberry Pi Imager (network-config) and lablog/network.yaml", "SSH keys come from both Raspberry Pi Imager"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the import log lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Another country replaces the word; a bad file is reported, stays on
+	// the card for the technician to fix, and changes nothing.
+	e.card("network.yaml", "country: DE\nwifi:\n  - ssid: LabNet\n    password: \""+secret+"\"\n")
+	if out, err := e.run(); err != nil {
+		t.Fatalf("second import: %v\n%s", err, out)
+	}
+	if got := e.read(cmdline); strings.Count(got, "ieee80211_regdom") != 1 || !strings.Contains(got, "regdom=DE\n") {
+		t.Errorf("cmdline.txt after a new country: %q", got)
+	}
+	e.card("network.yaml", "country: GB\nwifi:\n  - ssid: LabNet\n    password: short\n")
+	out, err = e.run()
+	if err == nil || !strings.Contains(e.read(filepath.Join(e.boot, "lablog/IMPORT-ERROR.txt")), "wifi[0].password") {
+		t.Errorf("a bad network.yaml: %v\n%s", err, out)
+	}
+	if !strings.Contains(e.read(kf), "psk="+secret+"\n") || !exists(filepath.Join(e.boot, "lablog/network.yaml")) {
+		t.Error("a bad network.yaml changed the keyfiles or left the card")
 	}
 }

@@ -277,12 +277,14 @@ func TestSudoers(t *testing.T) {
 func TestPiGenConfig(t *testing.T) {
 	root := repoRoot(t)
 	script := `set -eu; . "$1"; printf '%s\n' "$IMG_NAME" "$ARCH" "$TARGET_HOSTNAME" "$FIRST_USER_NAME" \
-		"$DISABLE_FIRST_BOOT_USER_RENAME" "$ENABLE_SSH" "$PUBKEY_ONLY_SSH" "$DEPLOY_COMPRESSION" "$STAGE_LIST" "${FIRST_USER_PASS:-unset}"`
+		"$DISABLE_FIRST_BOOT_USER_RENAME" "$ENABLE_SSH" "$PUBKEY_ONLY_SSH" "$DEPLOY_COMPRESSION" "$STAGE_LIST" "${FIRST_USER_PASS:-unset}" "$ENABLE_CLOUD_INIT"`
 	out, err := exec.Command("bash", "-c", script, "bash", filepath.Join(root, "pi-gen-config/config")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sourcing the config: %v\n%s", err, out)
 	}
-	want := "lablog\narm64\nlablog\nlabadmin\n1\n1\n1\nxz\nstage0 stage1 stage2 stage-lablog\nunset\n"
+	// ENABLE_CLOUD_INIT=1: stage2 puts cloud-init's seed files on the boot
+	// partition, for Raspberry Pi Imager's settings.
+	want := "lablog\narm64\nlablog\nlabadmin\n1\n1\n1\nxz\nstage0 stage1 stage2 stage-lablog\nunset\n1\n"
 	if string(out) != want {
 		t.Errorf("config gives\n%s\nwant\n%s", out, want)
 	}
@@ -413,6 +415,9 @@ func TestBuildImageAssemblesStage(t *testing.T) {
 	deb := distDeb(t, "arm64")
 	pigen := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(pigen, "stage2/04-cloud-init"), 0o755)
+	// A SKIP an older build left there: stage2's cloud-init sub-stage must run
+	// (Raspberry Pi Imager's settings).
+	_ = os.WriteFile(filepath.Join(pigen, "stage2/04-cloud-init/SKIP"), nil, 0o644)
 	// The stand-in checks what pi-gen's build.sh would and "exports" an image.
 	fake := `#!/bin/bash
 set -eu
@@ -423,9 +428,11 @@ for f in stage-lablog/prerun.sh stage-lablog/EXPORT_IMAGE stage-lablog/00-packag
 	stage-lablog/01-lablog/files/lablog.deb stage-lablog/01-lablog/files/relay-host \
 	stage-lablog/01-lablog/files/overlay.modes \
 	stage-lablog/01-lablog/files/overlay/etc/nftables.conf stage-lablog/01-lablog/files/site/lablog.yaml stage2/SKIP_IMAGES \
-	stage2/04-cloud-init/SKIP; do
+	stage-lablog/01-lablog/files/overlay/etc/cloud/cloud.cfg.d/zz-lablog.cfg; do
 	[ -e "$f" ] || { echo "missing $f"; exit 1; }
 done
+[ ! -e stage2/04-cloud-init/SKIP ] || { echo "stage2's cloud-init sub-stage is skipped"; exit 1; }
+[ "$ENABLE_CLOUD_INIT" = 1 ] || { echo "ENABLE_CLOUD_INIT=$ENABLE_CLOUD_INIT"; exit 1; }
 [ -x stage-lablog/prerun.sh ] && [ -x stage-lablog/01-lablog/00-run.sh ] || { echo "scripts not executable"; exit 1; }
 # pi-gen's default deploy/ is the folder build-docker.sh copies out (issue 16).
 ! grep -q DEPLOY_DIR config || { echo "config sets DEPLOY_DIR"; exit 1; }

@@ -32,11 +32,11 @@ const Prefix = "lablog-"
 type Settings struct {
 	// Country is the Wi-Fi regulatory domain (ISO 3166 alpha-2, e.g. GB).
 	// Required with wifi: the Pi keeps its radio off without one.
-	Country string `yaml:"country"`
+	Country string `yaml:"country,omitempty"`
 	// Wifi lists the networks to join, the first preferred.
-	Wifi []Wifi `yaml:"wifi"`
+	Wifi []Wifi `yaml:"wifi,omitempty"`
 	// Ethernet sets the wired port; left out, it keeps DHCP.
-	Ethernet *IPv4 `yaml:"ethernet"`
+	Ethernet *IPv4 `yaml:"ethernet,omitempty"`
 }
 
 // Wifi is one wireless network.
@@ -44,23 +44,23 @@ type Wifi struct {
 	SSID string `yaml:"ssid"`
 	// Password is the WPA passphrase (8 to 63 characters) or the 64 hex
 	// digits of the pre-shared key.
-	Password string `yaml:"password"`
+	Password string `yaml:"password,omitempty"`
 	// Security is wpa2 (the default: WPA2 or WPA2/WPA3 transition
 	// networks), wpa3 (SAE only) or open (said, never implied by a
 	// forgotten password).
-	Security string `yaml:"security"`
-	Hidden   bool   `yaml:"hidden"`
+	Security string `yaml:"security,omitempty"`
+	Hidden   bool   `yaml:"hidden,omitempty"`
 	IPv4     `yaml:",inline"`
 }
 
 // IPv4 is a static address; all empty means DHCP.
 type IPv4 struct {
 	// Address with its prefix length, e.g. 192.168.10.50/24.
-	Address string   `yaml:"address"`
-	Gateway string   `yaml:"gateway"`
-	DNS     []string `yaml:"dns"`
+	Address string   `yaml:"address,omitempty"`
+	Gateway string   `yaml:"gateway,omitempty"`
+	DNS     []string `yaml:"dns,omitempty"`
 	// Interface limits the connection to one device (e.g. eth0).
-	Interface string `yaml:"interface"`
+	Interface string `yaml:"interface,omitempty"`
 }
 
 // Keyfile is one NetworkManager connection file: Name is its file name in
@@ -205,6 +205,25 @@ func (ip IPv4) check() []fieldErr {
 		}
 	}
 	return errs
+}
+
+// Redacted is the settings as YAML without any password: what an import
+// leaves on the boot partition to say what it installed, the secrets gone.
+func (s Settings) Redacted() ([]byte, error) {
+	c := s
+	c.Wifi = make([]Wifi, len(s.Wifi))
+	for i, w := range s.Wifi {
+		w.Password = ""
+		if w.Security == "" {
+			w.Security = w.security() // "password" gone, the kind stays said
+		}
+		c.Wifi[i] = w
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("network.yaml: %w", err)
+	}
+	return out, nil
 }
 
 // Keyfiles renders the settings (already valid) as NetworkManager keyfiles,

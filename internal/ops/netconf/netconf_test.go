@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const example = `# A lab with a Wi-Fi network and a fixed wired address.
@@ -188,5 +190,34 @@ func TestKeyfilesReadByNetworkManager(t *testing.T) {
 				t.Errorf("%s: NetworkManager reads %s = %q, we wrote %q", f.Name, k, got, v)
 			}
 		}
+	}
+}
+
+// The redacted copy keeps every setting but the passwords, and reads back
+// as the same networks.
+func TestRedacted(t *testing.T) {
+	s, err := Parse([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"correct horse battery", "leading space", "password"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("redacted copy holds %q:\n%s", secret, out)
+		}
+	}
+	if s.Wifi[0].Password != "correct horse battery" {
+		t.Errorf("Redacted changed the settings it was called on")
+	}
+	var back Settings
+	if err := yaml.Unmarshal(out, &back); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(back.Wifi) != 2 || back.Wifi[1].SSID != "Spare AP; 2nd floor" || !back.Wifi[1].Hidden ||
+		back.Wifi[0].Security != "wpa2" || back.Country != "GB" || back.Ethernet == nil || back.Ethernet.Address != "10.1.2.3/16" {
+		t.Errorf("redacted copy reads back as %+v:\n%s", back, out)
 	}
 }

@@ -12,9 +12,11 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "${TARGET_HOSTNAME}" >"${ROOTFS_D
 mkdir -p "${ROOTFS_DIR}/etc/systemd/network"
 printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' >"${ROOTFS_DIR}/etc/systemd/network/50-wired.network"
 
-# Packages of stage2 our stage must deal with, as empty stand-ins:
-# cloud-init and rpi-cloud-init-mods (to be purged) and an rpi-resize.service
-# that fails if it ever runs (raspberrypi-sys-mods'; to be masked).
+# Packages of stage2, as stand-ins: an rpi-resize.service that fails if it
+# ever runs (raspberrypi-sys-mods'; our stage must mask it) and
+# console-setup's unit. cloud-init is Debian's own, in the root (build-rootfs.sh);
+# rpi-cloud-init-mods, from the Raspberry Pi archive, is not there: our
+# overlay's cloud.cfg.d/zz-lablog.cfg says everything the image relies on.
 debs="${ROOTFS_DIR}/root/lablog-test-debs"
 rm -rf "${debs}"
 mkdir -p "${debs}"
@@ -28,10 +30,18 @@ standin() { # NAME DEPENDS FILE CONTENT
 	dpkg-deb --root-owner-group --build "${d}" "${debs}/$1.deb" >/dev/null
 	rm -rf "${d}"
 }
-standin cloud-init "" /etc/cloud/cloud.cfg "# stand-in"
-standin rpi-cloud-init-mods cloud-init /etc/cloud/cloud.cfg.d/99-rpi.cfg "# stand-in"
 standin rpi-resize-standin "" /usr/lib/systemd/system/rpi-resize.service \
 	"$(printf '[Unit]\nDescription=stand-in of Raspberry Pi OS rpi-resize (must be masked)\n[Service]\nType=oneshot\nExecStart=/bin/false\n[Install]\nWantedBy=multi-user.target')"
+# stage2's console-setup (Debian's; cloud-init's keyboard module writes
+# /etc/default/keyboard and restarts it): its unit, with no console to set
+# up in QEMU.
+standin console-setup-standin "" /usr/lib/systemd/system/console-setup.service \
+	"$(printf '[Unit]\nDescription=stand-in of console-setup (emulated image test)\n[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExit=yes')"
+
+# The key of the test's signed updates (make-updates.sh), trusted as a
+# technician makes a Pi trust one (docs/updates.md, "Keys").
+: "${LABLOG_TEST_UPDATE_KEY:?LABLOG_TEST_UPDATE_KEY must name the public key of the test updates}"
+install -D -m 0644 "${LABLOG_TEST_UPDATE_KEY}" "${ROOTFS_DIR}/etc/lablog/update-keys/image-test.pub"
 
 # The lab's traffic (test only): a local client of the image's real relay
 # host that sends on ws://127.0.0.1:8888/ws/spin30..33; the relay host passes
