@@ -26,13 +26,20 @@ mirror=${MIRROR:-http://deb.debian.org/debian}
 
 # What Raspberry Pi OS Lite has and the test needs (init, udev, ssh, sudo;
 # systemd-timesyncd as pi-gen's stage1 installs it: its export-image step
-# needs the systemd-timesync user; cloud-init, Debian's own, as stage2's
-# 04-cloud-init installs it for Raspberry Pi Imager's settings; locales, a
-# Depends of cloud-init, as stage0 installs it), then our stage's own
-# packages. Only Depends, as debootstrap resolves them; it does not resolve
-# virtual packages, so python3-cffi-backend is named (cloud-init needs
+# needs the systemd-timesync user), then our stage's own packages.
+base="systemd systemd-sysv dbus udev kmod iproute2 openssh-server sudo dosfstools e2fsprogs util-linux systemd-timesyncd"
+# With LABLOG_IMAGE_CLOUD_INIT=1 (make image-test-cloud-init): cloud-init,
+# Debian's own, as stage2's 04-cloud-init installs it for Raspberry Pi
+# Imager's settings, and locales, a Depends of cloud-init that stage0
+# installs. It makes the root 60% more CPU under qemu-user (the Python
+# packages' byte-compilation, ca-certificates) and each boot 40-100 s
+# longer, so make test's root leaves it out (docs/testing.md). Only
+# Depends, as debootstrap resolves them; it does not resolve virtual
+# packages, so python3-cffi-backend is named (cloud-init needs
 # python3-cryptography, which needs its python3-cffi-backend-api-*).
-base="systemd systemd-sysv dbus udev kmod iproute2 openssh-server sudo dosfstools e2fsprogs util-linux systemd-timesyncd locales cloud-init python3-cffi-backend"
+if [ "${LABLOG_IMAGE_CLOUD_INIT:-0}" = 1 ]; then
+	base="${base} locales cloud-init python3-cffi-backend"
+fi
 stage=$(grep -hv '^#' "${repo}/image/stage-lablog/00-packages/"00-packages* | tr -s ' \n' ' ')
 # The initramfs needs only what finds the root: virtio disks, ext4, and vfat
 # for the boot partition (MODULES=most takes 10 minutes under emulation).

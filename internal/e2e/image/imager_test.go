@@ -69,6 +69,31 @@ func imagerSettings(t *testing.T, v *vm) {
 	logCloudInitStatus(t, v)
 }
 
+// cloudInitEnv builds the test root with cloud-init (build-rootfs.sh; make
+// image-test-cloud-init). make test's root leaves it out: it costs 60% more
+// CPU to build under qemu-user and 40-100 s a boot.
+const cloudInitEnv = "LABLOG_IMAGE_CLOUD_INIT"
+
+// hasCloudInit reports whether the booted image has cloud-init, and fails
+// when cloudInitEnv asked for it and it is not there.
+func hasCloudInit(t *testing.T, v *vm) bool {
+	t.Helper()
+	_, err := v.sh("test -x /usr/bin/cloud-init")
+	if err != nil && os.Getenv(cloudInitEnv) == "1" {
+		t.Fatalf("%s=1, but the booted image has no cloud-init", cloudInitEnv)
+	}
+	return err == nil
+}
+
+// needCloudInit skips a check of Raspberry Pi Imager's settings in an image
+// whose test root has no cloud-init.
+func needCloudInit(t *testing.T, has bool) {
+	t.Helper()
+	if !has {
+		t.Skipf("the test root has no cloud-init: make image-test-cloud-init (%s=1) builds one with it", cloudInitEnv)
+	}
+}
+
 // logCloudInitStatus logs what cloud-init says of its stages so far
 // (status.json, which cloud-init status reads: the command itself, a Python
 // start under emulation, took more than the 90 s of a guest command while
