@@ -39,6 +39,9 @@ type Health struct {
 	Running   bool   // it runs and answers (its /healthz, when it serves one)
 	Recording bool   // /healthz said 200
 	Reason    string // why not, in words
+	// Restarts counts the service's automatic restarts so far (systemd's
+	// NRestarts): a version whose process keeps exiting shows here.
+	Restarts int
 }
 
 // level orders healths: 0 not running, 1 running, 2 recording.
@@ -67,6 +70,10 @@ type Prober interface {
 const (
 	DefaultTimeout  = 90 * time.Second
 	DefaultInterval = time.Second
+	// CrashLoop is how many automatic restarts during the wait fail the
+	// check before Timeout: a version that exits on its own three times
+	// will not record, and every second waiting for it records nothing.
+	CrashLoop = 3
 	// PackageName is the only package lablog update installs.
 	PackageName = "lablog"
 )
@@ -235,17 +242,23 @@ func waitHealthy(ctx context.Context, o Options, want int) string {
 	defer cancel()
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
+	first := -1 // the restarts counted at the first look
 	for {
 		h := o.Prober.Probe(ctx)
 		if h.level() >= want && (want == 0 || h.Running) {
 			return ""
 		}
+		why := h.Reason
+		if why == "" {
+			why = "no reason given"
+		}
+		if first < 0 {
+			first = h.Restarts
+		} else if n := h.Restarts - first; n >= CrashLoop {
+			return fmt.Sprintf("not %s: it exited and was restarted %d times (%s)", levelWords[want], n, why)
+		}
 		select {
 		case <-ctx.Done():
-			why := h.Reason
-			if why == "" {
-				why = "no reason given"
-			}
 			return fmt.Sprintf("not %s within %v (%s)", levelWords[want], o.Timeout, why)
 		case <-tick.C:
 		}

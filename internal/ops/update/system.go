@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -104,6 +105,22 @@ func (s Systemd) Restart(ctx context.Context) error {
 }
 
 func (s Systemd) Probe(ctx context.Context) Health {
+	h := s.probe(ctx)
+	h.Restarts = s.restarts(ctx)
+	return h
+}
+
+// restarts is the unit's NRestarts (0 when systemctl cannot say).
+func (s Systemd) restarts(ctx context.Context) int {
+	out, err := exec.CommandContext(ctx, "systemctl", "show", "--property=NRestarts", "--value", s.Unit).Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+func (s Systemd) probe(ctx context.Context) Health {
 	if err := exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", s.Unit).Run(); err != nil {
 		state, _ := exec.CommandContext(ctx, "systemctl", "is-active", s.Unit).Output()
 		return Health{Reason: fmt.Sprintf("%s is not active (%s)", s.Unit, strings.TrimSpace(string(state)))}

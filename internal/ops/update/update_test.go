@@ -149,13 +149,15 @@ func signed(t *testing.T, privText []byte, content string) []byte {
 
 // fakeSystem is a machine: package files are "lablog VERSION ARCH HEALTH"
 // text, installing one makes it the installed package, and the running
-// lablog's health is the installed package's (healthy, running, dead, or
-// slow: recording after three looks).
+// lablog's health is the installed package's (healthy, running, dead,
+// crashing: dead and restarted by systemd at every look, or slow:
+// recording after three looks).
 type fakeSystem struct {
 	mu        sync.Mutex
 	installed string // the installed package file's text
 	installs  []string
 	looks     int
+	restarts  int   // systemd's automatic restarts of the service
 	failNext  error // of the next Install
 }
 
@@ -215,6 +217,10 @@ func (f *fakeSystem) Probe(context.Context) Health {
 	defer f.mu.Unlock()
 	f.looks++
 	_, h := f.parse(f.installed)
+	if h == "crashing" {
+		f.restarts++
+		return Health{Reason: "lablog.service is not active (activating)", Restarts: f.restarts}
+	}
 	switch {
 	case h == "healthy", h == "slow" && f.looks > 3:
 		return Health{Running: true, Recording: true}
@@ -304,6 +310,8 @@ func TestApplyRollsBack(t *testing.T) {
 		want         string
 	}{
 		{"dies", "lablog 1.1 arm64 dead", nil, "not recording (/healthz 200) within 300ms (lablog.service is not active (failed))"},
+		// Not the whole Timeout (300ms, a thousand looks) for a crash loop.
+		{"keeps exiting", "lablog 1.1 arm64 crashing", nil, "not recording (/healthz 200): it exited and was restarted 3 times (lablog.service is not active (activating))"},
 		{"does not record", "lablog 1.1 arm64 running", nil, "not recording (/healthz 200) within 300ms (not recording: no stream connected)"},
 		{"install fails", "lablog 1.1 arm64 healthy", errors.New("dpkg: error processing package lablog (--install)"), "install failed: dpkg: error processing"},
 	} {
