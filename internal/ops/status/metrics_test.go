@@ -2,6 +2,8 @@ package status
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +134,19 @@ func TestMetrics(t *testing.T) {
 	}
 	if fams["process_resident_memory_bytes"] == nil || fams["go_goroutines"] == nil {
 		t.Error("process and Go runtime metrics missing")
+	}
+}
+
+// A scraper that offers gzip (Prometheus and Go's client do) gets plain
+// text: compressing costs more memory than the daemon has to spare.
+func TestMetricsUncompressed(t *testing.T) {
+	m, _, _, _ := scene(t)
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip, zstd")
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Encoding") != "" || !strings.Contains(rec.Body.String(), "lablog_build_info") {
+		t.Fatalf("GET /metrics with gzip offered: %d, Content-Encoding %q, body %.80q", rec.Code, rec.Header().Get("Content-Encoding"), rec.Body.String())
 	}
 }
 

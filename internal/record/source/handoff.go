@@ -2,9 +2,9 @@ package source
 
 import "sync"
 
-// takeMax is how many frames the handling goroutine takes at a time: it
-// owns a slice of that many, and the read loop goes on adding while it
-// works through them.
+// takeMax is how many frames the handling goroutine takes at a time, at
+// most: its slice grows to that many under load, and the read loop goes
+// on adding while it works through them.
 const takeMax = 64
 
 // keptFrames is the largest queue kept once empty: a slice grown by a
