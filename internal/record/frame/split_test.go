@@ -3,6 +3,7 @@ package frame
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -169,6 +170,27 @@ func FuzzSplit(f *testing.F) {
 			if m.Err == "" && !bytes.Contains(m.Raw, []byte("NaN")) && !bytes.Contains(m.Raw, []byte("Infinity")) && !json.Valid(m.Raw) {
 				t.Fatalf("part %q accepted but not valid JSON", m.Raw)
 			}
+		}
+	})
+}
+
+// The one-pass scanner of objects gives what scanning for the end, then
+// reading the members, gave: the same parts, fields and errors.
+func FuzzSplitOnePassAgrees(f *testing.F) {
+	for _, in := range []string{
+		string(benchFrame),
+		`{"user":"u","t":1,"payload":{"x":NaN}}{"user":"v"}`,
+		`{"\u0075ser":"escaped key","user":"last wins","user":"really"}`,
+		`{ "type" : "log" , "t" : 1.5e3 }` + "\n" + `{"a":1,}`,
+		`{"a":[1,2}`, `{"a" 1}`, `{"a":1 "b":2}`, `{}{ }[]`, `{"t":"x","payload":-Infinity}`,
+		"{\"us\xffer\":1}", `{"user":"\ud800"}`, `{"a":{"b":`,
+	} {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, want := split(in, true), split(in, false)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("one pass:\n%+v\ntwo passes:\n%+v", got, want)
 		}
 	})
 }
