@@ -79,7 +79,9 @@ func TestCredentialsLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name, token, state, text string
 	}{
-		{"expired", mint(t, testBase, "spin30-log", 30*time.Minute, ScopeRead), source.TokenExpired, source.TokenExpiredState(now.Add(-30 * time.Minute))},
+		// The text names the token's own expiry (whole seconds, taken when
+		// mint ran, which may be a second after now): filled in below.
+		{"expired", mint(t, testBase, "spin30-log", 30*time.Minute, ScopeRead), source.TokenExpired, ""},
 		{"wrong topic", mint(t, testBase, "spin31-log", 48*time.Hour, ScopeRead), source.TokenWrongTopic, "token is for topic spin31-log, not spin30-log"},
 		{"other relay", mint(t, "https://other.example", "spin30-log", 48*time.Hour, ScopeRead), source.TokenInvalid, "token is for relay https://other.example, not " + testBase},
 		{"write only", mint(t, testBase, "spin30-log", 48*time.Hour, ScopeWrite), source.TokenInvalid, "token lacks the read scope"},
@@ -87,6 +89,13 @@ func TestCredentialsLoad(t *testing.T) {
 	} {
 		if err := WriteTokenFiles(dir, "spin30", access, tc.token); err != nil {
 			t.Fatal(err)
+		}
+		if tc.state == source.TokenExpired {
+			cl, err := ParseUnverified(tc.token)
+			if err != nil || cl.ExpiresAt.Before(now.Add(-31*time.Minute)) || cl.ExpiresAt.After(now.Add(-29*time.Minute)) {
+				t.Fatalf("the expired token's claims: %+v, %v", cl, err)
+			}
+			tc.text = source.TokenExpiredState(cl.ExpiresAt)
 		}
 		_, err := c.Load(now)
 		b := blockedAs(t, err, tc.state, tc.text)
