@@ -42,6 +42,9 @@ type Health struct {
 	// Restarts counts the service's automatic restarts so far (systemd's
 	// NRestarts): a version whose process keeps exiting shows here.
 	Restarts int
+	// Stopped: the service is not running and systemd is not starting it
+	// (inactive or failed); it stays so unless something starts it.
+	Stopped bool
 }
 
 // level orders healths: 0 not running, 1 running, 2 recording.
@@ -74,6 +77,11 @@ const (
 	// check before Timeout: a version that exits on its own three times
 	// will not record, and every second waiting for it records nothing.
 	CrashLoop = 3
+	// DefaultStoppedFor is how long the service may stay stopped (systemd
+	// neither running nor starting it) before the check fails: longer
+	// than a RestartSec, so that an automatic restart under way is not
+	// taken for the end.
+	DefaultStoppedFor = 5 * time.Second
 	// PackageName is the only package lablog update installs.
 	PackageName = "lablog"
 )
@@ -87,8 +95,10 @@ type Options struct {
 	// (the last one that passed its health check).
 	KeepDir string
 	// Timeout bounds the wait for the new version to be healthy; default
-	// DefaultTimeout. Interval is the time between looks.
-	Timeout, Interval time.Duration
+	// DefaultTimeout. Interval is the time between looks. StoppedFor ends
+	// the wait early once the service has stayed stopped that long;
+	// default DefaultStoppedFor.
+	Timeout, Interval, StoppedFor time.Duration
 	// NoRollback installs even when no package of the installed version
 	// is kept to roll back to.
 	NoRollback bool
@@ -133,6 +143,9 @@ func Apply(ctx context.Context, deb string, o Options) (Result, error) {
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
+	}
+	if o.StoppedFor <= 0 {
+		o.StoppedFor = DefaultStoppedFor
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -242,7 +255,8 @@ func waitHealthy(ctx context.Context, o Options, want int) string {
 	defer cancel()
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
-	first := -1 // the restarts counted at the first look
+	first := -1           // the restarts counted at the first look
+	var stopped time.Time // since when the looks have found it stopped
 	for {
 		h := o.Prober.Probe(ctx)
 		if h.level() >= want && (want == 0 || h.Running) {
@@ -256,6 +270,14 @@ func waitHealthy(ctx context.Context, o Options, want int) string {
 			first = h.Restarts
 		} else if n := h.Restarts - first; n >= CrashLoop {
 			return fmt.Sprintf("not %s: it exited and was restarted %d times (%s)", levelWords[want], n, why)
+		}
+		switch {
+		case !h.Stopped:
+			stopped = time.Time{}
+		case stopped.IsZero():
+			stopped = time.Now()
+		case time.Since(stopped) >= o.StoppedFor:
+			return fmt.Sprintf("not %s: stopped, and nothing starts it again (%s)", levelWords[want], why)
 		}
 		select {
 		case <-ctx.Done():

@@ -105,26 +105,38 @@ func (s Systemd) Restart(ctx context.Context) error {
 }
 
 func (s Systemd) Probe(ctx context.Context) Health {
-	h := s.probe(ctx)
-	h.Restarts = s.restarts(ctx)
-	return h
-}
-
-// restarts is the unit's NRestarts (0 when systemctl cannot say).
-func (s Systemd) restarts(ctx context.Context) int {
-	out, err := exec.CommandContext(ctx, "systemctl", "show", "--property=NRestarts", "--value", s.Unit).Output()
+	unit, err := s.show(ctx)
 	if err != nil {
-		return 0
+		return Health{Reason: err.Error()}
 	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return n
+	if unit["ActiveState"] != "active" {
+		h := Health{Reason: fmt.Sprintf("%s is %s (%s, result %s)", s.Unit, unit["ActiveState"], unit["SubState"], unit["Result"])}
+		h.Restarts, _ = strconv.Atoi(unit["NRestarts"])
+		// Inactive after a start that a condition skipped (the new
+		// binary's ExecCondition failing), failed once systemd gives up.
+		h.Stopped = unit["ActiveState"] == "inactive" || unit["ActiveState"] == "failed"
+		return h
+	}
+	return s.probeHealthz(ctx)
 }
 
-func (s Systemd) probe(ctx context.Context) Health {
-	if err := exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", s.Unit).Run(); err != nil {
-		state, _ := exec.CommandContext(ctx, "systemctl", "is-active", s.Unit).Output()
-		return Health{Reason: fmt.Sprintf("%s is not active (%s)", s.Unit, strings.TrimSpace(string(state)))}
+// show reads the unit's state from systemd.
+func (s Systemd) show(ctx context.Context) (map[string]string, error) {
+	out, err := exec.CommandContext(ctx, "systemctl", "show", "--property=ActiveState,SubState,Result,NRestarts", s.Unit).Output()
+	if err != nil {
+		return nil, fmt.Errorf("systemctl show %s: %w", s.Unit, err)
 	}
+	unit := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			unit[k] = v
+		}
+	}
+	return unit, nil
+}
+
+// probeHealthz looks at the running service's /healthz.
+func (s Systemd) probeHealthz(ctx context.Context) Health {
 	if s.Healthz == "" {
 		return Health{Running: true, Recording: true, Reason: "no status server: running is all that is checked"}
 	}

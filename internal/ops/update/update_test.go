@@ -150,8 +150,9 @@ func signed(t *testing.T, privText []byte, content string) []byte {
 // fakeSystem is a machine: package files are "lablog VERSION ARCH HEALTH"
 // text, installing one makes it the installed package, and the running
 // lablog's health is the installed package's (healthy, running, dead,
-// crashing: dead and restarted by systemd at every look, or slow:
-// recording after three looks).
+// crashing: dead and restarted by systemd at every look, skipped: stopped
+// for good, as when the new binary fails the unit's ExecCondition, or
+// slow: recording after three looks).
 type fakeSystem struct {
 	mu        sync.Mutex
 	installed string // the installed package file's text
@@ -217,9 +218,12 @@ func (f *fakeSystem) Probe(context.Context) Health {
 	defer f.mu.Unlock()
 	f.looks++
 	_, h := f.parse(f.installed)
-	if h == "crashing" {
+	switch h {
+	case "crashing":
 		f.restarts++
-		return Health{Reason: "lablog.service is not active (activating)", Restarts: f.restarts}
+		return Health{Reason: "lablog.service is activating (auto-restart, result exit-code)", Restarts: f.restarts}
+	case "skipped":
+		return Health{Reason: "lablog.service is inactive (dead, result exec-condition)", Stopped: true}
 	}
 	switch {
 	case h == "healthy", h == "slow" && f.looks > 3:
@@ -251,7 +255,7 @@ func newSetup(t *testing.T, installed string) *setup {
 	s := &setup{dir: dir, keep: filepath.Join(dir, "previous"), priv: priv, sys: &fakeSystem{installed: installed},
 		faults: map[fault.Kind]string{}, installsAt: map[fault.Kind]int{}}
 	s.opts = Options{Keys: keys, Installer: s.sys, Prober: s.sys, KeepDir: s.keep,
-		Timeout: 300 * time.Millisecond, Interval: time.Millisecond,
+		Timeout: 300 * time.Millisecond, Interval: time.Millisecond, StoppedFor: 20 * time.Millisecond,
 		Report: func(k fault.Kind, d string, n int64) { s.faults[k] = d; s.installsAt[k] = len(s.sys.installs) }}
 	if installed != "" {
 		p, _ := s.sys.parse(installed)
@@ -311,7 +315,9 @@ func TestApplyRollsBack(t *testing.T) {
 	}{
 		{"dies", "lablog 1.1 arm64 dead", nil, "not recording (/healthz 200) within 300ms (lablog.service is not active (failed))"},
 		// Not the whole Timeout (300ms, a thousand looks) for a crash loop.
-		{"keeps exiting", "lablog 1.1 arm64 crashing", nil, "not recording (/healthz 200): it exited and was restarted 3 times (lablog.service is not active (activating))"},
+		{"keeps exiting", "lablog 1.1 arm64 crashing", nil, "not recording (/healthz 200): it exited and was restarted 3 times (lablog.service is activating (auto-restart, result exit-code))"},
+		// Nor for one that systemd has stopped for good (StoppedFor: 20ms).
+		{"stopped for good", "lablog 1.1 arm64 skipped", nil, "not recording (/healthz 200): stopped, and nothing starts it again (lablog.service is inactive (dead, result exec-condition))"},
 		{"does not record", "lablog 1.1 arm64 running", nil, "not recording (/healthz 200) within 300ms (not recording: no stream connected)"},
 		{"install fails", "lablog 1.1 arm64 healthy", errors.New("dpkg: error processing package lablog (--install)"), "install failed: dpkg: error processing"},
 	} {
