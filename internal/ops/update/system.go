@@ -105,19 +105,23 @@ func (s Systemd) Restart(ctx context.Context) error {
 }
 
 func (s Systemd) Probe(ctx context.Context) Health {
-	unit, err := s.show(ctx)
-	if err != nil {
-		return Health{Reason: err.Error()}
-	}
-	if unit["ActiveState"] != "active" {
-		h := Health{Reason: fmt.Sprintf("%s is %s (%s, result %s)", s.Unit, unit["ActiveState"], unit["SubState"], unit["Result"])}
-		h.Restarts, _ = strconv.Atoi(unit["NRestarts"])
-		// Inactive after a start that a condition skipped (the new
-		// binary's ExecCondition failing), failed once systemd gives up.
-		h.Stopped = unit["ActiveState"] == "inactive" || unit["ActiveState"] == "failed"
+	// What systemd does with the unit, when it can say: its restarts, and
+	// whether it is stopped with nothing starting it again (inactive after
+	// a start that a condition skipped, failed once systemd gives up).
+	unit, _ := s.show(ctx)
+	restarts, _ := strconv.Atoi(unit["NRestarts"])
+	if err := exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", s.Unit).Run(); err == nil {
+		h := s.probeHealthz(ctx)
+		h.Restarts = restarts
 		return h
 	}
-	return s.probeHealthz(ctx)
+	state, _ := exec.CommandContext(ctx, "systemctl", "is-active", s.Unit).Output()
+	h := Health{Reason: fmt.Sprintf("%s is not active (%s)", s.Unit, strings.TrimSpace(string(state))), Restarts: restarts}
+	if active := unit["ActiveState"]; active != "" {
+		h.Reason = fmt.Sprintf("%s is %s (%s, result %s)", s.Unit, active, unit["SubState"], unit["Result"])
+		h.Stopped = active == "inactive" || active == "failed"
+	}
+	return h
 }
 
 // show reads the unit's state from systemd.
