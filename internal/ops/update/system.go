@@ -115,11 +115,13 @@ func (s Systemd) Probe(ctx context.Context) Health {
 		h.Restarts = restarts
 		return h
 	}
-	state, _ := exec.CommandContext(ctx, "systemctl", "is-active", s.Unit).Output()
-	h := Health{Reason: fmt.Sprintf("%s is not active (%s)", s.Unit, strings.TrimSpace(string(state))), Restarts: restarts}
+	h := Health{Restarts: restarts}
 	if active := unit["ActiveState"]; active != "" {
 		h.Reason = fmt.Sprintf("%s is %s (%s, result %s)", s.Unit, active, unit["SubState"], unit["Result"])
 		h.Stopped = active == "inactive" || active == "failed"
+	} else {
+		state, _ := exec.CommandContext(ctx, "systemctl", "is-active", s.Unit).Output()
+		h.Reason = fmt.Sprintf("%s is not active (%s)", s.Unit, strings.TrimSpace(string(state)))
 	}
 	return h
 }

@@ -33,11 +33,7 @@ type Message struct {
 // which encoding/json rejects, so the boundaries are found by a tolerant,
 // non-recursive scanner. Split never fails: what cannot be parsed becomes one
 // message carrying the rest of the frame and the reason.
-func Split(b []byte) []Message { return split(b, true) }
-
-// split is Split, reading objects in one pass or, for the tests to hold
-// the one to the other, in two (a bool, not a func, keeps msg off the heap).
-func split(b []byte, onePass bool) []Message {
+func Split(b []byte) []Message {
 	if len(b) == 0 {
 		return []Message{{Raw: b, Err: "empty frame"}}
 	}
@@ -55,13 +51,7 @@ func split(b []byte, onePass bool) []Message {
 			return msgs
 		}
 		var msg Message
-		var end int
-		var err error
-		if onePass {
-			end, err = scanMessage(b, i, &msg)
-		} else {
-			end, err = scanTwoPass(b, i, &msg)
-		}
+		end, err := scanMessage(b, i, &msg)
 		if err != nil {
 			return append(msgs, Message{Raw: b[start:], Err: err.Error()})
 		}
