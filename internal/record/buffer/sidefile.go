@@ -53,14 +53,12 @@ func (d *DB) OpenSide(name string) (f *SideFile, fresh bool, err error) {
 	if err := writeMarker(f.marker, boot); err != nil {
 		return nil, false, err
 	}
-	f.bolt, err = bolt.Open(f.path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoGrowSync: true,
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	f.bolt, err = bolt.Open(f.path, 0o600, sideOptions())
 	if err != nil && !errors.Is(err, bolterrors.ErrTimeout) {
 		// Torn or damaged: derived data, start again.
 		_ = os.Remove(f.path)
 		fresh = true
-		f.bolt, err = bolt.Open(f.path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoGrowSync: true,
-			NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+		f.bolt, err = bolt.Open(f.path, 0o600, sideOptions())
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("side %s: %w", f.path, err)
@@ -69,6 +67,15 @@ func (d *DB) OpenSide(name string) (f *SideFile, fresh bool, err error) {
 	d.sides = append(d.sides, f)
 	d.mu.Unlock()
 	return f, fresh, nil
+}
+
+// sideOptions opens a side file without fsyncs. Its freelist is written
+// with each commit (no fsync either): without it bbolt rebuilds the
+// freelist at every open by walking the whole file, which read every page
+// (a store of 2M records: 113 MiB more resident at start) and checked the
+// tree on every start of the daemon and of lablog compact.
+func sideOptions() *bolt.Options {
+	return &bolt.Options{Timeout: time.Second, NoSync: true, NoGrowSync: true, FreelistType: bolt.FreelistMapType}
 }
 
 // writeMarker is the one fsync of a side file: the marker, name included
