@@ -259,27 +259,51 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 		return first
 	}
 	now := c.opts.Now()
+	// A group's published file is checked and its records settled while
+	// the next group is written: the two take a core each.
+	var finishing chan error
+	failed := func(err error) (stop bool) {
+		if err != nil && first == nil {
+			first = err
+		}
+		// A full, missing or replaced drive fails every group alike.
+		return err != nil && isDriveError(err)
+	}
+	waitFinish := func() (stop bool) {
+		if finishing == nil {
+			return false
+		}
+		stop = failed(<-finishing)
+		finishing = nil
+		return stop
+	}
+	defer waitFinish() // a panic still waits for the group being finished
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
+			waitFinish()
 			return err
 		}
 		if !res.Early && !c.closed(g.Hour, now) {
 			continue
 		}
+		var wg *writtenGroup
 		err := failpoint.Hit(FailBeforeFile)
 		if err == nil {
-			err = c.compactGroup(ctx, root, g, res)
+			wg, err = c.writeGroup(ctx, root, g)
 		}
-		if err != nil {
-			if first == nil {
-				first = err
-			}
-			// A full, missing or replaced drive fails every group alike.
-			if isDriveError(err) {
+		stop := waitFinish()
+		if stop || failed(err) {
+			wg.abandon()
+			if stop || isDriveError(err) {
 				return first
 			}
+			continue
 		}
+		done := make(chan error, 1)
+		go func() { done <- wg.finish(res) }()
+		finishing = done
 	}
+	waitFinish()
 	return first
 }
 
@@ -309,76 +333,129 @@ func isDriveError(err error) bool {
 		errors.Is(err, syscall.EIO)
 }
 
-// compactGroup moves one group to the archive.
-func (c *Compactor) compactGroup(ctx context.Context, root *archive.Root, g buffer.Group, res *Result) error {
+// writtenGroup is a group's records written to an archive file: finish
+// verifies the published file and settles the records, abandon drops a
+// file not published.
+type writtenGroup struct {
+	c           *Compactor
+	root        *archive.Root
+	g           buffer.Group
+	w           *archive.Writer // until the file is published or dropped
+	archived    bool            // reconcile found the records archived already
+	path        string          // the published file
+	n, kept     int
+	first, last uint64 // of the records scanned, kept or not
+	damaged     []buffer.Damaged
+	consumed    func() // waits for consumeAhead
+}
+
+// writeGroup writes one group's records to a new archive file. It changes
+// nothing the previous group's finish reads.
+func (c *Compactor) writeGroup(ctx context.Context, root *archive.Root, g buffer.Group) (*writtenGroup, error) {
 	wrap := func(err error) error { return fmt.Errorf("compact %s: %w", g, err) }
+	wg := &writtenGroup{c: c, root: root, g: g, consumed: func() {}}
 	if done, err := c.reconcile(root, g); err != nil || done {
-		return err
+		wg.archived = done
+		return wg, err
 	}
 	w, err := root.Create(g.Stream, g.Hour, archive.Options{RowGroupRows: c.opts.RowGroupRows, BufferID: g.BufferID})
 	if err != nil {
-		return wrap(err)
+		return wg, wrap(err)
 	}
-	defer w.Abort()
-	n, kept := 0, 0
-	var first, last uint64 // of the records scanned, kept or not
-	damaged, err := c.db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
+	wg.w = w
+	wg.consumed = c.consumeAhead(g)
+	wg.damaged, err = c.db.Scan(g, 0, ^uint64(0), func(seq uint64, r frame.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if n == 0 {
-			first = seq
+		if wg.n == 0 {
+			wg.first = seq
 		}
-		n++
-		last = seq
+		wg.n++
+		wg.last = seq
 		if c.opts.Filter != nil {
 			var keep bool
 			if r, keep = c.opts.Filter(seq, r); !keep {
 				return nil
 			}
 		}
-		kept++
+		wg.kept++
 		return w.Add(archive.Entry{Seq: seq, Rec: r})
 	})
 	if err != nil {
-		return wrap(err)
+		return wg, wrap(err)
 	}
-	switch {
-	case kept > 0:
-		if err := c.publish(root, w, g, first, last, res); err != nil {
-			return err
-		}
-		res.Records += n
-	case n > 0:
-		// Every record was filtered out: nothing to publish, all to settle.
-		if err := c.settle(root, g, first, last); err != nil {
-			return err
-		}
-		res.Records += n
+	if wg.kept > 0 {
+		// Published here, so the writer's buffers are free before the
+		// next group's are taken.
+		return wg, wg.publish()
 	}
-	return c.setAside(g, damaged, res)
+	return wg, nil
 }
 
-// publish finishes the file, verifies it, and settles the records scanned
-// for it, first to last (a filter may have left some out of the file).
-func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Group, first, last uint64, res *Result) error {
-	wrap := func(err error) error { return fmt.Errorf("compact %s: %w", g, err) }
-	path, err := w.Publish()
+// finish verifies the group's published file, settles its records, and
+// sets damaged blocks aside.
+func (wg *writtenGroup) finish(res *Result) error {
+	defer wg.abandon()
+	c, g := wg.c, wg.g
+	switch {
+	case wg.archived:
+		return nil
+	case wg.path != "":
+		if err := c.settlePublished(wg.root, g, wg.path, wg.first, wg.last, res); err != nil {
+			return err
+		}
+		res.Records += wg.n
+	case wg.n > 0:
+		// Every record was filtered out: nothing to publish, all to settle.
+		if err := c.settle(wg.root, g, wg.first, wg.last); err != nil {
+			return err
+		}
+		res.Records += wg.n
+	}
+	return c.setAside(g, wg.damaged, res)
+}
+
+// abandon removes the file if it was not published and waits for the
+// records consumed ahead; nil and finished groups are fine.
+func (wg *writtenGroup) abandon() {
+	if wg == nil {
+		return
+	}
+	if wg.w != nil {
+		wg.w.Abort()
+	}
+	wg.consumed()
+}
+
+// publish finishes the group's file and publishes it. A file already
+// there (published before a crash, and more records came since reconcile
+// looked; or a conflict) is reconcile's to settle or report.
+func (wg *writtenGroup) publish() error {
+	path, err := wg.w.Publish()
+	wg.w = nil // the writer's buffers go with it
 	if errors.Is(err, archive.ErrExists) {
-		// Published before a crash, and more records came since reconcile
-		// looked; or a conflict, which reconcile reports.
-		_, err := c.reconcile(root, g)
+		wg.archived = true
+		_, err := wg.c.reconcile(wg.root, wg.g)
 		return err
 	}
 	if err != nil {
-		return wrap(err)
+		return fmt.Errorf("compact %s: %w", wg.g, err)
 	}
+	wg.path = path
+	return nil
+}
+
+// settlePublished verifies the group's published file and settles the
+// records scanned for it, first to last (a filter may have left some out
+// of the file).
+func (c *Compactor) settlePublished(root *archive.Root, g buffer.Group, path string, first, last uint64, res *Result) error {
 	meta, err := c.verifyAndConsume(path, g, last)
 	if err != nil {
 		return err
 	}
 	if err := failpoint.Hit(FailAfterPublish); err != nil {
-		return wrap(err)
+		return fmt.Errorf("compact %s: %w", g, err)
 	}
 	if c.opts.Filter == nil {
 		first, last = meta.FirstSeq, meta.LastSeq
@@ -391,6 +468,27 @@ func (c *Compactor) publish(root *archive.Root, w *archive.Writer, g buffer.Grou
 		res.Bytes += st.Size()
 	}
 	return nil
+}
+
+// consumeAhead lets BeforeSettle consume g's records on a second core
+// while this one writes them to the archive, and returns the wait for it.
+// A daemon's analytics store has them already (it follows the commits);
+// a standalone compaction's store meets them here first, and doing so
+// after the file is written made half of a compaction's wait. Its error
+// is not lost: settle calls BeforeSettle again, which then does what is
+// left and says what went wrong.
+func (c *Compactor) consumeAhead(g buffer.Group) (wait func()) {
+	if c.opts.BeforeSettle == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := c.opts.BeforeSettle(g, ^uint64(0)); err != nil {
+			c.opts.Logger.Debug("compact: consuming ahead failed; settle tries again", "group", g.String(), logkey.Err, err)
+		}
+	}()
+	return func() { <-done }
 }
 
 // verifyAndConsume re-reads the published file on a second goroutine while

@@ -365,3 +365,80 @@ func TestNothingToArchiveWithoutDriveIsAFailure(t *testing.T) {
 		t.Errorf("empty buffer, drive back: %v", res.Err)
 	}
 }
+
+// The drive fills in the middle of a run of several hours: a group's file
+// is checked and settled while the next one is written, and the run stops
+// at the first full write. Every record is then archived once or still in
+// the buffer, no temporary file is left, and once there is room the next
+// run archives the rest.
+func TestDriveFillsDuringARunOfManyGroups(t *testing.T) {
+	f := newFixture(t)
+	mountTmpfs(t, f.root, "1m")
+	f.mark()
+	streams := []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"}
+	const per = 2000
+	for h := range 2 {
+		f.record(t0.Add(-time.Duration(3-h)*time.Hour), per, streams...)
+	}
+	total := 2 * per * len(streams)
+	res := f.c.RunOnce(context.Background())
+	if !errors.Is(res.Err, syscall.ENOSPC) {
+		t.Fatalf("err = %v, want ENOSPC (make the drive smaller or the hours larger)", res.Err)
+	}
+	got := f.archived()
+	n := 0
+	for _, c := range got {
+		n += c
+	}
+	t.Logf("a full drive after %d files: %d of %d records archived", res.Files, n, total)
+	if n == 0 || n+f.pending() != total || n != res.Records {
+		t.Fatalf("archived %d, pending %d, result %d records: want some archived and all %d once", n, f.pending(), res.Records, total)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(f.root, "stream=*", "*", ".*")); len(tmp) != 0 {
+		t.Fatalf("temporary files left on the drive: %v", tmp)
+	}
+	// Room on a bigger drive: the same files, and the rest.
+	if err := unix.Mount("tmpfs", f.root, "tmpfs", unix.MS_REMOUNT, "size=16m"); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.c.RunOnce(context.Background()); res.Err != nil || f.pending() != 0 {
+		t.Fatalf("with room: %+v, %d pending", res, f.pending())
+	}
+	n = 0
+	for _, c := range f.archived() {
+		n += c
+	}
+	if n != total {
+		t.Fatalf("archived %d records in all, want %d once", n, total)
+	}
+}
+
+// One group that cannot be settled (its records' consumer fails) keeps its
+// records and fails the run, while the groups written before and after it
+// are archived; the next run settles it from the file already published.
+func TestOneGroupFailingToSettleKeepsItsRecords(t *testing.T) {
+	f := newFixture(t)
+	streams := []string{"s1", "s2", "s3", "s4"}
+	f.record(t0.Add(-2*time.Hour), 500, streams...)
+	failing := true
+	f.c.opts.BeforeSettle = func(g buffer.Group, last uint64) error {
+		if failing && g.Stream == "s2" {
+			return errors.New("consumer down")
+		}
+		return nil
+	}
+	res := f.c.RunOnce(context.Background())
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "s2") || !strings.Contains(res.Err.Error(), "consumer down") {
+		t.Fatalf("err = %v, want s2's consumer failure", res.Err)
+	}
+	if f.pending() != 500 || res.Records != 1500 {
+		t.Fatalf("%d pending, %d archived: want s2's 500 kept and the other 1500 archived", f.pending(), res.Records)
+	}
+	failing = false
+	if res := f.c.RunOnce(context.Background()); res.Err != nil || f.pending() != 0 {
+		t.Fatalf("second run: %+v, %d pending", res, f.pending())
+	}
+	if got := f.archived(); len(got) != 4 || got["s1"] != 500 || got["s2"] != 500 {
+		t.Fatalf("archived %v, want 500 of each stream once", got)
+	}
+}
