@@ -10,16 +10,30 @@ import (
 	"github.com/practable/lablog/internal/config"
 )
 
-// profileEnv names a file to write a CPU profile of the whole run to: a
-// hook for performance work (go tool pprof dist/lablog FILE).
-const profileEnv = "LABLOG_CPUPROFILE"
+// Hooks for performance work (go tool pprof dist/lablog FILE): profileEnv
+// names a file for a CPU profile of the whole run, heapProfileEnv one for
+// the heap's allocations and what was live at the last collection before
+// the command ends (GODEBUG=memprofilerate=1 samples every allocation).
+const (
+	profileEnv     = "LABLOG_CPUPROFILE"
+	heapProfileEnv = "LABLOG_HEAPPROFILE"
+)
 
 // startProfile starts the CPU profile when profileEnv asks for one and
-// returns the function that ends it.
+// returns the function that ends it and writes the heap profile, when
+// heapProfileEnv asks for one.
 func startProfile() (stop func(), err error) {
+	stopHeap := func() {}
+	if path := os.Getenv(heapProfileEnv); path != "" {
+		stopHeap = func() {
+			if err := writeHeapProfile(path); err != nil {
+				fmt.Fprintf(os.Stderr, "lablog: %s: %v\n", heapProfileEnv, err)
+			}
+		}
+	}
 	path := os.Getenv(profileEnv)
 	if path == "" {
-		return func() {}, nil
+		return stopHeap, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -29,7 +43,19 @@ func startProfile() (stop func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", profileEnv, err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() { pprof.StopCPUProfile(); f.Close(); stopHeap() }, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // parseProfiled parses the flags of a long-running command (run, compact),
