@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/practable/lablog/internal/analytics"
 	"github.com/practable/lablog/internal/publish/archive"
 	"github.com/practable/lablog/internal/record/buffer"
 	"github.com/practable/lablog/internal/record/frame"
@@ -24,9 +26,10 @@ const compactStreams = 4
 // builtBuffer is a buffer file of realistic records, made once per bench.
 type builtBuffer struct {
 	path     string
-	rows     int64 // messages
-	rawBytes int64 // their JSON text
-	size     int64 // the buffer file
+	side     string // the analytics store's file beside it, "" for none
+	rows     int64  // messages
+	rawBytes int64  // their JSON text
+	size     int64  // the buffer file
 }
 
 // bufferFiller appends labsim's frames to a buffer in big batches, dated
@@ -105,6 +108,34 @@ func buildBuffer(ctx context.Context, dir string, rows int) (*builtBuffer, error
 	return b, nil
 }
 
+// withStoreCaughtUp copies b to dir and lets the live analytics store
+// consume its records, as a running daemon's store has by the time its
+// hourly compaction starts (it follows the commits): that compaction then
+// archives and settles, where a standalone one also counts every record.
+func withStoreCaughtUp(b *builtBuffer, dir string) (*builtBuffer, error) {
+	c := *b
+	c.path = filepath.Join(dir, "buffer.db")
+	if err := copyFile(b.path, c.path); err != nil {
+		return nil, err
+	}
+	db, err := buffer.Open(c.path, buffer.Options{MaxSize: 4 << 30})
+	if err != nil {
+		return nil, fmt.Errorf("compaction buffer: %w", err)
+	}
+	store, err := analytics.OpenStore(db, analytics.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		_, err = store.CatchUp()
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compaction buffer: analytics store: %w", err)
+	}
+	c.side = c.path + ".analytics"
+	return &c, nil
+}
+
 // compaction is what one `lablog compact` run measured.
 type compaction struct {
 	seconds      float64
@@ -127,6 +158,11 @@ func (r *runner) measureCompaction(ctx context.Context, b *builtBuffer) (compact
 	bufPath := filepath.Join(dir, "buffer.db")
 	if err := copyFile(b.path, bufPath); err != nil {
 		return out, err
+	}
+	if b.side != "" {
+		if err := copyFile(b.side, bufPath+filepath.Ext(b.side)); err != nil {
+			return out, err
+		}
 	}
 	archive := filepath.Join(dir, "archive")
 	if err := os.Mkdir(archive, 0o750); err != nil {
