@@ -262,12 +262,16 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 	// A group's published file is checked and its records settled while
 	// the next group is written: the two take a core each.
 	var finishing chan error
+	// failed keeps the first error and says whether to stop: a full,
+	// missing or replaced drive fails every group alike.
 	failed := func(err error) (stop bool) {
-		if err != nil && first == nil {
+		if err == nil {
+			return false
+		}
+		if first == nil {
 			first = err
 		}
-		// A full, missing or replaced drive fails every group alike.
-		return err != nil && isDriveError(err)
+		return isDriveError(err)
 	}
 	waitFinish := func() (stop bool) {
 		if finishing == nil {
@@ -291,10 +295,11 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 		if err == nil {
 			wg, err = c.writeGroup(ctx, root, g)
 		}
-		stop := waitFinish()
-		if stop || failed(err) {
+		stop := waitFinish() // the earlier group's error comes first
+		if err != nil || stop {
+			stop = failed(err) || stop
 			wg.abandon()
-			if stop || isDriveError(err) {
+			if stop {
 				return first
 			}
 			continue
@@ -401,13 +406,17 @@ func (wg *writtenGroup) finish(res *Result) error {
 	switch {
 	case wg.archived:
 		return nil
-	case wg.path != "":
+	case wg.kept > 0:
+		if wg.path == "" { // never settle records whose file is not out
+			return fmt.Errorf("compact %s: records stay in the buffer: their file was not published", g)
+		}
 		if err := c.settlePublished(wg.root, g, wg.path, wg.first, wg.last, res); err != nil {
 			return err
 		}
 		res.Records += wg.n
 	case wg.n > 0:
-		// Every record was filtered out: nothing to publish, all to settle.
+		// Every record was filtered out: nothing to publish, all to settle
+		// (finish runs only for a group whose scan went to its end).
 		if err := c.settle(wg.root, g, wg.first, wg.last); err != nil {
 			return err
 		}

@@ -442,3 +442,39 @@ func TestOneGroupFailingToSettleKeepsItsRecords(t *testing.T) {
 		t.Fatalf("archived %v, want 500 of each stream once", got)
 	}
 }
+
+// A run cancelled while it writes a group (lablog stopping) finishes the
+// group before it, keeps every record of the rest, leaves no temporary
+// file, and the next run archives them once.
+func TestCancelledWhileWritingKeepsTheRest(t *testing.T) {
+	f := newFixture(t)
+	streams := []string{"s1", "s2", "s3", "s4"}
+	f.record(t0.Add(-2*time.Hour), 500, streams...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := 0
+	f.c.opts.Filter = func(seq uint64, r frame.Record) (frame.Record, bool) {
+		if r.Stream == "s2" {
+			if seen++; seen == 250 {
+				cancel()
+			}
+		}
+		return r, true
+	}
+	res := f.c.RunOnce(ctx)
+	if !errors.Is(res.Err, context.Canceled) {
+		t.Fatalf("err = %v, want the cancellation", res.Err)
+	}
+	if got := f.archived(); got["s1"] != 500 || len(got) != 1 || f.pending() != 1500 {
+		t.Fatalf("archived %v, %d pending: want s1 done and the other 1500 kept", got, f.pending())
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(f.root, "stream=*", "*", ".*")); len(tmp) != 0 {
+		t.Fatalf("temporary files left: %v", tmp)
+	}
+	if res := f.c.RunOnce(context.Background()); res.Err != nil || f.pending() != 0 {
+		t.Fatalf("second run: %+v, %d pending", res, f.pending())
+	}
+	if got := f.archived(); len(got) != 4 || got["s2"] != 500 || got["s4"] != 500 {
+		t.Fatalf("archived %v, want 500 of each stream once", got)
+	}
+}
