@@ -5,30 +5,32 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 )
+
+// openSide opens the buffer at path and its side file "x"; fresh is
+// OpenSide's.
+func openSide(t *testing.T, path string) (db *DB, f *SideFile, fresh bool) {
+	t.Helper()
+	db, err := Open(path, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, fresh, err = db.OpenSide("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, f, fresh
+}
 
 // A side file keeps its state across a restart of lablog, but one left
 // open by another boot (a power cut: its pages were never fsynced) is
 // dropped and reported fresh. It writes nothing to the buffer file.
 func TestSideFileSurvivesRestartNotPowerCut(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
-	open := func() (*DB, *SideFile, bool) {
-		t.Helper()
-		db, err := Open(path, Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, fresh, err := db.OpenSide("x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db, f, fresh
-	}
+	open := func() (*DB, *SideFile, bool) { t.Helper(); return openSide(t, path) }
 	value := func(f *SideFile) string {
 		var v []byte
 		if err := f.View("b", func(b *bolt.Bucket) error {
@@ -100,19 +102,7 @@ func TestSideFileSurvivesRestartNotPowerCut(t *testing.T) {
 // (the kernel maps 64 KiB around each page read).
 func TestSideFileOpenReadsLittleOfIt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
-	open := func() (*DB, *SideFile) {
-		t.Helper()
-		db, err := Open(path, Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, _, err := db.OpenSide("x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db, f
-	}
-	db, f := open()
+	db, f, _ := openSide(t, path)
 	value := make([]byte, 100)
 	for batch := range 40 {
 		if err := f.Update("b", func(b *bolt.Bucket) error {
@@ -133,33 +123,11 @@ func TestSideFileOpenReadsLittleOfIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, _ = open()
+	db, _, _ = openSide(t, path)
 	defer db.Close()
-	resident := mappedRSS(t, path+".x")
-	t.Logf("side file %d KiB, %d KiB of it resident after open", st.Size()>>10, resident>>10)
-	if resident > st.Size()/4 {
-		t.Errorf("after open, %d KiB of the %d KiB side file is resident; want under a quarter", resident>>10, st.Size()>>10)
+	resident, size := mappedKiB(t, path+".x"), st.Size()>>10
+	t.Logf("side file %d KiB, %d KiB of it resident after open", size, resident)
+	if resident > size/4 {
+		t.Errorf("after open, %d KiB of the %d KiB side file is resident; want under a quarter", resident, size)
 	}
-}
-
-// mappedRSS is the resident size of this process's mappings of path.
-func mappedRSS(t *testing.T, path string) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rss int64
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			in = len(f) == 6 && f[5] == path
-		case in && len(f) == 3 && f[0] == "Rss:":
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			rss += kb << 10
-		}
-	}
-	return rss
 }
