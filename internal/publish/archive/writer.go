@@ -41,8 +41,8 @@ type Options struct {
 }
 
 // Failpoints, in the order a write reaches them. FailMidWrite is hit once,
-// in the Add that completes the first row group, right after that row group
-// is flushed to the temporary file (a file smaller than one row group never
+// right after the first row group is flushed to the temporary file (on the
+// writer's encoding goroutine; a file smaller than one row group never
 // reaches it). The other two are in Publish, around the rename.
 const (
 	FailMidWrite               = "archive-mid-write"
@@ -51,30 +51,28 @@ const (
 )
 
 // Writer streams one stream's hour into a hidden temporary file next to its
-// final place; Publish renames it into view. Use it from one goroutine.
+// final place; Publish renames it into view. Use it from one goroutine (it
+// encodes on a second one of its own, which Publish and Abort end).
 type Writer struct {
-	stream    string
-	hour      time.Time
-	bufferID  string
-	revision  int
-	root      *Root
-	ownRoot   bool     // Create opened root for this writer alone
-	dir       *os.File // the partition directory, held open
-	tmp       string   // the temporary file's name in dir
-	f         *os.File
-	pw        *parquet.GenericWriter[Row]
-	sum       *Checksum
-	idColumn  *string
-	groupRows int // rows per row group
-	inGroup   int // rows written to the current row group
-	// groupBytes is the text of the current row group's rows.
-	groupBytes int
-	groups     int // row groups flushed so far
+	stream     string
+	hour       time.Time
+	bufferID   string
+	revision   int
+	root       *Root
+	ownRoot    bool     // Create opened root for this writer alone
+	dir        *os.File // the partition directory, held open
+	tmp        string   // the temporary file's name in dir
+	f          *os.File
+	pw         *parquet.GenericWriter[Row]
+	enc        encoder // writes the rows into pw
+	sum        *Checksum
+	idColumn   *string
 	first      uint64
 	last       uint64
 	frames     int64
 	rows       int64
-	buf        []Row
+	batch      []Row // rows built, not yet handed to enc
+	batchBytes int   // their text
 	err        error // sticky: once a write failed the file is unusable
 	done       bool
 }
@@ -111,7 +109,7 @@ func newWriter(r *Root, dir, f *os.File, tmp, stream string, hour time.Time, opt
 		parquet.DefaultEncodingFor(parquet.Int32, &parquet.DeltaBinaryPacked),
 	)
 	return &Writer{stream: stream, hour: hour, bufferID: opts.BufferID, revision: opts.Revision, root: r, dir: dir, tmp: tmp, f: f, pw: pw,
-		sum: NewChecksum(), idColumn: idColumn(opts.BufferID), groupRows: opts.RowGroupRows}
+		enc: encoder{pw: pw, groupRows: opts.RowGroupRows}, sum: NewChecksum(), idColumn: idColumn(opts.BufferID)}
 }
 
 func (w *Writer) wrap(err error) error {
@@ -132,40 +130,25 @@ func (w *Writer) Add(e Entry) error {
 	case w.frames > 0 && e.Seq <= w.last:
 		return w.wrap(fmt.Errorf("seq %d after %d: entries must be added in increasing seq order", e.Seq, w.last))
 	}
-	w.buf = appendRows(w.buf[:0], w.idColumn, e)
-	// Write in pieces that end exactly on the row-group bound and flush
-	// there, so the column buffers never hold more than one row group.
-	for rows := w.buf; len(rows) > 0; {
-		n := min(len(rows), w.groupRows-w.inGroup)
-		if _, err := w.pw.Write(rows[:n]); err != nil {
+	n := len(w.batch)
+	w.batch = appendRows(w.batch, w.idColumn, e)
+	w.rows += int64(len(w.batch) - n)
+	for i := range w.batch[n:] {
+		w.batchBytes += w.batch[n+i].textBytes()
+	}
+	if len(w.batch) >= batchRows || w.batchBytes >= batchBytes {
+		next, err := w.enc.hand(w.batch)
+		w.batch, w.batchBytes = next, 0
+		if err != nil {
 			w.err = w.wrap(err)
 			return w.err
 		}
-		for i := range rows[:n] {
-			w.groupBytes += rows[i].textBytes()
-		}
-		rows = rows[n:]
-		if w.inGroup += n; w.inGroup == w.groupRows || w.groupBytes >= RowGroupBytes {
-			if err := w.pw.Flush(); err != nil {
-				w.err = w.wrap(err)
-				return w.err
-			}
-			w.inGroup, w.groupBytes = 0, 0
-			if w.groups++; w.groups == 1 {
-				if err := failpoint.Hit(FailMidWrite); err != nil {
-					w.err = w.wrap(err)
-					return w.err
-				}
-			}
-		}
 	}
-	clear(w.buf) // drop references to this entry's strings
 	if w.frames == 0 {
 		w.first = e.Seq
 	}
 	w.last = e.Seq
 	w.frames++
-	w.rows += int64(len(w.buf))
 	w.sum.Add(e.Seq, e.Rec.Kind, e.Rec.Data)
 	return nil
 }
@@ -188,6 +171,13 @@ func (w *Writer) Publish() (string, error) {
 	if w.frames == 0 {
 		w.Abort()
 		return "", w.wrap(ErrEmpty)
+	}
+	err := w.enc.finish(w.batch)
+	w.batch = nil
+	if err != nil {
+		w.err = w.wrap(err)
+		w.Abort()
+		return "", w.err
 	}
 	// In key order, so the same records always give the same bytes: a
 	// file written again (an erasure re-run) is identical.
@@ -262,6 +252,7 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
+	w.enc.abort() // before the file is closed under it
 	_ = w.f.Close()
 	_ = unix.Unlinkat(int(w.dir.Fd()), w.tmp, 0)
 	w.release()
