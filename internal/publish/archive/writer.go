@@ -63,8 +63,7 @@ type Writer struct {
 	dir        *os.File // the partition directory, held open
 	tmp        string   // the temporary file's name in dir
 	f          *os.File
-	pw         *parquet.GenericWriter[Row]
-	enc        encoder // writes the rows into pw
+	enc        encoder // holds the Parquet writer; writes the rows into it
 	sum        *Checksum
 	idColumn   *string
 	first      uint64
@@ -108,7 +107,7 @@ func newWriter(r *Root, dir, f *os.File, tmp, stream string, hour time.Time, opt
 		parquet.DefaultEncodingFor(parquet.Int64, &parquet.DeltaBinaryPacked),
 		parquet.DefaultEncodingFor(parquet.Int32, &parquet.DeltaBinaryPacked),
 	)
-	return &Writer{stream: stream, hour: hour, bufferID: opts.BufferID, revision: opts.Revision, root: r, dir: dir, tmp: tmp, f: f, pw: pw,
+	return &Writer{stream: stream, hour: hour, bufferID: opts.BufferID, revision: opts.Revision, root: r, dir: dir, tmp: tmp, f: f,
 		enc: encoder{pw: pw, groupRows: opts.RowGroupRows}, sum: NewChecksum(), idColumn: idColumn(opts.BufferID)}
 }
 
@@ -183,7 +182,7 @@ func (w *Writer) Publish() (string, error) {
 	// file written again (an erasure re-run) is identical.
 	meta := w.meta()
 	for _, k := range slices.Sorted(maps.Keys(meta)) {
-		w.pw.SetKeyValueMetadata(k, meta[k])
+		w.enc.pw.SetKeyValueMetadata(k, meta[k])
 	}
 	name := FileName(Name{Stream: w.stream, Hour: w.hour, BufferID: w.bufferID, First: w.first, Last: w.last, Revision: w.revision})
 	final := filepath.Join(w.dir.Name(), name)
@@ -203,7 +202,7 @@ func (w *Writer) Publish() (string, error) {
 // is relative to the held directory, right after a Check: a drive pulled
 // while the file was written fails the file here.
 func (w *Writer) finish(name string) error {
-	if err := w.pw.Close(); err != nil {
+	if err := w.enc.pw.Close(); err != nil {
 		return err
 	}
 	if err := w.f.Sync(); err != nil {
