@@ -284,8 +284,7 @@ func (c *Compactor) runOnce(ctx context.Context, res *Result) error {
 	defer waitFinish() // a panic still waits for the group being finished
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
-			waitFinish()
-			return err
+			return err // the deferred waitFinish waits for the group in flight
 		}
 		if !res.Early && !c.closed(g.Hour, now) {
 			continue
