@@ -22,7 +22,13 @@ func TestWriterRefusesWhenTheDiskIsFull(t *testing.T) {
 	failed := make(chan error, 100)
 	committed := make(chan int, 100)
 	refused := make(chan int64, 100)
-	w := buffer.NewWriter(db, buffer.WriterOptions{Queue: 1000, OnFailure: func(err error) { failed <- err }, OnCommit: func(n int, _ time.Duration) { committed <- n }, OnRefused: func(n int64, _ error) { refused <- n }})
+	// What Stats said while the refusal was reported: the status reads
+	// Stats, then the fault record, so a writer that showed itself full
+	// before reporting would give a page "full" with no fault on it.
+	seenAtReport := make(chan buffer.WriterStats, 100)
+	var w *buffer.Writer
+	w = buffer.NewWriter(db, buffer.WriterOptions{Queue: 1000, OnFailure: func(err error) { failed <- err }, OnCommit: func(n int, _ time.Duration) { committed <- n },
+		OnRefused: func(n int64, _ error) { refused <- n; seenAtReport <- w.Stats() }})
 	stopWriter := testkit.Start(t, w)
 	defer stopWriter()
 	t0 := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)
@@ -53,6 +59,9 @@ func TestWriterRefusesWhenTheDiskIsFull(t *testing.T) {
 	}
 	if n := <-refused; n != 1 {
 		t.Fatalf("%d refused, want the batch of 1", n)
+	}
+	if st := <-seenAtReport; st.Full || st.DiskFull || st.Refused != 0 {
+		t.Fatalf("stats %+v while the refusal was reported: the writer showed itself full before the fault was reported", st)
 	}
 	st := w.Stats()
 	if !st.Full || !st.DiskFull || st.Refused != 1 || st.Queued != 0 || st.Committed != 3 {

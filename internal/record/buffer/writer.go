@@ -266,7 +266,7 @@ func (w *Writer) commit(batch []frame.Record) {
 			w.full.Store(false)
 			w.diskFull.Store(false)
 			w.setErr("")
-			w.reportRefused()
+			w.reportRefused(0)
 			tell(batch, nil)
 			w.failing.Ended(w.log, time.Now(), "commits succeed again")
 			w.refusals.Ended(w.log, time.Now(), "frames taken again after the buffer was full")
@@ -317,11 +317,14 @@ func tell(batch []frame.Record, err error) {
 // stall every stream.
 func (w *Writer) refuse(batch []frame.Record, err error) {
 	disk := IsDiskFull(err)
+	// The fault is reported before the writer shows itself full: a reader
+	// of Stats (the status page) then finds the fault as well.
+	w.fullWhy = err
+	w.reportRefused(int64(len(batch)))
 	w.freedAtFull.Store(w.db.freed.Load())
 	w.retryAt.Store(time.Now().Add(DiskFullRetry).UnixNano())
 	w.diskFull.Store(disk)
 	w.full.Store(true)
-	w.fullWhy = err
 	w.refused.Add(int64(len(batch)))
 	w.dropped.Add(int64(len(batch)))
 	w.failures.Add(1)
@@ -334,11 +337,12 @@ func (w *Writer) refuse(batch []frame.Record, err error) {
 	if w.opts.OnFailure != nil {
 		w.opts.OnFailure(err)
 	}
-	w.reportRefused()
 }
 
-func (w *Writer) reportRefused() {
-	if n := w.refused.Load(); n > w.reported {
+// reportRefused passes OnRefused the refusals not yet reported, counting
+// more about to be refused.
+func (w *Writer) reportRefused(more int64) {
+	if n := w.refused.Load() + more; n > w.reported {
 		if w.opts.OnRefused != nil {
 			w.opts.OnRefused(n-w.reported, w.fullWhy)
 		}
