@@ -97,52 +97,56 @@ func ScanMessages(path string, fn func(*MessageRow) error) (Meta, error) {
 }
 
 func scanMessages(path string, pf *parquet.File, fn func(*MessageRow) error) error {
-	str := func(v parquet.Value) *string { s := string(v.ByteArray()); return &s }
-	// The dictionary columns repeat a few values: share one string each.
-	interned := map[string]*string{}
-	intern := func(v parquet.Value) *string {
-		if p, ok := interned[string(v.ByteArray())]; ok {
-			return p
-		}
-		p := str(v)
-		interned[*p] = p
-		return p
+	in := interner{}
+	columns := []column[MessageRow]{
+		{name: "received_at", set: func(r *MessageRow, v parquet.Value) { r.ReceivedAt = v.Int64() }},
+		{name: "seq", set: func(r *MessageRow, v parquet.Value) { r.Seq = v.Int64() }},
+		{name: "part", set: func(r *MessageRow, v parquet.Value) { r.Part = v.Int32() }},
+		{name: "kind", set: func(r *MessageRow, v parquet.Value) { r.Kind = *in.string(v) }},
+		{name: "user", set: func(r *MessageRow, v parquet.Value) { r.User = in.string(v) }},
+		{name: "exp", set: func(r *MessageRow, v parquet.Value) { r.Exp = in.string(v) }},
+		{name: "hardware", set: func(r *MessageRow, v parquet.Value) { r.Hardware = in.string(v) }},
+		{name: "course", set: func(r *MessageRow, v parquet.Value) { r.Course = in.string(v) }},
+		{name: "type", set: func(r *MessageRow, v parquet.Value) { r.Type = in.string(v) }},
+		{name: "t", set: func(r *MessageRow, v parquet.Value) { t := v.Int64(); r.T = &t }},
+		{name: "payload", set: func(r *MessageRow, v parquet.Value) { r.Payload = copyBytes(v) }},
+		{name: "error", set: func(r *MessageRow, v parquet.Value) { r.Error = newString(v) }},
+		{name: "verb", since: Format, set: func(r *MessageRow, v parquet.Value) { r.Verb = in.string(v) }},
+		{name: "graph_node", since: Format, set: func(r *MessageRow, v parquet.Value) { r.GraphNode = in.string(v) }},
 	}
-	columns := []struct {
-		name string
-		set  func(r *MessageRow, v parquet.Value)
-	}{
-		{"received_at", func(r *MessageRow, v parquet.Value) { r.ReceivedAt = v.Int64() }},
-		{"seq", func(r *MessageRow, v parquet.Value) { r.Seq = v.Int64() }},
-		{"part", func(r *MessageRow, v parquet.Value) { r.Part = v.Int32() }},
-		{"kind", func(r *MessageRow, v parquet.Value) { r.Kind = *intern(v) }},
-		{"user", func(r *MessageRow, v parquet.Value) { r.User = intern(v) }},
-		{"exp", func(r *MessageRow, v parquet.Value) { r.Exp = intern(v) }},
-		{"hardware", func(r *MessageRow, v parquet.Value) { r.Hardware = intern(v) }},
-		{"course", func(r *MessageRow, v parquet.Value) { r.Course = intern(v) }},
-		{"type", func(r *MessageRow, v parquet.Value) { r.Type = intern(v) }},
-		{"t", func(r *MessageRow, v parquet.Value) { t := v.Int64(); r.T = &t }},
-		{"payload", func(r *MessageRow, v parquet.Value) {
-			r.Payload = append(make([]byte, 0, len(v.ByteArray())), v.ByteArray()...)
-		}},
-		{"error", func(r *MessageRow, v parquet.Value) { r.Error = str(v) }},
-		{"verb", func(r *MessageRow, v parquet.Value) { r.Verb = intern(v) }},
-		{"graph_node", func(r *MessageRow, v parquet.Value) { r.GraphNode = intern(v) }},
-	}
+	return scanColumns(path, pf, columns, fn)
+}
+
+// column is one column that scanColumns reads into rows of R: set is called
+// with each non-null value. A column added by a later format (since) may be
+// missing from a file, and then reads as null.
+type column[R any] struct {
+	name  string
+	since string
+	set   func(r *R, v parquet.Value)
+}
+
+// scanColumns reads each row group's columns into rows of R, one column
+// after the other, then feeds fn the rows in order. Reading pages' values
+// straight into the fields skips parquet-go's row reconstruction and
+// conversion, which cost several times more. The metadata check has
+// already matched the file's columns to its format. fn must not keep the
+// row's pointers: the rows are reused.
+func scanColumns[R any](path string, pf *parquet.File, columns []column[R], fn func(*R) error) error {
 	index := make([]int, len(columns))
 	for i, c := range columns {
 		leaf, ok := pf.Schema().Lookup(c.name)
 		switch {
 		case ok:
 			index[i] = leaf.ColumnIndex
-		case c.name == "verb" || c.name == "graph_node": // format 3 on
+		case c.since != "":
 			index[i] = -1
 		default:
 			return fmt.Errorf("%s: %w: no column %s", path, ErrMetadata, c.name)
 		}
 	}
 	values := make([]parquet.Value, 1024)
-	var rows []MessageRow
+	var rows []R
 	for _, rg := range pf.RowGroups() {
 		rows = slices.Grow(rows[:0], int(rg.NumRows()))[:rg.NumRows()]
 		clear(rows)
@@ -166,7 +170,7 @@ func scanMessages(path string, pf *parquet.File, fn func(*MessageRow) error) err
 
 // readColumn sets every non-null value of a flat column chunk into rows,
 // in row order.
-func readColumn(chunk parquet.ColumnChunk, values []parquet.Value, rows []MessageRow, set func(*MessageRow, parquet.Value)) error {
+func readColumn[R any](chunk parquet.ColumnChunk, values []parquet.Value, rows []R, set func(*R, parquet.Value)) error {
 	pages := chunk.Pages()
 	defer pages.Close()
 	row := 0
@@ -207,6 +211,28 @@ func readColumn(chunk parquet.ColumnChunk, values []parquet.Value, rows []Messag
 	return nil
 }
 
+// interner shares one string per value of a dictionary column, which
+// repeats a few values.
+type interner map[string]*string
+
+func (in interner) string(v parquet.Value) *string {
+	if p, ok := in[string(v.ByteArray())]; ok {
+		return p
+	}
+	p := newString(v)
+	in[*p] = p
+	return p
+}
+
+// newString copies a value's bytes: the page they sit in is reused.
+func newString(v parquet.Value) *string { s := string(v.ByteArray()); return &s }
+
+// copyBytes copies a value's bytes, never nil: a set empty value is not a
+// null one.
+func copyBytes(v parquet.Value) []byte {
+	return append(make([]byte, 0, len(v.ByteArray())), v.ByteArray()...)
+}
+
 // ReadMeta reads only a file's footer metadata.
 func ReadMeta(path string) (Meta, error) {
 	f, pf, err := open(path)
@@ -228,10 +254,12 @@ func Verify(path string) (Meta, error) { return VerifyFrames(path, nil) }
 // rebuilds from the rows, in order; fn must not keep data.
 func VerifyFrames(path string, fn func(seq uint64, kind frame.Kind, data []byte) error) (Meta, error) {
 	v := verifier{sum: NewChecksum(), frame: fn}
-	meta, err := scanAs(path, func(f *frameRow) error {
-		r := Row{BufferID: f.BufferID, Seq: f.Seq, Part: f.Part, Kind: f.Kind, Raw: f.Raw, RawBytes: f.RawBytes,
-			Error: f.Error, Detail: f.Detail, Query: f.Query}
-		return v.row(&r)
+	meta, err := withFile(path, func(pf *parquet.File) error {
+		return scanColumns(path, pf, frameColumns(), func(f *frameRow) error {
+			r := Row{BufferID: f.BufferID, Seq: f.Seq, Part: f.Part, Kind: f.Kind, Raw: f.Raw, RawBytes: f.RawBytes,
+				Error: f.Error, Detail: f.Detail, Query: f.Query}
+			return v.row(&r)
+		})
 	})
 	if err != nil {
 		return meta, err
@@ -246,20 +274,37 @@ func VerifyFrames(path string, fn func(seq uint64, kind frame.Kind, data []byte)
 }
 
 // frameRow is the part of a Row that Verify reads: the columns that hold a
-// frame's bytes and say where it goes. Payload and the parsed fields are
-// not read: decompressing and rebuilding them for nothing made the check
-// after every publish cost a third of a compaction. Columns a file's
-// format lacks (buffer_id, detail and query before format 3) read as null.
+// frame's bytes and say where it goes, each as in Row. Payload and the
+// parsed fields are not read: decompressing and rebuilding them for nothing
+// made the check after every publish cost a third of a compaction. A row
+// group's worth is held at a time, so it is kept small.
 type frameRow struct {
-	BufferID *string `parquet:"buffer_id,dict"`
-	Seq      int64   `parquet:"seq"`
-	Part     int32   `parquet:"part"`
-	Kind     string  `parquet:"kind,dict"`
-	Raw      *string `parquet:"raw"`
-	RawBytes []byte  `parquet:"raw_bytes,optional"`
-	Error    *string `parquet:"error"`
-	Detail   *string `parquet:"detail"`
-	Query    *string `parquet:"query"`
+	BufferID *string
+	Seq      int64
+	Part     int32
+	Kind     string
+	Raw      *string
+	RawBytes []byte
+	Error    *string
+	Detail   *string
+	Query    *string
+}
+
+// frameColumns reads frameRow's columns; those an older format lacks
+// (buffer_id, detail, query) read as null.
+func frameColumns() []column[frameRow] {
+	in := interner{}
+	return []column[frameRow]{
+		{name: "buffer_id", since: FormatV2, set: func(r *frameRow, v parquet.Value) { r.BufferID = in.string(v) }},
+		{name: "seq", set: func(r *frameRow, v parquet.Value) { r.Seq = v.Int64() }},
+		{name: "part", set: func(r *frameRow, v parquet.Value) { r.Part = v.Int32() }},
+		{name: "kind", set: func(r *frameRow, v parquet.Value) { r.Kind = *in.string(v) }},
+		{name: "raw", set: func(r *frameRow, v parquet.Value) { r.Raw = newString(v) }},
+		{name: "raw_bytes", set: func(r *frameRow, v parquet.Value) { r.RawBytes = copyBytes(v) }},
+		{name: "error", set: func(r *frameRow, v parquet.Value) { r.Error = newString(v) }},
+		{name: "detail", since: FormatV2, set: func(r *frameRow, v parquet.Value) { r.Detail = newString(v) }},
+		{name: "query", since: Format, set: func(r *frameRow, v parquet.Value) { r.Query = newString(v) }},
+	}
 }
 
 // verifier rebuilds frames from the rows, one at a time, in file order.
@@ -292,7 +337,7 @@ func (v *verifier) row(r *Row) error {
 			return fmt.Errorf("%w: seq %d: part %d (%s) where part %d (%s) was expected", ErrMismatch, r.Seq, r.Part, r.Kind, v.parts, v.cur.Kind)
 		}
 		v.parts++
-		v.data = append(v.data, r.frameBytes()...)
+		v.data = r.appendFrameBytes(v.data)
 		return nil
 	}
 	if v.started && r.Seq <= v.cur.Seq {
@@ -308,7 +353,7 @@ func (v *verifier) row(r *Row) error {
 		v.first, v.started = r.Seq, true
 	}
 	v.cur, v.parts, v.last = *r, 1, r.Seq
-	v.data = append(v.data[:0], r.frameBytes()...)
+	v.data = r.appendFrameBytes(v.data[:0])
 	v.frames++
 	return nil
 }

@@ -183,25 +183,26 @@ func (r *Row) textBytes() int {
 	return n
 }
 
-// frameBytes is the part of a frame (or event detail) that row r holds.
-func (r *Row) frameBytes() []byte {
+// appendFrameBytes appends the part of a frame (or event detail) that row
+// r holds.
+func (r *Row) appendFrameBytes(dst []byte) []byte {
 	switch {
 	case r.Kind == KindStatement:
-		b := []byte(deref(r.Query) + "\n")
+		dst = append(append(dst, deref(r.Query)...), '\n')
 		if r.RawBytes != nil {
-			return append(b, r.RawBytes...)
+			return append(dst, r.RawBytes...)
 		}
-		return append(b, deref(r.Raw)...)
+		return append(dst, deref(r.Raw)...)
 	case r.RawBytes != nil:
-		return r.RawBytes
+		return append(dst, r.RawBytes...)
 	case r.Raw != nil && r.Kind == KindMessage:
-		return []byte(*r.Raw)
+		return append(dst, *r.Raw...)
 	case r.Detail != nil && r.Kind != KindMessage && r.Kind != "binary":
-		return []byte(*r.Detail)
+		return append(dst, *r.Detail...)
 	case r.Error != nil && r.Kind != KindMessage && r.Kind != "binary":
-		return []byte(*r.Error) // format 1 kept an event's detail in error
+		return append(dst, *r.Error...) // format 1 kept an event's detail in error
 	}
-	return nil
+	return dst
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -243,7 +244,7 @@ func Rows(e Entry) []Row { return appendRows(nil, idColumn(""), e) }
 
 // FrameBytes returns the part of its frame (or event detail) that r holds:
 // a frame's exact bytes are its rows' FrameBytes in part order.
-func (r *Row) FrameBytes() []byte { return r.frameBytes() }
+func (r *Row) FrameBytes() []byte { return r.appendFrameBytes(nil) }
 
 // KindOf returns the frame kind of a row's kind column.
 func KindOf(name string) (frame.Kind, bool) { return kindOf(name) }
