@@ -2,12 +2,18 @@ package upload
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/practable/lablog/internal/ops/fault"
 	"github.com/practable/lablog/internal/publish/archive"
@@ -327,5 +333,37 @@ func TestRecoveryClearsNextAttempt(t *testing.T) {
 	if st.State != StateIdle || st.FilesUploaded != int64(len(rels)) || st.Failures != 0 || !st.NextAttemptAt.IsZero() {
 		t.Errorf("after recovery: state %s, %d uploaded, %d failures, next attempt %v (want idle, %d, 0, none)",
 			st.State, st.FilesUploaded, st.Failures, st.NextAttemptAt, len(rels))
+	}
+}
+
+// A server that answers 403 before reading the upload may close the
+// connection in the middle of the error's body (the CI's versitygw did, once
+// in a while): the status came back, so the hint says the credentials were
+// refused, not that the server closed the connection without an answer.
+func TestForbiddenWithItsBodyCutShort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code></Error>`
+		fmt.Fprintf(buf, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body[:20])
+		buf.Flush()
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	o := Options{Endpoint: "http://" + ln.Addr().String(), Region: "us-east-1", Bucket: "lab-archive", PathStyle: true, Timeout: 5 * time.Second}
+	client := NewClient(o, Credentials{AccessKeyID: "AKIAWRONGKEYID000000", SecretAccessKey: "wrong-secret-value-0123456789"})
+	_, err = client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String("k"), Body: strings.NewReader("data")})
+	if err == nil {
+		t.Fatal("PutObject went through a server that only answers 403")
+	}
+	if h := hint(err); !strings.Contains(h, "credentials refused (HTTP 403") {
+		t.Fatalf("hint %q for %v", h, err)
 	}
 }
