@@ -121,9 +121,10 @@ func hint(err error) string {
 	case "NoSuchBucket":
 		return "no such bucket (" + code + "): check upload.bucket"
 	}
-	// A status came back even when the error's body did not (a server may
-	// answer 403 before reading the upload and close the connection, and
-	// the body is then cut short): the status says what happened.
+	// A status means the server answered, even when the error's body was
+	// cut short (a server may answer 403 before reading the upload and
+	// close the connection): the status says what happened, and the
+	// transport's errors below are only for calls that got no answer.
 	switch st := httpStatus(err); {
 	case st >= 500:
 		return "server error (HTTP " + http.StatusText(st) + ")"
@@ -131,6 +132,8 @@ func hint(err error) string {
 		// S3 answers 403 for a wrong key or secret, a key without rights,
 		// and a skewed clock; only the code it could not send would say which.
 		return "credentials refused (HTTP 403, no reason readable): check upload.credentials_file, the key's rights on the bucket and this machine's clock"
+	case st != 0:
+		return ""
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
@@ -140,7 +143,7 @@ func hint(err error) string {
 	if errors.As(err, &oe) {
 		return "server unreachable"
 	}
-	if httpStatus(err) == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 		return "server unreachable (connection closed without an answer)"
 	}
 	return ""

@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -339,31 +340,53 @@ func TestRecoveryClearsNextAttempt(t *testing.T) {
 // A server that answers 403 before reading the upload may close the
 // connection in the middle of the error's body (the CI's versitygw did, once
 // in a while): the status came back, so the hint says the credentials were
-// refused, not that the server closed the connection without an answer.
+// refused, not that the server closed the connection without an answer; and
+// any other status cut short is not called "unreachable" either. The cut
+// comes both ways a client meets it: a reset (the upload left unread) and a
+// plain end of the stream.
 func TestForbiddenWithItsBodyCutShort(t *testing.T) {
+	var status atomic.Int32
+	var reset atomic.Bool
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !reset.Load() {
+			io.Copy(io.Discard, r.Body)
+		}
 		c, buf, err := w.(http.Hijacker).Hijack()
 		if err != nil {
 			return
 		}
 		defer c.Close()
+		if reset.Load() {
+			c.(*net.TCPConn).SetLinger(0) // close with a reset
+		}
+		st := int(status.Load())
 		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code></Error>`
-		fmt.Fprintf(buf, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body[:20])
+		fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", st, http.StatusText(st), len(body), body[:20])
 		buf.Flush()
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	o := Options{Endpoint: "http://" + ln.Addr().String(), Region: "us-east-1", Bucket: "lab-archive", PathStyle: true, Timeout: 5 * time.Second}
 	client := NewClient(o, Credentials{AccessKeyID: "AKIAWRONGKEYID000000", SecretAccessKey: "wrong-secret-value-0123456789"})
-	_, err = client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String("k"), Body: strings.NewReader("data")})
-	if err == nil {
-		t.Fatal("PutObject went through a server that only answers 403")
-	}
-	if h := hint(err); !strings.Contains(h, "credentials refused (HTTP 403") {
-		t.Fatalf("hint %q for %v", h, err)
+	for _, rst := range []bool{true, false} {
+		put := func(st int) error {
+			status.Store(int32(st))
+			reset.Store(rst)
+			_, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String("k"), Body: strings.NewReader("data")})
+			if err == nil {
+				t.Fatalf("PutObject went through a server that only answers %d", st)
+			}
+			return err
+		}
+		if err := put(http.StatusForbidden); !strings.Contains(hint(err), "credentials refused (HTTP 403") {
+			t.Errorf("reset %v: hint %q for %v", rst, hint(err), err)
+		}
+		if err := put(http.StatusNotFound); strings.Contains(hint(err), "unreachable") {
+			t.Errorf("reset %v: hint %q for %v: the server answered", rst, hint(err), err)
+		}
 	}
 }
