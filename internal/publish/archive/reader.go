@@ -440,15 +440,11 @@ func rowShape(r *Row) error {
 
 // scan opens a file, reads its metadata and feeds fn every row in order,
 // streaming in small batches so a whole hour never sits in memory.
-func scan(path string, fn func(*Row) error) (Meta, error) { return scanAs(path, fn) }
-
-// scanAs is scan reading only the columns of T, which must be named as in
-// Row.
-func scanAs[T any](path string, fn func(*T) error) (Meta, error) {
+func scan(path string, fn func(*Row) error) (Meta, error) {
 	return withFile(path, func(pf *parquet.File) error {
-		r := parquet.NewGenericReader[T](pf)
+		r := parquet.NewGenericReader[Row](pf)
 		defer r.Close()
-		batch := make([]T, 256)
+		batch := make([]Row, 256)
 		for {
 			clear(batch) // the reader may leave old pointers in place of nulls
 			n, err := r.Read(batch)
