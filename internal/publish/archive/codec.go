@@ -37,7 +37,12 @@ func newZstdCodec() *zstdCodec { return new(zstdCodec) }
 
 func (c *zstdCodec) String() string { return "ZSTD" }
 
-func (c *zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
+func (c *zstdCodec) CompressionCodec() format.CompressionCodec { return pageCodec }
+
+// pageCodec is the codec of every page lablog writes; readers also take
+// uncompressed pages (tools and tests write them), and a file that names
+// any other codec is damaged (see metaOf).
+const pageCodec = format.Zstd
 
 func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
 	c.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	pformat "github.com/parquet-go/parquet-go/format"
 
 	"github.com/practable/lablog/internal/record/frame"
 )
@@ -235,12 +236,7 @@ func copyBytes(v parquet.Value) []byte {
 
 // ReadMeta reads only a file's footer metadata.
 func ReadMeta(path string) (Meta, error) {
-	f, pf, err := open(path)
-	if err != nil {
-		return Meta{}, err
-	}
-	defer f.Close()
-	return metaOf(path, pf)
+	return withFile(path, func(*parquet.File) error { return nil })
 }
 
 // Verify checks a published file against itself: footer metadata present
@@ -464,8 +460,14 @@ func scan(path string, fn func(*Row) error) (Meta, error) {
 }
 
 // withFile opens a file, reads its metadata and runs read over it. A panic
-// inside the Parquet reader (garbled pages) becomes an ErrCorrupt error.
+// inside the Parquet reader becomes an ErrCorrupt error: a garbled footer or
+// page index panics in parquet.OpenFile, garbled pages in read.
 func withFile(path string, read func(*parquet.File) error) (meta Meta, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: %w: %v", path, ErrCorrupt, p)
+		}
+	}()
 	f, pf, err := open(path)
 	if err != nil {
 		return Meta{}, err
@@ -474,11 +476,6 @@ func withFile(path string, read func(*parquet.File) error) (meta Meta, err error
 	if meta, err = metaOf(path, pf); err != nil {
 		return meta, err
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%s: %w: %v", path, ErrCorrupt, p)
-		}
-	}()
 	return meta, read(pf)
 }
 
@@ -524,6 +521,16 @@ func metaOf(path string, pf *parquet.File) (Meta, error) {
 	}
 	if !sameColumns(pf.Schema(), columns) {
 		return bad("schema is not lablog's format %s", format)
+	}
+	// Decoding pages with a codec lablog never wrote is not safe: on bytes
+	// that are not lz4, parquet-go's lz4 decoder grows its buffer without
+	// bound (a flipped bit in a footer ran a test out of memory).
+	for _, rg := range pf.Metadata().RowGroups {
+		for _, c := range rg.Columns {
+			if codec := c.MetaData.Codec; codec != pageCodec && codec != pformat.Uncompressed {
+				return bad("column %s is compressed with %s, lablog writes %s", strings.Join(c.MetaData.PathInSchema, "."), c.MetaData.Codec, pageCodec)
+			}
+		}
 	}
 	kv := map[string]string{}
 	for _, k := range keys {
