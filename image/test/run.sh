@@ -121,6 +121,11 @@ clear_tree "${pigen}/work" # the stages' root filesystems
 
 "${repo}/image/test/make-disk.sh" "${image}" "${work}"
 phase "disk images ready"
+# Flush the gigabytes pi-gen and the disks left dirty before the boots, not
+# during them: QEMU writes the guest's serial console from a vCPU holding its
+# big lock, so a write throttled behind that writeback stalls every vCPU.
+sync
+phase "written back to disk"
 cd "${repo}"
 LABLOG_IMAGE_WORK="${work}" LABLOG_BIN="${repo}/dist/lablog" \
 	go test -count=1 -v -timeout 45m -run '^TestImage$' ./internal/e2e/image

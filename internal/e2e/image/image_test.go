@@ -48,8 +48,9 @@ func TestImage(t *testing.T) {
 	// ---- boot 1 ----
 	// The limits are generous: cloud-init's Python adds to a first boot under
 	// TCG, and a loaded 2-core machine slows the emulator many times over.
+	// An emulator that froze is restarted once (waitForBoot).
 	v := startVM(t, work, 1)
-	v.waitFor("status page answers", 15*time.Minute, func() error { _, err := v.status(); return err })
+	v.waitForBoot("status page answers", 15*time.Minute, func() error { _, err := v.status(); return err })
 	phase("boot 1: lablog answers")
 	v.waitFor("every configured stream records", 3*time.Minute, func() error {
 		s, err := v.status()
@@ -320,7 +321,7 @@ func TestImage(t *testing.T) {
 	// ---- boot 2 ----
 	v = startVM(t, work, 2)
 	var after struct{ started time.Time }
-	v.waitFor("lablog records again", 15*time.Minute, func() error {
+	v.waitForBoot("lablog records again", 15*time.Minute, func() error {
 		s, err := v.status()
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -36,6 +37,12 @@ type vm struct {
 	exited  chan struct{} // closed when QEMU has exited
 	waitErr error         // its exit, once exited is closed
 	control string        // the admin's shared ssh connection (ControlPath)
+
+	args      []string   // QEMU's, kept for a restart
+	restarted bool       // a frozen emulator was restarted (once per boot)
+	pollStart time.Time  // when the current wait began
+	quiet     quietSince // when the console last grew, and QEMU's CPU then
+	host      hostCPU    // this machine's CPU counters when QEMU started
 }
 
 func freePort(t *testing.T) int {
@@ -52,17 +59,16 @@ func startVM(t *testing.T, work string, boot int) *vm {
 	t.Helper()
 	v := &vm{t: t, work: work, boot: boot, http: freePort(t), ssh: freePort(t), relay: freePort(t),
 		pidfile: filepath.Join(work, fmt.Sprintf("qemu-%d.pid", boot)),
-		console: filepath.Join(work, fmt.Sprintf("console-%d.log", boot)), exited: make(chan struct{}),
+		console: filepath.Join(work, fmt.Sprintf("console-%d.log", boot)),
 		control: filepath.Join(t.TempDir(), fmt.Sprintf("ssh-%d", boot))}
 	cmdline, err := kernelCmdline(filepath.Join(work, "disk.img"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("boot %d: kernel command line %q", boot, cmdline)
-	os.Remove(v.pidfile)
 	fwd := fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-:8888",
 		v.http, v.ssh, v.relay)
-	args := []string{
+	v.args = []string{
 		"-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
 		"-nographic", "-monitor", "none", "-serial", "file:" + v.console,
 		"-kernel", filepath.Join(work, "vmlinuz"), "-initrd", filepath.Join(work, "initrd.img"),
@@ -76,17 +82,7 @@ func startVM(t *testing.T, work string, boot int) *vm {
 		"-device", "i6300esb",
 		"-pidfile", v.pidfile,
 	}
-	log, err := os.Create(filepath.Join(work, fmt.Sprintf("qemu-%d.log", boot)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.cmd = exec.Command("qemu-system-aarch64", args...)
-	v.cmd.Stdout, v.cmd.Stderr = log, log
-	v.cmd.Stdin = nil
-	if err := v.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { v.waitErr = v.cmd.Wait(); log.Close(); close(v.exited) }()
+	v.start()
 	t.Logf("boot %d: qemu started, status page on 127.0.0.1:%d, ssh on 127.0.0.1:%d", boot, v.http, v.ssh)
 	t.Cleanup(func() {
 		if t.Failed() && v.running() == nil {
@@ -97,10 +93,34 @@ func startVM(t *testing.T, work string, boot int) *vm {
 			t.Logf("cleanup: %v", err)
 		}
 		if t.Failed() {
+			// The summary last: a CI log's excerpt is its end.
 			t.Logf("boot %d console (last lines):\n%s", boot, tail(v.console, 60))
+			t.Logf("boot %d: %s", boot, v.diagnosis())
 		}
 	})
 	return v
+}
+
+// start runs QEMU with the boot's arguments (its serial console starts the
+// boot's console log afresh).
+func (v *vm) start() {
+	t := v.t
+	t.Helper()
+	os.Remove(v.pidfile)
+	log, err := os.OpenFile(filepath.Join(v.work, fmt.Sprintf("qemu-%d.log", v.boot)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("qemu-system-aarch64", v.args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Stdin = nil
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	v.cmd, v.exited, v.host = cmd, exited, readHostCPU()
+	v.quiet = quietSince{}
+	go func() { v.waitErr = cmd.Wait(); log.Close(); close(exited) }()
 }
 
 // cardCmdline reads cmdline.txt from the FAT boot partition (the first) of
@@ -189,22 +209,74 @@ func (v *vm) running() error {
 // waitFor polls check every second until it returns nil, for at most limit.
 func (v *vm) waitFor(what string, limit time.Duration, check func() error) {
 	v.t.Helper()
-	start := time.Now()
+	if err := v.poll(limit, check, false); err != nil {
+		v.t.Fatalf("boot %d: %s: not within %s: %v", v.boot, what, limit, err)
+	}
+	v.t.Logf("boot %d: %s after %.0f s", v.boot, what, time.Since(v.pollStart).Seconds())
+}
+
+// waitForBoot is waitFor for a boot to come up, where the emulator, not the
+// image, may freeze: a guest whose kernel reported a CPU stuck and whose
+// console then stayed silent for frozenAfter is taken as frozen, its power
+// cut, and the boot started once more (a power cut during a boot, which the
+// card must survive anyway), with the full limit again. A second freeze
+// fails, as does a silent guest whose kernel reported nothing: a boot that
+// hangs in the image's own services keeps its console quiet too.
+func (v *vm) waitForBoot(what string, limit time.Duration, check func() error) {
+	v.t.Helper()
+	err := v.poll(limit, check, !v.restarted)
+	if err != nil && errors.Is(err, errFrozen) {
+		v.t.Logf("boot %d: %v; cutting its power and booting again (once)", v.boot, err)
+		v.restart()
+		err = v.poll(limit, check, false)
+	}
+	if err != nil {
+		v.t.Fatalf("boot %d: %s: not within %s: %v", v.boot, what, limit, err)
+	}
+	v.t.Logf("boot %d: %s after %.0f s", v.boot, what, time.Since(v.pollStart).Seconds())
+}
+
+var errFrozen = errors.New("the emulated machine froze")
+
+// poll runs check every second, not faster: each check is a command in the
+// emulated machine, and checking takes time from the boot being watched.
+// It gives up early when QEMU has exited, or, with watchFreeze, when the
+// guest froze.
+func (v *vm) poll(limit time.Duration, check func() error, watchFreeze bool) error {
+	v.pollStart = time.Now()
 	var err error
-	// Every second, not faster: each check is a command in the emulated
-	// machine, and checking takes time from the boot being watched.
 	testkit.PollEvery(limit, time.Second, func() bool {
 		if err = v.running(); err != nil {
 			return true // qemu is gone: no use waiting
 		}
-		err = check()
-		return err == nil
+		if err = check(); err == nil {
+			return true
+		}
+		if watchFreeze {
+			if report := v.frozen(); report != "" {
+				err = fmt.Errorf("%w: %s", errFrozen, report)
+				return true
+			}
+		}
+		return false
 	})
-	if err == nil {
-		v.t.Logf("boot %d: %s after %.0f s", v.boot, what, time.Since(start).Seconds())
-		return
+	return err
+}
+
+// restart cuts the power of a frozen boot and starts it again; the frozen
+// run's console log is kept beside the new one.
+func (v *vm) restart() {
+	v.t.Helper()
+	if err := v.kill(); err != nil {
+		v.t.Fatal(err)
 	}
-	v.t.Fatalf("boot %d: %s: not within %s: %v", v.boot, what, limit, err)
+	frozen := strings.TrimSuffix(v.console, ".log") + "-frozen.log"
+	if err := os.Rename(v.console, frozen); err != nil {
+		v.t.Fatal(err)
+	}
+	v.restarted = true
+	v.start()
+	v.t.Logf("boot %d: qemu started again (the frozen run's console: %s)", v.boot, frozen)
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
