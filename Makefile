@@ -126,6 +126,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime 60s ./internal/record/frame
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/record/statement
 	$(GO) test -run '^$$' -fuzz FuzzStatementEnvelope -fuzztime 30s ./internal/record/frame
+	$(GO) test -run '^$$' -fuzz FuzzCompactStruct -fuzztime 30s ./internal/publish/archive
 
 # The appliance, emulated: pi-gen's own build.sh (../shared/pi-gen) runs our
 # stage and its export over a debootstrapped arm64 Debian root (cached under

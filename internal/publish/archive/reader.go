@@ -146,6 +146,9 @@ func scanColumns[R any](path string, pf *parquet.File, columns []column[R], fn f
 			return fmt.Errorf("%s: %w: no column %s", path, ErrMetadata, c.name)
 		}
 	}
+	if err := checkPages(pf, slices.DeleteFunc(slices.Clone(index), func(i int) bool { return i < 0 })); err != nil {
+		return fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
+	}
 	values := make([]parquet.Value, 1024)
 	var rows []R
 	for _, rg := range pf.RowGroups() {
@@ -236,7 +239,7 @@ func copyBytes(v parquet.Value) []byte {
 
 // ReadMeta reads only a file's footer metadata.
 func ReadMeta(path string) (Meta, error) {
-	return withFile(path, func(*parquet.File) error { return nil })
+	return withFile(path, nil)
 }
 
 // Verify checks a published file against itself: footer metadata present
@@ -438,6 +441,9 @@ func rowShape(r *Row) error {
 // streaming in small batches so a whole hour never sits in memory.
 func scan(path string, fn func(*Row) error) (Meta, error) {
 	return withFile(path, func(pf *parquet.File) error {
+		if err := checkPages(pf, nil); err != nil {
+			return fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
+		}
 		r := parquet.NewGenericReader[Row](pf)
 		defer r.Close()
 		batch := make([]Row, 256)
@@ -459,9 +465,10 @@ func scan(path string, fn func(*Row) error) (Meta, error) {
 	})
 }
 
-// withFile opens a file, reads its metadata and runs read over it. A panic
-// inside the Parquet reader becomes an ErrCorrupt error: a garbled footer or
-// page index panics in parquet.OpenFile, garbled pages in read.
+// withFile opens a file, reads its metadata and, when read is set, runs
+// read over it. A panic inside the Parquet reader
+// becomes an ErrCorrupt error: a garbled footer or page index panics in
+// parquet.OpenFile, garbled pages in read.
 func withFile(path string, read func(*parquet.File) error) (meta Meta, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -473,25 +480,31 @@ func withFile(path string, read func(*parquet.File) error) (meta Meta, err error
 		return Meta{}, err
 	}
 	defer f.Close()
-	if meta, err = metaOf(path, pf); err != nil {
+	if meta, err = metaOf(path, pf); err != nil || read == nil {
 		return meta, err
 	}
 	return meta, read(pf)
 }
 
-func open(path string) (*os.File, *parquet.File, error) {
-	f, err := os.Open(path)
+// open opens a Parquet file whose footer and page index passed checkFooter.
+func open(path string) (f *os.File, pf *parquet.File, err error) {
+	f, err = os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
 		return nil, nil, err
 	}
-	pf, err := parquet.OpenFile(f, fi.Size())
-	if err != nil {
-		f.Close()
+	if err = checkFooter(f, fi.Size()); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
+	}
+	if pf, err = parquet.OpenFile(f, fi.Size()); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
 	}
 	return f, pf, nil
