@@ -25,57 +25,70 @@ import (
 // lablog writes 256 KiB pages, and other writers' pages are a few MiB.
 const maxPageSize = 64 << 20
 
-// checkFooter checks the footer and the page index that parquet.OpenFile
-// reads: the footer's length within the file, every length and count in
-// the footer and the page index within its bytes (compactStruct), the page
-// index within the file.
-func checkFooter(r io.ReaderAt, size int64) error {
+// checkFooter checks the footer that parquet.OpenFile decodes: its length
+// within the file, and every length and count in it within its bytes
+// (compactStruct). pages is where the pages end (the footer begins).
+func checkFooter(r io.ReaderAt, size int64) (pages int64, err error) {
 	if size < 12 {
-		return fmt.Errorf("%d bytes, too short for Parquet", size)
+		return 0, fmt.Errorf("%d bytes, too short for Parquet", size)
 	}
 	var tail [8]byte
 	if _, err := r.ReadAt(tail[:], size-8); err != nil {
-		return err
+		return 0, err
 	}
 	if string(tail[4:]) != "PAR1" {
-		return errors.New("no PAR1 at its end")
+		return 0, errors.New("no PAR1 at its end")
 	}
 	n := int64(binary.LittleEndian.Uint32(tail[:4]))
 	if n > size-12 {
-		return fmt.Errorf("a footer of %d bytes in a file of %d", n, size)
+		return 0, fmt.Errorf("a footer of %d bytes in a file of %d", n, size)
 	}
-	pages := size - 8 - n // where the footer begins
+	pages = size - 8 - n
 	footer := make([]byte, n)
 	if _, err := r.ReadAt(footer, pages); err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := compactStruct(footer); err != nil {
-		return fmt.Errorf("footer: %w", err)
+		return 0, fmt.Errorf("footer: %w", err)
 	}
-	var md pformat.FileMetaData
-	if err := thrift.Unmarshal(new(thrift.CompactProtocol), footer, &md); err != nil {
-		return fmt.Errorf("footer: %w", err)
+	return pages, nil
+}
+
+// checkPageIndex checks the page index the footer md points to, before
+// parquet-go decodes it: each index within the file's pages (before pages),
+// and every length and count in it within its bytes. The indexes sit
+// together between the pages and the footer, so they are read at once.
+func checkPageIndex(r io.ReaderAt, md *pformat.FileMetaData, pages int64) error {
+	type index struct {
+		what      string
+		off, size int64
 	}
+	var indexes []index
+	first, end := pages, int64(0)
 	for _, rg := range md.RowGroups {
 		for _, c := range rg.Columns {
-			for _, ix := range []struct {
-				what      string
-				off, size int64
-			}{{"column index", c.ColumnIndexOffset, int64(c.ColumnIndexLength)}, {"offset index", c.OffsetIndexOffset, int64(c.OffsetIndexLength)}} {
+			for _, ix := range []index{{"column index", c.ColumnIndexOffset, int64(c.ColumnIndexLength)}, {"offset index", c.OffsetIndexOffset, int64(c.OffsetIndexLength)}} {
 				if ix.size == 0 {
 					continue
 				}
 				if ix.off < 4 || ix.size < 0 || ix.off+ix.size > pages {
 					return fmt.Errorf("%s of %d bytes at %d, outside the file's pages", ix.what, ix.size, ix.off)
 				}
-				b := make([]byte, ix.size)
-				if _, err := r.ReadAt(b, ix.off); err != nil {
-					return err
-				}
-				if _, err := compactStruct(b); err != nil {
-					return fmt.Errorf("%s at %d: %w", ix.what, ix.off, err)
-				}
+				indexes = append(indexes, ix)
+				first, end = min(first, ix.off), max(end, ix.off+ix.size)
 			}
+		}
+	}
+	if len(indexes) == 0 {
+		return nil
+	}
+	span := make([]byte, end-first)
+	if _, err := r.ReadAt(span, first); err != nil {
+		return err
+	}
+	for _, ix := range indexes {
+		if _, err := compactStruct(span[ix.off-first : ix.off-first+ix.size]); err != nil {
+			return fmt.Errorf("%s at %d: %w", ix.what, ix.off, err)
 		}
 	}
 	return nil
@@ -117,24 +130,15 @@ func checkChunk(r io.ReaderAt, md *pformat.ColumnMetaData, rows, limit int64) er
 			return fmt.Errorf("page header at %d: %w", pos, err)
 		}
 		pos += n
+		values, known := pageValues(&h)
 		switch {
-		case !knownPage(&h):
+		case !known:
 			return fmt.Errorf("page at %d: type %s without its header", pos, h.Type)
 		case h.CompressedPageSize < 0 || int64(h.CompressedPageSize) > end-pos:
 			return fmt.Errorf("page at %d: %d compressed bytes, %d left in the chunk", pos, h.CompressedPageSize, end-pos)
 		case h.UncompressedPageSize < 0 || h.UncompressedPageSize > maxPageSize:
 			return fmt.Errorf("page at %d: %d bytes uncompressed, at most %d", pos, h.UncompressedPageSize, maxPageSize)
-		}
-		var values int64
-		switch {
-		case h.DataPageHeader.Valid:
-			values = int64(h.DataPageHeader.V.NumValues)
-		case h.DataPageHeaderV2.Valid:
-			values = int64(h.DataPageHeaderV2.V.NumValues)
-		case h.DictionaryPageHeader.Valid:
-			values = int64(h.DictionaryPageHeader.V.NumValues)
-		}
-		if values < 0 || values > rows {
+		case values < 0 || values > rows:
 			return fmt.Errorf("page at %d: %d values in a row group of %d rows", pos, values, rows)
 		}
 		pos += int64(h.CompressedPageSize)
@@ -166,16 +170,17 @@ func readPageHeader(r io.ReaderAt, pos, end int64, buf *[]byte) (h pformat.PageH
 	}
 }
 
-// knownPage says whether a header is a data or dictionary page's with the
-// header its type needs (parquet-go reads no other).
-func knownPage(h *pformat.PageHeader) bool {
-	switch h.Type {
-	case pformat.DataPage:
-		return h.DataPageHeader.Valid
-	case pformat.DataPageV2:
-		return h.DataPageHeaderV2.Valid
-	case pformat.DictionaryPage:
-		return h.DictionaryPageHeader.Valid
+// pageValues is the count of values a data or dictionary page's header
+// states; known is false for a page of another type (parquet-go reads no
+// other) or one without the header its type needs.
+func pageValues(h *pformat.PageHeader) (values int64, known bool) {
+	switch {
+	case h.Type == pformat.DataPage && h.DataPageHeader.Valid:
+		return int64(h.DataPageHeader.V.NumValues), true
+	case h.Type == pformat.DataPageV2 && h.DataPageHeaderV2.Valid:
+		return int64(h.DataPageHeaderV2.V.NumValues), true
+	case h.Type == pformat.DictionaryPage && h.DictionaryPageHeader.Valid:
+		return int64(h.DictionaryPageHeader.V.NumValues), true
 	}
-	return false
+	return 0, false
 }

@@ -168,3 +168,29 @@ func TestHugeListInFooterRefused(t *testing.T) {
 	}
 	refusedCheaply(t, out, "Verify", "ReadMeta", "Scan", "ScanMessages")
 }
+
+// TestHugeListInPageIndexRefused: the first offset index's list of page
+// locations turned into 4M of them (parquet-go makes the list before it
+// reads one) is refused by every reader, ReadMeta too.
+func TestHugeListInPageIndexRefused(t *testing.T) {
+	path, _, _ := good(t, t.TempDir())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := pf.Metadata().RowGroups[0].Columns[0].OffsetIndexOffset
+	// OffsetIndex: field 1 (page_locations, a list of structs, one here).
+	if at == 0 || b[at] != 0x19 || b[at+1] != 0x1c {
+		t.Fatalf("offset index at %d begins % x, not a list of one page location", at, b[at:at+2])
+	}
+	copy(b[at+1:], []byte{0xfc, 0xff, 0xff, 0xff, 0x01}) // 2^22-1 page locations
+	out := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refusedCheaply(t, out, "Verify", "ReadMeta", "Scan", "ScanMessages")
+}

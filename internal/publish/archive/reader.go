@@ -466,9 +466,9 @@ func scan(path string, fn func(*Row) error) (Meta, error) {
 }
 
 // withFile opens a file, reads its metadata and, when read is set, runs
-// read over it. A panic inside the Parquet reader
-// becomes an ErrCorrupt error: a garbled footer or page index panics in
-// parquet.OpenFile, garbled pages in read.
+// read over it. A panic inside the Parquet reader becomes an ErrCorrupt
+// error: a garbled footer or page index panics in open, garbled pages in
+// read.
 func withFile(path string, read func(*parquet.File) error) (meta Meta, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -486,7 +486,10 @@ func withFile(path string, read func(*parquet.File) error) (meta Meta, err error
 	return meta, read(pf)
 }
 
-// open opens a Parquet file whose footer and page index passed checkFooter.
+// open opens a Parquet file whose footer and page index passed checkFooter
+// and checkPageIndex. parquet.OpenFile reads the page index only once it
+// is checked, which needs the footer it decodes; the index is then decoded
+// as OpenFile would have, so damage there is still an error.
 func open(path string) (f *os.File, pf *parquet.File, err error) {
 	f, err = os.Open(path)
 	if err != nil {
@@ -501,10 +504,17 @@ func open(path string) (f *os.File, pf *parquet.File, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err = checkFooter(f, fi.Size()); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
+	pages, err := checkFooter(f, fi.Size())
+	if err == nil {
+		pf, err = parquet.OpenFile(f, fi.Size(), parquet.SkipPageIndex(true))
 	}
-	if pf, err = parquet.OpenFile(f, fi.Size()); err != nil {
+	if err == nil {
+		err = checkPageIndex(f, pf.Metadata(), pages)
+	}
+	if err == nil {
+		_, _, err = pf.ReadPageIndex()
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
 	}
 	return f, pf, nil

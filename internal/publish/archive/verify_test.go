@@ -206,15 +206,6 @@ func TestFlippedBitsNeverPanicAReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readers := map[string]func(string) error{
-		"Verify":   func(p string) error { _, err := archive.Verify(p); return err },
-		"ReadMeta": func(p string) error { _, err := archive.ReadMeta(p); return err },
-		"Scan":     func(p string) error { _, err := archive.Scan(p, func(*archive.Row) error { return nil }); return err },
-		"ScanMessages": func(p string) error {
-			_, err := archive.ScanMessages(p, func(*archive.MessageRow) error { return nil })
-			return err
-		},
-	}
 	const flips = 600 // one every ~11 bytes of the file, each bit in turn
 	damaged := filepath.Join(t.TempDir(), filepath.Base(path))
 	caught := 0
