@@ -225,7 +225,7 @@ func (v *vm) waitFor(what string, limit time.Duration, check func() error) {
 func (v *vm) waitForBoot(what string, limit time.Duration, check func() error) {
 	v.t.Helper()
 	err := v.poll(limit, check, !v.restarted)
-	if err != nil && errors.Is(err, errFrozen) {
+	if errors.Is(err, errFrozen) {
 		v.t.Logf("boot %d: %v; cutting its power and booting again (once)", v.boot, err)
 		v.restart()
 		err = v.poll(limit, check, false)

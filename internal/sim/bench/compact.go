@@ -51,7 +51,7 @@ func (f *bufferFiller) Publish(stream string, data []byte, binary bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.batch = append(f.batch, frame.Record{
-		Stream: stream, Received: f.start.Add(time.Duration(f.n) * f.step),
+		Stream: stream, Received: f.next(),
 		ClockSynced: true, Kind: frame.Text, Data: data,
 	})
 	f.n++
@@ -69,8 +69,11 @@ func (f *bufferFiller) Publish(stream string, data []byte, binary bool) {
 func (f *bufferFiller) now() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.start.Add(time.Duration(f.n) * f.step)
+	return f.next()
 }
+
+// next is the time the next frame is received at; f.mu is held.
+func (f *bufferFiller) next() time.Time { return f.start.Add(time.Duration(f.n) * f.step) }
 
 // flush appends the batch; f.mu is held.
 func (f *bufferFiller) flush() {
